@@ -1,0 +1,33 @@
+#!/bin/sh
+# Run tunkit's whole test suite: the README's test command, and what .ci/run calls.
+#
+# Installs what the tests need on a bare Debian/Ubuntu machine (pytest from
+# PyPI, iproute2 and iperf3 from apt) and then runs pytest.  Privileged tests run as root inside
+# throwaway network namespaces; without root they skip, except with CI=true
+# where a privileged test that cannot run is a failure.
+#
+# Usage: sh scripts/test.sh [pytest arguments...]
+set -eu
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+
+need_apt=""
+command -v ip >/dev/null 2>&1 || need_apt="$need_apt iproute2"
+if [ -n "$need_apt" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing$need_apt" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt >/dev/null
+fi
+if ! "$PY" -c "import pytest" >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing pytest" >&2
+    "$PY" -m pip install -q pytest
+fi
+
+set +e
+"$PY" -m pytest -q "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+    echo "scripts/test.sh: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$rc"

@@ -1,0 +1,42 @@
+"""tunkit: Linux TUN/TAP devices, rtnetlink and an overlay tunnel in pure Python.
+
+This package module does no I/O and imports nothing heavy: submodules are
+loaded on first attribute access, so ``import tunkit`` stays cheap for the
+CLI.  Layout (lower layers never import higher ones):
+
+* layer 0, pure codecs: ``_uapi`` (kernel constants), ``errors``,
+  ``netlink.message/attr/rtnl/events``, ``packet``, ``offload``, ``trie``;
+* layer 1, thin I/O: ``netlink.socket/client``, ``device``, ``netns``;
+* layer 2, orchestration: ``loop``, ``config``, ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it (loaded lazily, PEP 562)
+_LAZY = {
+    "TunkitError": "tunkit.errors",
+    "DecodeError": "tunkit.errors",
+    "NetlinkError": "tunkit.errors",
+    "DeviceError": "tunkit.errors",
+    "DeviceClosedError": "tunkit.errors",
+    "ConfigError": "tunkit.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'tunkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
