@@ -149,4 +149,4 @@ def test_idle_loop_does_not_spin(loop):
     loop.run(timeout=0.3)
     # one select() per timer tick (plus the final timeout), each one waiting: never a 0-timeout poll storm
     assert len(calls) <= len(ticks) + 3, (len(calls), len(ticks))
-    assert all(t is not None and t > 0 for t in calls[:-1])
+    assert sum(1 for t in calls if not t) <= 2, calls

@@ -1,0 +1,134 @@
+"""Helpers for the tunnel tests: fake TUN queues on socketpairs, packet builders, a pump."""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import struct
+
+VNET = struct.Struct("=BBHHHH")
+
+
+class FakeQueue:
+    """A TUN queue stand-in: one end of an AF_UNIX datagram socketpair.
+
+    The tunnel uses this object; the test uses ``.host`` (the other end) as
+    the kernel side: ``inject()`` is a packet the kernel routes into the TUN,
+    ``take()`` a packet the tunnel wrote out of it.
+    """
+
+    def __init__(self, vnet_hdr: bool = False) -> None:
+        self._s, self.host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for s in (self._s, self.host):
+            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.vnet_hdr = vnet_hdr
+
+    # the queue API the tunnel uses
+    def fileno(self) -> int:
+        return self._s.fileno()
+
+    def readinto(self, buf) -> int | None:
+        return self._s.recv_into(buf)
+
+    def write(self, pkt) -> int:
+        return self._s.send(pkt)
+
+    def writev(self, bufs) -> int:
+        return self._s.sendmsg(bufs)
+
+    # the test's side
+    def inject(self, pkt: bytes, vnet: bytes | None = None) -> None:
+        if self.vnet_hdr:
+            pkt = (vnet or bytes(10)) + pkt
+        self.host.send(pkt)
+
+    def take(self, timeout: float = 2.0) -> bytes | None:
+        r, _, _ = select.select([self.host], [], [], timeout)
+        if not r:
+            return None
+        return self.host.recv(70000)
+
+    def take_all(self, timeout: float = 0.05) -> list[bytes]:
+        out = []
+        while (p := self.take(timeout)) is not None:
+            out.append(p)
+        return out
+
+    def close(self) -> None:
+        self._s.close()
+        self.host.close()
+
+
+def pump(*fds_handlers, timeout: float = 2.0, rounds: int = 20) -> None:
+    """Wait for any of the (fileobj, handler) pairs to be readable and run its handler, until idle."""
+    objs = {(f if isinstance(f, int) else f.fileno()): h for f, h in fds_handlers}
+    for _ in range(rounds):
+        r, _, _ = select.select(list(objs), [], [], timeout)
+        if not r:
+            return
+        for fd in r:
+            objs[fd]()
+        timeout = 0.05  # after the first event, only wait for stragglers
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, df: bool = True, ident: int = 1) -> bytes:
+    udp_len = 8 + len(payload)
+    total = 20 + udp_len
+    s, d = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident, 0x4000 if df else 0, 64, 17, 0, s, d))
+    struct.pack_into("!H", hdr, 10, checksum(bytes(hdr)))
+    udp = bytearray(struct.pack("!HHHH", sport, dport, udp_len, 0) + payload)
+    c = checksum(s + d + struct.pack("!BBH", 0, 17, udp_len) + bytes(udp)) or 0xFFFF
+    struct.pack_into("!H", udp, 6, c)
+    return bytes(hdr + udp)
+
+
+def ipv6_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    udp_len = 8 + len(payload)
+    s, d = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    udp = bytearray(struct.pack("!HHHH", sport, dport, udp_len, 0) + payload)
+    c = checksum(s + d + struct.pack("!II", udp_len, 17) + bytes(udp)) or 0xFFFF
+    struct.pack_into("!H", udp, 6, c)
+    return struct.pack("!IHBB16s16s", 0x60000000, udp_len, 17, 64, s, d) + bytes(udp)
+
+
+def ipv4_tcp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq: int = 1000) -> bytes:
+    """An IPv4/TCP (ACK|PSH) packet with a full checksum."""
+    tcp_len = 20 + len(payload)
+    s, d = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 7, 0x4000, 64, 6, 0, s, d))
+    struct.pack_into("!H", hdr, 10, checksum(bytes(hdr)))
+    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, 0x18, 65535, 0, 0) + payload)
+    struct.pack_into("!H", tcp, 16, checksum(s + d + struct.pack("!BBH", 0, 6, tcp_len) + bytes(tcp)))
+    return bytes(hdr + tcp)
+
+
+class LinearTable:
+    """Test stand-in for a prefix table: linear longest match over (network, value)."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def insert(self, net, value) -> None:
+        net = ipaddress.ip_network(net)
+        self.items = [(n, v) for n, v in self.items if n != net] + [(net, value)]
+
+    def lookup(self, addr):
+        a = ipaddress.ip_address(bytes(addr))
+        best = None
+        for n, v in self.items:
+            if n.version == a.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
+                best = (n, v)
+        return None if best is None else best[1]

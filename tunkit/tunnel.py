@@ -1,0 +1,568 @@
+"""The overlay data path: TUN queue <-> authenticated IP-over-UDP between peers; does I/O.
+
+One :class:`Tunnel` serves one TUN queue and one UDP socket (a worker).  It
+is driven by a :class:`~tunkit.loop.PacketLoop` through two handlers:
+
+* **outbound** (:meth:`Tunnel.on_tun_readable`): read up to ``batch``
+  packets, route each by its destination with a longest-prefix match (a
+  peer's own prefixes, or an ``unsafe_routes`` network spread over several
+  gateways by a flow hash), answer packets too big for the route with ICMP
+  "fragmentation needed" / ICMPv6 "packet too big" written back into the TUN,
+  seal them (:mod:`tunkit.overlay`) and queue them on a
+  :class:`~tunkit.udp.UdpBatcher`, which sends runs of equal-sized datagrams
+  to one peer with a single ``UDP_SEGMENT`` ``sendmsg``.
+* **inbound** (:meth:`Tunnel.on_udp_readable`): read datagrams (``UDP_GRO``
+  batches split by size), accept them only from a configured peer endpoint,
+  open them (tag, freshness, replay), accept the inner packet only if its
+  source lies in that peer's prefixes (WireGuard's allowed-IPs rule), and
+  write it to the TUN.
+
+Every refused packet is counted by reason (:attr:`Tunnel.drops`, and per
+peer); per peer there are rx/tx packet and byte counters.
+:meth:`Tunnel.status` returns all of it as a JSON-able dict.
+
+TUN queues are duck-typed: ``fileno()``, ``readinto(buf) -> int|None`` (None
+or ``BlockingIOError`` when empty), ``write(buf)``, ``writev(bufs)`` and a
+``vnet_hdr`` attribute (True when every read/write starts with a 10-byte
+``virtio_net_hdr``).  With ``vnet_hdr`` a TSO/USO super-packet travels as
+*one* overlay message (the kernel IP-fragments the UDP datagram on the
+underlay and reassembles it at the peer), and the receiving tunnel writes it
+back as a super-packet: no per-segment Python work at either end.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN
+from tunkit.errors import ConfigError
+from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
+from tunkit.udp import UdpBatcher, enable_gro, recv_batch
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_MTU = 1300
+DEFAULT_BATCH = 64
+READ_BUF = 65536 + VIRTIO_NET_HDR_LEN + 64
+UNDERLAY_MTU = 1500
+
+# virtio_net_hdr (legacy, 10 bytes, native order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+_VNET = struct.Struct("=BBHHHH")
+_VNET_NONE = bytes(VIRTIO_NET_HDR_LEN)
+_GSO_ECN = 0x80
+_NEEDS_CSUM = 1
+
+
+# ---------------------------------------------------------------------------
+# Configuration objects (duck-compatible with tunkit.config.Peer / UnsafeRoute)
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PeerSpec:
+    """A peer: its underlay endpoint, the overlay prefixes it owns, its key."""
+
+    name: str
+    endpoint: tuple[str, int]  # underlay (address, port), IPv4 or IPv6
+    prefixes: tuple[IPNetwork, ...]
+    key: bytes | None = field(default=None, repr=False)  # None only in insecure mode
+    mtu: int | None = None  # largest inner packet toward this peer; None: the tunnel's mtu
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A network behind one or several gateway peers (``unsafe_routes``)."""
+
+    route: IPNetwork
+    via: tuple[tuple[IPAddress, int], ...]  # (gateway overlay address, weight)
+    mtu: int | None = None
+
+
+def specs_from_config(cfg) -> tuple[list[PeerSpec], list[RouteSpec]]:
+    """Peers and routes from a :class:`tunkit.config.Config`."""
+    peers = [
+        PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port), tuple(p.prefixes), cfg.peer_key(p))
+        for p in cfg.peers
+    ]
+    routes = [
+        RouteSpec(r.route, tuple((g.address, g.weight) for g in r.via), r.mtu or None) for r in cfg.unsafe_routes
+    ]
+    return peers, routes
+
+
+# ---------------------------------------------------------------------------
+# Run-time state
+# ---------------------------------------------------------------------------
+class PeerState:
+    """One peer at run time: where to send, what it may send, its counters."""
+
+    __slots__ = (
+        "name", "spec", "addr", "allowed", "sealer", "opener", "mtu",
+        "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "drops",
+    )
+
+    def __init__(self, spec: PeerSpec, addr, allowed, sealer, opener, mtu: int) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.addr = addr
+        self.allowed = allowed
+        self.sealer = sealer
+        self.opener = opener
+        self.mtu = mtu
+        self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = 0
+        self.drops: dict[str, int] = {}
+
+    def status(self) -> dict:
+        return {
+            "name": self.name,
+            "endpoint": _fmt_endpoint(self.spec.endpoint),
+            "prefixes": [str(p) for p in self.spec.prefixes],
+            "rx_packets": self.rx_packets,
+            "rx_bytes": self.rx_bytes,
+            "tx_packets": self.tx_packets,
+            "tx_bytes": self.tx_bytes,
+            "drops": dict(self.drops),
+        }
+
+
+class GatewayGroup:
+    """An ``unsafe_routes`` destination: gateways with weights, chosen per flow.
+
+    Hash-threshold as the kernel and nebula do it: bound_i =
+    round(cumulative_weight * 2^31 / total) - 1, last bound 2^31 - 1; a flow's
+    31-bit hash picks the first gateway whose bound is >= the hash.
+    """
+
+    __slots__ = ("peers", "bounds", "mtu")
+
+    def __init__(self, peers: Sequence[PeerState], weights: Sequence[int], mtu: int) -> None:
+        total = sum(weights)
+        self.peers = tuple(peers)
+        cum, bounds = 0, []
+        for w in weights:
+            cum += w
+            bounds.append((cum * 2**31 + total // 2) // total - 1)
+        bounds[-1] = 2**31 - 1
+        self.bounds = tuple(bounds)
+        self.mtu = mtu
+
+    def choose(self, pkt) -> PeerState:
+        h = flow_hash(pkt)
+        for peer, bound in zip(self.peers, self.bounds):
+            if h <= bound:
+                return peer
+        return self.peers[-1]
+
+
+def flow_hash(pkt) -> int:
+    """A 31-bit hash of the flow (addresses, protocol, ports when present)."""
+    v = pkt[0] >> 4
+    if v == 4:
+        ihl = (pkt[0] & 15) * 4
+        proto = pkt[9]
+        key = bytes(pkt[12:20])
+        l4 = ihl
+    else:
+        proto = pkt[6]
+        key = bytes(pkt[8:40])
+        l4 = 40
+    if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(pkt) >= l4 + 4:
+        key += bytes(pkt[l4 : l4 + 4])
+    return zlib.crc32(key, proto) & 0x7FFFFFFF
+
+
+class _Route:
+    """A peer's own prefix in the routing table: always that peer."""
+
+    __slots__ = ("peer", "mtu")
+
+    def __init__(self, peer: PeerState, mtu: int) -> None:
+        self.peer = peer
+        self.mtu = mtu
+
+    def choose(self, pkt) -> PeerState:
+        return self.peer
+
+
+def default_table_factory():
+    from tunkit.trie import PrefixTable  # noqa: PLC0415 (lazy: keeps this module importable alone)
+
+    return PrefixTable()
+
+
+# ---------------------------------------------------------------------------
+# The tunnel
+# ---------------------------------------------------------------------------
+class Tunnel:
+    """The data path of one worker: one TUN queue, one UDP socket, shared peer config."""
+
+    def __init__(
+        self,
+        queue,
+        sock: socket.socket,
+        peers: Iterable[PeerSpec],
+        routes: Iterable[RouteSpec] = (),
+        *,
+        insecure: bool = False,
+        mtu: int = DEFAULT_MTU,
+        addresses: Iterable[IPAddress] = (),
+        sender: int = 0,
+        session: int | None = None,
+        start_counter: int | None = None,
+        batch: int = DEFAULT_BATCH,
+        table_factory: Callable[[], object] | None = None,
+        udp_gso: bool | None = None,
+        udp_gro: bool | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        max_age_ms: int | None = None,
+        underlay_mtu: int = UNDERLAY_MTU,
+    ) -> None:
+        self.queue = queue
+        self.sock = sock
+        self.insecure = insecure
+        self.mtu = mtu
+        self.batch = batch
+        self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False))
+        self._clock_ns = clock_ns
+        now_ns = clock_ns()
+        self.started_ms = now_ns // 1_000_000
+        self.session = int.from_bytes(os.urandom(4), "big") if session is None else session
+        self.sender = sender
+        start_counter = now_ns if start_counter is None else start_counter
+        self._table_factory = table_factory or default_table_factory
+        self._v6sock = sock.family == socket.AF_INET6
+        self._icmp_src = {4: None, 6: None}
+        for a in addresses:
+            a = ipaddress.ip_address(a)
+            self._icmp_src.setdefault(a.version, None)
+            if self._icmp_src[a.version] is None:
+                self._icmp_src[a.version] = a.packed
+
+        # peers, the source check and the routing table
+        self.peers: list[PeerState] = []
+        self._by_addr: dict = {}
+        self.table = self._table_factory()
+        opener_kw = {} if max_age_ms is None else {"max_age_ms": max_age_ms}
+        for spec in peers:
+            if not insecure and not spec.key:
+                raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
+            addr = self._sockaddr(spec.endpoint)
+            allowed = self._table_factory()
+            for pfx in spec.prefixes:
+                allowed.insert(pfx, True)
+            sealer = opener = None
+            if not insecure:
+                sealer = Sealer(spec.key, session=self.session, start_counter=start_counter, sender=sender)
+                opener = Opener({0: spec.key}, not_before_ms=self.started_ms, **opener_kw)
+            st = PeerState(spec, addr, allowed, sealer, opener, spec.mtu or mtu)
+            if addr in self._by_addr:
+                raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {self._by_addr[addr].name}'s")
+            self.peers.append(st)
+            self._by_addr[addr] = st
+            for pfx in spec.prefixes:
+                self.table.insert(pfx, _Route(st, st.mtu))
+        for r in routes:
+            gws, weights = [], []
+            for gw, weight in r.via:
+                v = self.table.lookup(ipaddress.ip_address(gw).packed)
+                if not isinstance(v, _Route):
+                    raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
+                gws.append(v.peer)
+                weights.append(weight)
+            self.table.insert(r.route, GatewayGroup(gws, weights, r.mtu or mtu))
+
+        # counters and I/O helpers
+        self.drops: dict[str, int] = {}
+        self.tun_rx = self.tun_tx = 0
+        self.udp_gro = enable_gro(sock) if udp_gro is None else (udp_gro and enable_gro(sock))
+        seg = underlay_mtu - (48 if self._v6sock else 28)
+        self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=seg, on_error=self._send_failed)
+        self._bufs = [bytearray(READ_BUF) for _ in range(batch)]
+        self._rbuf = bytearray(READ_BUF)
+        self._now_ms = self.started_ms
+
+    # -- helpers ------------------------------------------------------------------
+    def _sockaddr(self, endpoint: tuple[str, int]):
+        host, port = endpoint
+        a = ipaddress.ip_address(host)
+        if self._v6sock:
+            if a.version == 4:
+                a = ipaddress.IPv6Address("::ffff:" + str(a))
+            return (str(a), port, 0, 0)
+        if a.version == 6:
+            raise ConfigError(f"peer endpoint {host}: an IPv6 endpoint needs an IPv6 listen address")
+        return (str(a), port)
+
+    def _drop(self, reason: str, peer: PeerState | None = None) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        if peer is not None:
+            peer.drops[reason] = peer.drops.get(reason, 0) + 1
+
+    def _send_failed(self, addr, size, exc) -> None:
+        self._drop("send_error", self._by_addr.get(addr))
+
+    def attach(self, loop) -> None:
+        """Register both handlers with ``loop``."""
+        loop.add_reader(self.queue, self.on_tun_readable)
+        loop.add_reader(self.sock, self.on_udp_readable)
+
+    def detach(self, loop) -> None:
+        loop.remove_reader(self.queue)
+        loop.remove_reader(self.sock)
+
+    # -- outbound: TUN -> UDP -----------------------------------------------------------
+    def on_tun_readable(self) -> None:
+        self._now_ms = self._clock_ns() // 1_000_000
+        readinto = self.queue.readinto
+        for buf in self._bufs:
+            try:
+                n = readinto(buf)
+            except BlockingIOError:  # queue drained
+                break
+            if not n:
+                break
+            self.tun_rx += 1
+            mv = memoryview(buf)[:n]
+            if self.vnet_hdr:
+                self._outbound_vnet(mv)
+            else:
+                self._outbound(mv, None)
+        self.batcher.flush()
+
+    def _outbound_vnet(self, mv: memoryview) -> None:
+        if len(mv) < VIRTIO_NET_HDR_LEN:
+            self._drop("malformed")
+            return
+        flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack_from(mv)
+        gso = None
+        if gso_type or flags & _NEEDS_CSUM:
+            gso = Gso(gso_type, flags, gso_size if gso_type else 0, csum_start, csum_offset)
+        self._outbound(mv[VIRTIO_NET_HDR_LEN:], gso)
+
+    def _outbound(self, pkt: memoryview, gso: Gso | None) -> None:
+        n = len(pkt)
+        if n < 20:
+            self._drop("malformed")
+            return
+        v = pkt[0] >> 4
+        if v == 4:
+            dst = pkt[16:20]
+        elif v == 6 and n >= 40:
+            dst = pkt[24:40]
+        else:
+            self._drop("malformed")
+            return
+        route = self.table.lookup(dst)
+        if route is None:
+            self._drop("no_route")
+            return
+        peer = route.choose(pkt)
+        mtu = route.mtu
+        if gso is not None and gso.size:
+            seg_len = gso.csum_start + _l4_header_len(pkt, gso.csum_start, gso.type) + gso.size
+            if seg_len > mtu:
+                self._too_big(pkt, mtu, peer)
+                return
+        elif n > mtu and (v == 6 or pkt[6] & 0x40):  # IPv6, or IPv4 with DF: a router answers
+            self._too_big(pkt, mtu, peer)
+            return
+        if self.insecure:
+            if gso is not None:  # raw IP carries no GSO metadata: finish the checksum, send the whole packet
+                pkt = _finish_checksum(pkt, gso)
+            self.batcher.add(peer.addr, n, [pkt])
+            size = n
+        else:
+            hdr, tag = peer.sealer.seal(pkt, self._now_ms, gso)
+            size = n + OVERHEAD
+            self.batcher.add(peer.addr, size, [hdr, pkt, tag])
+        peer.tx_packets += 1
+        peer.tx_bytes += n
+
+    def _too_big(self, pkt: memoryview, mtu: int, peer: PeerState) -> None:
+        self._drop("too_big", peer)
+        icmp = build_too_big(pkt, mtu, self._icmp_src)
+        if icmp is not None and self._write_tun(icmp, None) is not None:
+            self._drop("tun_write")
+
+    # -- inbound: UDP -> TUN ------------------------------------------------------------
+    def on_udp_readable(self) -> None:
+        self._now_ms = self._clock_ns() // 1_000_000
+        recv_batch(self.sock, self._rbuf, self._inbound, max_reads=self.batch, gro=self.udp_gro)
+
+    def _inbound(self, dgram: memoryview, addr) -> None:
+        peer = self._by_addr.get(addr)
+        if peer is None:
+            self._drop("unknown_endpoint")
+            return
+        gso = None
+        if self.insecure:
+            pkt = dgram
+        else:
+            try:
+                opened = peer.opener.open(dgram, self._now_ms)
+            except OverlayError as e:
+                self._drop(e.reason.value, peer)
+                return
+            pkt, gso = opened.packet, opened.gso
+        n = len(pkt)
+        if n < 20:
+            self._drop("malformed", peer)
+            return
+        v = pkt[0] >> 4
+        if v == 4:
+            src = pkt[12:16]
+        elif v == 6 and n >= 40:
+            src = pkt[8:24]
+        else:
+            self._drop("malformed", peer)
+            return
+        if peer.allowed.lookup(src) is None:
+            self._drop("not_allowed", peer)
+            return
+        failed = self._write_tun(pkt, gso)
+        if failed is not None:
+            self._drop(failed, peer)
+            return
+        peer.rx_packets += 1
+        peer.rx_bytes += n
+
+    def _write_tun(self, pkt, gso: Gso | None) -> str | None:
+        """Write one packet (or super-packet) into the TUN; None, or the drop reason."""
+        try:
+            if self.vnet_hdr:
+                self.queue.writev([_vnet_header(pkt, gso), pkt])
+            elif gso is not None and gso.type:
+                return "gso_unsupported"  # the peer sent a super-packet; this TUN takes packets only
+            else:
+                if gso is not None:
+                    pkt = _finish_checksum(pkt, gso)
+                self.queue.write(pkt)
+        except OSError as e:  # EIO: device down; EINVAL: the kernel refused the header; drop and count
+            if e.errno in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF, errno.EFAULT):
+                return "tun_write"
+            raise
+        self.tun_tx += 1
+        return None
+
+    # -- reporting ---------------------------------------------------------------------------
+    def status(self) -> dict:
+        """Counters as a JSON-able dict (the shape ``tunkit status -j`` prints)."""
+        return {
+            "sender": self.sender,
+            "session": self.session,
+            "mode": "insecure" if self.insecure else "authenticated",
+            "vnet_hdr": self.vnet_hdr,
+            "tun": {"rx_packets": self.tun_rx, "tx_packets": self.tun_tx},
+            "udp": {
+                "gso": self.batcher.gso,
+                "gro": self.udp_gro,
+                "send_calls": self.batcher.syscalls,
+                "gso_sends": self.batcher.gso_sends,
+                "gso_fallbacks": self.batcher.gso_fallbacks,
+            },
+            "drops": dict(self.drops),
+            "peers": [p.status() for p in self.peers],
+        }
+
+
+# ---------------------------------------------------------------------------
+# Packet helpers (headers, checksums, ICMP errors)
+# ---------------------------------------------------------------------------
+def _fmt_endpoint(ep: tuple[str, int]) -> str:
+    host, port = ep
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _l4_header_len(pkt, l4: int, gso_type: int) -> int:
+    t = gso_type & ~_GSO_ECN
+    if t in (1, 4):  # TCPV4 / TCPV6: the data offset
+        if len(pkt) > l4 + 12:
+            return (pkt[l4 + 12] >> 4) * 4
+        return 20
+    return 8
+
+
+def _vnet_header(pkt, gso: Gso | None) -> bytes:
+    if gso is None:
+        return _VNET_NONE
+    hdr_len = gso.csum_start + _l4_header_len(pkt, gso.csum_start, gso.type) if gso.type else 0
+    return _VNET.pack(gso.flags, gso.type, hdr_len, gso.size, gso.csum_start, gso.csum_offset)
+
+
+def inet_checksum(data, initial: int = 0) -> int:
+    """RFC 1071 internet checksum (complemented, as stored in headers)."""
+    if len(data) & 1:
+        data = bytes(data) + b"\0"
+    s = int.from_bytes(data, "big")
+    r = s % 0xFFFF  # 2^16 = 1 (mod 0xFFFF): the big number folds like the 16-bit word sum
+    if r == 0 and s:
+        r = 0xFFFF  # a non-zero ones'-complement sum is never 0
+    s = initial + r
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def _finish_checksum(pkt, gso: Gso):
+    """Complete a NEEDS_CSUM packet: sum from csum_start on, seeded by the partial value in place."""
+    if not gso.flags & _NEEDS_CSUM:
+        return pkt
+    b = bytearray(pkt)
+    at = gso.csum_start + gso.csum_offset
+    if at + 2 > len(b):
+        return pkt
+    seed = int.from_bytes(b[at : at + 2], "big")
+    b[at : at + 2] = b"\0\0"
+    c = inet_checksum(b[gso.csum_start :], seed)
+    if c == 0 and gso.csum_offset == 6:  # UDP: 0 means "no checksum", send 0xFFFF
+        c = 0xFFFF
+    b[at : at + 2] = c.to_bytes(2, "big")
+    return b
+
+
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total len, id, frag, ttl, proto, csum, src, dst
+_IPV6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload len, next header, hop limit, src, dst
+_ICMP_TOO_BIG4 = struct.Struct("!BBHHH")  # type 3, code 4, checksum, unused, next-hop MTU (RFC 1191)
+_ICMP_TOO_BIG6 = struct.Struct("!BBHI")  # type 2, code 0, checksum, MTU (RFC 4443)
+_ICMP4_ERRORS = {3, 4, 5, 11, 12}
+
+
+def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | None:
+    """The ICMP error a router sends for ``pkt`` that does not fit ``mtu``; None if none is due.
+
+    The error comes from this host's overlay address of the family when one
+    is known, else from the packet's destination.  No error answers an ICMP
+    error (RFC 1122 3.2.2).
+    """
+    v = pkt[0] >> 4
+    if v == 4:
+        ihl = (pkt[0] & 15) * 4
+        if pkt[9] == IPPROTO_ICMP and len(pkt) > ihl and pkt[ihl] in _ICMP4_ERRORS:
+            return None
+        if (int.from_bytes(pkt[6:8], "big") & 0x1FFF) != 0:  # not the first fragment
+            return None
+        quote = bytes(pkt[: min(len(pkt), 576 - 28)])
+        icmp = bytearray(_ICMP_TOO_BIG4.pack(3, 4, 0, 0, min(mtu, 0xFFFF)) + quote)
+        struct.pack_into("!H", icmp, 2, inet_checksum(icmp))
+        src = sources.get(4) or bytes(pkt[16:20])
+        ip = bytearray(_IPV4.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
+        struct.pack_into("!H", ip, 10, inet_checksum(ip))
+        return bytes(ip + icmp)
+    if v == 6:
+        if pkt[6] == IPPROTO_ICMPV6 and len(pkt) > 40 and pkt[40] < 128:
+            return None
+        quote = bytes(pkt[: min(len(pkt), 1280 - 48)])
+        src = sources.get(6) or bytes(pkt[24:40])
+        dst = bytes(pkt[8:24])
+        icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
+        pseudo = src + dst + struct.pack("!II", len(icmp), IPPROTO_ICMPV6)
+        struct.pack_into("!H", icmp, 2, inet_checksum(pseudo + icmp))
+        return _IPV6.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
+    return None
