@@ -26,18 +26,8 @@ class FakeQueue:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.vnet_hdr = vnet_hdr
 
-    # the queue API the tunnel uses
-    def fileno(self) -> int:
+    def fileno(self) -> int:  # all the tunnel needs: a non-blocking fd moving one packet per read/write
         return self._s.fileno()
-
-    def readinto(self, buf) -> int | None:
-        return self._s.recv_into(buf)
-
-    def write(self, pkt) -> int:
-        return self._s.send(pkt)
-
-    def writev(self, bufs) -> int:
-        return self._s.sendmsg(bufs)
 
     # the test's side
     def inject(self, pkt: bytes, vnet: bytes | None = None) -> None:

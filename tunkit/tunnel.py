@@ -21,10 +21,11 @@ Every refused packet is counted by reason (:attr:`Tunnel.drops`, and per
 peer); per peer there are rx/tx packet and byte counters.
 :meth:`Tunnel.status` returns all of it as a JSON-able dict.
 
-TUN queues are duck-typed: ``fileno()``, ``readinto(buf) -> int|None`` (None
-or ``BlockingIOError`` when empty), ``write(buf)``, ``writev(bufs)`` and a
-``vnet_hdr`` attribute (True when every read/write starts with a 10-byte
-``virtio_net_hdr``).  With ``vnet_hdr`` a TSO/USO super-packet travels as
+TUN queues are duck-typed: anything with ``fileno()`` whose descriptor is
+non-blocking and moves one packet per ``read``/``write`` (a
+:class:`tunkit.device.Queue`, or a datagram socketpair in tests).  The hot
+path calls ``os.readv``/``os.writev`` on that descriptor directly.  Pass
+``vnet_hdr=True`` when every packet starts with a 10-byte ``virtio_net_hdr``.  With ``vnet_hdr`` a TSO/USO super-packet travels as
 *one* overlay message (the kernel IP-fragments the UDP datagram on the
 underlay and reassembles it at the peer), and the receiving tunnel writes it
 back as a super-packet: no per-segment Python work at either end.
@@ -220,6 +221,7 @@ class Tunnel:
         table_factory: Callable[[], object] | None = None,
         udp_gso: bool | None = None,
         udp_gro: bool | None = None,
+        vnet_hdr: bool | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         max_age_ms: int | None = None,
         underlay_mtu: int = UNDERLAY_MTU,
@@ -229,7 +231,8 @@ class Tunnel:
         self.insecure = insecure
         self.mtu = mtu
         self.batch = batch
-        self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False))
+        self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False) if vnet_hdr is None else vnet_hdr)
+        self._fd = queue.fileno()
         self._clock_ns = clock_ns
         now_ns = clock_ns()
         self.started_ms = now_ns // 1_000_000
@@ -320,12 +323,18 @@ class Tunnel:
     # -- outbound: TUN -> UDP -----------------------------------------------------------
     def on_tun_readable(self) -> None:
         self._now_ms = self._clock_ns() // 1_000_000
-        readinto = self.queue.readinto
+        fd = self._fd
+        readv = os.readv
         for buf in self._bufs:
             try:
-                n = readinto(buf)
+                n = readv(fd, (buf,))
             except BlockingIOError:  # queue drained
                 break
+            except OSError as e:  # EBADFD/EIO while the device goes away: stop this round, count it
+                self._drop("tun_read")
+                if e.errno in (errno.EIO, errno.EBADFD, errno.EBADF, errno.EFAULT, errno.EINVAL):
+                    break
+                raise
             if not n:
                 break
             self.tun_rx += 1
@@ -437,13 +446,13 @@ class Tunnel:
         """Write one packet (or super-packet) into the TUN; None, or the drop reason."""
         try:
             if self.vnet_hdr:
-                self.queue.writev([_vnet_header(pkt, gso), pkt])
+                os.writev(self._fd, (_vnet_header(pkt, gso), pkt))
             elif gso is not None and gso.type:
                 return "gso_unsupported"  # the peer sent a super-packet; this TUN takes packets only
             else:
                 if gso is not None:
                     pkt = _finish_checksum(pkt, gso)
-                self.queue.write(pkt)
+                os.write(self._fd, pkt)
         except OSError as e:  # EIO: device down; EINVAL: the kernel refused the header; drop and count
             if e.errno in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF, errno.EFAULT):
                 return "tun_write"
