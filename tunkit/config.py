@@ -206,54 +206,38 @@ class _Checker:
                 where = f"{path}.{k}" if path else k
                 self.bad(where, f"unknown key (expected one of: {', '.join(allowed)})")
 
-    def integer(self, data: dict, path: str, key: str, lo: int, hi: int, default=None, required=False):
+    def _get(self, data: dict, path: str, key: str, ok: Callable[[Any], bool], expected: str, default, required: bool):
+        """The value at ``path.key`` if present and of the right type, else ``default`` (problem recorded)."""
         where = f"{path}.{key}" if path else key
         if key not in data:
             if required:
                 self.bad(where, "is required")
-            return default
+            return default, None
         v = data[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.bad(where, f"expected an integer, got {_show(v)}")
-            return default
-        if not lo <= v <= hi:
+        if not ok(v):
+            self.bad(where, f"expected {expected}, got {_show(v)}")
+            return default, None
+        return v, where
+
+    def integer(self, data: dict, path: str, key: str, lo: int, hi: int, default=None, required=False):
+        v, where = self._get(data, path, key, _is_int, "an integer", default, required)
+        if where is not None and not lo <= v <= hi:
             self.bad(where, f"{v} is out of range {lo}..{hi}")
             return default
         return v
 
     def boolean(self, data: dict, path: str, key: str, default: bool) -> bool:
-        where = f"{path}.{key}" if path else key
-        if key not in data:
-            return default
-        v = data[key]
-        if not isinstance(v, bool):
-            self.bad(where, f"expected true or false, got {_show(v)}")
-            return default
-        return v
+        return self._get(data, path, key, lambda v: isinstance(v, bool), "true or false", default, False)[0]
 
     def string(self, data: dict, path: str, key: str, default=None, required=False):
-        where = f"{path}.{key}" if path else key
-        if key not in data:
-            if required:
-                self.bad(where, "is required")
-            return default
-        v = data[key]
-        if not isinstance(v, str):
-            self.bad(where, f"expected a string, got {_show(v)}")
-            return default
-        return v
+        return self._get(data, path, key, lambda v: isinstance(v, str), "a string", default, required)[0]
 
     def array(self, data: dict, path: str, key: str, required=False) -> list:
-        where = f"{path}.{key}" if path else key
-        if key not in data:
-            if required:
-                self.bad(where, "is required")
-            return []
-        v = data[key]
-        if not isinstance(v, list):
-            self.bad(where, f"expected a list, got {_show(v)}")
-            return []
-        return v
+        return self._get(data, path, key, lambda v: isinstance(v, list), "a list", [], required)[0]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _show(v: Any) -> str:
