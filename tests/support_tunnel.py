@@ -122,3 +122,77 @@ class LinearTable:
             if n.version == a.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
                 best = (n, v)
         return None if best is None else best[1]
+
+
+# ---------------------------------------------------------------------------
+# Namespace labs (privileged tests and bench/bench_tunnel.py)
+# ---------------------------------------------------------------------------
+def underlay4(i: int) -> str:
+    return f"198.51.100.{i + 1}"
+
+
+def underlay6(i: int) -> str:
+    return f"2001:db8:ff::{i + 1}"
+
+
+def overlay4(i: int) -> str:
+    return f"198.18.0.{i + 1}"
+
+
+def overlay6(i: int) -> str:
+    return f"2001:db8:1::{i + 1}"
+
+
+def build_lab(make_ns, n: int, *, mtu: int = 1500) -> list:
+    """``n`` host namespaces plus a switch namespace joined by a bridge; returns the host namespaces.
+
+    Host ``i`` has ``eth0`` with underlay4(i)/24 and underlay6(i)/64 (no DAD).
+    ``make_ns(name)`` makes a namespace (the ``netns_factory`` fixture or NetNS).
+    """
+    import subprocess
+
+    sw = make_ns("switch")
+    sw.run(["ip", "link", "add", "br0", "type", "bridge"])
+    sw.run(["ip", "link", "set", "br0", "up"])
+    hosts = []
+    for i in range(n):
+        h = make_ns(f"host{i}")
+        holder = h.popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            sw.run(["ip", "link", "add", f"sw{i}", "mtu", str(mtu), "type", "veth", "peer", "name", "eth0",
+                    "mtu", str(mtu), "netns", str(holder.pid)])
+        finally:
+            holder.kill()
+            holder.wait()
+        sw.run(["ip", "link", "set", f"sw{i}", "master", "br0", "up"])
+        h.run(["ip", "addr", "add", f"{underlay4(i)}/24", "dev", "eth0"])
+        h.run(["ip", "addr", "add", f"{underlay6(i)}/64", "dev", "eth0", "nodad"])
+        h.run(["ip", "link", "set", "eth0", "up"])
+        hosts.append(h)
+    return hosts
+
+
+def icmp_echo(dst: str, *, timeout: float = 2.0, ident: int = 0x7475, seq: int = 1, payload: bytes = b"tunkit-ping") -> bool:
+    """One ICMP/ICMPv6 echo from the calling thread's namespace (raw socket, needs root)."""
+    import time
+
+    v6 = ":" in dst
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+    with socket.socket(fam, socket.SOCK_RAW, proto) as s:
+        s.settimeout(timeout)
+        msg = bytearray(struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, seq) + payload)
+        if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
+            struct.pack_into("!H", msg, 2, checksum(bytes(msg)))
+        s.sendto(bytes(msg), (dst, 0))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = s.recv(2048)
+            except socket.timeout:
+                return False
+            body = data if v6 else data[(data[0] & 15) * 4 :]
+            want = 129 if v6 else 0
+            if len(body) >= 8 and body[0] == want and struct.unpack_from("!HH", body, 4) == (ident, seq):
+                return True
+    return False
