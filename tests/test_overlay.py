@@ -22,6 +22,7 @@ from tunkit.overlay import (
     ReplayWindow,
     Sealer,
     seal_datagram,
+    split_train,
 )
 
 KEY = bytes(range(32))
@@ -46,6 +47,9 @@ HEADER_CASES = [
             "0000"  # gso_size
             "0000"  # csum_start
             "0000"  # csum_offset
+            "00"  # frag_index
+            "01"  # frag_count
+            "0000"  # reserved
         ),
     ),
     (
@@ -62,14 +66,24 @@ HEADER_CASES = [
             "05a8"  # 1448
             "0014"  # 20
             "0010"  # 16
+            "00" "01" "0000"
         ),
+    ),
+    (
+        "fragment 3 of a 5-datagram train",
+        Header(MsgType.FRAG, 0, 1, 9, 77, T0, frag_index=3, frag_count=5),
+        bytes.fromhex("01" "02" "00" "01" "00000009" "000000000000004d" "0000018bcfe56800"
+                      "00" "00" "0000" "0000" "0000"
+                      "03"  # frag_index
+                      "05"  # frag_count
+                      "0000"),
     ),
 ]
 
 
 @pytest.mark.parametrize("name,hdr,wire", HEADER_CASES, ids=[c[0] for c in HEADER_CASES])
 def test_header_both_ways(name, hdr, wire):
-    assert len(wire) == HEADER.size == 32
+    assert len(wire) == HEADER.size == 36
     assert hdr.encode() == wire
     assert Header.decode(wire) == hdr
     assert Header.decode(b"xx" + wire, 2) == hdr
@@ -79,7 +93,10 @@ def test_header_both_ways(name, hdr, wire):
     "wire,reason",
     [
         (b"", DropReason.TRUNCATED),
-        (HEADER_CASES[0][2][:31], DropReason.TRUNCATED),
+        (HEADER_CASES[0][2][:35], DropReason.TRUNCATED),
+        (HEADER_CASES[0][2][:33] + b"\x02" + HEADER_CASES[0][2][34:], DropReason.FRAGMENT),  # DATA 0/2
+        (HEADER_CASES[2][2][:32] + b"\x05" + HEADER_CASES[2][2][33:], DropReason.FRAGMENT),  # FRAG 5/5
+        (HEADER_CASES[2][2][:33] + b"\x41" + HEADER_CASES[2][2][34:], DropReason.FRAGMENT),  # 65 fragments
         (b"\x02" + HEADER_CASES[0][2][1:], DropReason.VERSION),
         (b"\x01\x09" + HEADER_CASES[0][2][2:], DropReason.TYPE),
     ],
@@ -286,12 +303,116 @@ def test_fuzz_open_only_overlay_error_escapes():
                 b[rng.randrange(len(b))] = rng.randrange(256)
             d = bytes(b)
         else:
-            d = b"\x01\x01\x00" + rng.randbytes(rng.randrange(0, 100))
+            d = bytes([1, rng.choice([1, 2])]) + rng.randbytes(rng.randrange(0, 100))
         try:
             got = o.open(d, T0)
         except OverlayError as e:
             assert isinstance(e.reason, DropReason)
         else:
             accepted += 1
-            assert d in good and bytes(got.packet) == d[32:-16]
+            assert d in good and bytes(got.packet) == d[36:-16]
     assert accepted <= len(good)
+
+
+# -- trains -----------------------------------------------------------------------------------
+def _train(sealer, packet, now, size, gso=None):
+    vec, seg = sealer.seal_train(packet, now, gso, size)
+    dgrams = split_train(vec, seg)
+    assert all(len(d) == seg for d in dgrams[:-1]) and 0 < len(dgrams[-1]) <= seg
+    return dgrams
+
+
+@pytest.mark.parametrize("plen,size", [(5000, 1400), (1400 * 3, 1436), (1385 * 2 - 10, 1400), (60000, 1472), (100, 1400)])
+def test_train_round_trip(plen, size):
+    s, o = _pair()
+    pkt = random.Random(plen).randbytes(plen)
+    gso = Gso(1, 1, 1000, 20, 16)
+    dgrams = _train(s, pkt, T0, size, gso)
+    for d in dgrams[:-1]:
+        assert o.open(d, T0) is None
+    got = o.open(dgrams[-1], T0)
+    assert got.packet == pkt and got.length == plen and got.gso == gso
+    assert len(dgrams) == max(1, -(-(plen + TAG_LEN) // (size - HEADER.size)))
+
+
+def test_train_tag_straddles_two_datagrams():
+    s, o = _pair()
+    chunk = 1400 - HEADER.size
+    pkt = bytes(2 * chunk - 6)  # the tag's first 6 bytes in datagram 2, the last 10 in datagram 3
+    dgrams = _train(s, pkt, T0, 1400)
+    assert len(dgrams) == 3 and len(dgrams[-1]) == HEADER.size + 10
+    results = [o.open(d, T0) for d in dgrams]
+    assert results[:2] == [None, None] and results[2].packet == pkt
+
+
+def test_train_losses_reorders_forgeries_and_replays():
+    s, o = _pair()
+    pkt = bytes(range(256)) * 20
+    d = _train(s, pkt, T0, 1400)
+    assert len(d) == 4
+    assert _reason(o, d[2], T0) is DropReason.FRAGMENT  # no train started
+    o.open(d[0], T0)
+    assert _reason(o, d[2], T0) is DropReason.FRAGMENT  # d[1] lost
+    assert _reason(o, d[3], T0) is DropReason.FRAGMENT  # the train is gone
+    d2 = _train(s, pkt, T0, 1400)
+    o.open(d2[0], T0)
+    assert _reason(o, d[1], T0) is DropReason.FRAGMENT  # a fragment of another train
+    d3 = _train(s, pkt, T0, 1400)
+    for x in d3[:3]:
+        o.open(x, T0)
+    bad = bytearray(d3[3])
+    bad[-1] ^= 1
+    assert _reason(o, bytes(bad), T0) is DropReason.BAD_MAC
+    d4 = _train(s, pkt, T0, 1400)
+    assert [o.open(x, T0) for x in d4][-1].packet == pkt
+    assert _reason(o, d4[0], T0) is DropReason.REPLAY  # the same train again
+    o.open(_train(s, pkt, T0, 1400)[0], T0)
+    assert _reason(o, _train(s, pkt, T0, 1400)[0], T0) is DropReason.FRAGMENT  # a new head abandons a train
+
+
+def test_train_parts_survive_buffer_reuse_after_stabilise():
+    s, o = _pair()
+    pkt = random.Random(3).randbytes(4000)
+    dgrams = _train(s, pkt, T0, 1400)
+    buf = bytearray(2000)
+    for d in dgrams[:-1]:
+        buf[: len(d)] = d
+        assert o.open(memoryview(buf)[: len(d)], T0) is None
+        o.stabilise()  # the receive buffer is about to be reused
+    assert o.open(dgrams[-1], T0).packet == pkt
+
+
+def test_seal_train_refuses_too_many_fragments():
+    s, _ = _pair()
+    with pytest.raises(ValueError, match="datagrams"):
+        s.seal_train(bytes(64 * 100), T0, None, 100)
+
+
+def test_fuzz_trains_only_overlay_error_escapes():
+    rng = random.Random(7)
+    s, o = _pair()
+    trains = [_train(s, rng.randbytes(rng.randrange(1400, 9000)), T0, 1400) for _ in range(10)]
+    pool = [d for t in trains for d in t]
+    accepted = 0
+    for i in range(6000):
+        d = rng.choice(pool)
+        if i % 3 == 0:
+            b = bytearray(d)
+            b[rng.randrange(len(b))] = rng.randrange(256)
+            d = bytes(b)
+        elif i % 3 == 1:
+            d = d[: rng.randrange(0, len(d) + 1)]
+        try:
+            got = o.open(d, T0)
+        except OverlayError as e:
+            assert isinstance(e.reason, DropReason)
+        else:
+            if got is not None:
+                accepted += 1
+                assert any(got.packet == _packet_of(t) for t in trains)
+    assert accepted <= len(trains)
+
+
+def _packet_of(train):
+    body = b"".join(d[HEADER.size :] for d in train)
+    return body[:-TAG_LEN]

@@ -206,7 +206,7 @@ def test_truncated_garbage_and_unknown_endpoint(hosts):
         good = ipv4_udp(ADDR["b"], ADDR["a"], 1, 2, b"ok")
         hdr, tag = b.t.peers[0].sealer.seal(good, b.t.started_ms + 1)
         b.sock.sendto((hdr + good + tag)[: OVERHEAD - 1], dest)  # truncated
-        fresh = struct.pack("!BBBBIQQ", 1, 1, 0, 0, 99, 5, b.t.started_ms + 1) + bytes(range(40))
+        fresh = struct.pack("!BBBBIQQ", 1, 1, 0, 0, 99, 5, b.t.started_ms + 1) + bytes(9) + b"\x01" + bytes(range(40))
         b.sock.sendto(fresh, dest)  # garbage with a plausible, fresh header: the tag fails
         b.sock.sendto(b"\x07" + bytes(60), dest)  # garbage: unknown version
         stranger.sendto(hdr + good + tag, dest)  # a valid message from the wrong endpoint
@@ -327,16 +327,20 @@ def test_batcher_groups_runs_by_peer_and_size():
 
     b = UdpBatcher(Rec(), gso=True, max_segment=1000)
     p, q = ("192.0.2.1", 1), ("192.0.2.2", 1)
-    plan = [(p, 100), (p, 100), (p, 60), (p, 100), (q, 100), (q, 100), (p, 2000), (p, 100)]
+    plan = [(p, 100), (p, 100), (p, 60), (p, 100), (q, 100), (q, 100), (p, 2000), (p, 100), (p, 100), (p, -500)]
     for addr, size in plan:
-        b.add(addr, size, [b"z" * size])
+        if size < 0:
+            b.add_train(addr, [b"t" * 1200], -size)
+        else:
+            b.add(addr, size, [b"z" * size])
     b.flush()
     assert [(a, len(d), seg) for a, d, seg in sent] == [
         (p, 260, [100]),  # 100+100 and the shorter 60 that ends the run
         (p, 100, []),
         (q, 200, [100]),
         (p, 2000, []),  # too big to batch: alone (the kernel IP-fragments it)
-        (p, 100, []),
+        (p, 200, [100]),  # a train never joins a run of small datagrams
+        (p, 1200, [500]),  # the train: one send, cut by the kernel every 500 bytes
     ]
 
 
@@ -361,11 +365,12 @@ def test_insecure_mode_is_raw_ip_in_udp(hosts):
         sniff.close()
 
 
-def test_super_packet_travels_whole_with_its_gso_metadata(hosts):
+@pytest.mark.parametrize("size", [5120, 60000])
+def test_super_packet_travels_whole_with_its_gso_metadata(hosts, size):
     a, b = hosts("a", "b", vnet=True)
     _wire(a, b)
     seg = 1000
-    payload = bytes(range(256)) * 20  # 5120 bytes: 6 segments of 1000
+    payload = (bytes(range(256)) * 250)[:size]  # a train of datagrams on the wire
     sp = bytearray(ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, payload))
     struct.pack_into("!H", sp, 36, 0x1234)  # a partial checksum, as the kernel hands it over
     vnet = VNET.pack(1, 1, 40, seg, 20, 16)  # NEEDS_CSUM, TCPV4, hdr_len, gso_size, csum_start, csum_offset
@@ -373,6 +378,7 @@ def test_super_packet_travels_whole_with_its_gso_metadata(hosts):
     out = b.q.take()
     assert out[10:] == bytes(sp)
     assert VNET.unpack_from(out) == (1, 1, 40, seg, 20, 16)
+    assert b.t.drops == {} and a.t.status()["udp"]["send_calls"] == 1  # the whole train in one sendmsg
     plain = ipv4_udp(ADDR["a"], ADDR["b"], 1, 2, b"small")
     send(a, plain, dst=b)
     assert b.q.take() == bytes(10) + plain
@@ -403,3 +409,45 @@ def test_sealer_counter_is_time_seeded(hosts):
     _wire(a, b)
     s = a.t.peers[0].sealer
     assert isinstance(s, Sealer) and s.counter >= a.t.started_ms * 1_000_000
+
+
+def test_train_without_gso_goes_one_datagram_per_call():
+    from tunkit.overlay import split_train
+    from tunkit.udp import regroup
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        fake = RefusingSocket(tx)
+        b = UdpBatcher(fake, gso=True)
+        s = Sealer(KEY, session=1, start_counter=1)
+        vec, seg = s.seal_train(bytes(range(256)) * 16, 10**12, None, 1000)
+        want = split_train(vec, seg)
+        assert [b"".join(bytes(x) for x in d) for d in regroup(vec, seg)] == want
+        b.add_train(rx.getsockname(), vec, seg)
+        b.flush()
+        rx.settimeout(2)
+        assert [rx.recv(2000) for _ in want] == want
+        assert fake.calls == [1] + [0] * len(want) and not b.gso
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_train_bigger_than_one_send_goes_in_several_gso_sends():
+    sent = []
+
+    class Rec:
+        family = socket.AF_INET
+
+        def sendmsg(self, bufs, anc=(), flags=0, addr=None):
+            sent.append((b"".join(bytes(b) for b in bufs), [struct.unpack("=H", d)[0] for _, _, d in anc]))
+
+    b = UdpBatcher(Rec(), gso=True)
+    b.max_total = 3000
+    blob = bytes(range(250)) * 28  # 7000 bytes: 7 datagrams of 1000
+    b.add_train(("192.0.2.1", 1), [blob[:10], memoryview(blob)[10:]], 1000)
+    b.flush()
+    assert [(len(d), seg) for d, seg in sent] == [(3000, [1000]), (3000, [1000]), (1000, [1000])]
+    assert b"".join(d for d, _ in sent) == blob

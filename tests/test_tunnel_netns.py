@@ -59,7 +59,7 @@ class Host:
 
     def start(self):
         self._thread.start()
-        assert self._ready.wait(10), "node did not start"
+        assert self._ready.wait(30), "node did not start"
         if self.error:
             raise self.error
         return self

@@ -1,12 +1,23 @@
 """The tunkit overlay wire format: header codec, MAC, replay window and freshness rules; pure, no I/O.
 
-One UDP datagram carries one message: a 32-byte header, one IP packet (or a
-whole TSO/USO super-packet, see ``gso_*`` below) and a 16-byte tag::
+A message is one IP packet (or a whole TSO/USO super-packet, see ``gso_*``
+below) followed by a 16-byte tag.  A message that fits one datagram travels
+as ``DATA``: a 36-byte header, then the message::
 
     +--------------------+---------------------------------+---------+
-    | header (32 bytes)  | IP packet or super-packet       | tag (16)|
+    | header (36 bytes)  | IP packet or super-packet       | tag (16)|
     +--------------------+---------------------------------+---------+
     |<------------------ covered by the tag --------------->|
+
+A bigger message (a super-packet) travels as a *train* of ``FRAG``
+datagrams, each a copy of the first header (only ``frag_index`` differs)
+followed by the next slice of the message.  All datagrams of a train but the
+last have the same size, so the sender hands the whole train to the kernel
+in one ``sendmsg`` with ``UDP_SEGMENT``; it stays one GSO packet through
+veth, bridges and NICs that can, and a receiver with ``UDP_GRO`` usually
+reads it back in one ``recvmsg``.  The tag covers the first header and the
+whole packet; the receiver keeps at most one unfinished train per (peer,
+sender), fragments in order, and drops a train that misses a fragment.
 
 The tag is HMAC-SHA256 truncated to 128 bits (RFC 4868's HMAC-SHA-256-128)
 over header and packet, keyed by a 32-byte pre-shared key.  HMAC-SHA256 was
@@ -73,9 +84,14 @@ HEADER = struct.Struct(
     "H"  # 26 gso_size: segment payload size of a super-packet; 0 = plain packet
     "H"  # 28 csum_start: with NEEDS_CSUM, offset where the L4 checksum sum starts, else 0
     "H"  # 30 csum_offset: with NEEDS_CSUM, offset of the checksum field from csum_start, else 0
+    "B"  # 32 frag_index: this datagram's place in its train (0 for DATA)
+    "B"  # 33 frag_count: datagrams in the train (1 for DATA, 2..MAX_FRAGS for FRAG)
+    "H"  # 34 reserved: 0
 )
+_FRAG_INDEX = 32  # offset of frag_index: the only byte in which a train's headers differ
+MAX_FRAGS = 64  # the kernel sends at most 64 segments per UDP_SEGMENT call
 TAG_LEN = 16  # bytes of HMAC-SHA256 kept (RFC 4868 truncation)
-OVERHEAD = HEADER.size + TAG_LEN  # per-message bytes added to the IP packet (48)
+OVERHEAD = HEADER.size + TAG_LEN  # per-message bytes added to the IP packet (52)
 KEY_LEN = 32  # pre-shared key bytes
 _SHA256_BLOCK = 64
 
@@ -87,7 +103,8 @@ DEFAULT_WINDOW = 4096  # replay window in counters (RFC 6479 bitmap bits)
 class MsgType(enum.IntEnum):
     """The ``type`` byte."""
 
-    DATA = 1  # one IP packet or one super-packet
+    DATA = 1  # a whole message in one datagram
+    FRAG = 2  # one datagram of a train carrying a bigger message
 
 
 class DropReason(enum.Enum):
@@ -100,6 +117,7 @@ class DropReason(enum.Enum):
     STALE = "stale"  # timestamp outside max_age_ms, or before the receiver started
     REPLAY = "replay"  # counter seen, too old for the window, or an older session
     BAD_MAC = "bad_mac"  # the tag does not verify (wrong key, tampering, garbage)
+    FRAGMENT = "fragment"  # a train fragment out of order, inconsistent, or its train lost one
 
 
 class OverlayError(DecodeError):
@@ -132,6 +150,8 @@ class Header:
     counter: int
     timestamp_ms: int
     gso: Gso | None = None
+    frag_index: int = 0
+    frag_count: int = 1
     version: int = VERSION
 
     def encode(self) -> bytes:
@@ -139,24 +159,33 @@ class Header:
         return HEADER.pack(
             self.version, self.type, self.key_id, self.sender, self.session, self.counter,
             self.timestamp_ms, g.type, g.flags, g.size, g.csum_start, g.csum_offset,
+            self.frag_index, self.frag_count, 0,
         )
 
     @classmethod
     def decode(cls, buf, offset: int = 0) -> "Header":
-        """Decode the header at ``offset``; raises :class:`OverlayError` (TRUNCATED/VERSION/TYPE)."""
+        """Decode the header at ``offset``; raises :class:`OverlayError` (TRUNCATED/VERSION/TYPE/FRAGMENT)."""
         if len(buf) - offset < HEADER.size:
             raise OverlayError(DropReason.TRUNCATED, f"{len(buf) - offset} bytes, header needs {HEADER.size}")
-        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff) = (
-            HEADER.unpack_from(buf, offset)
-        )
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = HEADER.unpack_from(buf, offset)
         if version != VERSION:
             raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
         try:
             mtype = MsgType(mtype)
         except ValueError:
             raise OverlayError(DropReason.TYPE, f"message type {mtype}") from None
+        _check_frag(mtype, index, count)
         gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
-        return cls(mtype, key_id, sender, session, counter, ts, gso, version)
+        return cls(mtype, key_id, sender, session, counter, ts, gso, index, count, version)
+
+
+def _check_frag(mtype: int, index: int, count: int) -> None:
+    if mtype == MsgType.DATA:
+        if index != 0 or count != 1:
+            raise OverlayError(DropReason.FRAGMENT, f"DATA with fragment {index}/{count}")
+    elif not (2 <= count <= MAX_FRAGS and index < count):
+        raise OverlayError(DropReason.FRAGMENT, f"fragment {index}/{count}")
 
 
 _NO_GSO = Gso(0, 0, 0, 0, 0)
@@ -258,6 +287,8 @@ class Sealer:
 
     ``seal(packet, now_ms)`` returns ``(header, tag)``; the datagram is
     ``header + packet + tag`` (send the three as one ``sendmsg`` vector).
+    ``seal_train(...)`` cuts a bigger message into a train and returns the
+    ``sendmsg`` vector and the segment size for ``UDP_SEGMENT``.
     """
 
     __slots__ = ("_mac", "key_id", "sender", "session", "counter", "_pack")
@@ -276,49 +307,109 @@ class Sealer:
         self.counter = start_counter
         self._pack = HEADER.pack
 
-    def seal(self, packet, now_ms: int, gso: Gso | None = None) -> tuple[bytes, bytes]:
+    def _next(self) -> int:
         c = self.counter
         if c >= COUNTER_MAX:  # 2^64 messages: restart with a new session instead of wrapping
             raise OverflowError("overlay counter exhausted; restart the sender")
         self.counter = c + 1
-        if gso is None:
-            hdr = self._pack(VERSION, 1, self.key_id, self.sender, self.session, c, now_ms, 0, 0, 0, 0, 0)
-        else:
-            hdr = self._pack(
-                VERSION, 1, self.key_id, self.sender, self.session, c, now_ms,
-                gso.type, gso.flags, gso.size, gso.csum_start, gso.csum_offset,
-            )
+        return c
+
+    def seal(self, packet, now_ms: int, gso: Gso | None = None) -> tuple[bytes, bytes]:
+        g = gso or _NO_GSO
+        hdr = self._pack(
+            VERSION, 1, self.key_id, self.sender, self.session, self._next(), now_ms,
+            g.type, g.flags, g.size, g.csum_start, g.csum_offset, 0, 1, 0,
+        )
         return hdr, self._mac.tag(hdr, packet)
+
+    def seal_train(self, packet, now_ms: int, gso: Gso | None, max_datagram: int) -> tuple[list, int]:
+        """Cut ``packet`` + tag into datagrams of at most ``max_datagram`` bytes.
+
+        Returns ``(vector, segment_size)``: the buffers of every datagram in
+        order (headers, packet slices and the tag; no copy of the packet) and
+        the size of every datagram but the last.  Raises ``ValueError`` if
+        the message needs more than :data:`MAX_FRAGS` datagrams.
+        """
+        chunk = max_datagram - HEADER.size
+        total = len(packet) + TAG_LEN
+        count = -(-total // chunk)
+        if count < 2:
+            hdr, tag = self.seal(packet, now_ms, gso)
+            return [hdr, packet, tag], HEADER.size + total
+        if count > MAX_FRAGS or chunk <= TAG_LEN:
+            raise ValueError(f"a {len(packet)}-byte packet needs {count} datagrams of {max_datagram} (max {MAX_FRAGS})")
+        g = gso or _NO_GSO
+        h0 = self._pack(
+            VERSION, 2, self.key_id, self.sender, self.session, self._next(), now_ms,
+            g.type, g.flags, g.size, g.csum_start, g.csum_offset, 0, count, 0,
+        )
+        tag = self._mac.tag(h0, packet)
+        mv = packet if isinstance(packet, memoryview) else memoryview(packet)
+        n = len(mv)
+        head, tail = h0[:_FRAG_INDEX], h0[_FRAG_INDEX + 1 :]
+        vec = []
+        for i in range(count):
+            vec.append(h0 if i == 0 else b"".join((head, bytes((i,)), tail)))
+            start = i * chunk
+            end = start + chunk
+            if end <= n:
+                vec.append(mv[start:end])
+            else:  # the last datagram (or two): packet tail, then as much of the tag as belongs here
+                if start < n:
+                    vec.append(mv[start:n])
+                vec.append(tag[max(0, start - n) : end - n])
+        return vec, HEADER.size + chunk
 
 
 class _SenderState:
-    """What a receiver remembers about one (peer, sender index)."""
+    """What a receiver remembers about one (peer, sender index), including one unfinished train."""
 
-    __slots__ = ("session", "window", "newest_ms")
+    __slots__ = ("session", "window", "newest_ms", "train_head", "train_parts", "train_next", "train_count")
 
     def __init__(self, window: int) -> None:
         self.session: int | None = None
         self.window = ReplayWindow(window)
         self.newest_ms = -1
+        self.train_head: bytes | None = None  # first header of the unfinished train
+        self.train_parts: list = []
+        self.train_next = 0
+        self.train_count = 0
+
+    def drop_train(self) -> bool:
+        had = self.train_head is not None
+        self.train_head = None
+        self.train_parts = []
+        return had
 
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """An accepted message: the packet (a memoryview into the datagram) and its metadata."""
+    """An accepted message: the packet as a list of buffers (one for DATA), and its metadata.
 
-    packet: memoryview
+    The buffers are memoryviews into the datagram(s) (or copies made by
+    :meth:`Opener.stabilise`); write them with one ``writev``.
+    """
+
+    parts: list
+    length: int
     gso: Gso | None
     sender: int
     session: int
     counter: int
 
+    @property
+    def packet(self) -> bytes | memoryview:
+        """The packet in one buffer (joins a train's parts: a copy)."""
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
 
 class Opener:
-    """The receiving half for one peer: verifies tag, freshness and replay.
+    """The receiving half for one peer: verifies tag, freshness and replay; reassembles trains.
 
     ``keys`` maps key_id to key bytes.  ``not_before_ms`` is the receiver's
-    own start time: messages stamped earlier are stale.  Per sender index the
-    state is bounded (256 indices at most, each one :class:`ReplayWindow`).
+    own start time: messages stamped earlier are stale.  State is bounded:
+    per sender index (256 at most) one :class:`ReplayWindow` and one
+    unfinished train.
     """
 
     def __init__(
@@ -335,18 +426,10 @@ class Opener:
         self._window = window
         self._senders: dict[int, _SenderState] = {}
         self._unpack = HEADER.unpack_from
+        self.pending = False  # some train holds views into a receive buffer (see stabilise)
 
-    def open(self, datagram, now_ms: int) -> Opened:
-        """Check one datagram; return the packet or raise :class:`OverlayError`."""
-        mv = datagram if isinstance(datagram, memoryview) else memoryview(datagram)
-        n = len(mv)
-        if n < OVERHEAD:
-            raise OverlayError(DropReason.TRUNCATED, f"{n} bytes, a message needs at least {OVERHEAD}")
-        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff) = self._unpack(mv)
-        if version != VERSION:
-            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
-        if mtype != 1:
-            raise OverlayError(DropReason.TYPE, f"message type {mtype}")
+    def _admit(self, key_id, sender, session, counter, ts, now_ms):
+        """Checks before the tag: key, freshness, replay.  Returns (mac, state or None)."""
         mac = self._macs.get(key_id)
         if mac is None:
             raise OverlayError(DropReason.UNKNOWN_KEY, f"key id {key_id} is not configured")
@@ -359,9 +442,10 @@ class Opener:
                     raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen or too old")
             elif ts <= st.newest_ms:
                 raise OverlayError(DropReason.REPLAY, f"sender {sender} session {session:#x} is older than the current one")
-        body = mv[HEADER.size : n - TAG_LEN]
-        if not hmac.compare_digest(mac.tag(mv[: HEADER.size], body), mv[n - TAG_LEN :]):
-            raise OverlayError(DropReason.BAD_MAC, f"tag does not verify (key id {key_id})")
+        return mac, st
+
+    def _accept(self, st, sender, session, counter, ts) -> None:
+        """After the tag verified: record the counter (and a sender restart)."""
         if st is None:
             st = self._senders[sender] = _SenderState(self._window)
         if session != st.session:  # first message, or the sender restarted
@@ -370,8 +454,94 @@ class Opener:
         st.window.update(counter)
         if ts > st.newest_ms:
             st.newest_ms = ts
+
+    def open(self, datagram, now_ms: int) -> Opened | None:
+        """Check one datagram; the message, ``None`` (a train is not complete yet), or :class:`OverlayError`."""
+        mv = datagram if isinstance(datagram, memoryview) else memoryview(datagram)
+        n = len(mv)
+        if n < HEADER.size + 1:
+            raise OverlayError(DropReason.TRUNCATED, f"{n} bytes, a datagram needs more than {HEADER.size}")
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = self._unpack(mv)
+        if version != VERSION:
+            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
+        if mtype == 1:
+            if index != 0 or count != 1:
+                raise OverlayError(DropReason.FRAGMENT, f"DATA with fragment {index}/{count}")
+            if n < OVERHEAD:
+                raise OverlayError(DropReason.TRUNCATED, f"{n} bytes, a message needs at least {OVERHEAD}")
+            mac, st = self._admit(key_id, sender, session, counter, ts, now_ms)
+            body = mv[HEADER.size : n - TAG_LEN]
+            if not hmac.compare_digest(mac.tag(mv[: HEADER.size], body), mv[n - TAG_LEN :]):
+                raise OverlayError(DropReason.BAD_MAC, f"tag does not verify (key id {key_id})")
+            self._accept(st, sender, session, counter, ts)
+            gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
+            return Opened([body], n - OVERHEAD, gso, sender, session, counter)
+        if mtype != 2:
+            raise OverlayError(DropReason.TYPE, f"message type {mtype}")
+        _check_frag(mtype, index, count)
+        return self._fragment(mv, n, index, count, key_id, sender, session, counter, ts, now_ms,
+                              (gtype, gflags, gsize, cstart, coff))
+
+    def _fragment(self, mv, n, index, count, key_id, sender, session, counter, ts, now_ms, g) -> Opened | None:
+        st = self._senders.get(sender)
+        if index == 0:
+            mac, st = self._admit(key_id, sender, session, counter, ts, now_ms)
+            if st is None:
+                st = self._senders[sender] = _SenderState(self._window)
+            lost = st.drop_train()
+            st.train_head = bytes(mv[: HEADER.size])
+            st.train_parts = [mv[HEADER.size :]]
+            st.train_next = 1
+            st.train_count = count
+            self.pending = True
+            if lost:
+                raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")
+            return None
+        head = st.train_head if st is not None else None
+        if head is None or index != st.train_next or mv[:_FRAG_INDEX] != head[:_FRAG_INDEX] or (
+            mv[_FRAG_INDEX + 1 : HEADER.size] != head[_FRAG_INDEX + 1 :]
+        ):
+            if st is not None:
+                st.drop_train()
+            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: fragment {index}/{count} out of order")
+        st.train_parts.append(mv[HEADER.size :])
+        st.train_next = index + 1
+        if index + 1 < count:
+            return None
+        # complete: split off the tag (it may straddle the last two parts), check it
+        parts, st.train_parts, st.train_head = st.train_parts, [], None
+        mac = self._macs.get(key_id)
+        tag = b""
+        while len(tag) < TAG_LEN and parts:
+            last = parts[-1]
+            need = TAG_LEN - len(tag)
+            if len(last) > need:
+                tag = bytes(last[len(last) - need :]) + tag
+                parts[-1] = last[: len(last) - need]
+            else:
+                tag = bytes(last) + tag
+                parts.pop()
+        if mac is None or len(tag) < TAG_LEN or not parts:
+            raise OverlayError(DropReason.TRUNCATED, f"sender {sender}: train too short")
+        if not hmac.compare_digest(mac.tag(head, *parts), tag):
+            raise OverlayError(DropReason.BAD_MAC, f"train tag does not verify (key id {key_id})")
+        # the admission checks ran for fragment 0; the window may have moved since (another train)
+        if session == st.session and not st.window.check(counter):
+            raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen")
+        self._accept(st, sender, session, counter, ts)
+        gtype, gflags, gsize, cstart, coff = g
         gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
-        return Opened(body, gso, sender, session, counter)
+        return Opened(parts, sum(map(len, parts)), gso, sender, session, counter)
+
+    def stabilise(self) -> None:
+        """Copy unfinished trains' parts out of the receive buffer before it is reused."""
+        if not self.pending:
+            return
+        for st in self._senders.values():
+            if st.train_parts:
+                st.train_parts = [bytes(p) for p in st.train_parts]
+        self.pending = False
 
     def forget(self) -> None:
         """Drop all replay state (as a restart would); ``not_before_ms`` still protects."""
@@ -382,3 +552,9 @@ def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: Gso | None = None) -
     """Convenience for tests and tools: the whole datagram as one bytes object."""
     hdr, tag = sealer.seal(packet, now_ms, gso)
     return b"".join((hdr, bytes(packet), tag))
+
+
+def split_train(vector: list, segment: int) -> list[bytes]:
+    """The datagrams a ``seal_train`` vector becomes on the wire (what ``UDP_SEGMENT`` does)."""
+    blob = b"".join(bytes(v) for v in vector)
+    return [blob[i : i + segment] for i in range(0, len(blob), segment)]

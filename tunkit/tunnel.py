@@ -285,8 +285,9 @@ class Tunnel:
         self.drops: dict[str, int] = {}
         self.tun_rx = self.tun_tx = 0
         self.udp_gro = enable_gro(sock) if udp_gro is None else (udp_gro and enable_gro(sock))
-        seg = underlay_mtu - (48 if self._v6sock else 28)
-        self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=seg, on_error=self._send_failed)
+        self.max_datagram = underlay_mtu - (48 if self._v6sock else 28)
+        self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=self.max_datagram, on_error=self._send_failed)
+        self._unstable: list = []  # openers holding views into the receive buffer
         self._bufs = [bytearray(READ_BUF) for _ in range(batch)]
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
@@ -387,23 +388,36 @@ class Tunnel:
                 pkt = _finish_checksum(pkt, gso)
             self.batcher.add(peer.addr, n, [pkt])
             size = n
-        else:
+        elif n + OVERHEAD <= self.max_datagram:
             hdr, tag = peer.sealer.seal(pkt, self._now_ms, gso)
-            size = n + OVERHEAD
-            self.batcher.add(peer.addr, size, [hdr, pkt, tag])
+            self.batcher.add(peer.addr, n + OVERHEAD, [hdr, pkt, tag])
+        else:  # a super-packet (or a big packet): a train of datagrams, one UDP_SEGMENT send
+            try:
+                vec, seg = peer.sealer.seal_train(pkt, self._now_ms, gso, self.max_datagram)
+            except ValueError:  # more than 64 datagrams: bigger than any TUN hands out
+                self._drop("too_big", peer)
+                return
+            self.batcher.add_train(peer.addr, vec, seg)
         peer.tx_packets += 1
         peer.tx_bytes += n
 
     def _too_big(self, pkt: memoryview, mtu: int, peer: PeerState) -> None:
         self._drop("too_big", peer)
         icmp = build_too_big(pkt, mtu, self._icmp_src)
-        if icmp is not None and self._write_tun(icmp, None) is not None:
+        if icmp is not None and self._write_tun((icmp,), None) is not None:
             self._drop("tun_write")
 
     # -- inbound: UDP -> TUN ------------------------------------------------------------
     def on_udp_readable(self) -> None:
         self._now_ms = self._clock_ns() // 1_000_000
-        recv_batch(self.sock, self._rbuf, self._inbound, max_reads=self.batch, gro=self.udp_gro)
+        recv_batch(self.sock, self._rbuf, self._inbound, max_reads=self.batch, gro=self.udp_gro,
+                   after_read=self._after_read)
+
+    def _after_read(self) -> None:
+        if self._unstable:  # unfinished trains must not keep views into the buffer about to be reused
+            for opener in self._unstable:
+                opener.stabilise()
+            self._unstable.clear()
 
     def _inbound(self, dgram: memoryview, addr) -> None:
         peer = self._by_addr.get(addr)
@@ -413,14 +427,23 @@ class Tunnel:
         gso = None
         if self.insecure:
             pkt = dgram
+            parts = (dgram,)
+            n = len(dgram)
         else:
+            opener = peer.opener
             try:
-                opened = peer.opener.open(dgram, self._now_ms)
+                opened = opener.open(dgram, self._now_ms)
             except OverlayError as e:
                 self._drop(e.reason.value, peer)
                 return
-            pkt, gso = opened.packet, opened.gso
-        n = len(pkt)
+            if opened is None:  # a train in progress
+                if opener.pending and opener not in self._unstable:
+                    self._unstable.append(opener)
+                return
+            parts, gso, n = opened.parts, opened.gso, opened.length
+            pkt = parts[0]
+        if len(pkt) < 40 and len(parts) > 1:
+            pkt = b"".join(parts)[:40]
         if n < 20:
             self._drop("malformed", peer)
             return
@@ -435,21 +458,22 @@ class Tunnel:
         if peer.allowed.lookup(src) is None:
             self._drop("not_allowed", peer)
             return
-        failed = self._write_tun(pkt, gso)
+        failed = self._write_tun(parts, gso)
         if failed is not None:
             self._drop(failed, peer)
             return
         peer.rx_packets += 1
         peer.rx_bytes += n
 
-    def _write_tun(self, pkt, gso: Gso | None) -> str | None:
-        """Write one packet (or super-packet) into the TUN; None, or the drop reason."""
+    def _write_tun(self, parts, gso: Gso | None) -> str | None:
+        """Write one packet (or super-packet) given as buffers into the TUN; None, or the drop reason."""
         try:
             if self.vnet_hdr:
-                os.writev(self._fd, (_vnet_header(pkt, gso), pkt))
+                os.writev(self._fd, (_vnet_header(parts[0], gso), *parts))
             elif gso is not None and gso.type:
                 return "gso_unsupported"  # the peer sent a super-packet; this TUN takes packets only
             else:
+                pkt = parts[0] if len(parts) == 1 else b"".join(parts)
                 if gso is not None:
                     pkt = _finish_checksum(pkt, gso)
                 os.write(self._fd, pkt)

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import struct
 from collections.abc import Callable
@@ -29,6 +30,7 @@ _INT = struct.Struct("=i")  # UDP_GRO cmsg payload: int gso_size (native order)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # asm-generic/socket.h
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)  # asm-generic/socket.h
 MAX_UDP_PAYLOAD = {socket.AF_INET: 65535 - 20 - 8, socket.AF_INET6: 65535 - 8}
+log = logging.getLogger("tunkit.udp")
 _GSO_REFUSED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
 
 
@@ -110,6 +112,10 @@ class UdpBatcher:
     def add(self, address, size: int, buffers: list) -> None:
         self._q.append((address, size, buffers))
 
+    def add_train(self, address, vector: list, segment: int) -> None:
+        """Queue a train: ``vector`` is every datagram's buffers in order, each ``segment`` bytes but the last."""
+        self._q.append((address, -segment, vector))
+
     def __len__(self) -> int:
         return len(self._q)
 
@@ -122,12 +128,16 @@ class UdpBatcher:
         while i < n:
             addr, size, bufs = q[i]
             j = i + 1
+            if size < 0:  # a train: one UDP_SEGMENT send, or one send per datagram
+                self._send_train(addr, -size, bufs)
+                i = j
+                continue
             if self.gso and size <= self.max_segment:
                 total = size
                 vec = list(bufs)
                 while j < n and j - i < UDP_MAX_SEGMENTS:
                     a2, s2, b2 = q[j]
-                    if a2 != addr or s2 > size or total + s2 > self.max_total:
+                    if a2 != addr or not 0 < s2 <= size or total + s2 > self.max_total:  # s2 < 0: a train
                         break
                     vec += b2
                     total += s2
@@ -142,7 +152,7 @@ class UdpBatcher:
             self._send_one(bufs, addr, size)
             i = j
 
-    def _send_gso(self, vec, size, addr, run) -> bool:
+    def _send_gso(self, vec, size, addr, run, split: int | None = None) -> bool:
         try:
             self.sock.sendmsg(vec, [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, addr)
         except BlockingIOError:  # socket buffer full: the datagrams are lost like on a full link
@@ -150,15 +160,43 @@ class UdpBatcher:
             return True
         except OSError as e:
             if e.errno in _GSO_REFUSED:  # no GSO for this path: switch it off and resend singly
+                log.warning("UDP GSO refused (%s, %d datagrams of %d bytes to %s); sending one datagram per call",
+                            errno.errorcode.get(e.errno, e.errno), len(run), size, addr)
                 self.gso = False
                 self.gso_fallbacks += 1
                 for a, s, b in run:
-                    self._send_one(b, a, s)
+                    if split is None:
+                        self._send_one(b, a, s)
+                    else:
+                        for dgram in regroup(b, split):
+                            self._send_one(dgram, a, split)
                 return True
-            raise
+            # unreachable, too big...: these datagrams are lost, the socket stays usable
+            self._report(addr, sum(s for _, s, _ in run), e)
+            return True
         self.syscalls += 1
         self.gso_sends += 1
         return True
+
+    def _send_train(self, addr, segment: int, vector: list) -> None:
+        if self.gso:
+            total = sum(map(len, vector))
+            if total <= self.max_total:
+                self._send_gso(vector, segment, addr, [(addr, total, vector)], split=segment)
+                return
+            # more than one UDP send can carry (65,507 bytes): several GSO sends of whole datagrams
+            dgrams = regroup(vector, segment)
+            per = max(1, min(UDP_MAX_SEGMENTS, self.max_total // segment))
+            for k in range(0, len(dgrams), per):
+                part = [b for d in dgrams[k : k + per] for b in d]
+                if not self.gso:  # refused on the way: the rest one by one
+                    for d in dgrams[k:]:
+                        self._send_one(d, addr, segment)
+                    return
+                self._send_gso(part, segment, addr, [(addr, sum(map(len, part)), part)], split=segment)
+            return
+        for dgram in regroup(vector, segment):
+            self._send_one(dgram, addr, segment)
 
     def _send_one(self, bufs, addr, size) -> None:
         self.syscalls += 1
@@ -172,6 +210,24 @@ class UdpBatcher:
             self.on_error(addr, size, exc)
 
 
+def regroup(vector: list, size: int) -> list[list]:
+    """Cut a buffer vector into datagrams of ``size`` bytes (the last may be shorter), without copying."""
+    out, cur, room = [], [], size
+    for buf in vector:
+        mv = buf if isinstance(buf, memoryview) else memoryview(buf)
+        while len(mv):
+            take = min(room, len(mv))
+            cur.append(mv[:take])
+            mv = mv[take:]
+            room -= take
+            if room == 0:
+                out.append(cur)
+                cur, room = [], size
+    if cur:
+        out.append(cur)
+    return out
+
+
 def recv_batch(
     sock: socket.socket,
     buf: bytearray,
@@ -179,12 +235,14 @@ def recv_batch(
     *,
     max_reads: int = 64,
     gro: bool = False,
+    after_read: Callable[[], None] | None = None,
 ) -> int:
     """Read up to ``max_reads`` times into ``buf``; call ``deliver(datagram, address)`` per datagram.
 
     With ``gro`` a read may hold several datagrams of the cmsg's size (the
     last may be shorter).  ``buf`` is reused: ``deliver`` must not keep the
-    memoryview.  Returns the number of datagrams delivered.
+    memoryview past ``after_read()``, which runs after each read's datagrams.
+    Returns the number of datagrams delivered.
     """
     mv = memoryview(buf)
     count = 0
@@ -211,4 +269,6 @@ def recv_batch(
         else:
             deliver(mv[:n], addr)
             count += 1
+        if after_read is not None:
+            after_read()
     return count
