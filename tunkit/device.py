@@ -822,7 +822,7 @@ class Device:
                 continue
             return cls._build(opened, mode, pi, queues, vnet_hdr_len=vnet_hdr_len, path=path)
         assert last is not None
-        raise last
+        raise _attach_mismatch(name, mode, multi_queue) or last
 
     @classmethod
     def from_fd(cls, fd: int, *, pi: bool | None = None, offloads: TunOffload | int | None = None,
@@ -1028,19 +1028,24 @@ class Device:
         finally:
             q._leave()
 
-    def set_owner(self, user: int | str | None) -> None:
-        """Let ``user`` (uid or name; ``None`` or -1: nobody) open the device without CAP_NET_ADMIN."""
+    def set_owner(self, user: int | str) -> None:
+        """Let ``user`` (uid or name) open the device without CAP_NET_ADMIN (``TUNSETOWNER``).
+
+        The kernel has no way back to "no owner" (-1 is refused).
+        """
         self._set_id(TUNSETOWNER, _resolve_id(user, "user", self.name), "owner")
 
-    def set_group(self, group: int | str | None) -> None:
-        """Let members of ``group`` (gid or name; ``None`` or -1: none) open the device."""
+    def set_group(self, group: int | str) -> None:
+        """Let members of ``group`` (gid or name) open the device (``TUNSETGROUP``)."""
         self._set_id(TUNSETGROUP, _resolve_id(group, "group", self.name), "group")
 
     def _set_id(self, request: int, value: int | None, what: str) -> None:
+        if value is None or value < 0:
+            raise ValueError(f"{self.name}: {what} must be a valid id, not {value!r}")
         q = self._first()
         fd = q._enter()
         try:
-            _ioctl(fd, request, -1 if value is None else value)
+            _ioctl(fd, request, value)
         except OSError as e:
             raise DeviceError(e.errno, self.name, f"cannot set {what} to {value}") from None
         finally:
@@ -1198,6 +1203,21 @@ def _interface_probe(name: str, request: int, what: str) -> Ifreq:
             msg = "no such device" if e.errno == errno.ENODEV else what
             raise DeviceError(e.errno, name, msg) from None
     return req
+
+
+def _attach_mismatch(name: str, mode: str, multi_queue: bool | None) -> DeviceError | None:
+    """Explain an EINVAL from attaching (error path only): not a TUN/TAP device, or which setting differs."""
+    try:
+        info = next((i for i in list_tun_devices() if i.name == name), None)
+    except OSError:  # sysfs unreadable here: keep the kernel's plain EINVAL
+        return None
+    if info is None:
+        return DeviceError(errno.EINVAL, name, "not a TUN/TAP device")
+    if info.mode != mode:
+        return DeviceError(errno.EINVAL, name, f"is a {info.mode} device, not {mode}")
+    if multi_queue is not None and info.multi_queue != multi_queue:
+        return DeviceError(errno.EINVAL, name, f"multi_queue is {info.multi_queue} on the device, not {multi_queue}")
+    return None
 
 
 def _detect_mode(name: str) -> str:
