@@ -474,6 +474,25 @@ def test_queues_all_carry_traffic(netns):
         assert sum(1 for n in per_queue if n) > 1  # flows were spread over several queues
 
 
+def test_detached_queue_gets_no_packets_but_can_write(netns):
+    with open_tun("tk0", queues=2) as dev, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        sd.route_via("tk0")
+        s.bind(("198.18.0.1", 5555))
+        s.settimeout(5)
+        live, off = dev.queues
+        off.detach()
+        for port in range(30000, 30016):
+            s.sendto(b"d", ("198.51.100.7", port))
+        got = []
+        for _ in range(100):  # bounded: all 16 are queued on the live queue
+            got += live.read_batch(64, timeout=1)
+            if len(got) >= 16:
+                break
+        assert len(got) == 16 and off.read(timeout=0) is None
+        assert off.write(sd.ipv4_udp("198.51.100.7", "198.18.0.1", 7, 5555, b"via detached")) > 0
+        assert s.recvfrom(100) == (b"via detached", ("198.51.100.7", 7))
+
+
 def test_single_queue_device_refuses_add_queues(netns):
     with open_tun("tk0") as dev:
         with pytest.raises(DeviceError, match="not multi-queue"):

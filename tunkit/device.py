@@ -541,7 +541,7 @@ class Queue:
                 return DeviceClosedError(self.name, f"{what}: device is closed")
             return DeviceError(err, self.name, f"{what}: the queue is not attached to the device")
         if err == errno.EIO:
-            return DeviceError(err, self.name, f"{what}: the device is down or detached (bring it up first)")
+            return DeviceError(err, self.name, f"{what}: the device is down (bring it up first)")
         if err == errno.EINVAL and what.startswith("write"):
             return DeviceError(err, self.name, f"{what}: the kernel rejected the packet (malformed packet or header)")
         return DeviceError(err, self.name, f"{what} failed")
@@ -671,7 +671,10 @@ class Queue:
             self._leave()
 
     def detach(self) -> None:
-        """Stop the kernel from using this queue (``TUNSETQUEUE`` with ``IFF_DETACH_QUEUE``)."""
+        """Stop the kernel from using this queue (``TUNSETQUEUE`` with ``IFF_DETACH_QUEUE``).
+
+        The kernel steers no packets to a detached queue (reads wait); writes through it still go in.
+        """
         self._set_queue(TunFlag.DETACH_QUEUE, "detach queue")
         self._detached = True
 
