@@ -15,8 +15,6 @@ import time
 
 import pytest
 
-pytest.importorskip("tunkit.device", reason="the TUN device layer has not landed in this branch yet")
-
 from support_tunnel import LinearTable, build_lab, icmp_echo, overlay4, overlay6, underlay4, underlay6
 from tunkit.node import TunnelNode
 from tunkit.status import query
