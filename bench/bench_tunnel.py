@@ -186,7 +186,7 @@ def udp_pps(res: dict) -> tuple[float, float] | None:
 
 
 # -- 2./3. throughput --------------------------------------------------------------------------------
-def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: float, mtu: int) -> None:
+def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: float, mtu: int, udp: bool = True) -> None:
     mode = "insecure" if insecure else "authenticated"
     pa = start_node(a, 0, 1, insecure=insecure, workers=workers, mtu=mtu)
     pb = start_node(b, 1, 0, insecure=insecure, workers=workers, mtu=mtu)
@@ -195,18 +195,19 @@ def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: flo
         par = ["-P", str(workers)] if workers > 1 else []
         g = tcp_gbps(iperf(a, b, overlay4(1), seconds, par))
         print(f"tunkit {mode:13s} workers {workers}: TCP {g:.2f} Gbit/s" if g else f"tunkit {mode} workers {workers}: TCP failed", flush=True)
-        if workers == 1:
+        if workers == 1 and udp:
             u = udp_pps(iperf(a, b, overlay4(1), seconds, ["-u", "-l", "256", "-b", "0"]))
             if u:
                 print(f"tunkit {mode:13s} workers {workers}: UDP 256 B {u[0]:,.0f} packets/s delivered ({u[1]:.1f}% lost)", flush=True)
     finally:
         sa = stop_node(pa)
-        stop_node(pb)
-    if sa:
-        print(f"    sender counters: udp {sa.get('udp')}, drops {sa.get('drops')}")
+        sb = stop_node(pb)
+    for name, st in (("sender", sa), ("receiver", sb)):
+        if st:
+            print(f"    {name} counters: udp {st.get('udp')}, drops {st.get('drops')}")
 
 
-def run_vxlan(a: NetNS, b: NetNS, seconds: float) -> None:
+def run_vxlan(a: NetNS, b: NetNS, seconds: float, udp: bool = True) -> None:
     for i, ns in enumerate((a, b)):
         ns.run(["ip", "link", "add", "vx0", "type", "vxlan", "id", "42", "remote", underlay4(1 - i),
                 "local", underlay4(i), "dstport", "4789", "dev", "eth0"])
@@ -215,7 +216,7 @@ def run_vxlan(a: NetNS, b: NetNS, seconds: float) -> None:
     try:
         g = tcp_gbps(iperf(a, b, "198.19.0.2", seconds, []))
         print(f"kernel VXLAN                  : TCP {g:.2f} Gbit/s" if g else "kernel VXLAN: failed", flush=True)
-        u = udp_pps(iperf(a, b, "198.19.0.2", seconds, ["-u", "-l", "256", "-b", "0"]))
+        u = udp and udp_pps(iperf(a, b, "198.19.0.2", seconds, ["-u", "-l", "256", "-b", "0"]))
         if u:
             print(f"kernel VXLAN                  : UDP 256 B {u[0]:,.0f} packets/s delivered ({u[1]:.1f}% lost)", flush=True)
     finally:
@@ -229,6 +230,8 @@ def main() -> int:
     ap.add_argument("--mtu", type=int, default=1400, help="overlay MTU (default 1400)")
     ap.add_argument("--skip-mac", action="store_true")
     ap.add_argument("--only", choices=["auth", "insecure", "vxlan"])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--no-udp", action="store_true", help="skip the 256-byte UDP runs")
     args = ap.parse_args()
     print(f"bench_tunnel: {os.cpu_count()} CPUs (shared with other work), python {sys.version.split()[0]}, "
           f"kernel {os.uname().release}")
@@ -250,12 +253,13 @@ def main() -> int:
     try:
         a, b = build_lab(make, 2)
         if args.only in (None, "vxlan"):
-            run_vxlan(a, b, args.seconds)
+            run_vxlan(a, b, args.seconds, udp=not args.no_udp)
         for insecure in (False, True):
             if args.only == ("insecure" if not insecure else "auth") or args.only == "vxlan":
                 continue
-            for workers in (1, 2):
-                run_tunkit(a, b, insecure=insecure, workers=workers, seconds=args.seconds, mtu=args.mtu)
+            for workers in args.workers:
+                run_tunkit(a, b, insecure=insecure, workers=workers, seconds=args.seconds, mtu=args.mtu,
+                           udp=not args.no_udp)
     finally:
         for ns in made:
             ns.close()

@@ -416,3 +416,53 @@ def test_fuzz_trains_only_overlay_error_escapes():
 def _packet_of(train):
     body = b"".join(d[HEADER.size :] for d in train)
     return body[:-TAG_LEN]
+
+
+def _block(dgrams):
+    """A GRO read: the datagrams back to back (all but the last the same size)."""
+    return memoryview(b"".join(dgrams))
+
+
+def test_open_frags_takes_a_whole_train_from_one_read():
+    s, o = _pair()
+    pkt = random.Random(9).randbytes(60000)
+    d = _train(s, pkt, T0, 1472)
+    got, used = o.open_frags(_block(d), 1472, T0)
+    assert used == sum(map(len, d)) and got.packet == pkt and len(got.parts) == len(d)
+
+
+def test_open_frags_across_two_reads_and_then_a_data_message():
+    s, o = _pair()
+    pkt = random.Random(10).randbytes(20000)
+    d = _train(s, pkt, T0, 1472)
+    first = bytearray(_block(d[:5]))
+    got, used = o.open_frags(memoryview(first), 1472, T0)
+    assert got is None and used == len(first)
+    o.stabilise()
+    first[:] = bytes(len(first))  # the receive buffer is reused
+    small = seal_datagram(s, PKT, T0)
+    rest = _block(d[5:])
+    got, used = o.open_frags(rest, 1472, T0)
+    assert got.packet == pkt and used == len(rest)
+    assert bytes(o.open(small, T0).packet) == PKT
+
+
+def test_open_frags_with_a_fragment_lost_inside_the_read():
+    s, o = _pair()
+    pkt = bytes(range(256)) * 40
+    d = _train(s, pkt, T0, 1472)
+    block = _block(d[:3] + d[4:])  # fragment 3 never arrived
+    got, used = o.open_frags(block, 1472, T0)
+    assert got is None and used == 3 * 1472  # stops where the train stops continuing
+    assert _reason(o, bytes(block[used : used + 1472]), T0) is DropReason.FRAGMENT
+    d2 = _train(s, pkt, T0, 1472)  # the next train is fine
+    assert o.open_frags(_block(d2), 1472, T0)[0].packet == pkt
+
+
+def test_open_frags_refuses_a_forged_train():
+    s, o = _pair()
+    evil = Sealer(OTHER_KEY, session=0x1234, start_counter=10**18)
+    d = _train(evil, bytes(5000), T0, 1472)
+    with pytest.raises(OverlayError) as ei:
+        o.open_frags(_block(d), 1472, T0)
+    assert ei.value.reason is DropReason.BAD_MAC

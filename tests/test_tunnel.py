@@ -330,7 +330,7 @@ def test_batcher_groups_runs_by_peer_and_size():
     plan = [(p, 100), (p, 100), (p, 60), (p, 100), (q, 100), (q, 100), (p, 2000), (p, 100), (p, 100), (p, -500)]
     for addr, size in plan:
         if size < 0:
-            b.add_train(addr, [b"t" * 1200], -size)
+            b.add_train(addr, [[b"t" * 500], [b"t" * 500], [b"t" * 200]], -size)
         else:
             b.add(addr, size, [b"z" * size])
     b.flush()
@@ -413,7 +413,6 @@ def test_sealer_counter_is_time_seeded(hosts):
 
 def test_train_without_gso_goes_one_datagram_per_call():
     from tunkit.overlay import split_train
-    from tunkit.udp import regroup
 
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
@@ -422,10 +421,9 @@ def test_train_without_gso_goes_one_datagram_per_call():
         fake = RefusingSocket(tx)
         b = UdpBatcher(fake, gso=True)
         s = Sealer(KEY, session=1, start_counter=1)
-        vec, seg = s.seal_train(bytes(range(256)) * 16, 10**12, None, 1000)
-        want = split_train(vec, seg)
-        assert [b"".join(bytes(x) for x in d) for d in regroup(vec, seg)] == want
-        b.add_train(rx.getsockname(), vec, seg)
+        dgrams, seg = s.seal_train(bytes(range(256)) * 16, 10**12, None, 1000)
+        want = split_train(dgrams, seg)
+        b.add_train(rx.getsockname(), dgrams, seg)
         b.flush()
         rx.settimeout(2)
         assert [rx.recv(2000) for _ in want] == want
@@ -447,7 +445,7 @@ def test_train_bigger_than_one_send_goes_in_several_gso_sends():
     b = UdpBatcher(Rec(), gso=True)
     b.max_total = 3000
     blob = bytes(range(250)) * 28  # 7000 bytes: 7 datagrams of 1000
-    b.add_train(("192.0.2.1", 1), [blob[:10], memoryview(blob)[10:]], 1000)
+    b.add_train(("192.0.2.1", 1), [[blob[i : i + 10], memoryview(blob)[i + 10 : i + 1000]] for i in range(0, 7000, 1000)], 1000)
     b.flush()
-    assert [(len(d), seg) for d, seg in sent] == [(3000, [1000]), (3000, [1000]), (1000, [1000])]
+    assert [(len(d), seg) for d, seg in sent] == [(3000, [1000]), (3000, [1000]), (1000, [])]
     assert b"".join(d for d, _ in sent) == blob

@@ -325,8 +325,8 @@ class Sealer:
     def seal_train(self, packet, now_ms: int, gso: Gso | None, max_datagram: int) -> tuple[list, int]:
         """Cut ``packet`` + tag into datagrams of at most ``max_datagram`` bytes.
 
-        Returns ``(vector, segment_size)``: the buffers of every datagram in
-        order (headers, packet slices and the tag; no copy of the packet) and
+        Returns ``(datagrams, segment_size)``: per datagram, its buffers
+        (header, packet slice, tag or part of it; no copy of the packet), and
         the size of every datagram but the last.  Raises ``ValueError`` if
         the message needs more than :data:`MAX_FRAGS` datagrams.
         """
@@ -335,7 +335,7 @@ class Sealer:
         count = -(-total // chunk)
         if count < 2:
             hdr, tag = self.seal(packet, now_ms, gso)
-            return [hdr, packet, tag], HEADER.size + total
+            return [[hdr, packet, tag]], HEADER.size + total
         if count > MAX_FRAGS or chunk <= TAG_LEN:
             raise ValueError(f"a {len(packet)}-byte packet needs {count} datagrams of {max_datagram} (max {MAX_FRAGS})")
         g = gso or _NO_GSO
@@ -347,18 +347,18 @@ class Sealer:
         mv = packet if isinstance(packet, memoryview) else memoryview(packet)
         n = len(mv)
         head, tail = h0[:_FRAG_INDEX], h0[_FRAG_INDEX + 1 :]
-        vec = []
+        out = []
         for i in range(count):
-            vec.append(h0 if i == 0 else b"".join((head, bytes((i,)), tail)))
+            hdr = h0 if i == 0 else b"".join((head, bytes((i,)), tail))
             start = i * chunk
             end = start + chunk
             if end <= n:
-                vec.append(mv[start:end])
-            else:  # the last datagram (or two): packet tail, then as much of the tag as belongs here
-                if start < n:
-                    vec.append(mv[start:n])
-                vec.append(tag[max(0, start - n) : end - n])
-        return vec, HEADER.size + chunk
+                out.append([hdr, mv[start:end]])
+            elif start < n:  # the packet's tail, then as much of the tag as belongs here
+                out.append([hdr, mv[start:n], tag[: end - n]])
+            else:
+                out.append([hdr, tag[start - n : end - n]])
+        return out, HEADER.size + chunk
 
 
 class _SenderState:
@@ -486,17 +486,7 @@ class Opener:
     def _fragment(self, mv, n, index, count, key_id, sender, session, counter, ts, now_ms, g) -> Opened | None:
         st = self._senders.get(sender)
         if index == 0:
-            mac, st = self._admit(key_id, sender, session, counter, ts, now_ms)
-            if st is None:
-                st = self._senders[sender] = _SenderState(self._window)
-            lost = st.drop_train()
-            st.train_head = bytes(mv[: HEADER.size])
-            st.train_parts = [mv[HEADER.size :]]
-            st.train_next = 1
-            st.train_count = count
-            self.pending = True
-            if lost:
-                raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")
+            self._start_train(mv, key_id, sender, session, counter, ts, now_ms, count)
             return None
         head = st.train_head if st is not None else None
         if head is None or index != st.train_next or mv[:_FRAG_INDEX] != head[:_FRAG_INDEX] or (
@@ -509,8 +499,26 @@ class Opener:
         st.train_next = index + 1
         if index + 1 < count:
             return None
-        # complete: split off the tag (it may straddle the last two parts), check it
-        parts, st.train_parts, st.train_head = st.train_parts, [], None
+        return self._finish_train(st, key_id, sender, session, counter, ts, g)
+
+    def _start_train(self, mv, key_id, sender, session, counter, ts, now_ms, count) -> _SenderState:
+        _, st = self._admit(key_id, sender, session, counter, ts, now_ms)
+        if st is None:
+            st = self._senders[sender] = _SenderState(self._window)
+        lost = st.drop_train()
+        st.train_head = bytes(mv[: HEADER.size])
+        st.train_parts = [mv[HEADER.size :]]
+        st.train_next = 1
+        st.train_count = count
+        self.pending = True
+        if lost:
+            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")
+        return st
+
+    def _finish_train(self, st, key_id, sender, session, counter, ts, g) -> Opened:
+        """The last fragment arrived: split off the tag (it may straddle two parts) and check it."""
+        parts, head = st.train_parts, st.train_head
+        st.train_parts, st.train_head = [], None
         mac = self._macs.get(key_id)
         tag = b""
         while len(tag) < TAG_LEN and parts:
@@ -534,6 +542,52 @@ class Opener:
         gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
         return Opened(parts, sum(map(len, parts)), gso, sender, session, counter)
 
+    def open_frags(self, block: memoryview, seg: int, now_ms: int) -> tuple[Opened | None, int]:
+        """Take the consecutive fragments of one train at the start of ``block``.
+
+        ``block`` is a ``UDP_GRO`` read cut every ``seg`` bytes, starting with
+        a FRAG datagram.  The first datagram is checked in full; the ones that
+        follow it in the block are taken by position (type and index bytes
+        checked) while they continue the train: the tag over the whole train
+        is what vouches for their contents.  Returns ``(message or None,
+        bytes consumed)``; raises :class:`OverlayError` for a bad first
+        datagram (the caller skips ``seg`` bytes).
+        """
+        n = len(block)
+        first = block[: min(seg, n)]
+        if len(first) < HEADER.size + 1:
+            raise OverlayError(DropReason.TRUNCATED, f"{len(first)} bytes, a datagram needs more than {HEADER.size}")
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = self._unpack(first)
+        if version != VERSION:
+            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
+        if mtype != 2:
+            raise OverlayError(DropReason.TYPE, f"message type {mtype} where a fragment was expected")
+        _check_frag(mtype, index, count)
+        g = (gtype, gflags, gsize, cstart, coff)
+        if index == 0:
+            st = self._start_train(first, key_id, sender, session, counter, ts, now_ms, count)
+        else:
+            got = self._fragment(first, len(first), index, count, key_id, sender, session, counter, ts, now_ms, g)
+            if got is not None:
+                return got, len(first)
+            st = self._senders[sender]
+        off = len(first)
+        parts = st.train_parts
+        nxt = st.train_next
+        hsize = HEADER.size
+        while off < n and nxt < count:
+            end = off + seg if off + seg < n else n
+            if end - off <= hsize or block[off + 1] != 2 or block[off + _FRAG_INDEX] != nxt:
+                break
+            parts.append(block[off + hsize : end])
+            nxt += 1
+            off = end
+        st.train_next = nxt
+        if nxt < count:
+            return None, off
+        return self._finish_train(st, key_id, sender, session, counter, ts, g), off
+
     def stabilise(self) -> None:
         """Copy unfinished trains' parts out of the receive buffer before it is reused."""
         if not self.pending:
@@ -554,7 +608,9 @@ def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: Gso | None = None) -
     return b"".join((hdr, bytes(packet), tag))
 
 
-def split_train(vector: list, segment: int) -> list[bytes]:
-    """The datagrams a ``seal_train`` vector becomes on the wire (what ``UDP_SEGMENT`` does)."""
-    blob = b"".join(bytes(v) for v in vector)
-    return [blob[i : i + segment] for i in range(0, len(blob), segment)]
+def split_train(datagrams: list, segment: int) -> list[bytes]:
+    """The datagrams a ``seal_train`` result becomes on the wire (what ``UDP_SEGMENT`` does), as bytes."""
+    out = [b"".join(bytes(b) for b in d) for d in datagrams]
+    if any(len(d) != segment for d in out[:-1]) or len(out[-1]) > segment:
+        raise ValueError("datagrams of a train must all be the segment size but the last")
+    return out

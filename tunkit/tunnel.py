@@ -393,11 +393,11 @@ class Tunnel:
             self.batcher.add(peer.addr, n + OVERHEAD, [hdr, pkt, tag])
         else:  # a super-packet (or a big packet): a train of datagrams, one UDP_SEGMENT send
             try:
-                vec, seg = peer.sealer.seal_train(pkt, self._now_ms, gso, self.max_datagram)
+                dgrams, seg = peer.sealer.seal_train(pkt, self._now_ms, gso, self.max_datagram)
             except ValueError:  # more than 64 datagrams: bigger than any TUN hands out
                 self._drop("too_big", peer)
                 return
-            self.batcher.add_train(peer.addr, vec, seg)
+            self.batcher.add_train(peer.addr, dgrams, seg)
         peer.tx_packets += 1
         peer.tx_bytes += n
 
@@ -419,29 +419,42 @@ class Tunnel:
                 opener.stabilise()
             self._unstable.clear()
 
-    def _inbound(self, dgram: memoryview, addr) -> None:
+    def _inbound(self, block: memoryview, addr, seg: int) -> None:
+        """One read: a datagram, or with UDP_GRO several of ``seg`` bytes each (the last may be shorter)."""
         peer = self._by_addr.get(addr)
+        n = len(block)
         if peer is None:
             self._drop("unknown_endpoint")
             return
-        gso = None
         if self.insecure:
-            pkt = dgram
-            parts = (dgram,)
-            n = len(dgram)
-        else:
-            opener = peer.opener
+            for off in range(0, n, seg):
+                d = block[off : off + seg]
+                self._deliver(peer, (d,), len(d), None)
+            return
+        opener = peer.opener
+        now = self._now_ms
+        off = 0
+        while off < n:
             try:
-                opened = opener.open(dgram, self._now_ms)
+                if n - off > 1 and block[off + 1] == 2:  # a train's fragments: take them together
+                    opened, used = opener.open_frags(block[off:], seg, now)
+                    off += used
+                else:
+                    opened = opener.open(block[off : off + seg], now)
+                    off += seg
             except OverlayError as e:
                 self._drop(e.reason.value, peer)
-                return
+                off += seg
+                continue
             if opened is None:  # a train in progress
                 if opener.pending and opener not in self._unstable:
                     self._unstable.append(opener)
-                return
-            parts, gso, n = opened.parts, opened.gso, opened.length
-            pkt = parts[0]
+                continue
+            self._deliver(peer, opened.parts, opened.length, opened.gso)
+
+    def _deliver(self, peer: PeerState, parts, n: int, gso: Gso | None) -> None:
+        """Allowed-IPs check, then into the TUN."""
+        pkt = parts[0]
         if len(pkt) < 40 and len(parts) > 1:
             pkt = b"".join(parts)[:40]
         if n < 20:
@@ -450,7 +463,7 @@ class Tunnel:
         v = pkt[0] >> 4
         if v == 4:
             src = pkt[12:16]
-        elif v == 6 and n >= 40:
+        elif v == 6 and len(pkt) >= 40:
             src = pkt[8:24]
         else:
             self._drop("malformed", peer)

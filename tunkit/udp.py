@@ -112,9 +112,9 @@ class UdpBatcher:
     def add(self, address, size: int, buffers: list) -> None:
         self._q.append((address, size, buffers))
 
-    def add_train(self, address, vector: list, segment: int) -> None:
-        """Queue a train: ``vector`` is every datagram's buffers in order, each ``segment`` bytes but the last."""
-        self._q.append((address, -segment, vector))
+    def add_train(self, address, datagrams: list, segment: int) -> None:
+        """Queue a train: per datagram its buffers, each ``segment`` bytes but the last."""
+        self._q.append((address, -segment, datagrams))
 
     def __len__(self) -> int:
         return len(self._q)
@@ -152,7 +152,7 @@ class UdpBatcher:
             self._send_one(bufs, addr, size)
             i = j
 
-    def _send_gso(self, vec, size, addr, run, split: int | None = None) -> bool:
+    def _send_gso(self, vec, size, addr, run) -> bool:
         try:
             self.sock.sendmsg(vec, [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, addr)
         except BlockingIOError:  # socket buffer full: the datagrams are lost like on a full link
@@ -165,11 +165,7 @@ class UdpBatcher:
                 self.gso = False
                 self.gso_fallbacks += 1
                 for a, s, b in run:
-                    if split is None:
-                        self._send_one(b, a, s)
-                    else:
-                        for dgram in regroup(b, split):
-                            self._send_one(dgram, a, split)
+                    self._send_one(b, a, s)
                 return True
             # unreachable, too big...: these datagrams are lost, the socket stays usable
             self._report(addr, sum(s for _, s, _ in run), e)
@@ -178,25 +174,17 @@ class UdpBatcher:
         self.gso_sends += 1
         return True
 
-    def _send_train(self, addr, segment: int, vector: list) -> None:
-        if self.gso:
-            total = sum(map(len, vector))
-            if total <= self.max_total:
-                self._send_gso(vector, segment, addr, [(addr, total, vector)], split=segment)
-                return
-            # more than one UDP send can carry (65,507 bytes): several GSO sends of whole datagrams
-            dgrams = regroup(vector, segment)
-            per = max(1, min(UDP_MAX_SEGMENTS, self.max_total // segment))
-            for k in range(0, len(dgrams), per):
-                part = [b for d in dgrams[k : k + per] for b in d]
-                if not self.gso:  # refused on the way: the rest one by one
-                    for d in dgrams[k:]:
-                        self._send_one(d, addr, segment)
-                    return
-                self._send_gso(part, segment, addr, [(addr, sum(map(len, part)), part)], split=segment)
-            return
-        for dgram in regroup(vector, segment):
-            self._send_one(dgram, addr, segment)
+    def _send_train(self, addr, segment: int, datagrams: list) -> None:
+        """One UDP_SEGMENT send per 65,507 bytes (and 64 datagrams), or one send per datagram."""
+        per = max(1, min(UDP_MAX_SEGMENTS, self.max_total // segment))
+        for k in range(0, len(datagrams), per):
+            group = datagrams[k : k + per]
+            if self.gso and len(group) > 1:
+                vec = [b for d in group for b in d]
+                self._send_gso(vec, segment, addr, [(addr, segment, d) for d in group])
+            else:
+                for d in group:
+                    self._send_one(d, addr, segment)
 
     def _send_one(self, bufs, addr, size) -> None:
         self.syscalls += 1
@@ -210,37 +198,20 @@ class UdpBatcher:
             self.on_error(addr, size, exc)
 
 
-def regroup(vector: list, size: int) -> list[list]:
-    """Cut a buffer vector into datagrams of ``size`` bytes (the last may be shorter), without copying."""
-    out, cur, room = [], [], size
-    for buf in vector:
-        mv = buf if isinstance(buf, memoryview) else memoryview(buf)
-        while len(mv):
-            take = min(room, len(mv))
-            cur.append(mv[:take])
-            mv = mv[take:]
-            room -= take
-            if room == 0:
-                out.append(cur)
-                cur, room = [], size
-    if cur:
-        out.append(cur)
-    return out
-
-
 def recv_batch(
     sock: socket.socket,
     buf: bytearray,
-    deliver: Callable[[memoryview, object], None],
+    deliver: Callable[[memoryview, object, int], None],
     *,
     max_reads: int = 64,
     gro: bool = False,
     after_read: Callable[[], None] | None = None,
 ) -> int:
-    """Read up to ``max_reads`` times into ``buf``; call ``deliver(datagram, address)`` per datagram.
+    """Read up to ``max_reads`` times into ``buf``; call ``deliver(block, address, segment)`` per read.
 
-    With ``gro`` a read may hold several datagrams of the cmsg's size (the
-    last may be shorter).  ``buf`` is reused: ``deliver`` must not keep the
+    With ``gro`` a read may hold several datagrams: ``block`` is then cut
+    every ``segment`` bytes (the last datagram may be shorter); otherwise
+    ``segment == len(block)``.  ``buf`` is reused: ``deliver`` must not keep the
     memoryview past ``after_read()``, which runs after each read's datagrams.
     Returns the number of datagrams delivered.
     """
@@ -262,13 +233,10 @@ def recv_batch(
         for level, ctype, data in ancdata:
             if level == SOL_UDP and ctype == UDP_GRO and len(data) >= 2:
                 seg = _INT.unpack_from(data.ljust(_INT.size, b"\0"))[0] if len(data) >= 4 else _U16.unpack_from(data)[0]
-        if seg and seg < n:
-            for off in range(0, n, seg):
-                deliver(mv[off : min(off + seg, n)], addr)
-                count += 1
-        else:
-            deliver(mv[:n], addr)
-            count += 1
+        if not seg or seg >= n:
+            seg = n
+        deliver(mv[:n], addr, seg)
+        count += -(-n // seg) if seg else 1
         if after_read is not None:
             after_read()
     return count
