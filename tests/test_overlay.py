@@ -466,3 +466,14 @@ def test_open_frags_refuses_a_forged_train():
     with pytest.raises(OverlayError) as ei:
         o.open_frags(_block(d), 1472, T0)
     assert ei.value.reason is DropReason.BAD_MAC
+
+
+def test_docs_example_runs(capsys):
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "tunnel.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
+    exec(compile(code, "docs/tunnel.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "45" + "00" * 19 and out[1].startswith("replay:")
