@@ -115,6 +115,10 @@ class LinearTable:
         net = ipaddress.ip_network(net)
         self.items = [(n, v) for n, v in self.items if n != net] + [(net, value)]
 
+    def delete(self, net) -> None:
+        net = ipaddress.ip_network(net)
+        self.items = [(n, v) for n, v in self.items if n != net]
+
     def lookup(self, addr):
         a = ipaddress.ip_address(bytes(addr))
         best = None

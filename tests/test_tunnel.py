@@ -449,3 +449,62 @@ def test_train_bigger_than_one_send_goes_in_several_gso_sends():
     b.flush()
     assert [(len(d), seg) for d, seg in sent] == [(3000, [1000]), (3000, [1000]), (1000, [])]
     assert b"".join(d for d, _ in sent) == blob
+
+
+# -- reconfiguration (reload, MTU changes, mirrored kernel routes) ---------------------------------
+def test_reconfigure_keeps_unchanged_peers_and_applies_the_rest(hosts):
+    a, b, c = hosts("a", "b", "c")
+    a.start([b.spec(), c.spec()])
+    b.start([a.spec()])
+    c.start([a.spec()])
+    send(b, ipv4_udp(ADDR["b"], ADDR["a"], 1, 2, b"x"), dst=a)
+    assert len(a.q.take_all()) == 1
+    pb = a.t.peers[0]
+    counter = pb.sealer.counter
+    # b unchanged but with one more prefix; c removed; a bad route makes the whole change fail first
+    bad = RouteSpec(NET("192.0.2.0/24"), ((ipaddress.ip_address("198.18.0.99"), 1),))
+    with pytest.raises(ConfigError):
+        a.t.reconfigure([b.spec(extra=["192.0.2.0/24"])], [bad])
+    assert [p.name for p in a.t.peers] == ["b", "c"]  # nothing changed
+    a.t.reconfigure([b.spec(extra=["192.0.2.0/24"])])
+    assert a.t.peers[0] is pb and pb.rx_packets == 1 and pb.sealer.counter == counter
+    to_net = ipv4_udp(ADDR["a"], "192.0.2.7", 1, 2, b"routed")
+    send(a, to_net, dst=b)
+    assert b.q.take_all() == [to_net]
+    send(c, ipv4_udp(ADDR["c"], ADDR["a"], 1, 2, b"gone"), dst=a)
+    assert a.q.take_all() == [] and a.t.drops.get("unknown_endpoint") == 1
+    # a new key for b: a fresh sealer/opener, and b (still on the old key) is refused
+    a.t.reconfigure([b.spec(key=BAD_KEY)])
+    assert a.t.peers[0] is not pb
+    send(b, ipv4_udp(ADDR["b"], ADDR["a"], 1, 2, b"old key"), dst=a)
+    assert a.t.drops.get("bad_mac") == 1
+
+
+def test_mtu_change_moves_the_too_big_threshold(hosts):
+    a, b = hosts("a", "b")
+    _wire(a, b)
+    pkt = ipv4_udp(ADDR["a"], ADDR["b"], 1, 2, bytes(1000))
+    send(a, pkt, dst=b)
+    assert b.q.take_all() == [pkt]
+    a.t.set_mtu(800)
+    send(a, pkt)
+    icmp = a.q.take()
+    assert icmp[20] == 3 and struct.unpack_from("!H", icmp, 26)[0] == 800
+
+
+def test_mirrored_routes_are_added_and_removed_incrementally(hosts):
+    a, b, c = hosts("a", "b", "c")
+    a.start([b.spec(extra=["192.0.2.0/24"]), c.spec(extra=["192.0.2.0/24"])])
+    b.start([a.spec()])
+    route = RouteSpec(NET("192.0.2.0/25"), ((ipaddress.ip_address(ADDR["b"]), 1),))
+    assert a.t.set_route(route)
+    assert not a.t.set_route(RouteSpec(NET("192.0.2.0/24"), route.via))  # b's own prefix: configured wins
+    assert not a.t.set_route(RouteSpec(NET("203.0.113.0/24"), ((ipaddress.ip_address("198.18.7.7"), 1),)))
+    pkt = ipv4_udp(ADDR["a"], "192.0.2.9", 1, 2, b"m")
+    send(a, pkt, dst=b)
+    assert b.q.take_all() == [pkt]
+    table = a.t.table
+    assert a.t.remove_route(NET("192.0.2.0/25")) and a.t.table is table  # in place, not rebuilt
+    assert not a.t.remove_route(NET("192.0.2.0/25"))
+    a.t.reconfigure([p.spec for p in a.t.peers])  # mirrored routes survive a reload
+    assert a.t.set_route(route) and NET("192.0.2.0/25") in a.t.extra_routes

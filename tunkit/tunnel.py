@@ -248,38 +248,13 @@ class Tunnel:
             if self._icmp_src[a.version] is None:
                 self._icmp_src[a.version] = a.packed
 
-        # peers, the source check and the routing table
+        self._opener_kw = {} if max_age_ms is None else {"max_age_ms": max_age_ms}
+        self._start_counter = start_counter
         self.peers: list[PeerState] = []
         self._by_addr: dict = {}
-        self.table = self._table_factory()
-        opener_kw = {} if max_age_ms is None else {"max_age_ms": max_age_ms}
-        for spec in peers:
-            if not insecure and not spec.key:
-                raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
-            addr = self._sockaddr(spec.endpoint)
-            allowed = self._table_factory()
-            for pfx in spec.prefixes:
-                allowed.insert(pfx, True)
-            sealer = opener = None
-            if not insecure:
-                sealer = Sealer(spec.key, session=self.session, start_counter=start_counter, sender=sender)
-                opener = Opener({0: spec.key}, not_before_ms=self.started_ms, **opener_kw)
-            st = PeerState(spec, addr, allowed, sealer, opener, spec.mtu or mtu)
-            if addr in self._by_addr:
-                raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {self._by_addr[addr].name}'s")
-            self.peers.append(st)
-            self._by_addr[addr] = st
-            for pfx in spec.prefixes:
-                self.table.insert(pfx, _Route(st, st.mtu))
-        for r in routes:
-            gws, weights = [], []
-            for gw, weight in r.via:
-                v = self.table.lookup(ipaddress.ip_address(gw).packed)
-                if not isinstance(v, _Route):
-                    raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
-                gws.append(v.peer)
-                weights.append(weight)
-            self.table.insert(r.route, GatewayGroup(gws, weights, r.mtu or mtu))
+        self.table = None
+        self.extra_routes: dict = {}  # prefix -> RouteSpec learned at run time (kernel routes)
+        self.reconfigure(peers, routes)
 
         # counters and I/O helpers
         self.drops: dict[str, int] = {}
@@ -291,6 +266,97 @@ class Tunnel:
         self._bufs = [bytearray(READ_BUF) for _ in range(batch)]
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
+
+    # -- configuration ------------------------------------------------------------
+    def reconfigure(self, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, mtu: int | None = None) -> None:
+        """Apply a new peer and route set (and default MTU) without dropping unchanged peers.
+
+        A peer whose name, endpoint and key are unchanged keeps its sealer
+        (counters), opener (replay windows) and counters.  Everything is
+        validated first; on :class:`~tunkit.errors.ConfigError` nothing changes.
+        The new tables replace the old ones in one assignment.
+        """
+        mtu = self.mtu if mtu is None else mtu
+        old = {p.name: p for p in self.peers}
+        new_peers: list[PeerState] = []
+        by_addr: dict = {}
+        table = self._table_factory()
+        for spec in peers:
+            if not self.insecure and not spec.key:
+                raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
+            addr = self._sockaddr(spec.endpoint)
+            if addr in by_addr:
+                raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {by_addr[addr].name}'s")
+            allowed = self._table_factory()
+            for pfx in spec.prefixes:
+                allowed.insert(pfx, True)
+            prev = old.get(spec.name)
+            if prev is not None and prev.spec.endpoint == spec.endpoint and prev.spec.key == spec.key:
+                st = prev
+                st.spec, st.allowed, st.mtu = spec, allowed, spec.mtu or mtu
+            else:
+                sealer = opener = None
+                if not self.insecure:
+                    sealer = Sealer(spec.key, session=self.session, start_counter=max(self._start_counter, self._clock_ns()),
+                                    sender=self.sender)
+                    opener = Opener({0: spec.key}, not_before_ms=self.started_ms, **self._opener_kw)
+                st = PeerState(spec, addr, allowed, sealer, opener, spec.mtu or mtu)
+            new_peers.append(st)
+            by_addr[addr] = st
+            for pfx in spec.prefixes:
+                table.insert(pfx, _Route(st, st.mtu))
+        routes = list(routes)
+        for r in [*routes, *self.extra_routes.values()]:
+            table.insert(r.route, self._gateway_group(table, r, mtu))
+        self.peers, self._by_addr, self.table, self.mtu = new_peers, by_addr, table, mtu
+        self._routes = routes
+
+    def _gateway_group(self, table, r: RouteSpec, mtu: int) -> "GatewayGroup":
+        gws, weights = [], []
+        for gw, weight in r.via:
+            v = table.lookup(ipaddress.ip_address(gw).packed)
+            if not isinstance(v, _Route):
+                raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
+            gws.append(v.peer)
+            weights.append(weight)
+        return GatewayGroup(gws, weights, r.mtu or mtu)
+
+    def set_mtu(self, mtu: int) -> None:
+        """The TUN's MTU changed: routes without an MTU of their own follow it."""
+        self.reconfigure([p.spec for p in self.peers], self._routes, mtu=mtu)
+
+    def set_route(self, route: RouteSpec) -> bool:
+        """Add or replace a run-time route (mirrored from the kernel).
+
+        False (and nothing changes) if no gateway is a peer, or the prefix is
+        configured already: configured routes and peers' prefixes win.
+        """
+        if route.route in self._configured_prefixes():
+            return False
+        try:
+            group = self._gateway_group(self.table, route, self.mtu)
+        except ConfigError:
+            return False
+        self.extra_routes[route.route] = route
+        self.table.insert(route.route, group)
+        return True
+
+    def remove_route(self, prefix) -> bool:
+        """Remove a run-time route; False if there was none."""
+        if self.extra_routes.pop(prefix, None) is None:
+            return False
+        delete = getattr(self.table, "delete", None)
+        if delete is not None:
+            delete(prefix)  # incremental: the prefix was no configured route's (see set_route)
+        else:
+            self.reconfigure([p.spec for p in self.peers], self._routes)
+        return True
+
+    def _configured_prefixes(self) -> set:
+        pfx = {r.route for r in self._routes}
+        for p in self.peers:
+            pfx.update(p.spec.prefixes)
+        return pfx
 
     # -- helpers ------------------------------------------------------------------
     def _sockaddr(self, endpoint: tuple[str, int]):
