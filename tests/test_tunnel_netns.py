@@ -42,13 +42,15 @@ def peer_spec(j, *, v6=False, key=KEY, extra=()):
 class Host:
     """A TunnelNode running in a thread inside namespace ``ns``."""
 
-    def __init__(self, ns, i, tmp_path, peers, routes=(), *, v6=False, workers=1, insecure=False, mtu=1400):
+    def __init__(self, ns, i, tmp_path, peers, routes=(), *, v6=False, workers=1, insecure=False, mtu=1400,
+                 system_routes=False):
         self.ns, self.i = ns, i
         self.status_path = str(tmp_path / f"h{i}-{time.monotonic_ns()}.sock")
         self.kw = dict(
             device=f"tk{i}", peers=peers, routes=routes, listen=("::" if v6 else "0.0.0.0", PORT), mtu=mtu,
             addresses=[ipaddress.ip_address(overlay4(i)), ipaddress.ip_address(overlay6(i))],
             insecure=insecure, workers=workers, status_path=self.status_path, table_factory=_table_factory(),
+            system_routes=system_routes,
         )
         self.node = None
         self.error = None
@@ -279,3 +281,58 @@ def test_killing_and_restarting_one_side_recovers(lab, tmp_path):
     assert _ping(nss[0], overlay4(1))
     assert tcp_round_trip(nss[1], nss[0], overlay4(0), 5005, 256 << 10)
     assert ha.status()["drops"].get("replay", 0) == 0
+
+
+def _wait_for(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_mtu_change_and_link_state_reach_the_workers(lab, workers):
+    pytest.importorskip("tunkit.netlink.client", reason="needs the rtnetlink client")
+    from support_tunnel import ipv4_udp  # noqa: F401
+
+    nss = lab(2)
+    ha, _ = _mesh(lab, nss, workers=workers)
+    a = nss[0]
+    a.run(["ip", "link", "set", "dev", "tk0", "mtu", "1200"])
+    assert _wait_for(lambda: ha.status()["mtu"] == 1200)
+    a.run(["ip", "link", "set", "dev", "tk0", "down"])
+    assert _wait_for(lambda: ha.status()["link_up"] is False)
+    a.run(["ip", "link", "set", "dev", "tk0", "up"])
+    a.run(["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
+    assert _wait_for(lambda: ha.status()["link_up"] is True)
+    # the tunnel now answers packets above 1200 bytes with "fragmentation needed"
+    with a.entered():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, socket.IP_PMTUDISC_PROBE)
+    with s:
+        s.sendto(bytes(1190), (overlay4(1), 9))  # fits 1200
+        s.sendto(bytes(1100), (overlay4(1), 9))
+        assert _wait_for(lambda: ha.status()["drops"].get("too_big", 0) == 0, 0.3)
+        a.run(["ip", "link", "set", "dev", "tk0", "mtu", "1400"])  # the kernel sends 1400, the tunnel
+        assert _wait_for(lambda: ha.status()["mtu"] == 1400)       # allows 1400 again: no too_big
+        s.sendto(bytes(1300), (overlay4(1), 9))
+        assert _wait_for(lambda: ha.status()["peers"][0]["tx_packets"] >= 3)
+        assert ha.status()["drops"].get("too_big", 0) == 0
+
+
+def test_kernel_routes_into_the_overlay_are_mirrored(lab):
+    pytest.importorskip("tunkit.netlink.client", reason="needs the rtnetlink client")
+    nss = lab(2)
+    a, b = nss
+    b.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
+    ha = lab.run(a, 0, [peer_spec(1, extra=["192.0.2.0/24"])], system_routes=True)
+    lab.run(b, 1, [peer_spec(0)])
+    assert _no_ping(a, "192.0.2.1")  # the kernel has no route yet
+    a.run(["ip", "route", "add", "192.0.2.0/24", "via", overlay4(1), "dev", "tk0"])
+    assert _wait_for(lambda: _ping(a, "192.0.2.1", tries=1, timeout=0.5), 5)
+    a.run(["ip", "route", "del", "192.0.2.0/24"])
+    a.run(["ip", "route", "add", "192.0.2.0/24", "dev", "tk0"])  # no gateway: not mirrored
+    assert _no_ping(a, "192.0.2.1")
+    assert ha.status()["drops"].get("no_route", 0) >= 1

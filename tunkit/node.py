@@ -13,12 +13,22 @@ queue:
   asking every worker over a socketpair and merging the answers, and stops
   the workers on SIGTERM/SIGINT.  A worker whose parent disappears stops.
 
+Link and route events (when :mod:`tunkit.netlink` is available): the node
+watches its TUN over rtnetlink.  An MTU change reaches every worker (routes
+without an MTU of their own follow it); the TUN going down or up is logged
+and shown in the status.  With ``system_routes=True`` (nebula's
+``use_system_route_table``) kernel routes through the TUN whose gateways are
+peers' overlay addresses are mirrored into the routing table, one event at a
+time; after a netlink overflow the monitor re-reads the kernel's state and
+the differences are applied the same way.
+
 Addresses and kernel routes are not this module's business: ``tunkit up``
 (or a test) configures them; the node only owns the data path.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -57,6 +67,8 @@ class TunnelNode:
         status_path: str | None = None,
         table_factory: Callable[[], object] | None = None,
         tunnel_options: dict | None = None,
+        events: bool = True,
+        system_routes: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers {workers}: want at least 1")
@@ -77,8 +89,13 @@ class TunnelNode:
         self.device = None
         self.tunnel: Tunnel | None = None  # workers == 1
         self.loop: PacketLoop | None = None
+        self.events = events
+        self.system_routes = system_routes
+        self.link_up: bool | None = None
         self._children: list[tuple[int, socket.socket]] = []
         self._status: StatusServer | None = None
+        self._rtnl = None
+        self._monitor = None
 
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +130,8 @@ class TunnelNode:
             doc = merge(self._ask_workers())
         doc["device"] = self.device_name
         doc["pid"] = os.getpid()
+        doc["mtu"] = self.mtu
+        doc["link_up"] = self.link_up
         return doc
 
     # -- running ------------------------------------------------------------------------
@@ -135,6 +154,8 @@ class TunnelNode:
         else:
             self._fork_workers()
             loop.call_every(0.5, self._reap)
+        if self.events:
+            self._start_events(loop)
         try:
             loop.run()
         finally:
@@ -146,6 +167,10 @@ class TunnelNode:
 
     def close(self) -> None:
         self._stop_workers()
+        for obj in (self._monitor, self._rtnl):
+            if obj is not None:
+                obj.close()
+        self._monitor = self._rtnl = None
         if self.loop is not None:
             self.loop.close()
         if self._status is not None:
@@ -157,6 +182,67 @@ class TunnelNode:
         if self.device is not None:
             self.device.close()
             self.device = None
+
+    # -- link and route events ---------------------------------------------------------------
+    def _start_events(self, loop: PacketLoop) -> None:
+        try:
+            from tunkit.netlink.client import Rtnl, RtnlMonitor  # noqa: PLC0415
+        except ImportError:  # the netlink layer is optional for the data path
+            log.info("%s: no rtnetlink client: link and route events are off", self.device_name)
+            return
+        self._rtnl = Rtnl()
+        self._monitor = RtnlMonitor(self._rtnl, ["link", "route"] if self.system_routes else ["link"])
+        loop.add_reader(self._monitor, self._on_netlink)
+        self.link_up = self.device.is_up
+        if self.system_routes:
+            for r in self._rtnl.routes():
+                self._mirror(r, True)
+
+    def _on_netlink(self) -> None:
+        from tunkit.netlink.events import LinkEvent, Resync, RouteEvent  # noqa: PLC0415
+
+        for ev in self._monitor.events(timeout=0):
+            if isinstance(ev, LinkEvent):
+                if ev.index != self.device.ifindex:
+                    continue
+                if ev.action == "removed":
+                    log.warning("%s: the device was deleted; stopping", self.device_name)
+                    self.stop()
+                    return
+                if "mtu" in ev.changed and ev.mtu:
+                    log.info("%s: MTU %d -> %d", self.device_name, self.mtu, ev.mtu)
+                    self.mtu = ev.mtu
+                    self._broadcast({"op": "mtu", "mtu": ev.mtu})
+                if ev.up != self.link_up:
+                    log.info("%s: link %s", self.device_name, "up" if ev.up else "down")
+                    self.link_up = ev.up
+            elif isinstance(ev, RouteEvent) and self.system_routes:
+                self._mirror(ev.route, ev.action != "removed")
+            elif isinstance(ev, Resync):
+                log.warning("%s: netlink overflow (%s): state re-read, differences applied", self.device_name, ev.reason)
+
+    def _mirror(self, r, add: bool) -> None:
+        """A kernel route through our TUN via gateways: into (or out of) every worker's table."""
+        spec = route_spec_from_kernel(r, self.device.ifindex)
+        if spec is None:
+            return
+        if add:
+            self._broadcast({"op": "route", "prefix": str(spec.route), "via": [[str(g), w] for g, w in spec.via],
+                             "mtu": spec.mtu})
+        else:
+            self._broadcast({"op": "unroute", "prefix": str(spec.route)})
+
+    def _broadcast(self, msg: dict) -> None:
+        """Apply a control message here (one worker) or send it to every worker process."""
+        if self.tunnel is not None:
+            apply_control(self.tunnel, msg)
+            return
+        line = json.dumps(msg).encode() + b"\n"
+        for _pid, s in self._children:
+            try:
+                s.sendall(line)
+            except OSError as e:  # a worker that died is reaped by _reap
+                log.warning("worker control: %s", e)
 
     # -- worker processes -------------------------------------------------------------------
     def _fork_workers(self) -> None:
@@ -188,18 +274,26 @@ class TunnelNode:
         tunnel = self._make_tunnel(index)
         tunnel.attach(loop)
         ctl.setblocking(False)
+        pending = bytearray()
 
         def on_ctl() -> None:
             try:
-                req = ctl.recv(16)
+                data = ctl.recv(65536)
             except BlockingIOError:  # spurious wake-up
                 return
-            if not req:  # the parent is gone
+            if not data:  # the parent is gone
                 loop.stop()
                 return
-            ctl.setblocking(True)
-            ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
-            ctl.setblocking(False)
+            pending.extend(data)
+            while (nl := pending.find(b"\n")) >= 0:
+                msg = json.loads(pending[:nl])
+                del pending[: nl + 1]
+                if msg.get("op") == "status":
+                    ctl.setblocking(True)
+                    ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
+                    ctl.setblocking(False)
+                else:
+                    apply_control(tunnel, msg)
 
         loop.add_reader(ctl, on_ctl)
         loop.run()
@@ -208,7 +302,7 @@ class TunnelNode:
         docs = []
         for _pid, s in self._children:
             try:
-                s.sendall(b"?")
+                s.sendall(b'{"op": "status"}\n')
                 s.settimeout(timeout)
                 buf = b""
                 while not buf.endswith(b"\n"):
@@ -266,3 +360,44 @@ class TunnelNode:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def route_spec_from_kernel(r, ifindex: int) -> RouteSpec | None:
+    """The overlay route a kernel route (RouteMessage) describes, or None if it is not one.
+
+    Only main-table unicast routes whose next hops leave through ``ifindex``
+    via a gateway count; weights come from the nexthops (``rtnh_hops + 1``).
+    """
+    if r.table not in (None, 254) or (r.type not in (0, 1)):  # RT_TABLE_MAIN, RTN_UNICAST
+        return None
+    via = []
+    if r.multipath:
+        for nh in r.multipath:
+            gw = nh.gateway or nh.via
+            if nh.oif == ifindex and gw is not None:
+                via.append((gw, nh.weight))
+    elif r.oif == ifindex and (r.gateway or r.via) is not None:
+        via.append((r.gateway or r.via, 1))
+    if not via:
+        return None
+    dst = r.dst
+    if dst is None:
+        dst = ipaddress.ip_network("::/0" if via[0][0].version == 6 else "0.0.0.0/0")
+    mtu = r.metrics.mtu if r.metrics is not None and getattr(r.metrics, "mtu", None) else None
+    return RouteSpec(dst, tuple(via), mtu)
+
+
+def apply_control(tunnel: Tunnel, msg: dict) -> None:
+    """Apply one control message (from the parent, or the node itself) to a worker's tunnel."""
+    op = msg.get("op")
+    if op == "mtu":
+        tunnel.set_mtu(int(msg["mtu"]))
+    elif op == "route":
+        spec = RouteSpec(ipaddress.ip_network(msg["prefix"]),
+                         tuple((ipaddress.ip_address(g), int(w)) for g, w in msg["via"]), msg.get("mtu"))
+        if not tunnel.set_route(spec):
+            log.info("kernel route %s: no gateway is a peer (or it is configured); not mirrored", msg["prefix"])
+    elif op == "unroute":
+        tunnel.remove_route(ipaddress.ip_network(msg["prefix"]))
+    else:
+        log.warning("unknown control message %r", msg)
