@@ -188,7 +188,10 @@ def icmp_echo(dst: str, *, timeout: float = 2.0, ident: int = 0x7475, seq: int =
         msg = bytearray(struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, seq) + payload)
         if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
             struct.pack_into("!H", msg, 2, checksum(bytes(msg)))
-        s.sendto(bytes(msg), (dst, 0))
+        try:
+            s.sendto(bytes(msg), (dst, 0))
+        except OSError:  # no route (yet): no answer
+            return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

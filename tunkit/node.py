@@ -124,10 +124,9 @@ class TunnelNode:
             raise
 
     def status(self) -> dict:
-        if self.tunnel is not None:
-            doc = merge([self.tunnel.status()])
-        else:
-            doc = merge(self._ask_workers())
+        docs = [self.tunnel.status()] if self.tunnel is not None else self._ask_workers()
+        doc = merge(docs)
+        doc["worker_mtu"] = sorted({d.get("mtu") for d in docs if d.get("mtu") is not None})
         doc["device"] = self.device_name
         doc["pid"] = os.getpid()
         doc["mtu"] = self.mtu

@@ -570,6 +570,7 @@ class Tunnel:
             "sender": self.sender,
             "session": self.session,
             "mode": "insecure" if self.insecure else "authenticated",
+            "mtu": self.mtu,
             "vnet_hdr": self.vnet_hdr,
             "tun": {"rx_packets": self.tun_rx, "tx_packets": self.tun_tx},
             "udp": {
