@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -70,8 +71,9 @@ class Host:
                 self.node = TunnelNode(**self.kw)
                 self.node.start()
                 dev = self.node.device_name
-                self.ns.run(["ip", "addr", "add", f"{overlay4(self.i)}/24", "dev", dev])
-                self.ns.run(["ip", "addr", "add", f"{overlay6(self.i)}/64", "dev", dev, "nodad"])
+                # a plain fork from this thread, already inside the namespace: no preexec_fn with threads around
+                run_here(["ip", "addr", "add", f"{overlay4(self.i)}/24", "dev", dev])
+                run_here(["ip", "addr", "add", f"{overlay6(self.i)}/64", "dev", dev, "nodad"])
                 self._ready.set()
                 self.node.run()
         except BaseException as e:  # reported to the test thread by start()/stop()
@@ -110,6 +112,17 @@ def lab(netns_factory, tmp_path):
     yield make
     for h in running:
         h.stop()
+
+
+def run_here(args):
+    """Run a command in the calling thread's namespace (subprocess without preexec_fn: thread-safe)."""
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+
+def run_in(ns, args):
+    """Run a command inside ``ns`` from any thread, also while host threads run and fork."""
+    with ns.entered():
+        run_here(args)
 
 
 def _echo_server(ns, addr, port):
@@ -236,12 +249,12 @@ def test_route_with_two_gateways_spreads_flows(lab, netns_factory):
     nss = lab(3)
     a, b, c = nss
     for ns in (b, c):
-        ns.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
+        run_in(ns, ["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
     route = RouteSpec(NET("192.0.2.0/24"), ((ipaddress.ip_address(overlay4(1)), 1), (ipaddress.ip_address(overlay4(2)), 1)))
     lab.run(a, 0, [peer_spec(1, extra=["192.0.2.0/24"]), peer_spec(2, extra=["192.0.2.0/24"])], [route])
     lab.run(b, 1, [peer_spec(0)])
     lab.run(c, 2, [peer_spec(0)])
-    a.run(["ip", "route", "add", "192.0.2.0/24", "dev", "tk0"])
+    run_in(a, ["ip", "route", "add", "192.0.2.0/24", "dev", "tk0"])
     servers = []
     for ns in (b, c):
         with ns.entered():
@@ -299,12 +312,12 @@ def test_mtu_change_and_link_state_reach_the_workers(lab, workers):
     nss = lab(2)
     ha, _ = _mesh(lab, nss, workers=workers)
     a = nss[0]
-    a.run(["ip", "link", "set", "dev", "tk0", "mtu", "1200"])
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "mtu", "1200"])
     assert _wait_for(lambda: ha.status()["worker_mtu"] == [1200])  # every worker follows
-    a.run(["ip", "link", "set", "dev", "tk0", "down"])
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "down"])
     assert _wait_for(lambda: ha.status()["link_up"] is False)
-    a.run(["ip", "link", "set", "dev", "tk0", "up"])
-    a.run(["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "up"])
+    run_in(a, ["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
     assert _wait_for(lambda: ha.status()["link_up"] is True)
     assert _ping(a, overlay4(1)) and tcp_round_trip(a, nss[1], overlay4(1), 5006, 256 << 10)
 
@@ -313,13 +326,23 @@ def test_kernel_routes_into_the_overlay_are_mirrored(lab):
     pytest.importorskip("tunkit.netlink.client", reason="needs the rtnetlink client")
     nss = lab(2)
     a, b = nss
-    b.run(["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
-    ha = lab.run(a, 0, [peer_spec(1, extra=["192.0.2.0/24"])], system_routes=True)
+    ha = lab.run(a, 0, [peer_spec(1)], system_routes=True)
     lab.run(b, 1, [peer_spec(0)])
-    assert _no_ping(a, "192.0.2.1")  # the kernel has no route yet
-    a.run(["ip", "route", "add", "192.0.2.0/24", "via", overlay4(1), "dev", "tk0"])
-    assert _wait_for(lambda: _ping(a, "192.0.2.1", tries=1, timeout=0.5), 5)
-    a.run(["ip", "route", "del", "192.0.2.0/24"])
-    a.run(["ip", "route", "add", "192.0.2.0/24", "dev", "tk0"])  # no gateway: not mirrored
-    assert _no_ping(a, "192.0.2.1")
-    assert ha.status()["drops"].get("no_route", 0) >= 1
+    with a.entered():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def tx():
+        return ha.status()["peers"][0]["tx_packets"]
+
+    with s:
+        run_in(a, ["ip", "route", "add", "203.0.113.0/24", "dev", "tk0"])  # into the TUN, no gateway
+        s.sendto(b"x", ("203.0.113.5", 9))
+        assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) >= 1)  # not mirrored: no route
+        run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "via", overlay4(1), "dev", "tk0"])
+        before = tx()
+        assert _wait_for(lambda: (s.sendto(b"y", ("203.0.113.5", 9)), tx() > before)[1])  # mirrored: to b
+        run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "dev", "tk0"])  # gateway gone again
+        assert _wait_for(lambda: ha.node.tunnel.extra_routes == {})
+        drops = ha.status()["drops"].get("no_route", 0)
+        s.sendto(b"z", ("203.0.113.5", 9))
+        assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) > drops)

@@ -224,6 +224,9 @@ class TunnelNode:
         """A kernel route through our TUN via gateways: into (or out of) every worker's table."""
         spec = route_spec_from_kernel(r, self.device.ifindex)
         if spec is None:
+            if add and r.dst is not None and r.oif == self.device.ifindex:
+                # replaced by a route without a gateway (or another kind): stop mirroring that prefix
+                self._broadcast({"op": "unroute", "prefix": str(r.dst)})
             return
         if add:
             self._broadcast({"op": "route", "prefix": str(spec.route), "via": [[str(g), w] for g, w in spec.via],
