@@ -32,9 +32,10 @@ import ipaddress
 import json
 import logging
 import os
-import select
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -151,7 +152,7 @@ class TunnelNode:
             self.tunnel = self._make_tunnel(0)
             self.tunnel.attach(loop)
         else:
-            self._fork_workers()
+            self._spawn_workers()
             loop.call_every(0.5, self._reap)
         if self.events:
             self._start_events(loop)
@@ -247,58 +248,42 @@ class TunnelNode:
                 log.warning("worker control: %s", e)
 
     # -- worker processes -------------------------------------------------------------------
-    def _fork_workers(self) -> None:
+    def _spawn_workers(self) -> None:
+        """Start one worker process per queue: a fresh interpreter (fork+exec, safe with threads)
+        that inherits only its TUN queue and a control socket, and gets its configuration over it."""
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         for i in range(self.workers):
             parent_end, child_end = socket.socketpair()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                code = 0
-                try:
-                    parent_end.close()
-                    for _, s in self._children:
-                        s.close()
-                    self._worker_main(i, child_end)
-                except BaseException:  # a worker must never unwind into the parent's code
-                    log.exception("worker %d failed", i)
-                    code = 1
-                finally:
-                    os._exit(code)
-            child_end.close()
-            self._children.append((pid, parent_end))
-
-    def _worker_main(self, index: int, ctl: socket.socket) -> None:
-        if self._status is not None:
-            self._status._sock.close()  # the parent's; do not unlink it
-            self._status = None
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-        loop = PacketLoop()
-        loop.add_signal_handler(signal.SIGTERM, loop.stop)
-        tunnel = self._make_tunnel(index)
-        tunnel.attach(loop)
-        ctl.setblocking(False)
-        pending = bytearray()
-
-        def on_ctl() -> None:
+            qfd = self.device.queues[i].fileno()
             try:
-                data = ctl.recv(65536)
-            except BlockingIOError:  # spurious wake-up
-                return
-            if not data:  # the parent is gone
-                loop.stop()
-                return
-            pending.extend(data)
-            while (nl := pending.find(b"\n")) >= 0:
-                msg = json.loads(pending[:nl])
-                del pending[: nl + 1]
-                if msg.get("op") == "status":
-                    ctl.setblocking(True)
-                    ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
-                    ctl.setblocking(False)
-                else:
-                    apply_control(tunnel, msg)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "tunkit.node", "--worker", str(child_end.fileno()), str(qfd)],
+                    pass_fds=(child_end.fileno(), qfd), env=env, stdin=subprocess.DEVNULL,
+                )
+            finally:
+                child_end.close()
+            self._children.append((proc, parent_end))
+            parent_end.sendall(json.dumps(self._worker_config(i)).encode() + b"\n")
 
-        loop.add_reader(ctl, on_ctl)
-        loop.run()
+    def _worker_config(self, index: int) -> dict:
+        return {
+            "index": index,
+            "session": self.session,
+            "start_counter": self.start_counter,
+            "listen": list(self.listen),
+            "mtu": self.mtu,
+            "insecure": self.insecure,
+            "vnet_hdr": self.device.vnet_hdr,
+            "addresses": [str(a) for a in self.addresses],
+            "peers": [
+                {"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
+                 "key": p.key.hex() if p.key else None, "mtu": p.mtu}
+                for p in self.peers
+            ],
+            "routes": [_route_json(r) for r in self.routes],
+            "table_factory": _import_path(self.table_factory),
+            "tunnel_options": self.tunnel_options,
+        }
 
     def _ask_workers(self, timeout: float = 2.0) -> list[dict]:
         docs = []
@@ -319,43 +304,25 @@ class TunnelNode:
         return docs
 
     def _reap(self) -> None:
-        alive = []
-        for pid, s in self._children:
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # already reaped
-                done, status = pid, 0
-            if done:
-                log.warning("worker %d exited (status %d); stopping", pid, status)
-                s.close()
+        for proc, _ in self._children:
+            if proc.poll() is not None:
+                log.warning("worker %d exited (status %d); stopping", proc.pid, proc.returncode)
                 if self.loop is not None:
                     self.loop.stop()
-            else:
-                alive.append((pid, s))
-        self._children = alive
+                return
 
     def _stop_workers(self, timeout: float = 5.0) -> None:
         children, self._children = self._children, []
-        for pid, _ in children:
+        for proc, s in children:
+            if proc.poll() is None:
+                proc.terminate()
+            s.close()  # a worker also stops when its control socket closes
+        for proc, _ in children:
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:  # already gone
-                pass
-        deadline = time.monotonic() + timeout
-        for pid, s in children:
-            while True:
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:  # reaped elsewhere
-                    break
-                if done:
-                    break
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    break
-                select.select([], [], [], 0.02)
-            s.close()
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def __enter__(self) -> "TunnelNode":
         return self
@@ -403,3 +370,111 @@ def apply_control(tunnel: Tunnel, msg: dict) -> None:
         tunnel.remove_route(ipaddress.ip_network(msg["prefix"]))
     else:
         log.warning("unknown control message %r", msg)
+
+
+def _import_path(obj) -> str | None:
+    if obj is None:
+        return None
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def _load_path(path: str | None):
+    if path is None:
+        return None
+    import importlib  # noqa: PLC0415
+
+    mod, _, name = path.partition(":")
+    obj = importlib.import_module(mod)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _route_json(r: RouteSpec) -> dict:
+    return {"prefix": str(r.route), "via": [[str(g), w] for g, w in r.via], "mtu": r.mtu}
+
+
+def _route_from_json(d: dict) -> RouteSpec:
+    return RouteSpec(ipaddress.ip_network(d["prefix"]),
+                     tuple((ipaddress.ip_address(g), int(w)) for g, w in d["via"]), d.get("mtu"))
+
+
+class _QueueFd:
+    """A worker's TUN queue: the inherited descriptor (non-blocking, one packet per read/write)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def worker_main(ctl_fd: int, queue_fd: int) -> int:
+    """Body of a worker process (``python -m tunkit.node --worker CTL_FD QUEUE_FD``)."""
+    from tunkit.udp import open_udp  # noqa: PLC0415
+
+    ctl = socket.socket(fileno=ctl_fd)
+    buf = bytearray()
+    while (nl := buf.find(b"\n")) < 0:
+        chunk = ctl.recv(65536)
+        if not chunk:
+            return 1
+        buf += chunk
+    cfg = json.loads(buf[:nl])
+    del buf[: nl + 1]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    peers = [
+        PeerSpec(p["name"], tuple(p["endpoint"]), tuple(ipaddress.ip_network(x) for x in p["prefixes"]),
+                 bytes.fromhex(p["key"]) if p["key"] else None, p["mtu"])
+        for p in cfg["peers"]
+    ]
+    sock = open_udp(*cfg["listen"], reuseport=True)
+    tunnel = Tunnel(
+        _QueueFd(queue_fd), sock, peers, [_route_from_json(r) for r in cfg["routes"]],
+        insecure=cfg["insecure"], mtu=cfg["mtu"], addresses=[ipaddress.ip_address(a) for a in cfg["addresses"]],
+        sender=cfg["index"], session=cfg["session"], start_counter=cfg["start_counter"], vnet_hdr=cfg["vnet_hdr"],
+        table_factory=_load_path(cfg["table_factory"]), **cfg["tunnel_options"],
+    )
+    loop = PacketLoop()
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    tunnel.attach(loop)
+    ctl.setblocking(False)
+
+    def on_ctl() -> None:
+        try:
+            data = ctl.recv(65536)
+        except BlockingIOError:  # spurious wake-up
+            return
+        if not data:  # the parent is gone
+            loop.stop()
+            return
+        buf.extend(data)
+        process()
+
+    def process() -> None:
+        while (nl := buf.find(b"\n")) >= 0:
+            msg = json.loads(buf[:nl])
+            del buf[: nl + 1]
+            if msg.get("op") == "status":
+                ctl.setblocking(True)
+                ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
+                ctl.setblocking(False)
+            else:
+                apply_control(tunnel, msg)
+
+    loop.add_reader(ctl, on_ctl)
+    process()  # messages that came with the configuration
+    try:
+        loop.run()
+    finally:
+        loop.close()
+        sock.close()
+        ctl.close()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        sys.exit(worker_main(int(sys.argv[2]), int(sys.argv[3])))
+    print("usage: python -m tunkit.node --worker CTL_FD QUEUE_FD (started by TunnelNode)", file=sys.stderr)
+    sys.exit(1)
