@@ -104,6 +104,7 @@ SIZEOF_SOCK_FPROG = 2 * SIZEOF_POINTER  # linux/filter.h struct sock_fprog: u16 
 # ---------------------------------------------------------------------------
 IFNAMSIZ = 16  # linux/if.h: includes the trailing NUL, so names are at most 15 bytes
 SIZEOF_IFREQ = 40  # linux/if.h struct ifreq: 16-byte name + 24-byte union (on 64-bit ABIs)
+SIZEOF_IFREQ_32BIT = 32  # linux/if.h struct ifreq on 32-bit ABIs (struct ifmap is 16 bytes there)
 
 
 class IfFlag(enum.IntFlag):
@@ -150,6 +151,22 @@ SIOCSIFTXQLEN = 0x8943  # linux/sockios.h
 # ---------------------------------------------------------------------------
 ARPHRD_ETHER = 1  # linux/if_arp.h
 ARPHRD_NONE = 0xFFFE  # linux/if_arp.h: TUN devices report this
+ETH_ALEN = 6  # linux/if_ether.h: octets in an Ethernet (TAP) hardware address
+
+# ---------------------------------------------------------------------------
+# linux/mount.h, asm-generic/unistd.h  (detached sysfs mounts: tun_flags of this netns)
+# ---------------------------------------------------------------------------
+# sysfs shows the network namespace it was mounted in, not the caller's.  A
+# detached mount made with fsopen/fsconfig/fsmount (Linux 5.2+) is tagged with
+# the calling thread's namespace, without touching any mount table.
+FSOPEN_CLOEXEC = 0x00000001  # linux/mount.h
+FSCONFIG_CMD_CREATE = 6  # linux/mount.h: enum fsconfig_command
+FSMOUNT_CLOEXEC = 0x00000001  # linux/mount.h
+# System call numbers: unified across architectures since 5.1 (alpha adds 110).
+_SYSCALL_BASE = 110 if platform.machine().lower().startswith("alpha") else 0
+NR_FSOPEN = 430 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsopen
+NR_FSCONFIG = 431 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsconfig
+NR_FSMOUNT = 432 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsmount
 
 # ---------------------------------------------------------------------------
 # linux/sched.h
@@ -208,6 +225,12 @@ class TunFlag(enum.IntFlag):
 
 
 TUN_TYPE_MASK = 0x000F  # linux/if_tun.h
+# linux/if_tun.h: TUNGETIFF also reports "no socket filter attached" as IFF_NOFILTER,
+# which has the same value as IFF_NO_PI, so NO_PI cannot be read back with TUNGETIFF.
+IFF_NOFILTER = 0x1000  # linux/if_tun.h
+TUN_PI_LEN = 4  # linux/if_tun.h: sizeof(struct tun_pi), prepended to packets without IFF_NO_PI
+MISC_MAJOR = 10  # linux/major.h: /dev/net/tun is a misc character device ...
+TUN_MINOR = 200  # include/linux/miscdevice.h (kernel-internal): ... with minor 200
 
 
 class TunOffload(enum.IntFlag):
