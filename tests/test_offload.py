@@ -17,11 +17,13 @@ import pytest
 from support_offload import (
     ACK,
     CWR,
+    DST4,
     DST6,
     ECE,
     FIN,
     PSH,
     RST,
+    SRC4,
     SRC6,
     SYN,
     URG,
@@ -230,21 +232,16 @@ def test_split_uso(v6, length, size):
 
 
 def test_split_uso_checksum_zero_is_sent_as_ffff():
-    # Find a second datagram payload whose checksum computes to 0: fix two bytes of it.
-    first, rest = P[:100], bytearray(P[100:150])
-    probe = udp4(bytes(rest), ident=0x1235)
-    want_c = struct.unpack_from("!H", probe, 26)[0]
-    rest[0:2] = (struct.unpack_from("!H", rest, 0)[0] + want_c) .to_bytes(3, "big")[-2:] if False else rest[0:2]
-    # direct: sum with the word w added must be 0xFFFF; w = ~sum(without w) = checksum with w = 0
-    rest[0:2] = b"\0\0"
-    w = ref_checksum(pseudo("192.0.2.1", "198.51.100.2", 17, 58) + udp_datagram("192.0.2.1", "198.51.100.2", 40000, 4789,
-                                                                                     bytes(rest), csum=0))
-    rest[0:2] = struct.pack("!H", w)
-    second = udp4(bytes(rest), ident=0x1235)
-    assert struct.unpack_from("!H", second, 26)[0] == 0xFFFF  # the builder (reference) sends 0 as 0xFFFF too
-    sup = udp4(first + bytes(rest), csum="partial")
-    got = gso_split(VirtioNetHdr(NEEDS_CSUM, UDP_L4, 28, 100, 20, 6), sup)
-    assert got == [udp4(first), second]
+    # Make the second datagram's checksum compute to 0: with its first word w the sum is S + w, and
+    # w = ~S (the checksum of the datagram with w = 0) turns it into 0xFFFF, whose complement is 0.
+    first, second = P[:100], bytearray(P[100:150])
+    second[0:2] = b"\0\0"
+    w = ref_checksum(pseudo(SRC4, DST4, 17, 58) + udp_datagram(SRC4, DST4, 40000, 4789, bytes(second), csum=0))
+    second[0:2] = struct.pack("!H", w)
+    want = [udp4(first), udp4(bytes(second), ident=0x1235)]
+    assert struct.unpack_from("!H", want[1], 26)[0] == 0xFFFF  # the reference builder sends 0 as 0xFFFF too
+    sup = udp4(first + bytes(second), csum="partial")
+    assert gso_split(VirtioNetHdr(NEEDS_CSUM, UDP_L4, 28, 100, 20, 6), sup) == want
 
 
 def test_split_ipv6_routing_header_takes_the_final_destination_from_the_partial_sum():

@@ -20,7 +20,6 @@ from support_offload import (
     ref_sum,
     tcp4,
     tcp6,
-    tcp_segment,
     udp4,
     udp6,
 )

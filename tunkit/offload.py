@@ -301,7 +301,6 @@ def gso_split(hdr: VirtioNetHdr, pkt) -> list:
     ip = info.ip
     l3, hlen, n = info.l3_len, info.hdr_len, len(pkt)
     size = hdr.gso_size
-    l4hdr = hlen - l3
     # Pseudo-header sum over addresses and protocol (the length is added per segment).  With an
     # IPv6 routing header the pseudo-header holds the *final* destination (RFC 8200 8.1), which
     # only the sender knows: take it from the kernel's own partial sum in the checksum field,
