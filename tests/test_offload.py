@@ -141,32 +141,30 @@ def _super_tcp4(payload, mss, *, flags=ACK, seq=1000, ident=0x1234, df=True, opt
     return VirtioNetHdr(NEEDS_CSUM, gso, l3 + 20 + len(options) + mss, mss, l3, 16), pkt
 
 
-def _expect_tcp4(payload, mss, *, flags=ACK, seq=1000, ident=0x1234, df=True, options=b"", ip_options=b""):
+def _expect_tcp(mk, payload, mss, *, flags=ACK, seq=1000, ident=None, **kw):
+    """The segments a sender without offloads emits for ``payload``: FIN/PSH last, CWR first, IDs + i."""
     chunks = [payload[i : i + mss] for i in range(0, len(payload), mss)]
     out = []
     for i, c in enumerate(chunks):
         f = flags if i == len(chunks) - 1 else flags & ~(FIN | PSH)
         if i:
             f &= ~CWR
-        out.append(tcp4(c, seq=(seq + i * mss) & 0xFFFFFFFF, flags=f, ident=(ident + i) & 0xFFFF, df=df, options=options,
-                        ip_options=ip_options))
+        per = {} if ident is None else {"ident": (ident + i) & 0xFFFF}
+        out.append(mk(c, seq=(seq + i * mss) & 0xFFFFFFFF, flags=f, **per, **kw))
     return out
+
+
+def _expect_tcp4(payload, mss, *, ident=0x1234, **kw):
+    return _expect_tcp(tcp4, payload, mss, ident=ident, **kw)
+
+
+def _expect_tcp6(payload, mss, **kw):
+    return _expect_tcp(tcp6, payload, mss, **kw)
 
 
 def _super_tcp6(payload, mss, *, flags=ACK, seq=1000, ext=b"", ext_first=None, options=b""):
     pkt = tcp6(payload, seq=seq, flags=flags, ext=ext, ext_first=ext_first, options=options, csum="partial")
     return VirtioNetHdr(NEEDS_CSUM, TCPV6, 0, mss, 40 + len(ext), 16), pkt
-
-
-def _expect_tcp6(payload, mss, *, flags=ACK, seq=1000, ext=b"", ext_first=None, options=b""):
-    chunks = [payload[i : i + mss] for i in range(0, len(payload), mss)]
-    out = []
-    for i, c in enumerate(chunks):
-        f = flags if i == len(chunks) - 1 else flags & ~(FIN | PSH)
-        if i:
-            f &= ~CWR
-        out.append(tcp6(c, seq=seq + i * mss, flags=f, ext=ext, ext_first=ext_first, options=options))
-    return out
 
 
 def _ext(next_header, total_len):
