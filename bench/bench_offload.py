@@ -18,7 +18,7 @@ Each mode runs for ``--seconds`` (default 5).  The relay is one thread of this
 process serving both directions.  Figures only, no assertions: the machine may be
 shared with other work, so treat them as indicative and compare modes within a run.
 
-    python3 bench/bench_offload.py [--seconds 5] [--python] [--modes veth,passthrough,...]
+    python3 bench/bench_offload.py [--seconds 5] [--mtu 1500] [--batch 8] [--python] [--modes veth,passthrough,...]
 """
 
 from __future__ import annotations
@@ -91,17 +91,18 @@ def ensure_iperf3() -> str | None:
     return shutil.which("iperf3")
 
 
-def tun(ns: NetNS, name: str, addr: str, **kw):
+def tun(ns: NetNS, name: str, addr: str, mtu: int, **kw):
     with ns.entered():
         dev = open_tun(name, **kw)
+    dev.mtu = mtu
     ns.run(["ip", "link", "set", "dev", name, "addrgenmode", "none"])
     ns.run(["ip", "address", "add", f"{addr}/24", "dev", name])
     ns.run(["ip", "link", "set", "dev", name, "up"])
     return dev
 
 
-def veth(a: NetNS, b: NetNS) -> None:
-    a.run(["ip", "link", "add", "tkva", "type", "veth", "peer", "name", "tkvb"])
+def veth(a: NetNS, b: NetNS, mtu: int) -> None:
+    a.run(["ip", "link", "add", "tkva", "mtu", str(mtu), "type", "veth", "peer", "name", "tkvb", "mtu", str(mtu)])
     a.run(["ip", "link", "set", "tkvb", "netns", f"/proc/{os.getpid()}/fd/{b.fd}"])
     a.run(["ip", "address", "add", f"{A}/24", "dev", "tkva"])
     b.run(["ip", "address", "add", f"{B}/24", "dev", "tkvb"])
@@ -144,14 +145,16 @@ class Relay:
         self.sel.close()
 
 
-def passthrough_step(src, dst):
-    for p in src.read_batch(64, timeout=0):
-        dst.write(p)
-
-
-def make_offload_step(ios):
+def make_passthrough_step(batch: int):
     def step(src, dst):
-        pkts = ios[src].read_batch(64, timeout=0)
+        for p in src.read_batch(batch, timeout=0):
+            dst.write(p)
+    return step
+
+
+def make_offload_step(ios, batch: int):
+    def step(src, dst):
+        pkts = ios[src].read_batch(batch, timeout=0)
         if pkts:
             ios[dst].write(pkts)
     return step
@@ -184,22 +187,22 @@ def run_traffic(a: NetNS, b: NetNS, seconds: float, iperf: str | None) -> float:
             rx.wait()
 
 
-def bench_mode(mode: str, seconds: float, iperf: str | None) -> str:
+def bench_mode(mode: str, seconds: float, iperf: str | None, mtu: int = 1500, batch: int = 8) -> str:
     with NetNS("bench-a") as a, NetNS("bench-b") as b:
         if mode == "veth":
-            veth(a, b)
+            veth(a, b, mtu)
             return f"{run_traffic(a, b, seconds, iperf) / 1e9:6.2f} Gbit/s"
         vnet = mode != "plain"
-        ta, tb = tun(a, "tka", A, vnet_hdr=vnet), tun(b, "tkb", B, vnet_hdr=vnet)
+        ta, tb = tun(a, "tka", A, mtu, vnet_hdr=vnet), tun(b, "tkb", B, mtu, vnet_hdr=vnet)
         with ta, tb:
             note = ""
             if mode.startswith("split+coalesce"):
                 trusted = mode.endswith("trusted")
                 ios = {ta: OffloadIO(ta, verify_checksums=not trusted), tb: OffloadIO(tb, verify_checksums=not trusted)}
-                step = make_offload_step(ios)
+                step = make_offload_step(ios, batch)
             else:
                 ios = None
-                step = passthrough_step
+                step = make_passthrough_step(batch)
             cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
             with Relay(ta, tb, step) as relay:
                 bps = run_traffic(a, b, seconds, iperf)
@@ -267,6 +270,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="traffic time per mode (default 5)")
     ap.add_argument("--python", action="store_true", help="use the Python sender/receiver even if iperf3 is there")
     ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    ap.add_argument("--mtu", type=int, default=1500, help="MTU of the TUN and veth devices (default 1500)")
+    ap.add_argument("--batch", type=int, default=8,
+                    help="reads taken per direction before the relay turns to the other (default 8; larger delays ACKs)")
     ap.add_argument("--no-micro", action="store_true", help="skip the pure-Python CPU-time figures")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -281,10 +287,11 @@ def main() -> int:
     tool = f"iperf3 ({iperf})" if iperf else "Python sender/receiver"
     print(f"tunkit offload benchmark - Linux {platform.release()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs shared with other work (indicative figures; compare modes within a run)")
-    print(f"TCP through two namespaces, {args.seconds:g} s per mode, traffic from {tool}, MTU 1500:")
+    print(f"TCP through two namespaces, {args.seconds:g} s per mode, traffic from {tool}, MTU {args.mtu}, "
+          f"relay batch {args.batch} reads:")
     for mode in modes:
         try:
-            line = bench_mode(mode, args.seconds, iperf)
+            line = bench_mode(mode, args.seconds, iperf, args.mtu, args.batch)
         except Exception as e:  # one failing mode should not hide the others' figures
             line = f"failed: {type(e).__name__}: {e}"
         print(f"  {mode:<24} {line}", flush=True)
