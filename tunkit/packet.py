@@ -493,7 +493,9 @@ def transport_checksum(buf, packet: IPPacket | None = None) -> int:
 
     The checksum field itself is treated as zero.  For UDP a result of 0 is
     returned as 0xFFFF (RFC 768: 0 means "no checksum").  ``packet`` is the
-    result of :func:`parse_ip` if the caller has it.
+    result of :func:`parse_ip` if the caller has it.  The pseudo-header uses
+    the IPv6 header's destination: behind a routing header (whose final
+    destination the pseudo-header should hold) the result is not meaningful.
     """
     p = parse_ip(buf) if packet is None else packet
     if p.l4 is None:
