@@ -249,7 +249,7 @@ class TunOffload(enum.IntFlag):
 TUN_PKT_STRIP = 0x0001  # linux/if_tun.h: tun_pi.flags, packet was truncated
 
 # ---------------------------------------------------------------------------
-# linux/virtio_net.h  (offload work adds the rest of this section)
+# linux/virtio_net.h
 # ---------------------------------------------------------------------------
 VIRTIO_NET_HDR_LEN = 10  # linux/virtio_net.h: sizeof(struct virtio_net_hdr), legacy layout
 VIRTIO_NET_HDR_MRG_RXBUF_LEN = 12  # linux/virtio_net.h: sizeof(struct virtio_net_hdr_mrg_rxbuf) (+ num_buffers)
