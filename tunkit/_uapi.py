@@ -249,9 +249,31 @@ class TunOffload(enum.IntFlag):
 TUN_PKT_STRIP = 0x0001  # linux/if_tun.h: tun_pi.flags, packet was truncated
 
 # ---------------------------------------------------------------------------
-# linux/virtio_net.h  (offload work adds the rest of this section)
+# linux/virtio_net.h
 # ---------------------------------------------------------------------------
 VIRTIO_NET_HDR_LEN = 10  # linux/virtio_net.h: sizeof(struct virtio_net_hdr), legacy layout
+VIRTIO_NET_HDR_MRG_RXBUF_LEN = 12  # linux/virtio_net.h: sizeof(struct virtio_net_hdr_mrg_rxbuf) (+ num_buffers)
+
+
+class VirtioNetHdrFlag(enum.IntFlag):
+    """``virtio_net_hdr.flags``, ``VIRTIO_NET_HDR_F_*`` (linux/virtio_net.h)."""
+
+    NEEDS_CSUM = 1  # checksum partial: sum from csum_start to the end, store at csum_start+csum_offset
+    DATA_VALID = 2  # the checksum is known to be valid
+    RSC_INFO = 4  # csum_* fields carry RSC information (never from or to a TUN device)
+
+
+class VirtioNetHdrGso(enum.IntEnum):
+    """``virtio_net_hdr.gso_type`` without the ECN bit, ``VIRTIO_NET_HDR_GSO_*`` (linux/virtio_net.h)."""
+
+    NONE = 0  # not a GSO frame
+    TCPV4 = 1  # IPv4 TCP (TSO)
+    UDP = 3  # IPv4 UDP fragmentation offload (UFO, legacy; tunkit rejects it)
+    TCPV6 = 4  # IPv6 TCP
+    UDP_L4 = 5  # UDP segmentation offload (USO), IPv4 or IPv6; Linux 6.2+, missing from older headers
+
+
+VIRTIO_NET_HDR_GSO_ECN = 0x80  # linux/virtio_net.h: ORed onto a TCP gso_type: CWR set on the first segment
 
 # ---------------------------------------------------------------------------
 # linux/netlink.h  (netlink work adds this section)
@@ -277,6 +299,14 @@ IPPROTO_TCP = 6  # linux/in.h
 IPPROTO_UDP = 17  # linux/in.h
 IPPROTO_IPV6 = 41  # linux/in.h
 IPPROTO_ICMPV6 = 58  # linux/in6.h
+IPPROTO_HOPOPTS = 0  # linux/in6.h: IPv6 hop-by-hop options header
+IPPROTO_ROUTING = 43  # linux/in6.h: IPv6 routing header
+IPPROTO_FRAGMENT = 44  # linux/in6.h: IPv6 fragment header
+IPPROTO_ESP = 50  # linux/in.h: encapsulating security payload (ends the IPv6 header walk)
+IPPROTO_AH = 51  # linux/in.h: authentication header (length in 4-byte units, minus 2)
+IPPROTO_NONE = 59  # linux/in6.h: IPv6 "no next header"
+IPPROTO_DSTOPTS = 60  # linux/in6.h: IPv6 destination options header
+IPPROTO_MH = 135  # linux/in6.h: IPv6 mobility header
 
 # ---------------------------------------------------------------------------
 # linux/udp.h  (UDP socket options: GSO on send, GRO on receive)
