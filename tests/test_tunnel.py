@@ -384,13 +384,22 @@ def test_super_packet_travels_whole_with_its_gso_metadata(hosts, size):
     assert b.q.take() == bytes(10) + plain
 
 
-def test_super_packet_to_a_plain_tun_is_dropped_and_counted(hosts):
+def test_super_packet_to_a_plain_tun_is_split_into_real_packets(hosts):
+    from tunkit.packet import transport_checksum_ok
+
     a, = hosts("a", vnet=True)
     b, = hosts("b", vnet=False)
     _wire(a, b)
-    sp = ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, bytes(3000))
-    send(a, sp, dst=b, vnet=VNET.pack(1, 1, 40, 1000, 20, 16))
-    assert b.q.take_all() == [] and b.t.drops == {"gso_unsupported": 1}
+    sp = bytearray(ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, bytes(range(250)) * 12))  # 3000 bytes of payload
+    struct.pack_into("!H", sp, 36, 0)  # the kernel leaves the pseudo-header sum here with NEEDS_CSUM
+    from tunkit.packet import pseudo_header_sum
+
+    struct.pack_into("!H", sp, 36, pseudo_header_sum(bytes(sp[12:16]), bytes(sp[16:20]), 6, len(sp) - 20))
+    send(a, bytes(sp), dst=b, vnet=VNET.pack(1, 1, 40, 1000, 20, 16))
+    segs = b.q.take_all()
+    assert [len(p) for p in segs] == [1040, 1040, 1040] and b.t.drops == {}
+    assert all(transport_checksum_ok(p) for p in segs)
+    assert b"".join(p[40:] for p in segs) == bytes(range(250)) * 12
 
 
 def test_status_is_json_ready(hosts):

@@ -43,8 +43,10 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN
-from tunkit.errors import ConfigError
+from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
+from tunkit.errors import ConfigError, DecodeError
+from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, VirtioNetHdr, checksum_partial, gso_split
+from tunkit.packet import internet_checksum
 from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
@@ -56,11 +58,10 @@ DEFAULT_BATCH = 64
 READ_BUF = 65536 + VIRTIO_NET_HDR_LEN + 64
 UNDERLAY_MTU = 1500
 
-# virtio_net_hdr (legacy, 10 bytes, native order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
-_VNET = struct.Struct("=BBHHHH")
-_VNET_NONE = bytes(VIRTIO_NET_HDR_LEN)
+_VNET = VIRTIO_NET_HDR  # one Struct for virtio_net_hdr: tunkit.offload's
+_VNET_NONE = ZERO_HDR.encode()
 _GSO_ECN = 0x80
-_NEEDS_CSUM = 1
+_NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
 
 
 # ---------------------------------------------------------------------------
@@ -450,8 +451,12 @@ class Tunnel:
             self._too_big(pkt, mtu, peer)
             return
         if self.insecure:
-            if gso is not None:  # raw IP carries no GSO metadata: finish the checksum, send the whole packet
-                pkt = _finish_checksum(pkt, gso)
+            if gso is not None and gso.flags & _NEEDS_CSUM:  # raw IP carries no GSO metadata:
+                try:  # finish the checksum and send the (super-)packet whole; the underlay fragments it
+                    pkt = checksum_partial(_virtio(gso), pkt)
+                except DecodeError:
+                    self._drop("malformed", peer)
+                    return
             self.batcher.add(peer.addr, n, [pkt])
             size = n
         elif n + OVERHEAD <= self.max_datagram:
@@ -549,13 +554,17 @@ class Tunnel:
         try:
             if self.vnet_hdr:
                 os.writev(self._fd, (_vnet_header(parts[0], gso), *parts))
-            elif gso is not None and gso.type:
-                return "gso_unsupported"  # the peer sent a super-packet; this TUN takes packets only
             else:
                 pkt = parts[0] if len(parts) == 1 else b"".join(parts)
-                if gso is not None:
-                    pkt = _finish_checksum(pkt, gso)
-                os.write(self._fd, pkt)
+                if gso is None:
+                    os.write(self._fd, pkt)
+                else:  # this TUN takes plain packets: split the super-packet (or finish its checksum)
+                    try:
+                        segments = gso_split(_virtio(gso), pkt)
+                    except DecodeError:
+                        return "malformed"
+                    for seg in segments:
+                        os.write(self._fd, seg)
         except OSError as e:  # EIO: device down; EINVAL: the kernel refused the header; drop and count
             if e.errno in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF, errno.EFAULT):
                 return "tun_write"
@@ -609,35 +618,8 @@ def _vnet_header(pkt, gso: Gso | None) -> bytes:
     return _VNET.pack(gso.flags, gso.type, hdr_len, gso.size, gso.csum_start, gso.csum_offset)
 
 
-def inet_checksum(data, initial: int = 0) -> int:
-    """RFC 1071 internet checksum (complemented, as stored in headers)."""
-    if len(data) & 1:
-        data = bytes(data) + b"\0"
-    s = int.from_bytes(data, "big")
-    r = s % 0xFFFF  # 2^16 = 1 (mod 0xFFFF): the big number folds like the 16-bit word sum
-    if r == 0 and s:
-        r = 0xFFFF  # a non-zero ones'-complement sum is never 0
-    s = initial + r
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _finish_checksum(pkt, gso: Gso):
-    """Complete a NEEDS_CSUM packet: sum from csum_start on, seeded by the partial value in place."""
-    if not gso.flags & _NEEDS_CSUM:
-        return pkt
-    b = bytearray(pkt)
-    at = gso.csum_start + gso.csum_offset
-    if at + 2 > len(b):
-        return pkt
-    seed = int.from_bytes(b[at : at + 2], "big")
-    b[at : at + 2] = b"\0\0"
-    c = inet_checksum(b[gso.csum_start :], seed)
-    if c == 0 and gso.csum_offset == 6:  # UDP: 0 means "no checksum", send 0xFFFF
-        c = 0xFFFF
-    b[at : at + 2] = c.to_bytes(2, "big")
-    return b
+def _virtio(gso: Gso) -> VirtioNetHdr:
+    return VirtioNetHdr(gso.flags, gso.type, 0, gso.size, gso.csum_start, gso.csum_offset)
 
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total len, id, frag, ttl, proto, csum, src, dst
@@ -663,10 +645,10 @@ def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | No
             return None
         quote = bytes(pkt[: min(len(pkt), 576 - 28)])
         icmp = bytearray(_ICMP_TOO_BIG4.pack(3, 4, 0, 0, min(mtu, 0xFFFF)) + quote)
-        struct.pack_into("!H", icmp, 2, inet_checksum(icmp))
+        struct.pack_into("!H", icmp, 2, internet_checksum(icmp))
         src = sources.get(4) or bytes(pkt[16:20])
         ip = bytearray(_IPV4.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
-        struct.pack_into("!H", ip, 10, inet_checksum(ip))
+        struct.pack_into("!H", ip, 10, internet_checksum(ip))
         return bytes(ip + icmp)
     if v == 6:
         if pkt[6] == IPPROTO_ICMPV6 and len(pkt) > 40 and pkt[40] < 128:
@@ -676,6 +658,6 @@ def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | No
         dst = bytes(pkt[8:24])
         icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
         pseudo = src + dst + struct.pack("!II", len(icmp), IPPROTO_ICMPV6)
-        struct.pack_into("!H", icmp, 2, inet_checksum(pseudo + icmp))
+        struct.pack_into("!H", icmp, 2, internet_checksum(pseudo + icmp))
         return _IPV6.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
     return None
