@@ -94,13 +94,13 @@ def ipv6_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> byte
     return struct.pack("!IHBB16s16s", 0x60000000, udp_len, 17, 64, s, d) + bytes(udp)
 
 
-def ipv4_tcp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq: int = 1000) -> bytes:
-    """An IPv4/TCP (ACK|PSH) packet with a full checksum."""
+def ipv4_tcp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq: int = 1000, flags: int = 0x18) -> bytes:
+    """An IPv4/TCP packet (default ACK|PSH) with a full checksum."""
     tcp_len = 20 + len(payload)
     s, d = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
     hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 7, 0x4000, 64, 6, 0, s, d))
     struct.pack_into("!H", hdr, 10, checksum(bytes(hdr)))
-    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, 0x18, 65535, 0, 0) + payload)
+    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, flags, 65535, 0, 0) + payload)
     struct.pack_into("!H", tcp, 16, checksum(s + d + struct.pack("!BBH", 0, 6, tcp_len) + bytes(tcp)))
     return bytes(hdr + tcp)
 

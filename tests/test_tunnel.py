@@ -517,3 +517,17 @@ def test_mirrored_routes_are_added_and_removed_incrementally(hosts):
     assert not a.t.remove_route(NET("192.0.2.0/25"))
     a.t.reconfigure([p.spec for p in a.t.peers])  # mirrored routes survive a reload
     assert a.t.set_route(route) and NET("192.0.2.0/25") in a.t.extra_routes
+
+
+def test_packets_of_one_read_are_coalesced_into_a_super_packet(hosts):
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b)
+    seg = [ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, bytes([i]) * 1000, seq=1000 + 1000 * i, flags=0x10)
+           for i in range(4)]
+    send(a, *seg, dst=b)
+    out = b.q.take_all()
+    assert len(out) == 1 and b.t.tun_tx == 1  # one write for the four segments
+    flags, gso_type, hdr_len, gso_size, cstart, coff = VNET.unpack_from(out[0])
+    assert (gso_type, gso_size, cstart, coff) == (1, 1000, 20, 16)
+    assert out[0][10 + 40 :] == b"".join(bytes([i]) * 1000 for i in range(4))
+    assert b.t.peers[0].rx_packets == 4

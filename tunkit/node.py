@@ -118,7 +118,7 @@ class TunnelNode:
                 self.device.queues[index], sock, self.peers, self.routes,
                 insecure=self.insecure, mtu=self.mtu, addresses=self.addresses, sender=index,
                 session=self.session, start_counter=self.start_counter, vnet_hdr=self.device.vnet_hdr,
-                table_factory=self.table_factory, **self.tunnel_options,
+                uso=self._uso(), table_factory=self.table_factory, **self.tunnel_options,
             )
         except BaseException:
             sock.close()
@@ -265,6 +265,13 @@ class TunnelNode:
             self._children.append((proc, parent_end))
             parent_end.sendall(json.dumps(self._worker_config(i)).encode() + b"\n")
 
+    def _uso(self) -> bool:
+        """USO negotiated: merged UDP datagrams may be written to the TUN."""
+        from tunkit._uapi import TunOffload  # noqa: PLC0415
+
+        off = self.device.offloads or 0
+        return bool(off & TunOffload.USO4 and off & TunOffload.USO6)
+
     def _worker_config(self, index: int) -> dict:
         return {
             "index": index,
@@ -274,6 +281,7 @@ class TunnelNode:
             "mtu": self.mtu,
             "insecure": self.insecure,
             "vnet_hdr": self.device.vnet_hdr,
+            "uso": self._uso(),
             "addresses": [str(a) for a in self.addresses],
             "peers": [
                 {"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
@@ -433,6 +441,7 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
         _QueueFd(queue_fd), sock, peers, [_route_from_json(r) for r in cfg["routes"]],
         insecure=cfg["insecure"], mtu=cfg["mtu"], addresses=[ipaddress.ip_address(a) for a in cfg["addresses"]],
         sender=cfg["index"], session=cfg["session"], start_counter=cfg["start_counter"], vnet_hdr=cfg["vnet_hdr"],
+        uso=cfg["uso"],
         table_factory=_load_path(cfg["table_factory"]), **cfg["tunnel_options"],
     )
     loop = PacketLoop()

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
 from tunkit.errors import ConfigError, DecodeError
-from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, VirtioNetHdr, checksum_partial, gso_split
+from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
 from tunkit.packet import internet_checksum
 from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
@@ -223,6 +223,8 @@ class Tunnel:
         udp_gso: bool | None = None,
         udp_gro: bool | None = None,
         vnet_hdr: bool | None = None,
+        coalesce: bool = True,
+        uso: bool = False,
         clock_ns: Callable[[], int] = time.time_ns,
         max_age_ms: int | None = None,
         underlay_mtu: int = UNDERLAY_MTU,
@@ -264,6 +266,8 @@ class Tunnel:
         self.max_datagram = underlay_mtu - (48 if self._v6sock else 28)
         self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=self.max_datagram, on_error=self._send_failed)
         self._unstable: list = []  # openers holding views into the receive buffer
+        # with virtio headers, plain packets of one read are merged per flow before the TUN write
+        self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce else None
         self._bufs = [bytearray(READ_BUF) for _ in range(batch)]
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
@@ -485,6 +489,8 @@ class Tunnel:
                    after_read=self._after_read)
 
     def _after_read(self) -> None:
+        if self._co is not None:
+            self._flush_coalesced()  # its views point into the buffer about to be reused
         if self._unstable:  # unfinished trains must not keep views into the buffer about to be reused
             for opener in self._unstable:
                 opener.stabilise()
@@ -542,12 +548,33 @@ class Tunnel:
         if peer.allowed.lookup(src) is None:
             self._drop("not_allowed", peer)
             return
+        if self._co is not None:
+            if gso is None and len(parts) == 1 and n <= self.mtu:
+                self._co.add(parts[0])  # written, merged with its flow's neighbours, after this read
+                peer.rx_packets += 1
+                peer.rx_bytes += n
+                return
+            self._flush_coalesced()  # keep the order of this read's packets
         failed = self._write_tun(parts, gso)
         if failed is not None:
             self._drop(failed, peer)
             return
         peer.rx_packets += 1
         peer.rx_bytes += n
+
+    def _flush_coalesced(self) -> None:
+        if not len(self._co):
+            return
+        fd, writev = self._fd, os.writev
+        for hdr, bufs in self._co.flush():
+            try:
+                writev(fd, (hdr.encode(), *bufs))
+            except OSError as e:  # EIO: TUN down; EINVAL: the kernel refused the merged packet
+                if e.errno not in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF):
+                    raise
+                self._drop("tun_write")
+            else:
+                self.tun_tx += 1
 
     def _write_tun(self, parts, gso: Gso | None) -> str | None:
         """Write one packet (or super-packet) given as buffers into the TUN; None, or the drop reason."""
