@@ -294,38 +294,48 @@ class RefusingSocket:
         return self.real.sendmsg(bufs, anc, flags, addr)
 
 
-def test_gso_refused_falls_back_to_single_sends():
+@pytest.fixture
+def refused():
+    """(receiving socket, RefusingSocket, UdpBatcher with GSO believed on)."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        fake = RefusingSocket(tx)
-        b = UdpBatcher(fake, gso=True)
-        for i in range(5):
-            b.add(rx.getsockname(), 100, [bytes([i]) * 100])
-        b.flush()
-        assert not b.gso and b.gso_fallbacks == 1 and fake.calls == [1, 0, 0, 0, 0, 0]
-        rx.settimeout(2)
-        assert [rx.recv(200) for _ in range(5)] == [bytes([i]) * 100 for i in range(5)]
-        b.add(rx.getsockname(), 100, [b"x" * 100])
-        b.add(rx.getsockname(), 100, [b"y" * 100])
-        b.flush()
-        assert fake.calls[-2:] == [0, 0]  # stays off
-    finally:
-        rx.close()
-        tx.close()
+    fake = RefusingSocket(tx)
+    yield rx, fake, UdpBatcher(fake, gso=True)
+    rx.close()
+    tx.close()
+
+
+def test_gso_refused_falls_back_to_single_sends(refused):
+    rx, fake, b = refused
+    for i in range(5):
+        b.add(rx.getsockname(), 100, [bytes([i]) * 100])
+    b.flush()
+    assert not b.gso and b.gso_fallbacks == 1 and fake.calls == [1, 0, 0, 0, 0, 0]
+    assert [rx.recv(200) for _ in range(5)] == [bytes([i]) * 100 for i in range(5)]
+    b.add(rx.getsockname(), 100, [b"x" * 100])
+    b.add(rx.getsockname(), 100, [b"y" * 100])
+    b.flush()
+    assert fake.calls[-2:] == [0, 0]  # stays off
+
+
+class RecordingSocket:
+    """Records each sendmsg as (address, bytes, [UDP_SEGMENT sizes])."""
+
+    family = socket.AF_INET
+
+    def __init__(self):
+        self.sent = []
+
+    def sendmsg(self, bufs, anc=(), flags=0, addr=None):
+        self.sent.append((addr, b"".join(bytes(b) for b in bufs), [struct.unpack("=H", d)[0] for _, _, d in anc]))
 
 
 def test_batcher_groups_runs_by_peer_and_size():
-    sent = []
-
-    class Rec:
-        family = socket.AF_INET
-
-        def sendmsg(self, bufs, anc=(), flags=0, addr=None):
-            sent.append((addr, b"".join(bufs), [struct.unpack("=H", d)[0] for _, _, d in anc]))
-
-    b = UdpBatcher(Rec(), gso=True, max_segment=1000)
+    rec = RecordingSocket()
+    sent = rec.sent
+    b = UdpBatcher(rec, gso=True, max_segment=1000)
     p, q = ("192.0.2.1", 1), ("192.0.2.2", 1)
     plan = [(p, 100), (p, 100), (p, 60), (p, 100), (q, 100), (q, 100), (p, 2000), (p, 100), (p, 100), (p, -500)]
     for addr, size in plan:
@@ -420,42 +430,27 @@ def test_sealer_counter_is_time_seeded(hosts):
     assert isinstance(s, Sealer) and s.counter >= a.t.started_ms * 1_000_000
 
 
-def test_train_without_gso_goes_one_datagram_per_call():
+def test_train_without_gso_goes_one_datagram_per_call(refused):
     from tunkit.overlay import split_train
 
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        fake = RefusingSocket(tx)
-        b = UdpBatcher(fake, gso=True)
-        s = Sealer(KEY, session=1, start_counter=1)
-        dgrams, seg = s.seal_train(bytes(range(256)) * 16, 10**12, None, 1000)
-        want = split_train(dgrams, seg)
-        b.add_train(rx.getsockname(), dgrams, seg)
-        b.flush()
-        rx.settimeout(2)
-        assert [rx.recv(2000) for _ in want] == want
-        assert fake.calls == [1] + [0] * len(want) and not b.gso
-    finally:
-        rx.close()
-        tx.close()
+    rx, fake, b = refused
+    s = Sealer(KEY, session=1, start_counter=1)
+    dgrams, seg = s.seal_train(bytes(range(256)) * 16, 10**12, None, 1000)
+    want = split_train(dgrams, seg)
+    b.add_train(rx.getsockname(), dgrams, seg)
+    b.flush()
+    assert [rx.recv(2000) for _ in want] == want
+    assert fake.calls == [1] + [0] * len(want) and not b.gso
 
 
 def test_train_bigger_than_one_send_goes_in_several_gso_sends():
-    sent = []
-
-    class Rec:
-        family = socket.AF_INET
-
-        def sendmsg(self, bufs, anc=(), flags=0, addr=None):
-            sent.append((b"".join(bytes(b) for b in bufs), [struct.unpack("=H", d)[0] for _, _, d in anc]))
-
-    b = UdpBatcher(Rec(), gso=True)
+    rec = RecordingSocket()
+    b = UdpBatcher(rec, gso=True)
     b.max_total = 3000
     blob = bytes(range(250)) * 28  # 7000 bytes: 7 datagrams of 1000
     b.add_train(("192.0.2.1", 1), [[blob[i : i + 10], memoryview(blob)[i + 10 : i + 1000]] for i in range(0, 7000, 1000)], 1000)
     b.flush()
+    sent = [(d, seg) for _, d, seg in rec.sent]
     assert [(len(d), seg) for d, seg in sent] == [(3000, [1000]), (3000, [1000]), (1000, [])]
     assert b"".join(d for d, _ in sent) == blob
 
