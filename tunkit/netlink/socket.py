@@ -229,21 +229,34 @@ class NetlinkSocket:
             items: list[T] = []
             interrupted = False
             done = False
+            pid = self.pid
+            unpack = HEADER.unpack_from
             while not done:
-                for m in parse_messages(self.recv()):
-                    if not self._check(m, seq):
-                        continue
-                    if m.flags & _DUMP_INTR:
-                        interrupted = True
-                    if m.type == _DONE or m.type == _ERROR:
-                        ack = parse_ack(m)
-                        if ack.errno:
-                            raise self.error(ack, op, obj, seq)
-                        done = True
-                        break
-                    item = decode(m.type, m.payload)
-                    if item is not None:
-                        items.append(item)
+                # parse_messages, flattened: dumps carry thousands of messages
+                view = self.recv()
+                end = len(view)
+                off = 0
+                while off < end:
+                    if end - off < 16:
+                        raise DecodeError(f"netlink message at offset {off}: truncated header ({end - off} of 16 bytes)")
+                    length, mtype, mflags, mseq, mpid = unpack(view, off)
+                    if length < 16 or length > end - off:
+                        raise DecodeError(f"netlink message at offset {off}: bad nlmsg_len {length} ({end - off} bytes left)")
+                    if mpid != pid and mpid != 0:
+                        raise DecodeError(f"netlink reply port id {mpid} does not match socket {pid}")
+                    if mseq == seq:
+                        if mflags & _DUMP_INTR:
+                            interrupted = True
+                        if mtype == _DONE or mtype == _ERROR:
+                            ack = parse_ack(Message(mtype, mflags, mseq, mpid, view[off + 16 : off + length]))
+                            if ack.errno:
+                                raise self.error(ack, op, obj, seq)
+                            done = True
+                            break
+                        item = decode(mtype, view[off + 16 : off + length])
+                        if item is not None:
+                            items.append(item)
+                    off += (length + 3) & ~3
             if not interrupted:
                 return items
         raise NetlinkError(errno.EINTR, op=op, obj=obj, message=f"dump still inconsistent after {retries} retries")
