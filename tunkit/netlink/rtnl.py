@@ -749,6 +749,7 @@ class RouteMessage:
     pref: int | None = None  # IPv6 router preference (ICMPV6_ROUTER_PREF_*)
     expires: int | None = None  # seconds
     mark: int | None = None
+    uid: int | None = None  # RTA_UID: the uid a lookup was made for (route get)
     unknown: Unknown = ()
 
     def __post_init__(self) -> None:
@@ -794,7 +795,7 @@ class RouteMessage:
         except AttributeError as e:  # an address field that is not an ipaddress object
             raise ValueError(f"route: want ipaddress objects for dst/src/gateway/prefsrc ({e})") from None
         if self.metrics is not None or self.multipath is not None or self.mark is not None or self.pref is not None \
-                or self.expires is not None or self.unknown:
+                or self.expires is not None or self.uid is not None or self.unknown:
             enc = AttrEncoder()
             if self.metrics is not None:
                 enc.nested(RTA.METRICS, self.metrics.encode_into)
@@ -809,6 +810,8 @@ class RouteMessage:
                 enc.u8(RTA.PREF, self.pref)
             if self.expires is not None:
                 enc.u32(RTA.EXPIRES, self.expires)
+            if self.uid is not None:
+                enc.u32(RTA.UID, self.uid)
             _put_unknown(enc, self.unknown)
             put(enc.finish())
         try:
@@ -906,6 +909,7 @@ _K_U32, _K_ADDR, _K_NET, _K_METRICS, _K_MULTIPATH, _K_VIA, _K_U8 = range(7)
 _RTA_DECODE = {  # RTA_* -> (how to decode it, RouteMessage field)
     RTA.TABLE: (_K_U32, "table"), RTA.OIF: (_K_U32, "oif"), RTA.IIF: (_K_U32, "iif"),
     RTA.PRIORITY: (_K_U32, "priority"), RTA.MARK: (_K_U32, "mark"), RTA.EXPIRES: (_K_U32, "expires"),
+    RTA.UID: (_K_U32, "uid"),
     RTA.GATEWAY: (_K_ADDR, "gateway"), RTA.PREFSRC: (_K_ADDR, "prefsrc"),
     RTA.DST: (_K_NET, "dst"), RTA.SRC: (_K_NET, "src"),
     RTA.METRICS: (_K_METRICS, "metrics"), RTA.MULTIPATH: (_K_MULTIPATH, "multipath"),
