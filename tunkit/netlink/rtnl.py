@@ -45,7 +45,7 @@ from tunkit._uapi import (
     NlmFlag,
 )
 from tunkit.errors import DecodeError
-from tunkit.netlink.attr import Attr, AttrDecoder, AttrEncoder
+from tunkit.netlink.attr import Attr, AttrDecoder, AttrEncoder, attr_name
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -523,6 +523,8 @@ class AddressMessage:
     @classmethod
     def decode(cls, payload) -> "AddressMessage":
         family, prefixlen, flags, scope, index = _header(IFADDRMSG, payload, "ifaddrmsg")
+        if prefixlen > 8 * _ADDR_LEN.get(family, 16):
+            raise DecodeError(f"ifaddrmsg: prefix length {prefixlen} is too long for family {family}")
         values: dict[str, Any] = {"family": family, "prefixlen": prefixlen, "flags": flags, "scope": scope, "index": index}
         unknown = []
         for a in AttrDecoder(memoryview(payload)[IFADDRMSG.size :], IFA):
