@@ -64,8 +64,8 @@ def _mac(b: bytes | None) -> str | None:
 # ---------------------------------------------------------------------------
 # objects -> ip -j JSON
 # ---------------------------------------------------------------------------
-def link_json(link, names: dict[int, str], details: bool = False) -> dict[str, Any]:
-    """One link as ``ip -j link show`` prints it."""
+def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool = True) -> dict[str, Any]:
+    """One link as ``ip -j link show`` prints it (``linkmode=False``: as ``ip -j addr show`` does)."""
     u = _u()
     flags = [n for n in _IFF_ORDER if link.flags & u.IfFlag[n]]
     if link.flags & u.IfFlag.UP and not link.flags & u.IfFlag.RUNNING:
@@ -83,7 +83,7 @@ def link_json(link, names: dict[int, str], details: bool = False) -> dict[str, A
         out["master"] = names.get(link.master, f"if{link.master}")
     if link.operstate is not None:
         out["operstate"] = _OPERSTATES[link.operstate] if link.operstate < len(_OPERSTATES) else str(link.operstate)
-    if link.linkmode is not None:
+    if link.linkmode is not None and linkmode:
         out["linkmode"] = {0: "DEFAULT", 1: "DORMANT"}.get(link.linkmode, str(link.linkmode))
     if link.group is not None:
         out["group"] = "default" if link.group == 0 else str(link.group)
@@ -128,6 +128,8 @@ def addr_info_json(a) -> dict[str, Any]:
     if a.address is not None and a.local is not None and a.address != a.local:
         out["address"] = str(a.address)
     out["prefixlen"] = a.prefixlen
+    if a.rt_priority is not None:
+        out["metric"] = a.rt_priority
     if a.broadcast is not None:
         out["broadcast"] = str(a.broadcast)
     out["scope"] = _name(a.scope, u.RT_SCOPE_NAMES)
@@ -143,8 +145,9 @@ def addr_info_json(a) -> dict[str, Any]:
     return out
 
 
-def route_json(r, names: dict[int, str], *, get: bool = False) -> dict[str, Any]:
-    """One route as ``ip -j route show`` prints it (``get=True``: as ``ip -j route get``)."""
+def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True) -> dict[str, Any]:
+    """One route as ``ip -j route show`` prints it (``get=True``: as ``ip -j route get``;
+    ``show_table=False``: as ip prints a listing filtered by one table, without the table)."""
     u = _u()
     out: dict[str, Any] = {}
     if r.type != u.RTN.UNICAST:
@@ -163,7 +166,7 @@ def route_json(r, names: dict[int, str], *, get: bool = False) -> dict[str, Any]
         out["via"] = {"family": "inet6" if r.via.version == 6 else "inet", "host": str(r.via)}
     if r.oif:
         out["dev"] = names.get(r.oif, f"if{r.oif}")
-    if r.table is not None and r.table != u.RT_TABLE_MAIN and not get:
+    if r.table is not None and r.table != u.RT_TABLE_MAIN and not get and show_table:
         out["table"] = _name(r.table, u.RT_TABLE_NAMES)
     if r.protocol != u.RTPROT_BOOT and not get:
         out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
@@ -420,7 +423,7 @@ def cmd_addr_show(args) -> int:
         for l in links:
             if args.dev and l.ifname != args.dev:
                 continue
-            j = link_json(l, names)
+            j = link_json(l, names, linkmode=False)
             j["addr_info"] = [addr_info_json(a) for a in addrs if a.index == l.index]
             out.append(j)
         return _show(args, out, _addr_text)
@@ -575,7 +578,8 @@ def cmd_route_show(args) -> int:
     with _rtnl() as rt:
         names = {l.index: l.ifname for l in rt.links()}
         routes = rt.routes(family=family, table=table, link=dev)
-        return _show(args, [route_json(r, names) for r in routes], route_text)
+        shown = [route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN) for r in routes]
+        return _show(args, shown, route_text)
 
 
 def cmd_route_get(args) -> int:

@@ -458,19 +458,19 @@ class Rtnl:
             e.obj = self.describe_route(msg)  # described only on failure: it may need a lookup
             raise
 
-    def add_route(self, route=None, **kw) -> None:
-        """Add a route (a :class:`RouteMessage`, or ``dst`` plus :meth:`route_message` keywords)."""
-        self._route("add", route, kw)
+    def add_route(self, dst=None, **kw) -> None:
+        """Add a route: a :class:`RouteMessage`, or ``dst`` plus :meth:`route_message` keywords."""
+        self._route("add", dst, kw)
 
-    def replace_route(self, route=None, **kw) -> None:
-        self._route("replace", route, kw)
+    def replace_route(self, dst=None, **kw) -> None:
+        self._route("replace", dst, kw)
 
-    def append_route(self, route=None, **kw) -> None:
+    def append_route(self, dst=None, **kw) -> None:
         """Add a route even if one with the same prefix and metric exists (another nexthop)."""
-        self._route("append", route, kw)
+        self._route("append", dst, kw)
 
-    def delete_route(self, route=None, **kw) -> None:
-        self._route("delete", route, kw)
+    def delete_route(self, dst=None, **kw) -> None:
+        self._route("delete", dst, kw)
 
     def get_route(self, dst, *, src=None, dev: LinkRef | None = None, iif: LinkRef | None = None,
                   mark: int | None = None, fibmatch: bool = False) -> RouteMessage:
