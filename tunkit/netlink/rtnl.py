@@ -911,9 +911,14 @@ class RouteMessage:
         if end < 12:
             raise DecodeError(f"rtmsg: want at least 12 header bytes, got {end}")
         family, dst_len, src_len, tos, table, protocol, scope, typ, flags = RTMSG.unpack_from(view, 0)
-        values: dict[str, Any] = {
-            "family": family, "tos": tos, "protocol": protocol, "scope": scope, "type": typ, "flags": flags,
-        }
+        obj = object.__new__(cls)  # as _new(), but filling the instance dict in place
+        values = obj.__dict__
+        values["family"] = family
+        values["tos"] = tos
+        values["protocol"] = protocol
+        values["scope"] = scope
+        values["type"] = typ
+        values["flags"] = flags
         if table:
             values["table"] = table
         alen = _ADDR_LEN.get(family)
@@ -962,7 +967,7 @@ class RouteMessage:
             off += (n + 3) & ~3
         if unknown:
             values["unknown"] = tuple(unknown)
-        return _new(cls, values)
+        return obj
 
 
 _A_HDR = struct.Struct("=HH")  # struct rtattr: rta_len, rta_type

@@ -57,7 +57,7 @@ _ACK_HEAD = struct.Struct("=IHHIIi")
 
 DEFAULT_RCVBUF = 1 << 20  # room for a pipelined window of acks plus a dump part
 DUMP_RETRIES = 5  # restarts of a dump the kernel flagged NLM_F_DUMP_INTR
-PIPELINE_WINDOW = 128  # requests in flight before their acks are collected
+PIPELINE_WINDOW = 128  # requests per datagram; even if all fail, their error acks fit a 1 MiB buffer
 PIPELINE_BYTES = 60 * 1024  # bytes per sendmsg (one datagram)
 
 
@@ -269,12 +269,17 @@ class NetlinkSocket:
         window: int = PIPELINE_WINDOW,
         max_bytes: int = PIPELINE_BYTES,
     ) -> list[tuple[int, Ack]]:
-        """Send ``(type, flags, payload)`` requests, many per datagram, and collect their acks.
+        """Send ``(type, flags, payload)`` requests, many per datagram; report failures per request.
 
-        Each request must ask for an ack (``NLM_F_ACK``).  At most ``window``
-        requests are in flight, so the acks always fit the receive buffer.
-        Returns ``(index, ack)`` for every request that failed, in order;
-        the kernel keeps processing the rest of a datagram after a failure.
+        The kernel handles a datagram's messages in order, synchronously in
+        ``sendmsg``, goes on after a failure, and answers a message without
+        ``NLM_F_ACK`` only if it fails.  So only the last request of each
+        datagram asks for an ack: once that ack is read, every error of the
+        batch is already queued before it, and a batch of ``window`` requests
+        costs one ``sendmsg`` and, when all succeed, one ``recv``.  At most
+        ``window`` requests are in flight, so even all-failing batches fit the
+        receive buffer.  Returns ``(index, ack)`` for each failed request, in
+        order (empty: all succeeded).
         """
         pack = HEADER.pack
         pid = self.pid
@@ -283,15 +288,16 @@ class NetlinkSocket:
         index = 0
         exhausted = False
         while not exhausted:
-            first_seq = self._seq + 1
+            first_seq = (self._seq + 1) & 0xFFFFFFFF or 1
             parts: list[bytes] = []
-            size = 0
-            count = 0
+            size = count = 0
             seq = self._seq
+            last = -1
             for msg_type, flags, payload in it:
                 seq = (seq + 1) & 0xFFFFFFFF or 1
                 n = 16 + len(payload)
-                parts.append(pack(n, msg_type, flags | _ACK, seq, pid))
+                last = len(parts)
+                parts.append(pack(n, msg_type, flags & ~_ACK, seq, pid))
                 parts.append(payload)
                 if n & 3:
                     parts.append(b"\0" * (-n & 3))
@@ -303,18 +309,20 @@ class NetlinkSocket:
                 exhausted = True
             if not count:
                 break
+            n, msg_type, flags, _, _ = HEADER.unpack(parts[last])
+            parts[last] = pack(n, msg_type, flags | _ACK, seq, pid)  # the batch's sync point
             self._seq = seq
             self.send(b"".join(parts))
-            self._collect_acks(first_seq, count, index, failures)
+            self._collect(first_seq, seq, count, index, failures)
             index += count
         return failures
 
-    def _collect_acks(self, first_seq: int, count: int, base: int, failures: list) -> None:
+    def _collect(self, first_seq: int, last_seq: int, count: int, base: int, failures: list) -> None:
+        """Read error acks of the batch ``first_seq..last_seq`` until the last one's ack."""
         buf = self._buf
         sock = self._sock
         unpack = _ACK_HEAD.unpack_from
-        pending = count
-        while pending:
+        while True:
             n = sock.recv_into(buf, len(buf), _socket.MSG_TRUNC)
             if n > len(buf):
                 raise DecodeError(f"netlink ack datagram of {n} bytes overflowed a {len(buf)}-byte buffer")
@@ -327,8 +335,9 @@ class NetlinkSocket:
                     raise DecodeError(f"netlink reply port id {pid} does not match socket {self.pid}")
                 k = (seq - first_seq) & 0xFFFFFFFF
                 if mtype == _ERROR and k < count:
-                    pending -= 1
                     if err:
                         view = memoryview(buf)[off + 16 : off + length]
                         failures.append((base + k, parse_ack(Message(mtype, mflags, seq, pid, view))))
+                    if seq == last_seq:
+                        return
                 off += (length + 3) & ~3
