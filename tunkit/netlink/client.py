@@ -72,6 +72,7 @@ MONITOR_GROUPS: dict[str, tuple[int, ...]] = {
 }
 
 _NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 # plain ints of the enums route_message() compares against (enum member access costs more)
 _RTN_UNSPEC, _RTN_UNICAST, _RTN_LOCAL, _RTN_NAT = int(RTN.UNSPEC), int(RTN.UNICAST), int(RTN.LOCAL), int(RTN.NAT)
 _RTN_LINK_SCOPED = (int(RTN.BROADCAST), int(RTN.MULTICAST), int(RTN.ANYCAST))
@@ -377,13 +378,17 @@ class Rtnl:
         ``mtu``/``advmss``/``lock`` go into RTA_METRICS; ``nexthops`` are
         :class:`NextHop` objects or dicts ``{"gateway", "dev", "weight"}``.
         """
+        # (written for speed: bulk adds build ten thousand of these)
         net = dst if isinstance(dst, _NETWORKS) else _network(dst, family)
-        gw = _ip(gateway)
-        via = _ip(via)
-        prefsrc = _ip(prefsrc)
+        gw = gateway if gateway is None or isinstance(gateway, _ADDRESSES) else ipaddress.ip_address(gateway)
+        if via is not None:
+            via = _ip(via)
+        if prefsrc is not None:
+            prefsrc = _ip(prefsrc)
         hops = tuple(self._nexthop(h) for h in nexthops) if nexthops else None
         if family is None:
-            first = net or gw or prefsrc or (hops[0].gateway if hops else None)
+            first = net if net is not None else gw if gw is not None else prefsrc if prefsrc is not None else (
+                hops[0].gateway if hops else None)
             family = AF_INET6 if first is not None and first.version == 6 else AF_INET
         if metrics is not None:
             if mtu is not None or advmss is not None or lock:
@@ -391,8 +396,14 @@ class Rtnl:
                                   advmss=metrics.advmss if advmss is None else advmss,
                                   lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
         elif mtu is not None or advmss is not None or lock:
-            m = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
-            metrics = _new(RouteMetrics, {k: v for k, v in m.items() if v is not None})
+            mv = {}
+            if mtu is not None:
+                mv["mtu"] = mtu
+            if advmss is not None:
+                mv["advmss"] = advmss
+            if lock:
+                mv["lock"] = RouteMetrics.lock_mask(*lock)
+            metrics = _new(RouteMetrics, mv)
         creating = verb != "delete"
         rtype = type if type is not None else (_RTN_UNICAST if creating else _RTN_UNSPEC)
         if scope is None:  # iproute2's rule (ip/iproute.c), with ints: this runs once per route
@@ -416,7 +427,7 @@ class Rtnl:
             "scope": int(scope),
             "type": int(rtype),
             "flags": _ONLINK if onlink else 0,
-            "oif": self.index(dev) if dev is not None else None,
+            "oif": None if dev is None else self._index_by_name.get(dev) or self.index(dev),
             "gateway": gw,
             "via": via,
             "priority": metric,
