@@ -145,6 +145,16 @@ def addr_info_json(a) -> dict[str, Any]:
     return out
 
 
+def _gateway_json(r, names: dict[int, str], out: dict[str, Any]) -> None:
+    """gateway, via and dev of a route or of one of its nexthops, as ip names them."""
+    if r.gateway is not None:
+        out["gateway"] = str(r.gateway)
+    if r.via is not None:
+        out["via"] = {"family": "inet6" if r.via.version == 6 else "inet", "host": str(r.via)}
+    if r.oif:
+        out["dev"] = names.get(r.oif, f"if{r.oif}")
+
+
 def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True) -> dict[str, Any]:
     """One route as ``ip -j route show`` prints it (``get=True``: as ``ip -j route get``;
     ``show_table=False``: as ip prints a listing filtered by one table, without the table)."""
@@ -160,12 +170,7 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
         out["dst"] = str(r.dst)
     if r.src is not None:
         out["from"] = str(r.src)
-    if r.gateway is not None:
-        out["gateway"] = str(r.gateway)
-    if r.via is not None:
-        out["via"] = {"family": "inet6" if r.via.version == 6 else "inet", "host": str(r.via)}
-    if r.oif:
-        out["dev"] = names.get(r.oif, f"if{r.oif}")
+    _gateway_json(r, names, out)
     if r.table is not None and r.table != u.RT_TABLE_MAIN and not get and show_table:
         out["table"] = _name(r.table, u.RT_TABLE_NAMES)
     if r.protocol != u.RTPROT_BOOT and not get:
@@ -187,12 +192,7 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
         hops = []
         for h in r.multipath:
             hop: dict[str, Any] = {}
-            if h.gateway is not None:
-                hop["gateway"] = str(h.gateway)
-            if h.via is not None:
-                hop["via"] = {"family": "inet6" if h.via.version == 6 else "inet", "host": str(h.via)}
-            if h.oif:
-                hop["dev"] = names.get(h.oif, f"if{h.oif}")
+            _gateway_json(h, names, hop)
             hop["weight"] = h.weight
             hop["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if h.flags & bit]
             hops.append(hop)
@@ -267,6 +267,26 @@ class Words:
         except ValueError:
             raise CliError(f"{self.what}: {key} {v!r} is not a number") from None
 
+    def parse(self, grammar: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+        """Consume every word by ``grammar``: word -> (keyword, how), where how is
+        ``str``/``int`` (the next word), a constant (a bare flag word), or a
+        function ``f(words, word)`` returning the value."""
+        kw: dict[str, Any] = {}
+        while self:
+            word = self.next()
+            if word not in grammar:
+                raise CliError(f"{self.what}: unknown argument {word!r}")
+            key, how = grammar[word]
+            if how is str:
+                kw[key] = self.value(word)
+            elif how is int:
+                kw[key] = self.number(word)
+            elif callable(how):
+                kw[key] = how(self, word)
+            else:
+                kw[key] = how
+        return kw
+
 
 def _rtnl():
     from tunkit.netlink.client import Rtnl
@@ -321,27 +341,17 @@ def cmd_link_show(args) -> int:
         return _show(args, [link_json(l, names, args.details) for l in links], _link_text)
 
 
+LINK_SET_GRAMMAR: dict[str, tuple[str, Any]] = {
+    "up": ("up", True), "down": ("up", False), "mtu": ("mtu", int),
+    "txqlen": ("txqlen", int), "txqueuelen": ("txqlen", int), "qlen": ("txqlen", int),
+    "name": ("name", str), "address": ("address", str),
+    "addrgenmode": ("addr_gen_mode", lambda w, word: w.value(word).replace("_", "-")),
+    "netns": ("netns", lambda w, word: _open_netns(w.value(word))),
+}
+
+
 def cmd_link_set(args) -> int:
-    w = Words(args.words, "link set")
-    kw: dict[str, Any] = {}
-    while w:
-        word = w.next()
-        if word in ("up", "down"):
-            kw["up"] = word == "up"
-        elif word == "mtu":
-            kw["mtu"] = w.number(word)
-        elif word in ("txqlen", "txqueuelen", "qlen"):
-            kw["txqlen"] = w.number(word)
-        elif word == "name":
-            kw["name"] = w.value(word)
-        elif word == "address":
-            kw["address"] = w.value(word)
-        elif word == "addrgenmode":
-            kw["addr_gen_mode"] = w.value(word).replace("_", "-")
-        elif word == "netns":
-            kw["netns"] = _open_netns(w.value(word))
-        else:
-            raise CliError(f"link set: unknown argument {word!r}")
+    kw = Words(args.words, "link set").parse(LINK_SET_GRAMMAR)
     if not kw:
         raise CliError("link set: nothing to change (up, down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns PATH|PID)")
     try:
@@ -365,22 +375,18 @@ def _open_netns(ref: str) -> int:
         raise CliError(f"netns {ref}: cannot open {path}: {e.strerror}") from None
 
 
+def _peer_name(w: Words, word: str) -> str:
+    if w.peek() == "name":
+        w.next()
+    return w.value("peer name")
+
+
+LINK_ADD_GRAMMAR: dict[str, tuple[str, Any]] = {"type": ("kind", str), "peer": ("peer", _peer_name), "mtu": ("mtu", int)}
+
+
 def cmd_link_add(args) -> int:
-    w = Words(args.words, "link add")
-    kind = peer = None
-    mtu = None
-    while w:
-        word = w.next()
-        if word == "type":
-            kind = w.value(word)
-        elif word == "peer":
-            if w.peek() == "name":
-                w.next()
-            peer = w.value("peer name")
-        elif word == "mtu":
-            mtu = w.number(word)
-        else:
-            raise CliError(f"link add: unknown argument {word!r}")
+    kw = Words(args.words, "link add").parse(LINK_ADD_GRAMMAR)
+    kind, peer, mtu = kw.get("kind"), kw.get("peer"), kw.get("mtu")
     with _rtnl() as rt:
         if kind == "veth":
             if peer is None:
@@ -429,32 +435,32 @@ def cmd_addr_show(args) -> int:
         return _show(args, out, _addr_text)
 
 
+def _lifetime(w: Words, word: str) -> int:
+    v = w.value(word)
+    return 0xFFFFFFFF if v == "forever" else _int(w, word, v)
+
+
+def _int(w: Words, word: str, v: str) -> int:
+    try:
+        return int(v, 0)
+    except ValueError:
+        raise CliError(f"{w.what}: {word} {v!r} is not a number") from None
+
+
+_ADDR_FLAG_WORDS = {"nodad": 0x02, "noprefixroute": 0x200, "home": 0x10, "mngtmpaddr": 0x100, "autojoin": 0x400}
+ADDR_GRAMMAR: dict[str, tuple[str, Any]] = {
+    "dev": ("dev", str), "peer": ("peer", str), "broadcast": ("broadcast", str), "brd": ("broadcast", str),
+    "label": ("label", str), "metric": ("metric", int),
+    "scope": ("scope", lambda w, word: _lookup(w.value(word), _u().RT_SCOPE_NAMES, "scope")),
+    "valid_lft": ("valid_lft", _lifetime), "preferred_lft": ("preferred_lft", _lifetime),
+    **{name: (f"flag_{name}", bit) for name, bit in _ADDR_FLAG_WORDS.items()},
+}
+
+
 def cmd_addr_change(args) -> int:
-    w = Words(args.words, f"addr {args.verb}")
-    dev = None
-    kw: dict[str, Any] = {}
-    flags = 0
-    while w:
-        word = w.next()
-        if word == "dev":
-            dev = w.value(word)
-        elif word == "peer":
-            kw["peer"] = w.value(word)
-        elif word in ("broadcast", "brd"):
-            kw["broadcast"] = w.value(word)
-        elif word == "label":
-            kw["label"] = w.value(word)
-        elif word == "metric":
-            kw["metric"] = w.number(word)
-        elif word == "scope":
-            kw["scope"] = _lookup(w.value(word), _u().RT_SCOPE_NAMES, "scope")
-        elif word in ("valid_lft", "preferred_lft"):
-            v = w.value(word)
-            kw[word] = 0xFFFFFFFF if v == "forever" else int(v)
-        elif word in ("nodad", "noprefixroute", "home", "mngtmpaddr", "autojoin"):
-            flags |= {"nodad": 0x02, "noprefixroute": 0x200, "home": 0x10, "mngtmpaddr": 0x100, "autojoin": 0x400}[word]
-        else:
-            raise CliError(f"addr {args.verb}: unknown argument {word!r}")
+    kw = Words(args.words, f"addr {args.verb}").parse(ADDR_GRAMMAR)
+    dev = kw.pop("dev", None)
+    flags = sum(kw.pop(k) for k in [k for k in kw if k.startswith("flag_")])
     if dev is None:
         raise CliError(f"addr {args.verb}: 'dev DEV' is required")
     try:
@@ -582,23 +588,14 @@ def cmd_route_show(args) -> int:
         return _show(args, shown, route_text)
 
 
+ROUTE_GET_GRAMMAR: dict[str, tuple[str, Any]] = {
+    "from": ("src", str), "oif": ("dev", str), "dev": ("dev", str), "iif": ("iif", str), "mark": ("mark", int),
+    "fibmatch": ("fibmatch", True),
+}
+
+
 def cmd_route_get(args) -> int:
-    w = Words(args.words, "route get", args)
-    kw: dict[str, Any] = {}
-    while w:
-        word = w.next()
-        if word == "from":
-            kw["src"] = w.value(word)
-        elif word in ("oif", "dev"):
-            kw["dev"] = w.value(word)
-        elif word == "iif":
-            kw["iif"] = w.value(word)
-        elif word == "mark":
-            kw["mark"] = w.number(word)
-        elif word == "fibmatch":
-            kw["fibmatch"] = True
-        else:
-            raise CliError(f"route get: unknown argument {word!r}")
+    kw = Words(args.words, "route get", args).parse(ROUTE_GET_GRAMMAR)
     try:
         ipaddress.ip_address(args.address)
     except ValueError as e:

@@ -80,40 +80,27 @@ class AttrEncoder:
             self._error = ValueError(f"{attr_name(attr_type)}: {why}")
 
     # -- fixed-size integers -------------------------------------------------
-    def u8(self, attr_type: int, value: int) -> None:
+    def _int(self, layout: struct.Struct, length: int, kind: str, attr_type: int, value: int) -> None:
         if self._error is None:
             try:
-                self._parts.append(_U8.pack(5, attr_type, value))
+                self._parts.append(layout.pack(length, attr_type, value))
             except struct.error as e:
-                self.error(attr_type, f"{value!r} is not a u8 ({e})")
+                self.error(attr_type, f"{value!r} is not {kind} ({e})")
+
+    def u8(self, attr_type: int, value: int) -> None:
+        self._int(_U8, 5, "a u8", attr_type, value)
 
     def u16(self, attr_type: int, value: int) -> None:
-        if self._error is None:
-            try:
-                self._parts.append(_U16.pack(6, attr_type, value))
-            except struct.error as e:
-                self.error(attr_type, f"{value!r} is not a u16 ({e})")
+        self._int(_U16, 6, "a u16", attr_type, value)
 
     def u32(self, attr_type: int, value: int) -> None:
-        if self._error is None:
-            try:
-                self._parts.append(_U32.pack(8, attr_type, value))
-            except struct.error as e:
-                self.error(attr_type, f"{value!r} is not a u32 ({e})")
+        self._int(_U32, 8, "a u32", attr_type, value)
 
     def s32(self, attr_type: int, value: int) -> None:
-        if self._error is None:
-            try:
-                self._parts.append(_S32.pack(8, attr_type, value))
-            except struct.error as e:
-                self.error(attr_type, f"{value!r} is not an s32 ({e})")
+        self._int(_S32, 8, "an s32", attr_type, value)
 
     def u64(self, attr_type: int, value: int) -> None:
-        if self._error is None:
-            try:
-                self._parts.append(_U64.pack(12, attr_type, value))
-            except struct.error as e:
-                self.error(attr_type, f"{value!r} is not a u64 ({e})")
+        self._int(_U64, 12, "a u64", attr_type, value)
 
     # -- variable-size payloads ----------------------------------------------
     def bytes(self, attr_type: int, value: bytes) -> None:

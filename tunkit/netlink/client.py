@@ -57,7 +57,7 @@ from tunkit.netlink.rtnl import (
     _new,
     decode_message,
 )
-from tunkit.netlink.socket import NetlinkSocket
+from tunkit.netlink.socket import Closing, NetlinkSocket
 
 __all__ = ["MONITOR_GROUPS", "Rtnl", "RtnlMonitor"]
 
@@ -106,7 +106,7 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
-class Rtnl:
+class Rtnl(Closing):
     """An rtnetlink client (see the module docstring).  Use as a context manager."""
 
     def __init__(self, sock: NetlinkSocket | None = None) -> None:
@@ -116,12 +116,6 @@ class Rtnl:
 
     def close(self) -> None:
         self.sock.close()
-
-    def __enter__(self) -> "Rtnl":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ links
     def _remember(self, link: LinkMessage) -> LinkMessage:
@@ -559,7 +553,7 @@ def _netns_fd(netns) -> int | None:
     return netns.fileno()
 
 
-class RtnlMonitor:
+class RtnlMonitor(Closing):
     """Notifications as typed events, surviving overflow.
 
     Joins the groups of ``objects`` (``link``, ``addr``, ``route``) on its own
@@ -591,12 +585,6 @@ class RtnlMonitor:
 
     def close(self) -> None:
         self.sock.close()
-
-    def __enter__(self) -> "RtnlMonitor":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _resync(self, reason: str) -> list[Event]:
         links = self.rtnl.links() if "link" in self.objects else []

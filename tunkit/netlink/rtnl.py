@@ -182,6 +182,16 @@ def _put_unknown(enc: AttrEncoder, unknown) -> None:
         enc.bytes(t, data)
 
 
+def _finish(enc: AttrEncoder, unknown, header: struct.Struct, what: str, *fields) -> bytes:
+    """Fixed header + the encoder's attributes + the kept unknown ones (a message's payload)."""
+    _put_unknown(enc, unknown)
+    attrs = enc.finish()
+    try:
+        return header.pack(*fields) + attrs
+    except struct.error as e:
+        raise ValueError(f"{what}: bad header field ({e})") from None
+
+
 def _header(fmt: struct.Struct, payload, what: str) -> tuple:
     if len(payload) < fmt.size:
         raise DecodeError(f"{what}: want at least {fmt.size} header bytes, got {len(payload)}")
@@ -411,12 +421,7 @@ class LinkMessage:
         if self.addr_gen_mode is not None:
             mode = self.addr_gen_mode
             enc.nested(IFLA.AF_SPEC, lambda spec: spec.nested(AF_INET6, lambda v6: v6.u8(IflaInet6.ADDR_GEN_MODE, mode)))
-        _put_unknown(enc, self.unknown)
-        attrs = enc.finish()
-        try:
-            return IFINFOMSG.pack(self.family, self.type, self.index, self.flags, self.change) + attrs
-        except struct.error as e:
-            raise ValueError(f"ifinfomsg: bad header field ({e})") from None
+        return _finish(enc, self.unknown, IFINFOMSG, "ifinfomsg", self.family, self.type, self.index, self.flags, self.change)
 
     @classmethod
     def decode(cls, payload) -> "LinkMessage":
@@ -561,12 +566,7 @@ class AddressMessage:
             enc.u32(IFA.RT_PRIORITY, self.rt_priority)
         if self.proto is not None:
             enc.u8(IFA.PROTO, self.proto)
-        _put_unknown(enc, self.unknown)
-        attrs = enc.finish()
-        try:
-            return IFADDRMSG.pack(self.family, self.prefixlen, self.flags, self.scope, self.index) + attrs
-        except struct.error as e:
-            raise ValueError(f"ifaddrmsg: bad header field ({e})") from None
+        return _finish(enc, self.unknown, IFADDRMSG, "ifaddrmsg", self.family, self.prefixlen, self.flags, self.scope, self.index)
 
     @classmethod
     def decode(cls, payload) -> "AddressMessage":

@@ -45,7 +45,7 @@ from tunkit._uapi import (
 from tunkit.errors import DecodeError, NetlinkError
 from tunkit.netlink.message import HEADER, Ack, Message, parse_ack, parse_messages
 
-__all__ = ["NetlinkSocket"]
+__all__ = ["Closing", "NetlinkSocket"]
 
 T = TypeVar("T")
 
@@ -69,7 +69,20 @@ def _trace(direction: str, data) -> None:
         print(f"nl {direction} undecodable: {e}", file=sys.stderr)
 
 
-class NetlinkSocket:
+class Closing:
+    """``with obj:`` closes ``obj`` at the end (for classes with a ``close()``)."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NetlinkSocket(Closing):
     """A netlink socket bound to a kernel-assigned port id.
 
     Parameters: ``protocol`` (``NETLINK_ROUTE``), ``groups`` (multicast
@@ -115,12 +128,6 @@ class NetlinkSocket:
 
     def close(self) -> None:
         self._sock.close()
-
-    def __enter__(self) -> "NetlinkSocket":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def setblocking(self, flag: bool) -> None:
         self._sock.setblocking(flag)
