@@ -352,3 +352,17 @@ def test_cli_monitor_prints_json_lines(netns):
     code, out, _ = result["r"]
     event = json.loads(out.splitlines()[0])
     assert code == 0 and event["event"] == "link" and event["ifname"] == "tk0" and event["changed"] == ["mtu"]
+
+
+def test_docs_example_runs(netns):
+    """The API example in docs/netlink.md is real code: run it (it makes its own namespace)."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "netlink.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        exec(compile(code, "docs/netlink.md", "exec"), {})
+    assert "route add 198.51.100.0/24 via 192.0.2.2 metric 10: File exists" in out.getvalue()
+    assert "tk0 1400 500 veth" in out.getvalue()

@@ -23,6 +23,8 @@ from tunkit.errors import DecodeError
 __all__ = [
     "HEADER",
     "Ack",
+    "HeaderFlags",
+    "MsgType",
     "Message",
     "encode_message",
     "nlmsg_align",
@@ -31,6 +33,10 @@ __all__ = [
     "parse_messages",
     "validate",
 ]
+
+HeaderFlags = NlmFlag  # nlmsg_flags (the IntFlag lives with the constants in tunkit._uapi)
+MsgType = NlmsgType  # NLMSG_NOOP/ERROR/DONE/OVERRUN
+
 
 # #define NLMSG_ALIGN(len) ( ((len)+NLMSG_ALIGNTO-1) & ~(NLMSG_ALIGNTO-1) )
 def nlmsg_align(length: int) -> int:
