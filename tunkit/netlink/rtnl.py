@@ -822,18 +822,23 @@ class RouteMessage:
     def encode(self) -> bytes:
         parts: list[bytes] = []
         put = parts.append
+        table, dst, src = self.table, self.dst, self.src
+        head = None
         try:
-            table = self.table
-            if table is not None:
-                put(_A_U32.pack(8, _RTA_TABLE, table))
-            dst = self.dst
-            if dst is not None:
-                packed = dst.network_address.packed
-                put(_A_HDR.pack(4 + len(packed), _RTA_DST) + packed)
-            src = self.src
-            if src is not None:
-                packed = src.network_address.packed
-                put(_A_HDR.pack(4 + len(packed), _RTA_SRC) + packed)
+            if self.family == AF_INET and table is not None and dst is not None and src is None and dst.version == 4:
+                # the usual IPv4 route: rtmsg, RTA_TABLE and RTA_DST in a single pack
+                head = _RT4_HEAD.pack(AF_INET, dst.prefixlen, 0, self.tos, table if table < 256 else 0, self.protocol,
+                                      self.scope, self.type, self.flags, 8, _RTA_TABLE, table,
+                                      8, _RTA_DST, dst.network_address.packed)
+            else:
+                if table is not None:
+                    put(_A_U32.pack(8, _RTA_TABLE, table))
+                if dst is not None:
+                    packed = dst.network_address.packed
+                    put(_A_HDR.pack(4 + len(packed), _RTA_DST) + packed)
+                if src is not None:
+                    packed = src.network_address.packed
+                    put(_A_HDR.pack(4 + len(packed), _RTA_SRC) + packed)
             if self.iif is not None:
                 put(_A_U32.pack(8, _RTA_IIF, self.iif))
             if self.oif is not None:
@@ -881,6 +886,8 @@ class RouteMessage:
                 enc.u32(RTA.UID, self.uid)
             _put_unknown(enc, self.unknown)
             put(enc.finish())
+        if head is not None:
+            return head + b"".join(parts)
         try:
             head = RTMSG.pack(
                 self.family,
@@ -971,6 +978,7 @@ class RouteMessage:
 
 
 _A_HDR = struct.Struct("=HH")  # struct rtattr: rta_len, rta_type
+_RT4_HEAD = struct.Struct(RTMSG.format + "HHI" + "HH4s")  # rtmsg, RTA_TABLE (u32), RTA_DST (IPv4 address)
 _A_U32 = struct.Struct("=HHI")  # rtattr header + u32 payload
 _V_U32 = struct.Struct("=I")  # a native u32 payload
 _V_BE32 = struct.Struct("!I")  # an IPv4 address payload, as an int
