@@ -861,7 +861,9 @@ class RouteMessage:
         metrics = self.metrics
         if metrics is not None and metrics.cc_algo is None and not metrics.unknown:
             try:  # all-u32 metrics (the usual mtu/advmss/lock): packed here, without an AttrEncoder
-                inner = b"".join([_A_U32.pack(8, t, v) for t, name in _METRIC_ITEMS if (v := getattr(metrics, name)) is not None])
+                # (the instance dict holds the fields that were set; RTAX order as the kernel lists them)
+                items = sorted([(_METRIC_TYPES[k], v) for k, v in metrics.__dict__.items() if v is not None and k in _METRIC_TYPES])
+                inner = b"".join([_A_U32.pack(8, t, v) for t, v in items])
             except struct.error as e:
                 raise ValueError(f"RTA_METRICS: {e}") from None
             put(_A_HDR.pack(4 + len(inner), _RTA_METRICS_NESTED) + inner)
@@ -986,7 +988,7 @@ _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")  # indexed by length % 4
 _RTA_TABLE, _RTA_DST, _RTA_SRC, _RTA_IIF, _RTA_OIF = int(RTA.TABLE), int(RTA.DST), int(RTA.SRC), int(RTA.IIF), int(RTA.OIF)
 _RTA_GATEWAY, _RTA_VIA, _RTA_PRIORITY, _RTA_PREFSRC = int(RTA.GATEWAY), int(RTA.VIA), int(RTA.PRIORITY), int(RTA.PREFSRC)
 _RTA_METRICS_NESTED = int(RTA.METRICS) | NLA_F_NESTED
-_METRIC_ITEMS = tuple((int(t), name) for t, name in _METRIC_NAMES.items())
+_METRIC_TYPES = {name: int(t) for t, name in _METRIC_NAMES.items()}
 _K_U32, _K_ADDR, _K_NET, _K_METRICS, _K_MULTIPATH, _K_VIA, _K_U8 = range(7)
 _RTA_DECODE = {  # RTA_* -> (how to decode it, RouteMessage field)
     RTA.TABLE: (_K_U32, "table"), RTA.OIF: (_K_U32, "oif"), RTA.IIF: (_K_U32, "iif"),
