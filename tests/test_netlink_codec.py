@@ -54,9 +54,8 @@ CASES = [
                                 NextHop(gateway=ip6("2001:db8::4"), oif=4, weight=5, flags=4))),
         H("""
             0a 30 00 00          # rtmsg: family AF_INET6, dst_len 48, src_len 0, tos 0
-            fe 03 00 01          # table main, proto boot, scope universe, type unicast
+            fe 03 00 01          # table main (fits rtm_table: no RTA_TABLE), proto boot, scope universe, type unicast
             00000000             # rtm_flags
-            0800 0f00 fe000000   # RTA_TABLE 254
             1400 0100 20010db8000200000000000000000000  # RTA_DST 2001:db8:2::
             0800 0600 00040000   # RTA_PRIORITY 1024
             3c00 0900            # RTA_MULTIPATH, 60 bytes
@@ -72,9 +71,9 @@ CASES = [
         RouteMessage(family=AF_INET, dst=None, table=0, protocol=3, type=1, gateway=ip4("192.0.2.1"), priority=0),
         H("""
             02 00 00 00          # rtmsg: family AF_INET, dst_len 0 (default), src_len 0, tos 0
-            00 03 00 01          # table 0, proto boot, scope universe, type unicast
+            00 03 00 01          # table 0 in rtm_table means "unspecified", so
             00000000             # rtm_flags
-            0800 0f00 00000000   # RTA_TABLE 0
+            0800 0f00 00000000   # RTA_TABLE 0 says it was given
             0800 0500 c0000201   # RTA_GATEWAY 192.0.2.1
             0800 0600 00000000   # RTA_PRIORITY 0
         """),
@@ -87,7 +86,6 @@ CASES = [
             02 18 19 00          # rtmsg: family AF_INET, dst_len 24, src_len 25, tos 0
             fe 03 00 01          # table main, proto boot, scope universe, type unicast
             00000000             # rtm_flags
-            0800 0f00 fe000000   # RTA_TABLE 254
             0800 0100 c6336400   # RTA_DST 198.51.100.0
             0800 0200 c0000200   # RTA_SRC 192.0.2.0
             0800 0400 03000000   # RTA_OIF 3

@@ -390,14 +390,14 @@ class Rtnl(Closing):
                                   advmss=metrics.advmss if advmss is None else advmss,
                                   lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
         elif mtu is not None or advmss is not None or lock:
-            mv = {}
+            metrics = object.__new__(RouteMetrics)  # as _new(), filled in place
+            mv = metrics.__dict__
             if mtu is not None:
                 mv["mtu"] = mtu
             if advmss is not None:
                 mv["advmss"] = advmss
             if lock:
                 mv["lock"] = RouteMetrics.lock_mask(*lock)
-            metrics = _new(RouteMetrics, mv)
         creating = verb != "delete"
         rtype = type if type is not None else (_RTN_UNICAST if creating else _RTN_UNSPEC)
         if scope is None:  # iproute2's rule (ip/iproute.c), with ints: this runs once per route

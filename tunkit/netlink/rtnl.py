@@ -826,12 +826,16 @@ class RouteMessage:
         head = None
         try:
             if self.family == AF_INET and table is not None and dst is not None and src is None and dst.version == 4:
-                # the usual IPv4 route: rtmsg, RTA_TABLE and RTA_DST in a single pack
-                head = _RT4_HEAD.pack(AF_INET, dst.prefixlen, 0, self.tos, table if table < 256 else 0, self.protocol,
-                                      self.scope, self.type, self.flags, 8, _RTA_TABLE, table,
-                                      8, _RTA_DST, dst.network_address.packed)
+                # the usual IPv4 route: rtmsg (+ RTA_TABLE) + RTA_DST in a single pack
+                if 0 < table < 256:
+                    head = _RT4_DST.pack(AF_INET, dst.prefixlen, 0, self.tos, table, self.protocol, self.scope,
+                                         self.type, self.flags, 8, _RTA_DST, dst.network_address.packed)
+                else:
+                    head = _RT4_TABLE_DST.pack(AF_INET, dst.prefixlen, 0, self.tos, 0, self.protocol, self.scope,
+                                               self.type, self.flags, 8, _RTA_TABLE, table,
+                                               8, _RTA_DST, dst.network_address.packed)
             else:
-                if table is not None:
+                if table is not None and not 0 < table < 256:  # as ip does: ids 1-255 fit rtm_table
                     put(_A_U32.pack(8, _RTA_TABLE, table))
                 if dst is not None:
                     packed = dst.network_address.packed
@@ -980,7 +984,8 @@ class RouteMessage:
 
 
 _A_HDR = struct.Struct("=HH")  # struct rtattr: rta_len, rta_type
-_RT4_HEAD = struct.Struct(RTMSG.format + "HHI" + "HH4s")  # rtmsg, RTA_TABLE (u32), RTA_DST (IPv4 address)
+_RT4_DST = struct.Struct(RTMSG.format + "HH4s")  # rtmsg, RTA_DST (an IPv4 address)
+_RT4_TABLE_DST = struct.Struct(RTMSG.format + "HHI" + "HH4s")  # rtmsg, RTA_TABLE (u32), RTA_DST
 _A_U32 = struct.Struct("=HHI")  # rtattr header + u32 payload
 _V_U32 = struct.Struct("=I")  # a native u32 payload
 _V_BE32 = struct.Struct("!I")  # an IPv4 address payload, as an int
