@@ -292,7 +292,7 @@ class Rtnl(Closing):
     def add_addresses(self, link: LinkRef, addresses: Iterable[AddressLike], verb: str = "add") -> list[NetlinkError]:
         """Pipelined :meth:`add_address` for many addresses; returns the failures."""
         msgs = [self._address_message(link, a) for a in addresses]
-        reqs = ((RTM.NEWADDR, VERB_FLAGS[verb], m.encode()) for m in msgs)
+        reqs = [(int(RTM.NEWADDR), int(VERB_FLAGS[verb]), m.encode()) for m in msgs]
         return [
             NetlinkSocket.error(ack, f"addr {verb}", f"{msgs[i].interface} dev {self._link_obj(link, msgs[i].index)}")
             for i, ack in self.sock.pipeline(reqs)
@@ -522,8 +522,8 @@ class Rtnl(Closing):
         Returns one :class:`NetlinkError` per failed route (its ``obj`` names
         the route), in order; an empty list means every route succeeded.
         """
-        msg_type = RTM.DELROUTE if verb == "delete" else RTM.NEWROUTE
-        flags = VERB_FLAGS[verb]
+        msg_type = int(RTM.DELROUTE if verb == "delete" else RTM.NEWROUTE)
+        flags = int(VERB_FLAGS[verb])  # a plain int: IntFlag operators run in Python, per request
         routes = routes if isinstance(routes, (list, tuple)) else list(routes)
         failed = self.sock.pipeline([(msg_type, flags, r.encode()) for r in routes])
         op = "route del" if verb == "delete" else f"route {verb}"
