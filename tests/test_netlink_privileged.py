@@ -35,6 +35,9 @@ ROUTES = [
     ("198.51.103.0/24 dev tk0 table 0", dict(dst="198.51.103.0/24", dev="tk0", table=0)),
     ("default via 192.0.2.254 table 2000", dict(dst="default", gateway="192.0.2.254", table=2000)),
     ("198.18.0.0/15 dev tk0 src 192.0.2.1 scope link mtu 1300", dict(dst="198.18.0.0/15", dev="tk0", prefsrc="192.0.2.1", mtu=1300)),
+    ("blackhole 198.51.104.0/24 metric 9", dict(dst="198.51.104.0/24", type=6, metric=9)),
+    ("198.51.105.0/24 via 192.0.2.9 dev tk0 onlink proto 42 advmss 1000",
+     dict(dst="198.51.105.0/24", gateway="192.0.2.9", dev="tk0", onlink=True, protocol=42, advmss=1000)),
     ("2001:db8:1::/48 via 2001:db8::2 dev tk0 metric 7 mtu 1280 table 300 pref high",
      dict(dst="2001:db8:1::/48", gateway="2001:db8::2", dev="tk0", metric=7, mtu=1280, table=300, pref=1)),
     ("2001:db8:2::/48 nexthop via 2001:db8::3 dev tk0 weight 2 nexthop via 2001:db8::4 dev tk0 weight 5",
@@ -219,9 +222,9 @@ def test_route_filters_get_replace_append_delete(netns):
         got = rt.get_route("198.51.101.7")
         assert [route_json(got, names, get=True)] == support.ip_json("route", "get", "198.51.101.7")
         rt.replace_route("198.51.102.0/24", dev="tk0", metric=0, mtu=1200)
-        rt.append_route("198.51.104.0/24", gateway="192.0.2.5")
-        rt.append_route("198.51.104.0/24", gateway="192.0.2.6")
-        shown = support.ip_json("route", "show", "198.51.104.0/24")
+        rt.append_route("198.51.107.0/24", gateway="192.0.2.5")
+        rt.append_route("198.51.107.0/24", gateway="192.0.2.6")
+        shown = support.ip_json("route", "show", "198.51.107.0/24")
         assert [r["gateway"] for r in shown] == ["192.0.2.5", "192.0.2.6"]
         assert support.ip_json("route", "show", "198.51.102.0/24")[0]["metrics"] == [{"mtu": 1200}]
         rt.delete_route("198.51.100.0/24", table=1000, metric=5)
@@ -316,7 +319,8 @@ def test_cli_matches_ip_and_reports_errors_like_ip(netns):
     for argv in (["link", "set", "tk0", "up", "mtu", "1400"], ["link", "set", "tk1", "up"],
                  ["addr", "add", "192.0.2.1/24", "dev", "tk0"], ["addr", "add", "2001:db8::1/64", "dev", "tk0", "nodad"],
                  ["route", "add", *ROUTES[0][0].split()], ["route", "add", *ROUTES[1][0].split()],
-                 ["route", "-6", "add", *ROUTES[6][0].split()]):
+                 ["route", "add", *ROUTES[6][0].split()], ["route", "add", *ROUTES[7][0].split()],
+                 ["route", "-6", "add", *ROUTES[8][0].split()]):
         code, _, err = run_cli(*argv)
         assert code == 0, (argv, err)
     for args in (["route", "show", "table", "all"], ["link", "show"], ["addr", "show", "dev", "tk0"],

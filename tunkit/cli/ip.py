@@ -300,12 +300,24 @@ def _family(args) -> int:
 
 
 def _show(args, items: list[dict[str, Any]], text: Callable[[dict[str, Any]], str]) -> int:
-    if args.json:
-        emit_json(items, args.pretty)
-    else:
-        for j in items:
-            print(text(j))
+    try:
+        if args.json:
+            emit_json(items, args.pretty)
+        else:
+            for j in items:
+                print(text(j))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (e.g. `| head`) is gone: stop quietly, as ip does
+        _quiet_stdout()
     return 0
+
+
+def _quiet_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+    os.close(devnull)
 
 
 # ---------------------------------------------------------------------------
@@ -662,7 +674,11 @@ def cmd_monitor(args) -> int:
                 if link is not None and getattr(ev, "ifname", None):
                     names[link] = ev.ifname
                 j = event_json(ev, names)
-                print(json.dumps(j, separators=(",", ":")) if args.json else _event_text(j), flush=True)
+                try:
+                    print(json.dumps(j, separators=(",", ":")) if args.json else _event_text(j), flush=True)
+                except BrokenPipeError:  # the reader is gone
+                    _quiet_stdout()
+                    return 0
                 count += 1
                 if args.count and count >= args.count:
                     return 0
