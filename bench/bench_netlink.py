@@ -15,7 +15,6 @@ import gc
 import ipaddress
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,11 +79,11 @@ def bench_routes(ns: NetNS, n: int, runs: int) -> dict[str, float]:
             assert len(routes) >= n, len(routes)
             t["tk_dump"].append(secs)
             del routes
-            secs, errors = timed(lambda: rt.delete_routes(msgs))
+            secs, errors = timed(lambda msgs=msgs: rt.delete_routes(msgs))
             assert not errors, errors[:3]
             t["tk_del"].append(secs)
             # tunkit, prebuilt messages: the add_routes() call alone
-            secs, errors = timed(lambda: rt.add_routes(msgs))
+            secs, errors = timed(lambda msgs=msgs: rt.add_routes(msgs))
             assert not errors
             t["tk_add"].append(secs)
             assert not rt.delete_routes(msgs)

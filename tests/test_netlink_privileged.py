@@ -16,7 +16,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 import support
-from tunkit._uapi import AF_INET, RTM, IfFlag, IfOper
+from tunkit._uapi import AF_INET, IfFlag, IfOper
 from tunkit.cli import main as cli_main
 from tunkit.cli.ip import addr_info_json, link_json, route_json
 from tunkit.errors import NetlinkError

@@ -54,7 +54,6 @@ from tunkit.netlink.rtnl import (
     RouteMessage,
     RouteMetrics,
     VethInfo,
-    _new,
     decode_message,
 )
 from tunkit.netlink.socket import Closing, NetlinkSocket
