@@ -38,12 +38,19 @@ ROUTES = [
     ("blackhole 198.51.104.0/24 metric 9", dict(dst="198.51.104.0/24", type=6, metric=9)),
     ("198.51.105.0/24 via 192.0.2.9 dev tk0 onlink proto 42 advmss 1000",
      dict(dst="198.51.105.0/24", gateway="192.0.2.9", dev="tk0", onlink=True, protocol=42, advmss=1000)),
+    ("198.51.108.0/24 via inet6 2001:db8::5 dev tk0", dict(dst="198.51.108.0/24", gateway="2001:db8::5", dev="tk0")),
     ("2001:db8:1::/48 via 2001:db8::2 dev tk0 metric 7 mtu 1280 table 300 pref high",
      dict(dst="2001:db8:1::/48", gateway="2001:db8::2", dev="tk0", metric=7, mtu=1280, table=300, pref=1)),
     ("2001:db8:2::/48 nexthop via 2001:db8::3 dev tk0 weight 2 nexthop via 2001:db8::4 dev tk0 weight 5",
      dict(dst="2001:db8:2::/48", nexthops=[{"gateway": "2001:db8::3", "dev": "tk0", "weight": 2},
                                            {"gateway": "2001:db8::4", "dev": "tk0", "weight": 5}])),
 ]
+
+
+def ip_route_add(words: str, ns=None) -> None:
+    """``ip route add WORDS``, with -6 when the destination prefix is IPv6."""
+    dst = next((w for w in words.split() if "/" in w), "")
+    support.ip(*(["-6"] if ":" in dst else []), "route", "add", *words.split(), ns=ns)
 
 
 def settle(ns=None, timeout=5.0):
@@ -106,7 +113,7 @@ def test_what_tunkit_creates_is_what_ip_creates(netns_factory):
             rt.add_route(**kw)
     ip_setup(b)
     for words, _ in ROUTES:
-        support.ip(*(["-6"] if ":" in words else []), "route", "add", *words.split(), ns=b)
+        ip_route_add(words, ns=b)
     got, want = ip_json_all(a), ip_json_all(b)
     assert without(got["link"], "address") == without(want["link"], "address")  # MACs are random
     assert got["addr"] == want["addr"]
@@ -122,7 +129,7 @@ def test_what_tunkit_lists_is_what_ip_shows(netns, maker):
     if maker == "ip":
         ip_setup(netns)
         for words, _ in ROUTES:
-            support.ip(*(["-6"] if ":" in words else []), "route", "add", *words.split())
+            ip_route_add(words)
     with Rtnl() as rt:
         if maker == "tunkit":
             tunkit_setup(rt)
@@ -320,7 +327,7 @@ def test_cli_matches_ip_and_reports_errors_like_ip(netns):
                  ["addr", "add", "192.0.2.1/24", "dev", "tk0"], ["addr", "add", "2001:db8::1/64", "dev", "tk0", "nodad"],
                  ["route", "add", *ROUTES[0][0].split()], ["route", "add", *ROUTES[1][0].split()],
                  ["route", "add", *ROUTES[6][0].split()], ["route", "add", *ROUTES[7][0].split()],
-                 ["route", "-6", "add", *ROUTES[8][0].split()]):
+                 ["route", "add", *ROUTES[8][0].split()], ["route", "-6", "add", *ROUTES[9][0].split()]):
         code, _, err = run_cli(*argv)
         assert code == 0, (argv, err)
     for args in (["route", "show", "table", "all"], ["link", "show"], ["addr", "show", "dev", "tk0"],

@@ -383,6 +383,12 @@ class Rtnl(Closing):
             first = net if net is not None else gw if gw is not None else prefsrc if prefsrc is not None else (
                 hops[0].gateway if hops else None)
             family = AF_INET6 if first is not None and first.version == 6 else AF_INET
+        v6 = family == AF_INET6
+        if gw is not None and (gw.version == 6) != v6:  # a gateway of the other family: RTA_VIA (RFC 5549)
+            gw, via = None, gw
+        if hops and any(h.gateway is not None and (h.gateway.version == 6) != v6 for h in hops):
+            hops = tuple(replace(h, gateway=None, via=h.gateway) if h.gateway is not None and (h.gateway.version == 6) != v6
+                         else h for h in hops)
         if metrics is not None:
             if mtu is not None or advmss is not None or lock:
                 metrics = replace(metrics, mtu=metrics.mtu if mtu is None else mtu,
