@@ -438,9 +438,16 @@ class Rtnl(Closing):
             d["gateway"] = gw
         if src is not None:
             d["src"] = _network(src, family)
-        for key, value in (("via", via), ("prefsrc", prefsrc), ("multipath", hops), ("pref", pref), ("expires", expires)):
-            if value is not None:
-                d[key] = value
+        if via is not None:
+            d["via"] = via
+        if prefsrc is not None:
+            d["prefsrc"] = prefsrc
+        if hops is not None:
+            d["multipath"] = hops
+        if pref is not None:
+            d["pref"] = pref
+        if expires is not None:
+            d["expires"] = expires
         return msg
 
     def _nexthop(self, h: NextHop | dict) -> NextHop:
