@@ -163,7 +163,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--routes", type=int, default=10_000)
     ap.add_argument("--addrs", type=int, default=1_000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_netlink: needs root (it creates a network namespace)", file=sys.stderr)
