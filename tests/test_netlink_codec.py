@@ -342,3 +342,26 @@ def test_encode_errors_name_the_field():
         RouteMessage(family=AF_INET, priority=-1).encode()
     with pytest.raises(ValueError, match="RTA_MULTIPATH"):
         RouteMessage(family=AF_INET, multipath=(NextHop(gateway=ip4("192.0.2.1"), weight=0),)).encode()
+
+
+def test_fast_network_constructor_matches_ipaddress():
+    """The decoder's shortcut for building networks against ipaddress itself, on seeded random input."""
+    import ipaddress
+    import random
+
+    from tunkit.netlink import rtnl
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        version = rng.choice((4, 6))
+        bits = 32 if version == 4 else 128
+        plen = rng.choice((0, 1, bits - 1, bits, rng.randrange(bits + 1)))
+        value = rng.getrandbits(bits)
+        want = (ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network)((value, plen), strict=False)
+        got = rtnl._make_network(version, value, plen)
+        assert (got, str(got), hash(got), got.netmask, got.broadcast_address) == (
+            want, str(want), hash(want), want.netmask, want.broadcast_address)
+        assert type(got) is type(want) and got.prefixlen == want.prefixlen
+    assert rtnl._make_network is rtnl._fast_network  # the probe accepted it on this Python
+    with pytest.raises(ValueError):
+        rtnl._make_network(4, 0, 33)
