@@ -377,3 +377,40 @@ def test_docs_example_runs(netns):
         exec(compile(code, "docs/netlink.md", "exec"), {})
     assert "route add 198.51.100.0/24 via 192.0.2.2 metric 10: File exists" in out.getvalue()
     assert "tk0 1400 500 veth" in out.getvalue()
+
+
+def test_socket_options_nonblocking_and_strict_dump_filters(netns):
+    import selectors
+    import socket
+
+    from tunkit._uapi import NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK, RtnlGroup
+    from tunkit.netlink.socket import NetlinkSocket
+
+    with NetlinkSocket(groups=[RtnlGroup.LINK]) as s:
+        raw = socket.socket(fileno=s.fileno())
+        try:
+            assert raw.getsockopt(SOL_NETLINK, NETLINK_EXT_ACK) == 1
+            assert raw.getsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK) == 1
+            assert raw.getsockname()[0] == s.pid > 0
+        finally:
+            raw.detach()
+        s.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            s.recv()
+        with selectors.DefaultSelector() as sel:
+            sel.register(s, selectors.EVENT_READ)
+            assert sel.select(0) == []
+            support.ip("link", "add", "tk0", "type", "veth", "peer", "name", "tk1")
+            assert sel.select(5)  # the notification made it readable
+    support.ip("link", "set", "tk0", "up")
+    with Rtnl() as rt:
+        rt.add_route("198.51.100.0/24", dev="tk0", table=1000)
+        # strict checking: the kernel filters by table and by protocol itself
+        assert [str(r.dst) for r in rt.routes(table=1000)] == ["198.51.100.0/24"]
+        assert all(r.protocol == 2 for r in rt.routes(protocol=2))  # proto kernel only
+        with pytest.raises(NetlinkError) as ei:  # a malformed dump request is refused, with the kernel's words
+            rt.sock.dump(RTM_GETROUTE, b"\x02\x18" + bytes(10), lambda t, p: p)
+        assert ei.value.errno == errno.EINVAL and "dump request" in ei.value.message
+
+
+RTM_GETROUTE = 26
