@@ -436,18 +436,10 @@ class Rtnl(Closing):
             d["metrics"] = metrics
         if gw is not None:
             d["gateway"] = gw
-        if src is not None:
-            d["src"] = _network(src, family)
-        if via is not None:
-            d["via"] = via
-        if prefsrc is not None:
-            d["prefsrc"] = prefsrc
-        if hops is not None:
-            d["multipath"] = hops
-        if pref is not None:
-            d["pref"] = pref
-        if expires is not None:
-            d["expires"] = expires
+        if src is not None or via is not None or prefsrc is not None or hops or pref is not None or expires is not None:
+            rare = {"src": _network(src, family) if src is not None else None, "via": via, "prefsrc": prefsrc,
+                    "multipath": hops, "pref": pref, "expires": expires}
+            d.update((k, v) for k, v in rare.items() if v is not None)
         return msg
 
     def _nexthop(self, h: NextHop | dict) -> NextHop:
