@@ -104,6 +104,7 @@ SIZEOF_SOCK_FPROG = 2 * SIZEOF_POINTER  # linux/filter.h struct sock_fprog: u16 
 # ---------------------------------------------------------------------------
 IFNAMSIZ = 16  # linux/if.h: includes the trailing NUL, so names are at most 15 bytes
 SIZEOF_IFREQ = 40  # linux/if.h struct ifreq: 16-byte name + 24-byte union (on 64-bit ABIs)
+SIZEOF_IFREQ_32BIT = 32  # linux/if.h struct ifreq on 32-bit ABIs (struct ifmap is 16 bytes there)
 
 
 class IfFlag(enum.IntFlag):
@@ -150,6 +151,22 @@ SIOCSIFTXQLEN = 0x8943  # linux/sockios.h
 # ---------------------------------------------------------------------------
 ARPHRD_ETHER = 1  # linux/if_arp.h
 ARPHRD_NONE = 0xFFFE  # linux/if_arp.h: TUN devices report this
+ETH_ALEN = 6  # linux/if_ether.h: octets in an Ethernet (TAP) hardware address
+
+# ---------------------------------------------------------------------------
+# linux/mount.h, asm-generic/unistd.h  (detached sysfs mounts: tun_flags of this netns)
+# ---------------------------------------------------------------------------
+# sysfs shows the network namespace it was mounted in, not the caller's.  A
+# detached mount made with fsopen/fsconfig/fsmount (Linux 5.2+) is tagged with
+# the calling thread's namespace, without touching any mount table.
+FSOPEN_CLOEXEC = 0x00000001  # linux/mount.h
+FSCONFIG_CMD_CREATE = 6  # linux/mount.h: enum fsconfig_command
+FSMOUNT_CLOEXEC = 0x00000001  # linux/mount.h
+# System call numbers: unified across architectures since 5.1 (alpha adds 110).
+_SYSCALL_BASE = 110 if platform.machine().lower().startswith("alpha") else 0
+NR_FSOPEN = 430 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsopen
+NR_FSCONFIG = 431 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsconfig
+NR_FSMOUNT = 432 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsmount
 
 # ---------------------------------------------------------------------------
 # linux/sched.h
@@ -208,6 +225,12 @@ class TunFlag(enum.IntFlag):
 
 
 TUN_TYPE_MASK = 0x000F  # linux/if_tun.h
+# linux/if_tun.h: TUNGETIFF also reports "no socket filter attached" as IFF_NOFILTER,
+# which has the same value as IFF_NO_PI, so NO_PI cannot be read back with TUNGETIFF.
+IFF_NOFILTER = 0x1000  # linux/if_tun.h
+TUN_PI_LEN = 4  # linux/if_tun.h: sizeof(struct tun_pi), prepended to packets without IFF_NO_PI
+MISC_MAJOR = 10  # linux/major.h: /dev/net/tun is a misc character device ...
+TUN_MINOR = 200  # include/linux/miscdevice.h (kernel-internal): ... with minor 200
 
 
 class TunOffload(enum.IntFlag):
@@ -226,9 +249,31 @@ class TunOffload(enum.IntFlag):
 TUN_PKT_STRIP = 0x0001  # linux/if_tun.h: tun_pi.flags, packet was truncated
 
 # ---------------------------------------------------------------------------
-# linux/virtio_net.h  (offload work adds the rest of this section)
+# linux/virtio_net.h
 # ---------------------------------------------------------------------------
 VIRTIO_NET_HDR_LEN = 10  # linux/virtio_net.h: sizeof(struct virtio_net_hdr), legacy layout
+VIRTIO_NET_HDR_MRG_RXBUF_LEN = 12  # linux/virtio_net.h: sizeof(struct virtio_net_hdr_mrg_rxbuf) (+ num_buffers)
+
+
+class VirtioNetHdrFlag(enum.IntFlag):
+    """``virtio_net_hdr.flags``, ``VIRTIO_NET_HDR_F_*`` (linux/virtio_net.h)."""
+
+    NEEDS_CSUM = 1  # checksum partial: sum from csum_start to the end, store at csum_start+csum_offset
+    DATA_VALID = 2  # the checksum is known to be valid
+    RSC_INFO = 4  # csum_* fields carry RSC information (never from or to a TUN device)
+
+
+class VirtioNetHdrGso(enum.IntEnum):
+    """``virtio_net_hdr.gso_type`` without the ECN bit, ``VIRTIO_NET_HDR_GSO_*`` (linux/virtio_net.h)."""
+
+    NONE = 0  # not a GSO frame
+    TCPV4 = 1  # IPv4 TCP (TSO)
+    UDP = 3  # IPv4 UDP fragmentation offload (UFO, legacy; tunkit rejects it)
+    TCPV6 = 4  # IPv6 TCP
+    UDP_L4 = 5  # UDP segmentation offload (USO), IPv4 or IPv6; Linux 6.2+, missing from older headers
+
+
+VIRTIO_NET_HDR_GSO_ECN = 0x80  # linux/virtio_net.h: ORed onto a TCP gso_type: CWR set on the first segment
 
 # ---------------------------------------------------------------------------
 # linux/netlink.h  (netlink work adds this section)
@@ -677,6 +722,14 @@ IPPROTO_TCP = 6  # linux/in.h
 IPPROTO_UDP = 17  # linux/in.h
 IPPROTO_IPV6 = 41  # linux/in.h
 IPPROTO_ICMPV6 = 58  # linux/in6.h
+IPPROTO_HOPOPTS = 0  # linux/in6.h: IPv6 hop-by-hop options header
+IPPROTO_ROUTING = 43  # linux/in6.h: IPv6 routing header
+IPPROTO_FRAGMENT = 44  # linux/in6.h: IPv6 fragment header
+IPPROTO_ESP = 50  # linux/in.h: encapsulating security payload (ends the IPv6 header walk)
+IPPROTO_AH = 51  # linux/in.h: authentication header (length in 4-byte units, minus 2)
+IPPROTO_NONE = 59  # linux/in6.h: IPv6 "no next header"
+IPPROTO_DSTOPTS = 60  # linux/in6.h: IPv6 destination options header
+IPPROTO_MH = 135  # linux/in6.h: IPv6 mobility header
 
 # ---------------------------------------------------------------------------
 # linux/udp.h  (UDP socket options: GSO on send, GRO on receive)
