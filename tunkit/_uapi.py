@@ -276,7 +276,7 @@ class VirtioNetHdrGso(enum.IntEnum):
 VIRTIO_NET_HDR_GSO_ECN = 0x80  # linux/virtio_net.h: ORed onto a TCP gso_type: CWR set on the first segment
 
 # ---------------------------------------------------------------------------
-# linux/netlink.h  (netlink work adds this section)
+# linux/netlink.h
 # ---------------------------------------------------------------------------
 NETLINK_ROUTE = 0  # linux/netlink.h: routing/device hook (rtnetlink)
 SOL_NETLINK = 270  # linux/socket.h: setsockopt level for the options below
@@ -358,7 +358,7 @@ class NlmsgerrAttr(enum.IntEnum):
 
 
 # ---------------------------------------------------------------------------
-# linux/rtnetlink.h  (netlink work adds this section)
+# linux/rtnetlink.h
 # ---------------------------------------------------------------------------
 
 
@@ -536,7 +536,7 @@ RTEXT_FILTER_VF = 1 << 0  # linux/rtnetlink.h: IFLA_EXT_MASK bit
 RTEXT_FILTER_SKIP_STATS = 1 << 3  # linux/rtnetlink.h: IFLA_EXT_MASK bit
 
 # ---------------------------------------------------------------------------
-# linux/if_link.h  (netlink work adds this section)
+# linux/if_link.h
 # ---------------------------------------------------------------------------
 
 
@@ -674,7 +674,7 @@ RTNL_LINK_STATS64_FIELDS = (
 )
 
 # ---------------------------------------------------------------------------
-# linux/if_addr.h  (netlink work adds this section)
+# linux/if_addr.h
 # ---------------------------------------------------------------------------
 
 
