@@ -414,3 +414,23 @@ def test_socket_options_nonblocking_and_strict_dump_filters(netns):
 
 
 RTM_GETROUTE = 26
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="tap", vnet_hdr=True, queues=2)], ids=["tun", "tap-mq-vnet"])
+def test_tun_devices_from_the_device_layer_as_rtnl_sees_them(netns, kw):
+    """TUN/TAP links are created by tunkit.device; their IFLA_INFO_DATA decodes to what `ip -d -j` shows."""
+    from tunkit.device import open_tun
+
+    dev = open_tun("tk0", **kw)
+    try:
+        with Rtnl() as rt:
+            link = rt.link("tk0")
+            assert link.kind == "tun" and link.linkinfo.data.num_queues == kw.get("queues")  # absent: None
+            want = support.ip_json("-d", "link", "show", "tk0")[0]["linkinfo"]
+            assert link_json(link, {}, details=True)["linkinfo"] == want
+            rt.set_link("tk0", up=True, mtu=1400)
+            rt.add_address("tk0", "192.0.2.1/24")
+            rt.add_route("198.51.100.0/24", dev="tk0", mtu=1300)
+            assert support.ip_json("route", "show", "198.51.100.0/24")[0]["metrics"] == [{"mtu": 1300}]
+    finally:
+        dev.close()

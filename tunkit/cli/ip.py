@@ -102,11 +102,13 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
             info: dict[str, Any] = {"info_kind": link.linkinfo.kind}
             data = link.linkinfo.data
             if data is not None and hasattr(data, "pi"):  # TunInfo, as ip -d shows it
-                info["info_data"] = {
-                    "type": "tap" if data.type == 2 else "tun",
-                    "pi": bool(data.pi), "vnet_hdr": bool(data.vnet_hdr),
-                    "multi_queue": bool(data.multi_queue), "persist": bool(data.persist),
-                }
+                tun: dict[str, Any] = {"type": "tap" if data.type == 2 else "tun", "pi": bool(data.pi),
+                                       "vnet_hdr": bool(data.vnet_hdr), "multi_queue": bool(data.multi_queue)}
+                if data.multi_queue:
+                    tun["numqueues"] = data.num_queues
+                    tun["numdisabled"] = data.num_disabled_queues
+                tun["persist"] = bool(data.persist)
+                info["info_data"] = tun
             out["linkinfo"] = info
         if link.addr_gen_mode is not None:
             modes = {0: "eui64", 1: "none", 2: "stable_secret", 3: "random"}
