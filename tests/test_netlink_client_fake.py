@@ -142,3 +142,12 @@ def test_unknown_link_name_raises_enodev():
     with pytest.raises(NetlinkError) as ei:
         Rtnl(fake_socket(kernel())).set_link("nope0", up=True)
     assert ei.value.errno == errno.ENODEV and "nope0" in str(ei.value)
+
+
+def test_pipeline_fails_instead_of_hanging_when_the_kernel_skips_the_last_ack():
+    def skip_last(m):
+        return []  # as netlink_rcv_skb does for a request interrupted by a signal
+
+    with pytest.raises(NetlinkError) as ei:
+        Rtnl(fake_socket(skip_last)).add_routes([RouteMessage(family=AF_INET, dst=net("198.51.100.0/24"))])
+    assert ei.value.errno == errno.EINTR and "no ack" in str(ei.value)

@@ -330,7 +330,14 @@ class NetlinkSocket(Closing):
         sock = self._sock
         unpack = _ACK_HEAD.unpack_from
         while True:
-            n = sock.recv_into(buf, len(buf), _socket.MSG_TRUNC)
+            # rtnetlink answers inside sendmsg, so everything is already queued: never wait.
+            # (Should the kernel skip a message -- netlink_rcv_skb does so on EINTR -- the
+            # batch's ack would never come; fail instead of hanging.)
+            try:
+                n = sock.recv_into(buf, len(buf), _socket.MSG_TRUNC | _socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                raise NetlinkError(errno.EINTR, op="netlink batch", obj=f"requests {first_seq}..{last_seq}",
+                                   message="the kernel sent no ack for the batch's last request") from None
             if n > len(buf):
                 raise DecodeError(f"netlink ack datagram of {n} bytes overflowed a {len(buf)}-byte buffer")
             off = 0
