@@ -16,9 +16,10 @@ request), each where the kernel supports it.
   datagrams, collects the acks in bulk and reports each failure against
   the request that caused it.
 
-Every reply is checked against the request's sequence number and this
-socket's port id (:func:`tunkit.netlink.message.validate`).  Set ``NLDEBUG=1``
-in the environment to trace messages on stderr.
+Every reply is checked against this socket's port id and matched to its
+request by sequence number, as :func:`tunkit.netlink.message.validate` does;
+replies to older requests (e.g. one abandoned after an exception) are skipped.
+Set ``NLDEBUG=1`` in the environment to trace messages on stderr.
 """
 
 from __future__ import annotations
