@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "demo",
     "tuntap",
     "keys",
+    "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
     "status",
 ]
 
