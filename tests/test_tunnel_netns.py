@@ -7,7 +7,6 @@ byte; drops are read from the status socket, as ``tunkit status -j`` would.
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import os
 import socket
@@ -306,48 +305,42 @@ def _wait_for(pred, timeout=5.0):
     return pred()
 
 
-# Link/route events need tunkit.netlink's client; until it is in this branch these tests are not
-# defined (a privileged skip would fail CI).
-HAVE_RTNL = importlib.util.find_spec("tunkit.netlink.client") is not None
+@pytest.mark.parametrize("workers", [1, 2])
+def test_mtu_change_and_link_state_reach_the_workers(lab, workers):
+
+    nss = lab(2)
+    ha, _ = _mesh(lab, nss, workers=workers)
+    a = nss[0]
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "mtu", "1200"])
+    assert _wait_for(lambda: ha.status()["worker_mtu"] == [1200])  # every worker follows
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "down"])
+    assert _wait_for(lambda: ha.status()["link_up"] is False)
+    run_in(a, ["ip", "link", "set", "dev", "tk0", "up"])
+    run_in(a, ["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
+    assert _wait_for(lambda: ha.status()["link_up"] is True)
+    assert _ping(a, overlay4(1)) and tcp_round_trip(a, nss[1], overlay4(1), 5006, 256 << 10)
 
 
-if HAVE_RTNL:
-    @pytest.mark.parametrize("workers", [1, 2])
-    def test_mtu_change_and_link_state_reach_the_workers(lab, workers):
+def test_kernel_routes_into_the_overlay_are_mirrored(lab):
+    nss = lab(2)
+    a, b = nss
+    ha = lab.run(a, 0, [peer_spec(1)], system_routes=True)
+    lab.run(b, 1, [peer_spec(0)])
+    with a.entered():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
-        nss = lab(2)
-        ha, _ = _mesh(lab, nss, workers=workers)
-        a = nss[0]
-        run_in(a, ["ip", "link", "set", "dev", "tk0", "mtu", "1200"])
-        assert _wait_for(lambda: ha.status()["worker_mtu"] == [1200])  # every worker follows
-        run_in(a, ["ip", "link", "set", "dev", "tk0", "down"])
-        assert _wait_for(lambda: ha.status()["link_up"] is False)
-        run_in(a, ["ip", "link", "set", "dev", "tk0", "up"])
-        run_in(a, ["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
-        assert _wait_for(lambda: ha.status()["link_up"] is True)
-        assert _ping(a, overlay4(1)) and tcp_round_trip(a, nss[1], overlay4(1), 5006, 256 << 10)
+    def tx():
+        return ha.status()["peers"][0]["tx_packets"]
 
-
-    def test_kernel_routes_into_the_overlay_are_mirrored(lab):
-        nss = lab(2)
-        a, b = nss
-        ha = lab.run(a, 0, [peer_spec(1)], system_routes=True)
-        lab.run(b, 1, [peer_spec(0)])
-        with a.entered():
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-        def tx():
-            return ha.status()["peers"][0]["tx_packets"]
-
-        with s:
-            run_in(a, ["ip", "route", "add", "203.0.113.0/24", "dev", "tk0"])  # into the TUN, no gateway
-            s.sendto(b"x", ("203.0.113.5", 9))
-            assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) >= 1)  # not mirrored: no route
-            run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "via", overlay4(1), "dev", "tk0"])
-            before = tx()
-            assert _wait_for(lambda: (s.sendto(b"y", ("203.0.113.5", 9)), tx() > before)[1])  # mirrored: to b
-            run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "dev", "tk0"])  # gateway gone again
-            assert _wait_for(lambda: ha.node.tunnel.extra_routes == {})
-            drops = ha.status()["drops"].get("no_route", 0)
-            s.sendto(b"z", ("203.0.113.5", 9))
-            assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) > drops)
+    with s:
+        run_in(a, ["ip", "route", "add", "203.0.113.0/24", "dev", "tk0"])  # into the TUN, no gateway
+        s.sendto(b"x", ("203.0.113.5", 9))
+        assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) >= 1)  # not mirrored: no route
+        run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "via", overlay4(1), "dev", "tk0"])
+        before = tx()
+        assert _wait_for(lambda: (s.sendto(b"y", ("203.0.113.5", 9)), tx() > before)[1])  # mirrored: to b
+        run_in(a, ["ip", "route", "replace", "203.0.113.0/24", "dev", "tk0"])  # gateway gone again
+        assert _wait_for(lambda: ha.node.tunnel.extra_routes == {})
+        drops = ha.status()["drops"].get("no_route", 0)
+        s.sendto(b"z", ("203.0.113.5", 9))
+        assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) > drops)
