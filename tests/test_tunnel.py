@@ -526,3 +526,21 @@ def test_packets_of_one_read_are_coalesced_into_a_super_packet(hosts):
     assert (gso_type, gso_size, cstart, coff) == (1, 1000, 20, 16)
     assert out[0][10 + 40 :] == b"".join(bytes([i]) * 1000 for i in range(4))
     assert b.t.peers[0].rx_packets == 4
+
+
+def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
+    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b, insecure=True)
+    payload = bytes(range(250)) * 20  # 5,000 bytes: more than the 1,300-byte MTU
+    sp = ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, payload, flags=0x10)
+    assert transport_checksum_ok(sp)
+    partial = bytearray(sp)  # as the kernel hands it over: the pseudo-header sum in the checksum field
+    struct.pack_into("!H", partial, 36, pseudo_header_sum(sp[12:16], sp[16:20], 6, len(sp) - 20))
+    send(a, bytes(partial), vnet=VNET.pack(1, 1, 40, 1000, 20, 16))
+    pump((b.sock, b.t.on_udp_readable))
+    out = b.q.take()
+    flags, gso_type, hdr_len, gso_size, cstart, coff = VNET.unpack_from(out)
+    assert (flags, gso_type, hdr_len, gso_size, cstart, coff) == (1, 1, 40, 1300 - 40, 20, 16)
+    assert out[10:] == bytes(partial)  # on the wire it was complete; written back partial, with GSO

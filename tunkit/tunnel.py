@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
 from tunkit.errors import ConfigError, DecodeError
 from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
-from tunkit.packet import internet_checksum
+from tunkit.packet import internet_checksum, pseudo_header_sum
 from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
@@ -506,7 +506,8 @@ class Tunnel:
         if self.insecure:
             for off in range(0, n, seg):
                 d = block[off : off + seg]
-                self._deliver(peer, (d,), len(d), None)
+                gso = _regso(d, self.mtu) if self.vnet_hdr and len(d) > self.mtu else None
+                self._deliver(peer, (d,), len(d), gso)
             return
         opener = peer.opener
         now = self._now_ms
@@ -643,6 +644,33 @@ def _vnet_header(pkt, gso: Gso | None) -> bytes:
         return _VNET_NONE
     hdr_len = gso.csum_start + _l4_header_len(pkt, gso.csum_start, gso.type) if gso.type else 0
     return _VNET.pack(gso.flags, gso.type, hdr_len, gso.size, gso.csum_start, gso.csum_offset)
+
+
+def _regso(pkt: memoryview, mtu: int) -> Gso | None:
+    """GSO metadata for a whole super-packet that arrived as raw IP (insecure mode), so that the
+    kernel can segment it again if it forwards it.  Rewrites the L4 checksum field in place to the
+    pseudo-header sum that NEEDS_CSUM wants.  None if it is not TCP/UDP over plain IPv4/IPv6."""
+    v = pkt[0] >> 4
+    if v == 4:
+        l3, proto, gtype = (pkt[0] & 15) * 4, pkt[9], 1
+        src, dst = pkt[12:16], pkt[16:20]
+    elif v == 6:
+        l3, proto, gtype = 40, pkt[6], 4
+        src, dst = pkt[8:24], pkt[24:40]
+    else:
+        return None
+    n = len(pkt)
+    if proto == IPPROTO_TCP and n >= l3 + 20:
+        l4, field = (pkt[l3 + 12] >> 4) * 4, 16
+    elif proto == IPPROTO_UDP and n >= l3 + 8:
+        l4, field, gtype = 8, 6, 5
+    else:
+        return None
+    size = mtu - l3 - l4
+    if size <= 0 or pkt.readonly:
+        return None
+    struct.pack_into("!H", pkt, l3 + field, pseudo_header_sum(bytes(src), bytes(dst), proto, n - l3))
+    return Gso(gtype, _NEEDS_CSUM, size, l3, field)
 
 
 def _virtio(gso: Gso) -> VirtioNetHdr:
