@@ -544,3 +544,23 @@ def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
     flags, gso_type, hdr_len, gso_size, cstart, coff = VNET.unpack_from(out)
     assert (flags, gso_type, hdr_len, gso_size, cstart, coff) == (1, 1, 40, 1300 - 40, 20, 16)
     assert out[10:] == bytes(partial)  # on the wire it was complete; written back partial, with GSO
+
+
+def test_datagrams_with_partial_checksums_are_finished_and_merged(hosts):
+    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b, uso=True)
+    dgrams = [ipv4_udp(ADDR["a"], ADDR["b"], 7000, 7001, bytes([i]) * 200, ident=i, df=True) for i in range(6)]
+    for d in dgrams:  # as an application's UDP socket hands them to the TUN: CHECKSUM_PARTIAL
+        p = bytearray(d)
+        struct.pack_into("!H", p, 26, pseudo_header_sum(d[12:16], d[16:20], 17, len(d) - 20))
+        a.q.inject(bytes(p), VNET.pack(1, 0, 0, 0, 20, 6))
+    a.t.on_tun_readable()
+    pump((b.sock, b.t.on_udp_readable))
+    out = b.q.take_all()
+    assert len(out) == 1 and b.t.peers[0].rx_packets == 6  # one USO super-packet for six datagrams
+    flags, gso_type, _, gso_size, cstart, coff = VNET.unpack_from(out[0])
+    assert (flags, gso_type, gso_size, cstart, coff) == (1, 5, 200, 20, 6)
+    assert out[0][10 + 28 :] == b"".join(bytes([i]) * 200 for i in range(6))
+    assert all(transport_checksum_ok(d) for d in dgrams)

@@ -550,6 +550,12 @@ class Tunnel:
             self._drop("not_allowed", peer)
             return
         if self._co is not None:
+            if gso is not None and not gso.type and len(parts) == 1 and n <= self.mtu:
+                try:  # a plain packet with a partial checksum: finish it so that it can be merged
+                    parts, gso = (checksum_partial(_virtio(gso), parts[0]),), None
+                except DecodeError:
+                    self._drop("malformed", peer)
+                    return
             if gso is None and len(parts) == 1 and n <= self.mtu:
                 self._co.add(parts[0])  # written, merged with its flow's neighbours, after this read
                 peer.rx_packets += 1
