@@ -344,3 +344,24 @@ def test_kernel_routes_into_the_overlay_are_mirrored(lab):
         drops = ha.status()["drops"].get("no_route", 0)
         s.sendto(b"z", ("203.0.113.5", 9))
         assert _wait_for(lambda: ha.status()["drops"].get("no_route", 0) > drops)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reload_adds_a_route_and_keeps_traffic(lab, workers):
+    from tunkit.errors import ConfigError
+
+    nss = lab(2)
+    a, b = nss
+    run_in(b, ["ip", "addr", "add", "192.0.2.1/32", "dev", "lo"])
+    ha = lab.run(a, 0, [peer_spec(1)], workers=workers)
+    lab.run(b, 1, [peer_spec(0)])
+    run_in(a, ["ip", "route", "add", "192.0.2.0/24", "dev", "tk0"])
+    assert _no_ping(a, "192.0.2.1")  # b's prefixes do not include it yet: no route at a
+    node = ha.node
+    with pytest.raises(ConfigError):
+        node.reconfigure([peer_spec(1)], [RouteSpec(NET("192.0.2.0/24"), ((ipaddress.ip_address("198.18.9.9"), 1),))])
+    done = threading.Event()
+    node.loop.call_later(0, lambda: (node.reconfigure([peer_spec(1, extra=["192.0.2.0/24"])]), done.set()))
+    assert done.wait(5)
+    assert _wait_for(lambda: _ping(a, "192.0.2.1", tries=1, timeout=0.5))
+    assert ha.status()["peers"][0]["prefixes"][-1] == "192.0.2.0/24"

@@ -168,6 +168,26 @@ class TunnelNode:
         if self.loop is not None:
             self.loop.stop()
 
+    def reconfigure(self, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, mtu: int | None = None) -> None:
+        """Apply new peers/routes (and MTU) to every worker; unchanged peers keep their state.
+
+        Call from the loop's thread (e.g. a SIGHUP handler added with
+        ``node.loop.add_signal_handler``).  Validated here first, so an invalid
+        set raises :class:`~tunkit.errors.ConfigError` and changes nothing.
+        """
+        peers, routes = list(peers), list(routes)
+        if self.tunnel is not None:
+            self.tunnel.reconfigure(peers, routes, mtu=mtu)
+        else:  # check in a scratch tunnel-less way: the same rules run in every worker
+            from tunkit.tunnel import check_config  # noqa: PLC0415
+
+            check_config(peers, routes, insecure=self.insecure, table_factory=self.table_factory)
+            self._broadcast({"op": "reconfigure", "peers": [_peer_json(p) for p in peers],
+                             "routes": [_route_json(r) for r in routes], "mtu": mtu})
+        self.peers, self.routes = peers, routes
+        if mtu is not None:
+            self.mtu = mtu
+
     def close(self) -> None:
         self._stop_workers()
         for obj in (self._monitor, self._rtnl):
@@ -286,11 +306,7 @@ class TunnelNode:
             "vnet_hdr": self.device.vnet_hdr,
             "uso": self._uso(),
             "addresses": [str(a) for a in self.addresses],
-            "peers": [
-                {"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
-                 "key": p.key.hex() if p.key else None, "mtu": p.mtu}
-                for p in self.peers
-            ],
+            "peers": [_peer_json(p) for p in self.peers],
             "routes": [_route_json(r) for r in self.routes],
             "table_factory": _import_path(self.table_factory),
             "tunnel_options": self.tunnel_options,
@@ -392,7 +408,10 @@ def route_spec_from_kernel(r, ifindex: int) -> RouteSpec | None:
 def apply_control(tunnel: Tunnel, msg: dict) -> None:
     """Apply one control message (from the parent, or the node itself) to a worker's tunnel."""
     op = msg.get("op")
-    if op == "mtu":
+    if op == "reconfigure":
+        tunnel.reconfigure([_peer_from_json(p) for p in msg["peers"]], [_route_from_json(r) for r in msg["routes"]],
+                           mtu=msg.get("mtu"))
+    elif op == "mtu":
         tunnel.set_mtu(int(msg["mtu"]))
     elif op == "route":
         spec = RouteSpec(ipaddress.ip_network(msg["prefix"]),
@@ -421,6 +440,16 @@ def _load_path(path: str | None):
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _peer_json(p: PeerSpec) -> dict:
+    return {"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
+            "key": p.key.hex() if p.key else None, "mtu": p.mtu}
+
+
+def _peer_from_json(d: dict) -> PeerSpec:
+    return PeerSpec(d["name"], tuple(d["endpoint"]), tuple(ipaddress.ip_network(x) for x in d["prefixes"]),
+                    bytes.fromhex(d["key"]) if d["key"] else None, d["mtu"])
 
 
 def _route_json(r: RouteSpec) -> dict:
@@ -456,11 +485,7 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
     cfg = json.loads(buf[:nl])
     del buf[: nl + 1]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    peers = [
-        PeerSpec(p["name"], tuple(p["endpoint"]), tuple(ipaddress.ip_network(x) for x in p["prefixes"]),
-                 bytes.fromhex(p["key"]) if p["key"] else None, p["mtu"])
-        for p in cfg["peers"]
-    ]
+    peers = [_peer_from_json(p) for p in cfg["peers"]]
     sock = open_udp(*cfg["listen"], reuseport=True)
     tunnel = Tunnel(
         _QueueFd(queue_fd), sock, peers, [_route_from_json(r) for r in cfg["routes"]],

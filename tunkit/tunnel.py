@@ -193,6 +193,25 @@ class _Route:
         return self.peer
 
 
+def check_config(peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, insecure: bool = False,
+                 table_factory: Callable[[], object] | None = None) -> None:
+    """Raise :class:`~tunkit.errors.ConfigError` for what :meth:`Tunnel.reconfigure` would refuse."""
+    table = (table_factory or default_table_factory)()
+    seen = {}
+    for spec in peers:
+        if not insecure and not spec.key:
+            raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
+        if spec.endpoint in seen:
+            raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {seen[spec.endpoint]}'s")
+        seen[spec.endpoint] = spec.name
+        for pfx in spec.prefixes:
+            table.insert(pfx, True)
+    for r in routes:
+        for gw, _ in r.via:
+            if table.lookup(ipaddress.ip_address(gw).packed) is None:
+                raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
+
+
 def default_table_factory():
     from tunkit.trie import PrefixTable  # noqa: PLC0415 (lazy: keeps this module importable alone)
 
