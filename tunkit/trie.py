@@ -1,0 +1,660 @@
+"""Longest-prefix-match routing table for IPv4 and IPv6 with cheap snapshots; pure, no I/O.
+
+:class:`PrefixTable` maps prefixes (``192.0.2.0/24``, ``2001:db8::/32``) to
+values and answers "which value does the longest matching prefix carry" for
+an address, the question a packet loop asks once per packet::
+
+    table = PrefixTable({"198.51.100.0/24": "gw1", "0.0.0.0/0": "gw0"})
+    table.lookup(pkt[16:20])            # raw IPv4 destination -> "gw1" / "gw0"
+    reader_view = table.snapshot()      # O(1); later writes do not show through
+
+Families are kept apart: IPv4 and IPv6 live in separate structures, a
+4-byte key is always IPv4 and a 16-byte key always IPv6 (``::ffff:a.b.c.d``
+is an IPv6 address here, never mapped to IPv4).
+
+Layout (a fixed-stride multibit trie, strides 16-8-8 for IPv4 and 16-8-...-8
+for IPv6):
+
+* root, one slot per top 16 bits: ``_v4[h]`` holds the value of the longest
+  prefix of length 0..16 covering the slot (precomputed, "leaf pushed"),
+  ``_p4[h]`` its length, ``_c4[h]`` the level-1 node or ``None``;
+* a level-``i`` node (a ``dict`` subclass) covers lengths ``16+8(i-1)+1`` to
+  ``16+8i`` below one slot of its parent.  Its integer keys ``0..255`` are
+  the next address byte; each maps to the value of the longest of the node's
+  own prefixes covering that byte (leaf pushed within the node), or to the
+  child node one byte further down, whose ``default`` then carries that
+  value.  The node's own prefixes are stored in the same dict under keys
+  ``512 + (1 << r | bits)`` (``r`` = length within the node, 1..8), so exact
+  get, delete and iteration need no second structure.
+
+An IPv4 lookup is therefore one ``struct`` unpack, one list index, one
+``dict.get`` and, only under a /24 that has longer prefixes, one more.
+
+Updates and snapshots (copy-on-write with path copying):
+:meth:`PrefixTable.snapshot` and :meth:`PrefixTable.copy` are O(1): both
+tables share every structure, and a table never mutates a structure it did
+not create or copy since the last fork (nodes carry the generation token of
+the table that owns them).  The first write to a family after a fork copies
+that family's root arrays it touches (65,536 pointers each, roughly 0.1 ms)
+and then, per write, only the nodes on the path to the prefix (at most 2 for
+IPv4, 14 for IPv6, each at most 256 slots) plus, when a prefix of a node
+changes, the child nodes directly under its range whose inherited value
+changes (at most 256).  A writer that takes a snapshot after every single
+update therefore pays about one root-array copy per update; one that batches
+updates between snapshots pays it once per batch.  The whole table is never
+copied.
+
+Values may be any object except ``None`` (``lookup`` returns ``None`` for
+"no route").  Not thread-safe for concurrent writers; readers on a snapshot
+need no lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+__all__ = ["PrefixTable"]
+
+IPv4Network = ipaddress.IPv4Network
+IPv6Network = ipaddress.IPv6Network
+
+# IPv4 key: ! big-endian; H = top 16 bits (root slot), B = 3rd byte (level 1),
+# B = 4th byte (level 2).
+_K4 = struct.Struct("!HBB")
+# IPv6 key: ! big-endian; H = top 16 bits (root slot), 14 x B = bytes 2..15
+# (levels 1..14).
+_K6 = struct.Struct("!H14B")
+_unpack4 = _K4.unpack
+_unpack6 = _K6.unpack
+_StructError = struct.error
+
+# Exact-prefix keys inside a node: 512 + (1 << r | bits) for r in 1..8.  One
+# canonical int object per key so the ~100k stored keys share 510 objects.
+_XK = tuple(range(512, 1024))
+_XMIN = 514  # smallest exact key; slot keys are 0..255
+
+# Per family: attribute names of (children, values, lengths, root exact dict).
+_NAMES = {32: ("_c4", "_v4", "_p4", "_x4"), 128: ("_c6", "_v6", "_p6", "_x6")}
+_NETCLS = {32: IPv4Network, 128: IPv6Network}
+_FAMILY = {32: "IPv4", 128: "IPv6"}
+_EMPTY_ROOT = [None] * 65536  # shared, never written: a family with no prefix yet
+
+
+class _Node(dict):
+    """One 8-bit stride: slot byte -> value | child node; own prefixes under exact keys."""
+
+    __slots__ = ("default", "gen")
+
+
+def _new_node(default: Any, gen: object) -> _Node:
+    node = _Node()
+    node.default = default
+    node.gen = gen
+    return node
+
+
+class PrefixTable:
+    """A longest-prefix-match table holding IPv4 and IPv6 prefixes.
+
+    Prefixes may be given as ``"192.0.2.0/24"`` strings (a bare address means a
+    host route), ``ipaddress`` network objects, or ``(address, length)`` pairs
+    whose address is a string, 4/16 raw bytes or an ``ipaddress`` address.
+    Host bits set, a bad length or an unparsable prefix raise ``ValueError``
+    naming the value.
+
+    Addresses for lookups may be 4 or 16 raw bytes (``bytes``, ``bytearray``,
+    ``memoryview``), ``ipaddress`` addresses or strings; plain ints are
+    ambiguous and go through :meth:`lookup4` / :meth:`lookup6`.
+
+    ``PrefixTable(items)`` builds from a mapping or an iterable of
+    ``(prefix, value)`` pairs (later duplicates replace earlier ones).
+    """
+
+    __slots__ = ("_c4", "_v4", "_p4", "_x4", "_c6", "_v6", "_p6", "_x6", "_len", "_gen", "_own", "_frozen")
+
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None) -> None:
+        self._c4 = self._v4 = self._p4 = _EMPTY_ROOT
+        self._c6 = self._v6 = self._p6 = _EMPTY_ROOT
+        self._x4: dict[int, Any] = {}
+        self._x6: dict[int, Any] = {}
+        self._len = 0
+        self._gen = object()
+        self._own: set[str] = {"_x4", "_x6"}
+        self._frozen = False
+        if items is not None:
+            self.update(items)
+
+    # ------------------------------------------------------------------ lookups
+
+    def lookup(self, addr: Any) -> Any:
+        """Value of the longest prefix containing *addr*, or ``None``.
+
+        The fast path is 4 or 16 raw address bytes, e.g. ``pkt[16:20]`` of an
+        IPv4 packet or ``pkt[24:40]`` of an IPv6 one.  ``ipaddress`` addresses
+        and strings also work; a plain int raises ``TypeError`` (use
+        :meth:`lookup4` / :meth:`lookup6`).
+        """
+        try:
+            n = len(addr)
+            if n == 4:
+                h, b3, b4 = _unpack4(addr)
+                node = self._c4[h]
+                if node is not None:
+                    v = node.get(b3)
+                    if v is not None:
+                        if type(v) is not _Node:
+                            return v
+                        x = v.get(b4)
+                        if x is not None:
+                            return x
+                        x = v.default
+                        if x is not None:
+                            return x
+                return self._v4[h]
+            if n == 16:
+                t = _unpack6(addr)
+                h = t[0]
+                best = self._v6[h]
+                node = self._c6[h]
+                if node is None:
+                    return best
+                i = 1
+                while True:
+                    v = node.get(t[i])
+                    if v is None:
+                        return best
+                    if type(v) is not _Node:
+                        return v
+                    node = v
+                    if v.default is not None:
+                        best = v.default
+                    i += 1
+        except (TypeError, _StructError):
+            pass  # not a 4/16-byte buffer: str, ipaddress object, odd memoryview; parsed below
+        width, key = _address(addr)
+        return self.lookup(key.to_bytes(width >> 3, "big"))
+
+    def lookup4(self, addr: Any) -> Any:
+        """:meth:`lookup` for an IPv4 address; also takes an int 0..2**32-1."""
+        return self.lookup(_address_of(addr, 32).to_bytes(4, "big"))
+
+    def lookup6(self, addr: Any) -> Any:
+        """:meth:`lookup` for an IPv6 address; also takes an int 0..2**128-1."""
+        return self.lookup(_address_of(addr, 128).to_bytes(16, "big"))
+
+    def lookup_prefix(self, addr: Any) -> tuple[IPv4Network | IPv6Network, Any] | None:
+        """``(network, value)`` of the longest prefix containing *addr*, or ``None``.
+
+        Takes what :meth:`lookup` takes (a plain int raises ``TypeError`` the
+        same way); slower than :meth:`lookup`.
+        """
+        width, key = _address(addr)
+        found = self._match(width, key)
+        if found is None:
+            return None
+        plen, value = found
+        shift = width - plen
+        return _NETCLS[width]((key >> shift << shift, plen)), value
+
+    def _match(self, width: int, key: int) -> tuple[int, Any] | None:
+        cname, vname, pname, _ = _NAMES[width]
+        h = key >> (width - 16)
+        best = None
+        v = getattr(self, vname)[h]
+        if v is not None:
+            best = (getattr(self, pname)[h], v)
+        node = getattr(self, cname)[h]
+        depth, shift = 16, width - 24
+        while node is not None:
+            s = (key >> shift) & 255
+            e = node.get(s)
+            if e is None:
+                break
+            own = e.default if type(e) is _Node else e
+            if own is not None:
+                best = (depth + _own_length(node, s), own)
+            if type(e) is not _Node:
+                break
+            node, depth, shift = e, depth + 8, shift - 8
+        return best
+
+    # ------------------------------------------------------------ exact access
+
+    def get(self, prefix: Any, default: Any = None) -> Any:
+        """The value stored for exactly *prefix*, or *default*."""
+        v = self._get(*_prefix(prefix))
+        return default if v is None else v
+
+    def __getitem__(self, prefix: Any) -> Any:
+        v = self._get(*_prefix(prefix))
+        if v is None:
+            raise KeyError(prefix)
+        return v
+
+    def __contains__(self, prefix: Any) -> bool:
+        """Whether exactly *prefix* is in the table (not whether it is covered)."""
+        return self._get(*_prefix(prefix)) is not None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __bool__(self) -> bool:
+        return self._len > 0
+
+    def _get(self, width: int, net: int, plen: int) -> Any:
+        cname, _, _, xname = _NAMES[width]
+        if plen <= 16:
+            return getattr(self, xname).get((1 << plen) | (net >> (width - plen)))
+        node = getattr(self, cname)[net >> (width - 16)]
+        shift = width - 24
+        for _ in range((plen - 17) >> 3):
+            if node is None:
+                return None
+            node = node.get((net >> shift) & 255)
+            if type(node) is not _Node:
+                return None
+            shift -= 8
+        if node is None:
+            return None
+        r = plen - (width - shift - 8)
+        return node.get(_XK[(1 << r) | (((net >> shift) & 255) >> (8 - r))])
+
+    # -------------------------------------------------------------- iteration
+
+    def items(self) -> Iterator[tuple[IPv4Network | IPv6Network, Any]]:
+        """``(network, value)`` pairs: IPv4 first, then by address, then by length.
+
+        The list is taken when called, so the table may change while the
+        caller iterates.
+        """
+        out = []
+        for width in (32, 128):
+            rows = self._rows(width)
+            rows.sort(key=_row_order)
+            cls = _NETCLS[width]
+            out.extend((cls((net, plen)), value) for net, plen, value in rows)
+        return iter(out)
+
+    def __iter__(self) -> Iterator[IPv4Network | IPv6Network]:
+        return (net for net, _ in self.items())
+
+    def _rows(self, width: int) -> list[tuple[int, int, Any]]:
+        cname, _, _, xname = _NAMES[width]
+        rows = []
+        for k, value in getattr(self, xname).items():
+            plen = k.bit_length() - 1
+            rows.append(((k ^ (1 << plen)) << (width - plen), plen, value))
+        stack = [(node, h << (width - 16), 16) for h, node in enumerate(getattr(self, cname)) if node is not None]
+        while stack:
+            node, base, depth = stack.pop()
+            shift = width - depth - 8
+            for k, e in node.items():
+                if k >= _XMIN:
+                    i = k - 512
+                    r = i.bit_length() - 1
+                    rows.append((base | ((i ^ (1 << r)) << (shift + 8 - r)), depth + r, e))
+                elif type(e) is _Node:
+                    stack.append((e, base | (k << shift), depth + 8))
+        return rows
+
+    def __repr__(self) -> str:
+        kind = "snapshot" if self._frozen else "table"
+        return f"<PrefixTable {kind}: {self._len} prefixes>"
+
+    # ---------------------------------------------------------------- updates
+
+    def insert(self, prefix: Any, value: Any, *, replace: bool = True) -> Any:
+        """Map *prefix* to *value*; return the value it replaced, or ``None``.
+
+        With ``replace=False`` an existing prefix raises ``KeyError`` and the
+        table is left unchanged.  ``value`` must not be ``None``.
+        """
+        if self._frozen:
+            raise TypeError("this PrefixTable is a read-only snapshot; use copy() for a writable one")
+        if value is None:
+            raise ValueError(f"value for {prefix!r} is None; None means 'no route' in lookups")
+        width, net, plen = _prefix(prefix)
+        old = self._get(width, net, plen)
+        if old is not None and not replace:
+            raise KeyError(f"{_text(width, net, plen)} is already in the table")
+        xname = _NAMES[width][3]
+        if plen <= 16:
+            self._writable(xname)[(1 << plen) | (net >> (width - plen))] = value
+            self._refill_root(width, net, plen)
+        else:
+            path, r, bits = self._path(width, net, plen)
+            node = path[-1][0]
+            node[_XK[(1 << r) | bits]] = value
+            self._refill(node, r, bits)
+        if old is None:
+            self._len += 1
+        return old
+
+    __setitem__ = insert
+
+    def delete(self, prefix: Any) -> Any:
+        """Remove exactly *prefix* and return its value; ``KeyError`` if absent.
+
+        Longer prefixes under it stay (deleting 10.0.0.0/8 keeps 10.1.0.0/16).
+        """
+        if self._frozen:
+            raise TypeError("this PrefixTable is a read-only snapshot; use copy() for a writable one")
+        width, net, plen = _prefix(prefix)
+        old = self._get(width, net, plen)
+        if old is None:
+            raise KeyError(f"{_text(width, net, plen)} is not in the table")
+        xname = _NAMES[width][3]
+        if plen <= 16:
+            del self._writable(xname)[(1 << plen) | (net >> (width - plen))]
+            self._refill_root(width, net, plen)
+        else:
+            path, r, bits = self._path(width, net, plen)
+            node = path[-1][0]
+            del node[_XK[(1 << r) | bits]]
+            self._refill(node, r, bits)
+            self._prune(width, path)
+        self._len -= 1
+        return old
+
+    def __delitem__(self, prefix: Any) -> None:
+        self.delete(prefix)
+
+    def update(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+        """Insert every ``(prefix, value)`` of a mapping or iterable (replacing)."""
+        pairs = items.items() if isinstance(items, Mapping) else items
+        insert = self.insert
+        for prefix, value in pairs:
+            insert(prefix, value)
+
+    def clear(self) -> None:
+        """Remove every prefix (snapshots taken before keep theirs)."""
+        if self._frozen:
+            raise TypeError("this PrefixTable is a read-only snapshot; use copy() for a writable one")
+        PrefixTable.__init__(self)
+
+    # ----------------------------------------------------------- snapshots
+
+    def snapshot(self) -> PrefixTable:
+        """A read-only view of the table as it is now; O(1).
+
+        Later writes to this table never show through.  Writes to the
+        snapshot raise ``TypeError``.  See the module docstring for what the
+        next writes cost.
+        """
+        if self._frozen:
+            return self
+        return self._fork(frozen=True)
+
+    def copy(self) -> PrefixTable:
+        """A writable, independent copy; O(1) (structures are shared copy-on-write)."""
+        return self._fork(frozen=False)
+
+    __copy__ = copy
+
+    @property
+    def readonly(self) -> bool:
+        """True for a snapshot."""
+        return self._frozen
+
+    def _fork(self, frozen: bool) -> PrefixTable:
+        other = PrefixTable.__new__(PrefixTable)
+        for name in ("_c4", "_v4", "_p4", "_x4", "_c6", "_v6", "_p6", "_x6", "_len"):
+            setattr(other, name, getattr(self, name))
+        other._gen = object()
+        other._own = set()
+        other._frozen = frozen
+        # Everything is shared now: this table must copy before its next write.
+        self._gen = object()
+        self._own = set()
+        return other
+
+    # ------------------------------------------------------ copy-on-write core
+
+    def _writable(self, name: str) -> Any:
+        """The root structure *name*, copied first if it may be shared."""
+        obj = getattr(self, name)
+        if name not in self._own:
+            obj = obj.copy()
+            setattr(self, name, obj)
+            self._own.add(name)
+        return obj
+
+    def _mine(self, node: _Node) -> _Node:
+        """*node* itself if this table owns it, else a private copy (caller stores it)."""
+        if node.gen is self._gen:
+            return node
+        copy = _Node(node)
+        copy.default = node.default
+        copy.gen = self._gen
+        return copy
+
+    def _path(self, width: int, net: int, plen: int) -> tuple[list[tuple[_Node, int]], int, int]:
+        """Writable nodes from level 1 down to the one holding *plen*, created as needed.
+
+        Returns ``(path, r, bits)``: ``path`` lists ``(node, slot)`` pairs, each
+        node with the slot it hangs from in its parent (the root slot for level
+        1); ``r`` and ``bits`` locate the prefix inside the last node.
+        """
+        gen = self._gen
+        h = net >> (width - 16)
+        children = self._writable(_NAMES[width][0])
+        node = children[h]
+        if node is None:
+            node = children[h] = _new_node(None, gen)
+        elif node.gen is not gen:
+            node = children[h] = self._mine(node)
+        path = [(node, h)]
+        shift = width - 24
+        for _ in range((plen - 17) >> 3):
+            slot = (net >> shift) & 255
+            e = node.get(slot)
+            if type(e) is _Node:
+                if e.gen is not gen:
+                    e = node[slot] = self._mine(e)
+            else:  # the slot's own value (or None) becomes the new child's default
+                e = node[slot] = _new_node(e, gen)
+            node, shift = e, shift - 8
+            path.append((node, slot))
+        r = plen - (width - shift - 8)
+        return path, r, ((net >> shift) & 255) >> (8 - r)
+
+    def _prune(self, width: int, path: list[tuple[_Node, int]]) -> None:
+        """Drop the nodes a delete left empty, bottom-up (a node is empty iff it has no key)."""
+        for i in range(len(path) - 1, 0, -1):
+            node, slot = path[i]
+            if node:
+                return
+            parent = path[i - 1][0]
+            if node.default is None:
+                del parent[slot]
+            else:
+                parent[slot] = node.default
+        node, h = path[0]
+        if not node:
+            self._writable(_NAMES[width][0])[h] = None
+
+    def _fill(self, node: _Node, lo: int, hi: int, value: Any) -> None:
+        """Make *value* (maybe None) the node's own best for slots lo..hi-1."""
+        get = node.get
+        for s in range(lo, hi):
+            e = get(s)
+            if type(e) is _Node:  # a child: its default carries the value
+                if e.default is not value:
+                    if e.gen is not self._gen:
+                        e = node[s] = self._mine(e)
+                    e.default = value
+            elif value is not None:
+                node[s] = value
+            elif e is not None:
+                del node[s]
+
+    def _refill(self, node: _Node, r: int, bits: int) -> None:
+        """Recompute the node's slots covered by its prefix (r, bits) after a change."""
+        span = 8 - r
+        lo = bits << span
+        base = None
+        for rr in range(r, 0, -1):  # longest own prefix covering the whole range
+            base = node.get(_XK[(1 << rr) | (lo >> (8 - rr))])
+            if base is not None:
+                break
+        more = []
+        if r < 8:
+            for k in node:
+                if k >= _XMIN:
+                    i = k - 512
+                    rr = i.bit_length() - 1
+                    if rr > r and (i ^ (1 << rr)) >> (rr - r) == bits:
+                        more.append((rr, i ^ (1 << rr), node[k]))
+            more.sort(key=_first)
+        self._fill(node, lo, lo + (1 << span), base)
+        for rr, b, value in more:
+            self._fill(node, b << (8 - rr), (b + 1) << (8 - rr), value)
+
+    def _refill_root(self, width: int, net: int, plen: int) -> None:
+        """Recompute the root slots covered by (net, plen) after a change (plen <= 16)."""
+        _, vname, pname, xname = _NAMES[width]
+        exact = getattr(self, xname)
+        base_v = base_p = None
+        for pl in range(plen, -1, -1):
+            v = exact.get((1 << pl) | (net >> (width - pl)))
+            if v is not None:
+                base_v, base_p = v, pl
+                break
+        values, lengths = self._writable(vname), self._writable(pname)
+        lo, n = net >> (width - 16), 1 << (16 - plen)
+        values[lo : lo + n] = [base_v] * n
+        lengths[lo : lo + n] = [base_p] * n
+        if plen == 16:
+            return
+        top = net >> (width - plen)
+        more = []
+        if (2 << (16 - plen)) < len(exact):  # probing every candidate is cheaper than a scan
+            for pl in range(plen + 1, 17):
+                first = top << (pl - plen)
+                for b in range(first, first + (1 << (pl - plen))):
+                    v = exact.get((1 << pl) | b)
+                    if v is not None:
+                        more.append((pl, b, v))
+        else:
+            for k, v in exact.items():
+                pl = k.bit_length() - 1
+                if pl > plen and (k ^ (1 << pl)) >> (pl - plen) == top:
+                    more.append((pl, k ^ (1 << pl), v))
+            more.sort(key=_first)
+        for pl, b, v in more:
+            n = 1 << (16 - pl)
+            lo = b << (16 - pl)
+            values[lo : lo + n] = [v] * n
+            lengths[lo : lo + n] = [pl] * n
+
+
+def _first(row: tuple) -> int:
+    return row[0]
+
+
+def _row_order(row: tuple) -> tuple[int, int]:
+    return row[0], row[1]
+
+
+def _own_length(node: _Node, s: int) -> int:
+    """Length within *node* of its longest own prefix covering slot *s* (one exists)."""
+    for r in range(8, 0, -1):
+        if _XK[(1 << r) | (s >> (8 - r))] in node:
+            return r
+    raise AssertionError("slot value without an own prefix")  # pragma: no cover
+
+
+def _text(width: int, net: int, plen: int) -> str:
+    return str(_NETCLS[width]((net, plen)))
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _address(addr: Any) -> tuple[int, int]:
+    """(width, int) of an address given as 4/16 bytes, ipaddress object or string."""
+    if isinstance(addr, (bytes, bytearray, memoryview)):
+        raw = addr.tobytes() if isinstance(addr, memoryview) else addr
+        if len(raw) == 4:
+            return 32, int.from_bytes(raw, "big")
+        if len(raw) == 16:
+            return 128, int.from_bytes(raw, "big")
+        raise ValueError(f"an address must be 4 (IPv4) or 16 (IPv6) bytes, got {len(raw)}: {bytes(raw)!r}")
+    if isinstance(addr, ipaddress.IPv4Address):
+        return 32, int(addr)
+    if isinstance(addr, ipaddress.IPv6Address):
+        return 128, int(addr)
+    if isinstance(addr, str):
+        try:
+            a = ipaddress.ip_address(addr)
+        except ValueError:
+            raise ValueError(f"{addr!r} is not an IPv4 or IPv6 address") from None
+        return a.max_prefixlen, int(a)
+    if isinstance(addr, int):
+        raise TypeError(f"the int address {addr!r} is ambiguous; use lookup4()/lookup6() or an ipaddress object")
+    raise TypeError(f"cannot use {type(addr).__name__} {addr!r} as an address")
+
+
+def _address_of(addr: Any, width: int) -> int:
+    """The int of an address that must belong to the family of *width*; ints allowed."""
+    if isinstance(addr, int) and not isinstance(addr, bool):
+        if not 0 <= addr < (1 << width):
+            raise ValueError(f"{addr!r} is out of range for an {_FAMILY[width]} address")
+        return addr
+    got, key = _address(addr)
+    if got != width:
+        raise ValueError(f"{addr!r} is an {_FAMILY[got]} address, expected {_FAMILY[width]}")
+    return key
+
+
+def _prefix(prefix: Any) -> tuple[int, int, int]:
+    """(width, network int, length) of a prefix; ValueError naming it when invalid."""
+    if isinstance(prefix, str):
+        fast = _parse_v4_text(prefix)
+        if fast is not None:
+            return fast
+        try:
+            prefix = ipaddress.ip_network(prefix)
+        except ValueError as exc:
+            raise ValueError(f"invalid prefix {prefix!r}: {exc}") from None
+    if isinstance(prefix, (IPv4Network, IPv6Network)):
+        return prefix.max_prefixlen, int(prefix.network_address), prefix.prefixlen
+    if isinstance(prefix, tuple) and len(prefix) == 2:
+        addr, plen = prefix
+        if isinstance(addr, int) and not isinstance(addr, bool):
+            raise ValueError(f"prefix {prefix!r}: an int address is ambiguous, use bytes or an ipaddress object")
+        width, net = _address(addr)
+        if not isinstance(plen, int) or isinstance(plen, bool) or not 0 <= plen <= width:
+            raise ValueError(f"prefix {prefix!r}: length must be 0..{width} for {_FAMILY[width]}, got {plen!r}")
+        if net & ((1 << (width - plen)) - 1):
+            raise ValueError(f"prefix {prefix!r} has host bits set (the network is {_text(width, net >> (width - plen) << (width - plen), plen)})")
+        return width, net, plen
+    raise TypeError(f"cannot use {type(prefix).__name__} {prefix!r} as a prefix")
+
+
+def _parse_v4_text(text: str) -> tuple[int, int, int] | None:
+    """Fast path for canonical "a.b.c.d/n" text; None means "let ipaddress decide"."""
+    addr, slash, length = text.partition("/")
+    parts = addr.split(".")
+    if len(parts) != 4 or not text.isascii():
+        return None
+    net = 0
+    for p in parts:
+        if not p.isdigit() or (len(p) > 1 and p[0] == "0") or len(p) > 3:
+            return None
+        b = int(p)
+        if b > 255:
+            return None
+        net = (net << 8) | b
+    if slash:
+        if not length.isdigit() or (len(length) > 1 and length[0] == "0") or len(length) > 2:
+            return None
+        plen = int(length)
+        if plen > 32 or net & ((1 << (32 - plen)) - 1):
+            return None  # ipaddress words the error
+    else:
+        plen = 32
+    return 32, net, plen
