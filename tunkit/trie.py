@@ -317,18 +317,24 @@ class PrefixTable:
         if value is None:
             raise ValueError(f"value for {prefix!r} is None; None means 'no route' in lookups")
         width, net, plen = _prefix(prefix)
-        old = self._get(width, net, plen)
-        if old is not None and not replace:
+        if not replace and self._get(width, net, plen) is not None:
             raise KeyError(f"{_text(width, net, plen)} is already in the table")
-        xname = _NAMES[width][3]
         if plen <= 16:
-            self._writable(xname)[(1 << plen) | (net >> (width - plen))] = value
+            exact = self._writable(_NAMES[width][3])
+            key = (1 << plen) | (net >> (width - plen))
+            old = exact.get(key)
+            exact[key] = value
             self._refill_root(width, net, plen)
         else:
             path, r, bits = self._path(width, net, plen)
             node = path[-1][0]
-            node[_XK[(1 << r) | bits]] = value
-            self._refill(node, r, bits)
+            key = _XK[(1 << r) | bits]
+            old = node.get(key)
+            node[key] = value
+            if r == 8:  # a whole-byte prefix is the longest in its node: its slot takes it
+                self._fill(node, bits, bits + 1, value)
+            else:
+                self._refill(node, r, bits)
         if old is None:
             self._len += 1
         return old
@@ -612,6 +618,14 @@ def _address_of(addr: Any, width: int) -> int:
 
 def _prefix(prefix: Any) -> tuple[int, int, int]:
     """(width, network int, length) of a prefix; ValueError naming it when invalid."""
+    if type(prefix) is tuple and len(prefix) == 2:  # fast path: (raw bytes, int) from netlink
+        addr, plen = prefix
+        if type(addr) is bytes and type(plen) is int:
+            width = len(addr) << 3
+            if (width == 32 or width == 128) and 0 <= plen <= width:
+                net = int.from_bytes(addr, "big")
+                if not net & ((1 << (width - plen)) - 1):
+                    return width, net, plen
     if isinstance(prefix, str):
         fast = _parse_v4_text(prefix)
         if fast is not None:
