@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import ipaddress
+import pathlib
+import pickle
 import random
+import re
 
 import pytest
 
@@ -287,6 +293,18 @@ def test_snapshot_is_read_only_and_cheap_to_take_again():
     assert len(table) == 0 and snap.lookup("192.0.2.9") == 1
 
 
+def test_pickle_and_deepcopy_keep_content_and_read_only_flag():
+    table = PrefixTable({"192.0.2.0/24": 1, "192.0.2.128/25": (2, "x"), "2001:db8::/32": 3, "0.0.0.0/0": 4})
+    for original in (table, table.snapshot()):
+        for clone in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert list(clone.items()) == list(original.items())
+            assert clone.readonly == original.readonly
+            assert clone.lookup("192.0.2.200") == (2, "x") and clone.lookup("198.51.100.1") == 4
+    clone = copy.deepcopy(table)
+    clone.insert("192.0.2.0/26", 5)
+    assert table.lookup("192.0.2.1") == 1 and clone.lookup("192.0.2.1") == 5
+
+
 def test_lookup4_and_lookup6_take_ints_and_check_the_family():
     table = PrefixTable({"192.0.2.0/24": "v4", "2001:db8::/32": "v6"})
     assert table.lookup4(int(ipaddress.IPv4Address("192.0.2.9"))) == "v4"
@@ -382,3 +400,13 @@ def test_fast_text_parser_agrees_with_ipaddress():
         except ValueError:
             got = None
         assert got == want, text
+
+
+def test_the_example_in_docs_runs():
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "trie.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/trie.md", "exec"), {})
+    printed = re.search(r"^# (\[.*\])$", code, re.M).group(1)
+    assert out.getvalue().strip() == printed

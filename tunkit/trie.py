@@ -400,6 +400,9 @@ class PrefixTable:
 
     __copy__ = copy
 
+    def __reduce__(self):  # pickle and deepcopy by content, not by internal layout
+        return _restore, (list(self.items()), self._frozen)
+
     @property
     def readonly(self) -> bool:
         """True for a snapshot."""
@@ -555,6 +558,11 @@ class PrefixTable:
             lo = b << (16 - pl)
             values[lo : lo + n] = [v] * n
             lengths[lo : lo + n] = [pl] * n
+
+
+def _restore(items: list, frozen: bool) -> PrefixTable:
+    table = PrefixTable(items)
+    return table.snapshot() if frozen else table
 
 
 def _first(row: tuple) -> int:
