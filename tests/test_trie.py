@@ -141,15 +141,21 @@ def test_random_inserts_deletes_replaces_and_snapshots_match_the_oracle(seed):
         assert list(snap.items()) == frozen.items()
 
 
-def test_deleting_everything_leaves_an_empty_table():
-    rng = random.Random(7)
-    tops = {32: [198, 10], 128: [0x20]}
+def filled(rng, tops, count):
+    """A table and its oracle with *count* random inserts (values: the step number)."""
     table, oracle = PrefixTable(), SlowTable()
-    for step in range(600):
+    for step in range(count):
         width = rng.choice((32, 128))
         p = random_prefix(rng, width, tops[width])
         table.insert(as_input(rng, *p), step)
         oracle.d[p] = step
+    return table, oracle
+
+
+def test_deleting_everything_leaves_an_empty_table():
+    rng = random.Random(7)
+    tops = {32: [198, 10], 128: [0x20]}
+    table, oracle = filled(rng, tops, 600)
     for p in rng.sample(list(oracle.d), len(oracle.d)):
         table.delete(NET[p[0]]((p[1], p[2])))
         del oracle.d[p]
@@ -163,12 +169,7 @@ def test_deleting_everything_leaves_an_empty_table():
 def test_copy_is_writable_and_independent_both_ways():
     rng = random.Random(11)
     tops = {32: [192, 198], 128: [0x20]}
-    a, oracle_a = PrefixTable(), SlowTable()
-    for step in range(300):
-        width = rng.choice((32, 128))
-        p = random_prefix(rng, width, tops[width])
-        a.insert(as_input(rng, *p), step)
-        oracle_a.d[p] = step
+    a, oracle_a = filled(rng, tops, 300)
     b = a.copy()
     oracle_b = SlowTable()
     oracle_b.d = dict(oracle_a.d)
