@@ -11,7 +11,8 @@ Everything is measured in the same run, on one core, pure Python:
   slices of packets, each beside the reference;
 * IPv6: 1,000 and 10,000 prefixes with a BGP-like mix clustered under 64
   /12s of 2000::/3; random 16-byte keys, random global-unicast keys and hits;
-* snapshots: snapshot(), the first write after one, batched writes.
+* snapshots: snapshot(), the first write after one, batched writes;
+* ECMP: flow_hash_packet() and GatewaySet.choose() per second.
 
 The reference is the simple, fast design people write first: one dict per
 populated prefix length keyed by the masked address int, lengths tried
@@ -34,6 +35,7 @@ import tracemalloc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from tunkit.ecmp import GatewaySet, flow_hash_packet  # noqa: E402
 from tunkit.trie import PrefixTable  # noqa: E402
 
 # Share of each length in the IPv4 table, roughly the public BGP table's.
@@ -237,8 +239,23 @@ def snapshot_section(table, as_bytes, rounds):
     line("memory of the first write after a snapshot", f"{grown / 1e6:.2f}", " MB")
     assert snap.lookup(as_bytes[0][0][0]) != "x" or as_bytes[0][1] == "x"
     t0 = time.perf_counter()
-    PrefixTable(table.items())
-    line("for scale: rebuilding the whole table from items()", f"{time.perf_counter() - t0:.2f}", " s")
+    n_items = sum(1 for _ in table.items())
+    line(f"items() ({n_items:,} networks)", f"{time.perf_counter() - t0:.2f}", " s")
+
+
+def ecmp_section(rng, gws, n, rounds):
+    print(f"ECMP: {n:,} packets")
+    pkts = []
+    for i in range(n):
+        src, dst = rng.getrandbits(32).to_bytes(4, "big"), rng.getrandbits(32).to_bytes(4, "big")
+        if i % 2:  # UDP with ports
+            pkts.append(b"\x45\x00\x00\x1c" + bytes(5) + b"\x11" + bytes(2) + src + dst + rng.randbytes(4) + bytes(4))
+        else:  # ICMP echo
+            pkts.append(b"\x45\x00\x00\x1c" + bytes(5) + b"\x01" + bytes(2) + src + dst + b"\x08" + bytes(7))
+    line("flow_hash_packet()/s (half UDP, half ICMP)", f"{rate(flow_hash_packet, pkts, rounds):,.0f}")
+    gset = GatewaySet([(gws[0], 3), (gws[1], 2), (gws[2], 1)])
+    hashes = [flow_hash_packet(p) for p in pkts]
+    line("GatewaySet.choose()/s (3 gateways)", f"{rate(gset.choose, hashes, rounds):,.0f}")
 
 
 def main(argv=None) -> int:
@@ -255,6 +272,7 @@ def main(argv=None) -> int:
     ipv6_section(rng, gws, 1_000, 1_000_000 // scale, args.rounds)
     ipv6_section(rng, gws, 10_000, 1_000_000 // scale, args.rounds)
     snapshot_section(table, as_bytes, args.rounds)
+    ecmp_section(rng, gws, 200_000 // scale, args.rounds)
     return 0
 
 

@@ -16,8 +16,9 @@ Layout (a fixed-stride multibit trie, strides 16-8-8 for IPv4 and 16-8-...-8
 for IPv6):
 
 * root, one slot per top 16 bits: ``_v4[h]`` holds the value of the longest
-  prefix of length 0..16 covering the slot (precomputed, "leaf pushed"),
-  ``_p4[h]`` its length, ``_c4[h]`` the level-1 node or ``None``;
+  prefix of length 0..16 covering the slot (precomputed, "leaf pushed") and
+  ``_c4[h]`` the level-1 node or ``None``; the root prefixes themselves are
+  in the dict ``_x4`` under ``1 << length | network >> (32 - length)``;
 * a level-``i`` node (a ``dict`` subclass) covers lengths ``16+8(i-1)+1`` to
   ``16+8i`` below one slot of its parent.  Its integer keys ``0..255`` are
   the next address byte; each maps to the value of the longest of the node's
@@ -76,8 +77,8 @@ _StructError = struct.error
 _XK = tuple(range(512, 1024))
 _XMIN = 514  # smallest exact key; slot keys are 0..255
 
-# Per family: attribute names of (children, values, lengths, root exact dict).
-_NAMES = {32: ("_c4", "_v4", "_p4", "_x4"), 128: ("_c6", "_v6", "_p6", "_x6")}
+# Per family: attribute names of (children, values, root exact dict).
+_NAMES = {32: ("_c4", "_v4", "_x4"), 128: ("_c6", "_v6", "_x6")}
 _NETCLS = {32: IPv4Network, 128: IPv6Network}
 _FAMILY = {32: "IPv4", 128: "IPv6"}
 _EMPTY_ROOT = [None] * 65536  # shared, never written: a family with no prefix yet
@@ -113,11 +114,11 @@ class PrefixTable:
     ``(prefix, value)`` pairs (later duplicates replace earlier ones).
     """
 
-    __slots__ = ("_c4", "_v4", "_p4", "_x4", "_c6", "_v6", "_p6", "_x6", "_len", "_gen", "_own", "_frozen")
+    __slots__ = ("_c4", "_v4", "_x4", "_c6", "_v6", "_x6", "_len", "_gen", "_own", "_frozen")
 
     def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None = None) -> None:
-        self._c4 = self._v4 = self._p4 = _EMPTY_ROOT
-        self._c6 = self._v6 = self._p6 = _EMPTY_ROOT
+        self._c4 = self._v4 = _EMPTY_ROOT
+        self._c6 = self._v6 = _EMPTY_ROOT
         self._x4: dict[int, Any] = {}
         self._x6: dict[int, Any] = {}
         self._len = 0
@@ -200,12 +201,16 @@ class PrefixTable:
         return _NETCLS[width]((key >> shift << shift, plen)), value
 
     def _match(self, width: int, key: int) -> tuple[int, Any] | None:
-        cname, vname, pname, _ = _NAMES[width]
+        cname, vname, xname = _NAMES[width]
         h = key >> (width - 16)
         best = None
         v = getattr(self, vname)[h]
         if v is not None:
-            best = (getattr(self, pname)[h], v)
+            exact = getattr(self, xname)
+            plen = 16
+            while (1 << plen) | (key >> (width - plen)) not in exact:
+                plen -= 1
+            best = (plen, v)
         node = getattr(self, cname)[h]
         depth, shift = 16, width - 24
         while node is not None:
@@ -245,7 +250,7 @@ class PrefixTable:
         return self._len > 0
 
     def _get(self, width: int, net: int, plen: int) -> Any:
-        cname, _, _, xname = _NAMES[width]
+        cname, _, xname = _NAMES[width]
         if plen <= 16:
             return getattr(self, xname).get((1 << plen) | (net >> (width - plen)))
         node = getattr(self, cname)[net >> (width - 16)]
@@ -282,7 +287,7 @@ class PrefixTable:
         return (net for net, _ in self.items())
 
     def _rows(self, width: int) -> list[tuple[int, int, Any]]:
-        cname, _, _, xname = _NAMES[width]
+        cname, _, xname = _NAMES[width]
         rows = []
         for k, value in getattr(self, xname).items():
             plen = k.bit_length() - 1
@@ -320,7 +325,7 @@ class PrefixTable:
         if not replace and self._get(width, net, plen) is not None:
             raise KeyError(f"{_text(width, net, plen)} is already in the table")
         if plen <= 16:
-            exact = self._writable(_NAMES[width][3])
+            exact = self._writable(_NAMES[width][2])
             key = (1 << plen) | (net >> (width - plen))
             old = exact.get(key)
             exact[key] = value
@@ -352,7 +357,7 @@ class PrefixTable:
         old = self._get(width, net, plen)
         if old is None:
             raise KeyError(f"{_text(width, net, plen)} is not in the table")
-        xname = _NAMES[width][3]
+        xname = _NAMES[width][2]
         if plen <= 16:
             del self._writable(xname)[(1 << plen) | (net >> (width - plen))]
             self._refill_root(width, net, plen)
@@ -410,7 +415,7 @@ class PrefixTable:
 
     def _fork(self, frozen: bool) -> PrefixTable:
         other = PrefixTable.__new__(PrefixTable)
-        for name in ("_c4", "_v4", "_p4", "_x4", "_c6", "_v6", "_p6", "_x6", "_len"):
+        for name in ("_c4", "_v4", "_x4", "_c6", "_v6", "_x6", "_len"):
             setattr(other, name, getattr(self, name))
         other._gen = object()
         other._own = set()
@@ -524,18 +529,16 @@ class PrefixTable:
 
     def _refill_root(self, width: int, net: int, plen: int) -> None:
         """Recompute the root slots covered by (net, plen) after a change (plen <= 16)."""
-        _, vname, pname, xname = _NAMES[width]
+        _, vname, xname = _NAMES[width]
         exact = getattr(self, xname)
-        base_v = base_p = None
+        base = None
         for pl in range(plen, -1, -1):
-            v = exact.get((1 << pl) | (net >> (width - pl)))
-            if v is not None:
-                base_v, base_p = v, pl
+            base = exact.get((1 << pl) | (net >> (width - pl)))
+            if base is not None:
                 break
-        values, lengths = self._writable(vname), self._writable(pname)
+        values = self._writable(vname)
         lo, n = net >> (width - 16), 1 << (16 - plen)
-        values[lo : lo + n] = [base_v] * n
-        lengths[lo : lo + n] = [base_p] * n
+        values[lo : lo + n] = [base] * n
         if plen == 16:
             return
         top = net >> (width - plen)
@@ -557,7 +560,6 @@ class PrefixTable:
             n = 1 << (16 - pl)
             lo = b << (16 - pl)
             values[lo : lo + n] = [v] * n
-            lengths[lo : lo + n] = [pl] * n
 
 
 def _restore(items: list, frozen: bool) -> PrefixTable:
