@@ -83,30 +83,37 @@ def hit_keys(rng, prefixes, n, width):
     return out
 
 
+def _timed(fn, keys):
+    gc.collect()
+    t0 = time.perf_counter()
+    for k in keys:
+        fn(k)
+    return time.perf_counter() - t0
+
+
+def _timed_packets(fn, packets):
+    """fn(pkt[16:20]) over (memoryview of 20-byte IPv4 headers, count)."""
+    mv, count = packets
+    gc.collect()
+    t0 = time.perf_counter()
+    for off in range(0, count * 20, 20):
+        fn(mv[off + 16 : off + 20])
+    return time.perf_counter() - t0
+
+
 def rate(fn, keys, rounds):
     """Best lookups/s over the rounds."""
-    best = float("inf")
-    for _ in range(rounds):
-        gc.collect()
-        t0 = time.perf_counter()
-        for k in keys:
-            fn(k)
-        best = min(best, time.perf_counter() - t0)
-    return len(keys) / best
+    return len(keys) / min(_timed(fn, keys) for _ in range(rounds))
 
 
-def packet_rate(fn, buf, count, rounds):
-    """Best lookups/s of fn(pkt[16:20]) over 20-byte IPv4 headers in one buffer."""
-    mv = memoryview(buf)
-    offsets = range(0, count * 20, 20)
-    best = float("inf")
+def rates(fns, keys, rounds, timer=_timed):
+    """Best calls/s of each function, rounds interleaved so load swings hit all alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(rounds):
-        gc.collect()
-        t0 = time.perf_counter()
-        for off in offsets:
-            fn(mv[off + 16 : off + 20])
-        best = min(best, time.perf_counter() - t0)
-    return count / best
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], timer(fn, keys))
+    n = keys[1] if timer is _timed_packets else len(keys)
+    return [n / b for b in best]
 
 
 def build(rows_in, rounds):
@@ -134,7 +141,7 @@ def traced(make):
 
 
 def line(label, value, unit=""):
-    print(f"  {label:<46} {value}{unit}")
+    print(f"  {label:<54} {value}{unit}")
 
 
 def ipv4_section(rng, gws, n_prefixes, n_lookups, rounds):
@@ -167,16 +174,16 @@ def ipv4_section(rng, gws, n_prefixes, n_lookups, rounds):
     hits = hit_keys(rng, pre, n_lookups, 32)
     for k in rand[:20000] + hits[:20000]:
         assert table.lookup(k) == ref.lookup(k), k
-    r_t, r_r = rate(table.lookup, rand, rounds), rate(ref.lookup, rand, rounds)
+    r_t, r_r = rates([table.lookup, ref.lookup], rand, rounds)
     line("lookups/s random 4-byte keys: PrefixTable", f"{r_t:,.0f}")
     line("lookups/s random 4-byte keys: reference", f"{r_r:,.0f}")
     line("  speed-up", f"{r_t / r_r:.2f}", "x")
-    h_t, h_r = rate(table.lookup, hits, rounds), rate(ref.lookup, hits, rounds)
+    h_t, h_r = rates([table.lookup, ref.lookup], hits, rounds)
     line("lookups/s keys inside stored prefixes: PrefixTable", f"{h_t:,.0f}")
     line("lookups/s keys inside stored prefixes: reference", f"{h_r:,.0f}")
     line("  speed-up", f"{h_t / h_r:.2f}", "x")
     buf = b"".join(b"\x45" + bytes(15) + k for k in rand)
-    p_t, p_r = packet_rate(table.lookup, buf, n_lookups, rounds), packet_rate(ref.lookup, buf, n_lookups, rounds)
+    p_t, p_r = rates([table.lookup, ref.lookup], (memoryview(buf), n_lookups), rounds, _timed_packets)
     line("lookups/s lookup(pkt[16:20]) memoryview: PrefixTable", f"{p_t:,.0f}")
     line("lookups/s lookup(pkt[16:20]) memoryview: reference", f"{p_r:,.0f}")
     line("  speed-up", f"{p_t / p_r:.2f}", "x")
@@ -202,7 +209,7 @@ def ipv6_section(rng, gws, n_prefixes, n_lookups, rounds):
     for name, keys in kinds.items():
         for k in keys[:20000]:
             assert table.lookup(k) == ref.lookup(k)
-        r_t, r_r = rate(table.lookup, keys, rounds), rate(ref.lookup, keys, rounds)
+        r_t, r_r = rates([table.lookup, ref.lookup], keys, rounds)
         line(f"lookups/s {name}: PrefixTable", f"{r_t:,.0f}")
         line(f"lookups/s {name}: reference", f"{r_r:,.0f}", f"   ({r_t / r_r:.2f}x)")
 
