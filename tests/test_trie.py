@@ -261,6 +261,29 @@ def test_nested_prefixes_and_deleting_a_parent_keeps_the_children():
     assert [str(n) for n in table] == ["198.18.0.0/16", "198.18.5.200/32"]
 
 
+def test_ipv6_nesting_across_upper_and_lower_lengths_of_a_node():
+    # 2001:db8::/32 sits in the node for lengths 17..32; /20 and /24 are its
+    # lengths 1..8 (kept apart from the expanded slots), /32 a full slot, /48
+    # a child node below that slot.
+    table = PrefixTable({"2001::/20": "20", "2001:d00::/24": "24", "2001:db8::/32": "32", "2001:db8:1::/48": "48"})
+    probes = {"2001:db8:1::9": "48", "2001:db8:2::9": "32", "2001:dbf::1": "24", "2001:e00::1": "20", "2002::1": None}
+    assert {a: table.lookup(a) for a in probes} == probes
+    table.delete("2001:db8::/32")  # the /48's node now inherits the /24
+    probes.update({"2001:db8:2::9": "24"})
+    assert {a: table.lookup(a) for a in probes} == probes
+    assert table.lookup_prefix("2001:db8:2::9") == (V6("2001:d00::/24"), "24")
+    table.delete("2001:d00::/24")  # ... and then the /20
+    probes.update({"2001:db8:2::9": "20", "2001:dbf::1": "20"})
+    assert {a: table.lookup(a) for a in probes} == probes
+    table.insert("2001:db8::/31", "31")  # a length 9..16 prefix over the child's slot
+    probes.update({"2001:db8:2::9": "31", "2001:db9::1": "31"})
+    assert {a: table.lookup(a) for a in probes} == probes
+    table.delete("2001:db8:1::/48")  # the child goes, its slot takes the /31 again
+    probes.update({"2001:db8:1::9": "31"})
+    assert {a: table.lookup(a) for a in probes} == probes
+    assert [str(n) for n in table] == ["2001::/20", "2001:db8::/31"]
+
+
 def test_replace_semantics():
     table = PrefixTable()
     assert table.insert("192.0.2.0/24", "a") is None

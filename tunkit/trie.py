@@ -12,24 +12,30 @@ Families are kept apart: IPv4 and IPv6 live in separate structures, a
 4-byte key is always IPv4 and a 16-byte key always IPv6 (``::ffff:a.b.c.d``
 is an IPv6 address here, never mapped to IPv4).
 
-Layout (a fixed-stride multibit trie, strides 16-8-8 for IPv4 and 16-8-...-8
-for IPv6):
+Layout (a fixed-stride multibit trie: strides 16-8-8 for IPv4, 16 then
+7 x 16 for IPv6):
 
 * root, one slot per top 16 bits: ``_v4[h]`` holds the value of the longest
   prefix of length 0..16 covering the slot (precomputed, "leaf pushed") and
   ``_c4[h]`` the level-1 node or ``None``; the root prefixes themselves are
   in the dict ``_x4`` under ``1 << length | network >> (32 - length)``;
-* a level-``i`` node (a ``dict`` subclass) covers lengths ``16+8(i-1)+1`` to
-  ``16+8i`` below one slot of its parent.  Its integer keys ``0..255`` are
-  the next address byte; each maps to the value of the longest of the node's
-  own prefixes covering that byte (leaf pushed within the node), or to the
-  child node one byte further down, whose ``default`` then carries that
-  value.  The node's own prefixes are stored in the same dict under keys
-  ``512 + (1 << r | bits)`` (``r`` = length within the node, 1..8), so exact
-  get, delete and iteration need no second structure.
+* a level-``i`` node (a ``dict`` subclass) covers the next ``S`` address bits
+  (``S`` = 8 for IPv4, 16 for IPv6) below one slot of its parent.  Its keys
+  ``0..2**S-1`` ("slots") map to the value of the longest of the node's own
+  prefixes covering the slot (leaf pushed within the node), or to the child
+  node one stride further down, whose ``default`` then carries that value.
+  The node's own prefixes are kept in the same dict under "exact" keys
+  ``X + (1 << r | bits)`` (``r`` = length within the node), so exact get,
+  delete and iteration need no second structure;
+* in the 16-bit IPv6 nodes only lengths ``r`` 9..16 are expanded into slots
+  (at most 128 each); lengths 1..8 are expanded into 256 "upper" keys
+  ``65536 + (slot >> 8)``, which a lookup tries when the slot is empty.  That
+  keeps a /33 from filling 32,768 slots while a /48 is two hops below the
+  root instead of four.
 
 An IPv4 lookup is therefore one ``struct`` unpack, one list index, one
-``dict.get`` and, only under a /24 that has longer prefixes, one more.
+``dict.get`` and, only under a /24 that has longer prefixes, one more; an
+IPv6 lookup takes one or two ``dict.get`` per 16 bits past /16.
 
 Updates and snapshots (copy-on-write with path copying):
 :meth:`PrefixTable.snapshot` and :meth:`PrefixTable.copy` are O(1): both
@@ -38,9 +44,8 @@ not create or copy since the last fork (nodes carry the generation token of
 the table that owns them).  The first write to a family after a fork copies
 that family's root arrays it touches (65,536 pointers each, roughly 0.1 ms)
 and then, per write, only the nodes on the path to the prefix (at most 2 for
-IPv4, 14 for IPv6, each at most 256 slots) plus, when a prefix of a node
-changes, the child nodes directly under its range whose inherited value
-changes (at most 256).  A writer that takes a snapshot after every single
+IPv4, 7 for IPv6) plus, when a prefix of a node changes, the child nodes
+directly under its range whose inherited value changes.  A writer that takes a snapshot after every single
 update therefore pays about one root-array copy per update; one that batches
 updates between snapshots pays it once per batch.  The whole table is never
 copied.
@@ -55,7 +60,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["PrefixTable"]
 
@@ -65,23 +70,42 @@ IPv6Network = ipaddress.IPv6Network
 # IPv4 key: ! big-endian; H = top 16 bits (root slot), B = 3rd byte (level 1),
 # B = 4th byte (level 2).
 _K4 = struct.Struct("!HBB")
-# IPv6 key: ! big-endian; H = top 16 bits (root slot), 14 x B = bytes 2..15
-# (levels 1..14).
-_K6 = struct.Struct("!H14B")
+# IPv6 key: ! big-endian; H = top 16 bits (root slot), 7 x H = the 16-bit
+# slots of levels 1..7.
+_K6 = struct.Struct("!8H")
 _unpack4 = _K4.unpack
 _unpack6 = _K6.unpack
 _StructError = struct.error
 
-# Exact-prefix keys inside a node: 512 + (1 << r | bits) for r in 1..8.  One
-# canonical int object per key so the ~100k stored keys share 510 objects.
-_XK = tuple(range(512, 1024))
-_XMIN = 514  # smallest exact key; slot keys are 0..255
+_UPPER = 65536  # IPv6 nodes: key of the "upper" entry for slot s is _UPPER + (s >> 8)
 
-# Per family: attribute names of (children, values, root exact dict).
-_NAMES = {32: ("_c4", "_v4", "_x4"), 128: ("_c6", "_v6", "_x6")}
-_NETCLS = {32: IPv4Network, 128: IPv6Network}
-_FAMILY = {32: "IPv4", 128: "IPv6"}
+
+class _Family(NamedTuple):
+    """How one address family is laid out."""
+
+    width: int  # address bits
+    stride: int  # bits per node below the 16-bit root
+    mask: int  # (1 << stride) - 1
+    upper: int  # own lengths 1..upper go to the upper keys (0: none, all expanded into slots)
+    xoff: int  # exact key of own prefix (r, bits) is xoff + (1 << r | bits)
+    cname: str  # attribute: root list of level-1 nodes
+    vname: str  # attribute: root list of leaf-pushed values of lengths 0..16
+    xname: str  # attribute: root dict of the prefixes of length 0..16
+    name: str
+    net: type
+
+
+_V4 = _Family(32, 8, 0xFF, 0, 512, "_c4", "_v4", "_x4", "IPv4", IPv4Network)
+_V6 = _Family(128, 16, 0xFFFF, 8, 1 << 17, "_c6", "_v6", "_x6", "IPv6", IPv6Network)
+_FAMILIES = {32: _V4, 128: _V6}
+# IPv4 exact keys as one canonical int object each, so the ~100k stored keys
+# share 510 objects.
+_XK = tuple(range(512, 1024))
 _EMPTY_ROOT = [None] * 65536  # shared, never written: a family with no prefix yet
+
+
+def _xkey(f: _Family, r: int, bits: int) -> int:
+    return _XK[(1 << r) | bits] if f.xoff == 512 else f.xoff + ((1 << r) | bits)
 
 
 class _Node(dict):
@@ -164,9 +188,11 @@ class PrefixTable:
                     return best
                 i = 1
                 while True:
-                    v = node.get(t[i])
-                    if v is None:
-                        return best
+                    s = t[i]
+                    v = node.get(s)
+                    if v is None:  # no own prefix of length 9..16 here: try lengths 1..8
+                        v = node.get(_UPPER + (s >> 8))
+                        return best if v is None else v
                     if type(v) is not _Node:
                         return v
                     node = v
@@ -198,32 +224,32 @@ class PrefixTable:
             return None
         plen, value = found
         shift = width - plen
-        return _NETCLS[width]((key >> shift << shift, plen)), value
+        return _FAMILIES[width].net((key >> shift << shift, plen)), value
 
     def _match(self, width: int, key: int) -> tuple[int, Any] | None:
-        cname, vname, xname = _NAMES[width]
+        f = _FAMILIES[width]
         h = key >> (width - 16)
         best = None
-        v = getattr(self, vname)[h]
+        v = getattr(self, f.vname)[h]
         if v is not None:
-            exact = getattr(self, xname)
+            exact = getattr(self, f.xname)
             plen = 16
             while (1 << plen) | (key >> (width - plen)) not in exact:
                 plen -= 1
             best = (plen, v)
-        node = getattr(self, cname)[h]
-        depth, shift = 16, width - 24
+        node = getattr(self, f.cname)[h]
+        depth, shift = 16, width - 16 - f.stride
         while node is not None:
-            s = (key >> shift) & 255
+            s = (key >> shift) & f.mask
             e = node.get(s)
-            if e is None:
-                break
             own = e.default if type(e) is _Node else e
+            if e is None and f.upper:
+                own = node.get(_UPPER + (s >> 8))
             if own is not None:
-                best = (depth + _own_length(node, s), own)
+                best = (depth + _own_length(f, node, s), own)
             if type(e) is not _Node:
                 break
-            node, depth, shift = e, depth + 8, shift - 8
+            node, depth, shift = e, depth + f.stride, shift - f.stride
         return best
 
     # ------------------------------------------------------------ exact access
@@ -250,22 +276,23 @@ class PrefixTable:
         return self._len > 0
 
     def _get(self, width: int, net: int, plen: int) -> Any:
-        cname, _, xname = _NAMES[width]
+        f = _FAMILIES[width]
         if plen <= 16:
-            return getattr(self, xname).get((1 << plen) | (net >> (width - plen)))
-        node = getattr(self, cname)[net >> (width - 16)]
-        shift = width - 24
-        for _ in range((plen - 17) >> 3):
+            return getattr(self, f.xname).get((1 << plen) | (net >> (width - plen)))
+        node = getattr(self, f.cname)[net >> (width - 16)]
+        stride = f.stride
+        shift = width - 16 - stride
+        for _ in range((plen - 17) // stride):
             if node is None:
                 return None
-            node = node.get((net >> shift) & 255)
+            node = node.get((net >> shift) & f.mask)
             if type(node) is not _Node:
                 return None
-            shift -= 8
+            shift -= stride
         if node is None:
             return None
-        r = plen - (width - shift - 8)
-        return node.get(_XK[(1 << r) | (((net >> shift) & 255) >> (8 - r))])
+        r = plen - (width - shift - stride)
+        return node.get(_xkey(f, r, ((net >> shift) & f.mask) >> (stride - r)))
 
     # -------------------------------------------------------------- iteration
 
@@ -279,7 +306,7 @@ class PrefixTable:
         for width in (32, 128):
             rows = self._rows(width)
             rows.sort(key=_row_order)
-            cls = _NETCLS[width]
+            cls = _FAMILIES[width].net
             out.extend((cls((net, plen)), value) for net, plen, value in rows)
         return iter(out)
 
@@ -287,22 +314,23 @@ class PrefixTable:
         return (net for net, _ in self.items())
 
     def _rows(self, width: int) -> list[tuple[int, int, Any]]:
-        cname, _, xname = _NAMES[width]
+        f = _FAMILIES[width]
+        stride, xmin = f.stride, f.xoff + 2
         rows = []
-        for k, value in getattr(self, xname).items():
+        for k, value in getattr(self, f.xname).items():
             plen = k.bit_length() - 1
             rows.append(((k ^ (1 << plen)) << (width - plen), plen, value))
-        stack = [(node, h << (width - 16), 16) for h, node in enumerate(getattr(self, cname)) if node is not None]
+        stack = [(node, h << (width - 16), 16) for h, node in enumerate(getattr(self, f.cname)) if node is not None]
         while stack:
             node, base, depth = stack.pop()
-            shift = width - depth - 8
+            shift = width - depth - stride
             for k, e in node.items():
-                if k >= _XMIN:
-                    i = k - 512
+                if k >= xmin:
+                    i = k - f.xoff
                     r = i.bit_length() - 1
-                    rows.append((base | ((i ^ (1 << r)) << (shift + 8 - r)), depth + r, e))
+                    rows.append((base | ((i ^ (1 << r)) << (shift + stride - r)), depth + r, e))
                 elif type(e) is _Node:
-                    stack.append((e, base | (k << shift), depth + 8))
+                    stack.append((e, base | (k << shift), depth + stride))
         return rows
 
     def __repr__(self) -> str:
@@ -324,22 +352,23 @@ class PrefixTable:
         width, net, plen = _prefix(prefix)
         if not replace and self._get(width, net, plen) is not None:
             raise KeyError(f"{_text(width, net, plen)} is already in the table")
+        f = _FAMILIES[width]
         if plen <= 16:
-            exact = self._writable(_NAMES[width][2])
+            exact = self._writable(f.xname)
             key = (1 << plen) | (net >> (width - plen))
             old = exact.get(key)
             exact[key] = value
-            self._refill_root(width, net, plen)
+            self._refill_root(f, net, plen)
         else:
-            path, r, bits = self._path(width, net, plen)
+            path, r, bits = self._path(f, net, plen)
             node = path[-1][0]
-            key = _XK[(1 << r) | bits]
+            key = _xkey(f, r, bits)
             old = node.get(key)
             node[key] = value
-            if r == 8:  # a whole-byte prefix is the longest in its node: its slot takes it
-                self._fill(node, bits, bits + 1, value)
+            if r == f.stride:  # a full-stride prefix is the longest in its node: its slot takes it
+                self._fill(f, node, bits, bits + 1, value)
             else:
-                self._refill(node, r, bits)
+                self._refill(f, node, r, bits)
         if old is None:
             self._len += 1
         return old
@@ -357,16 +386,16 @@ class PrefixTable:
         old = self._get(width, net, plen)
         if old is None:
             raise KeyError(f"{_text(width, net, plen)} is not in the table")
-        xname = _NAMES[width][2]
+        f = _FAMILIES[width]
         if plen <= 16:
-            del self._writable(xname)[(1 << plen) | (net >> (width - plen))]
-            self._refill_root(width, net, plen)
+            del self._writable(f.xname)[(1 << plen) | (net >> (width - plen))]
+            self._refill_root(f, net, plen)
         else:
-            path, r, bits = self._path(width, net, plen)
+            path, r, bits = self._path(f, net, plen)
             node = path[-1][0]
-            del node[_XK[(1 << r) | bits]]
-            self._refill(node, r, bits)
-            self._prune(width, path)
+            del node[_xkey(f, r, bits)]
+            self._refill(f, node, r, bits)
+            self._prune(f, path)
         self._len -= 1
         return old
 
@@ -445,98 +474,126 @@ class PrefixTable:
         copy.gen = self._gen
         return copy
 
-    def _path(self, width: int, net: int, plen: int) -> tuple[list[tuple[_Node, int]], int, int]:
+    def _path(self, f: _Family, net: int, plen: int) -> tuple[list[tuple[_Node, int]], int, int]:
         """Writable nodes from level 1 down to the one holding *plen*, created as needed.
 
         Returns ``(path, r, bits)``: ``path`` lists ``(node, slot)`` pairs, each
         node with the slot it hangs from in its parent (the root slot for level
         1); ``r`` and ``bits`` locate the prefix inside the last node.
         """
-        gen = self._gen
-        h = net >> (width - 16)
-        children = self._writable(_NAMES[width][0])
+        gen, stride, mask = self._gen, f.stride, f.mask
+        h = net >> (f.width - 16)
+        children = self._writable(f.cname)
         node = children[h]
         if node is None:
             node = children[h] = _new_node(None, gen)
         elif node.gen is not gen:
             node = children[h] = self._mine(node)
         path = [(node, h)]
-        shift = width - 24
-        for _ in range((plen - 17) >> 3):
-            slot = (net >> shift) & 255
+        shift = f.width - 16 - stride
+        for _ in range((plen - 17) // stride):
+            slot = (net >> shift) & mask
             e = node.get(slot)
             if type(e) is _Node:
                 if e.gen is not gen:
                     e = node[slot] = self._mine(e)
-            else:  # the slot's own value (or None) becomes the new child's default
+            else:  # the slot's own best (or None) becomes the new child's default
+                if e is None and f.upper:
+                    e = node.get(_UPPER + (slot >> 8))
                 e = node[slot] = _new_node(e, gen)
-            node, shift = e, shift - 8
+            node, shift = e, shift - stride
             path.append((node, slot))
-        r = plen - (width - shift - 8)
-        return path, r, ((net >> shift) & 255) >> (8 - r)
+        r = plen - (f.width - shift - stride)
+        return path, r, ((net >> shift) & mask) >> (stride - r)
 
-    def _prune(self, width: int, path: list[tuple[_Node, int]]) -> None:
+    def _prune(self, f: _Family, path: list[tuple[_Node, int]]) -> None:
         """Drop the nodes a delete left empty, bottom-up (a node is empty iff it has no key)."""
         for i in range(len(path) - 1, 0, -1):
             node, slot = path[i]
             if node:
                 return
             parent = path[i - 1][0]
-            if node.default is None:
+            value = _slot_value(f, parent, slot)
+            if value is None:
                 del parent[slot]
             else:
-                parent[slot] = node.default
+                parent[slot] = value
         node, h = path[0]
         if not node:
-            self._writable(_NAMES[width][0])[h] = None
+            self._writable(f.cname)[h] = None
 
-    def _fill(self, node: _Node, lo: int, hi: int, value: Any) -> None:
-        """Make *value* (maybe None) the node's own best for slots lo..hi-1."""
+    def _set_default(self, node: _Node, s: int, child: _Node, value: Any) -> None:
+        if child.default is not value:
+            if child.gen is not self._gen:
+                child = node[s] = self._mine(child)
+            child.default = value
+
+    def _fill(self, f: _Family, node: _Node, lo: int, hi: int, value: Any) -> None:
+        """Make *value* (maybe None) the own best of slots lo..hi-1 (upper keys aside)."""
         get = node.get
         for s in range(lo, hi):
             e = get(s)
-            if type(e) is _Node:  # a child: its default carries the value
-                if e.default is not value:
-                    if e.gen is not self._gen:
-                        e = node[s] = self._mine(e)
-                    e.default = value
+            if type(e) is _Node:  # a child: its default carries the slot's own best
+                if value is None and f.upper:
+                    self._set_default(node, s, e, get(_UPPER + (s >> 8)))
+                else:
+                    self._set_default(node, s, e, value)
             elif value is not None:
                 node[s] = value
             elif e is not None:
                 del node[s]
 
-    def _refill(self, node: _Node, r: int, bits: int) -> None:
-        """Recompute the node's slots covered by its prefix (r, bits) after a change."""
-        span = 8 - r
+    def _refill(self, f: _Family, node: _Node, r: int, bits: int) -> None:
+        """Recompute what the node's own prefix (r, bits) covers after it changed."""
+        if r <= f.upper:
+            self._refill_upper(f, node, r, bits)
+            return
+        stride = f.stride
+        span = stride - r
         lo = bits << span
         base = None
-        for rr in range(r, 0, -1):  # longest own prefix covering the whole range
-            base = node.get(_XK[(1 << rr) | (lo >> (8 - rr))])
+        for rr in range(r, f.upper, -1):  # longest own prefix covering the whole range
+            base = node.get(_xkey(f, rr, lo >> (stride - rr)))
             if base is not None:
                 break
-        more = []
-        if r < 8:
-            for k in node:
-                if k >= _XMIN:
-                    i = k - 512
-                    rr = i.bit_length() - 1
-                    if rr > r and (i ^ (1 << rr)) >> (rr - r) == bits:
-                        more.append((rr, i ^ (1 << rr), node[k]))
-            more.sort(key=_first)
-        self._fill(node, lo, lo + (1 << span), base)
+        more = _more_specific(f, node, r, bits, stride)
+        self._fill(f, node, lo, lo + (1 << span), base)
         for rr, b, value in more:
-            self._fill(node, b << (8 - rr), (b + 1) << (8 - rr), value)
+            self._fill(f, node, b << (stride - rr), (b + 1) << (stride - rr), value)
 
-    def _refill_root(self, width: int, net: int, plen: int) -> None:
+    def _refill_upper(self, f: _Family, node: _Node, r: int, bits: int) -> None:
+        """As _refill, for an own prefix of length 1..8 in a 16-bit node."""
+        span = 8 - r
+        lo, hi = bits << span, (bits + 1) << span
+        base = None
+        for rr in range(r, 0, -1):
+            base = node.get(_xkey(f, rr, lo >> (8 - rr)))
+            if base is not None:
+                break
+        best = [base] * (hi - lo)
+        for rr, b, value in _more_specific(f, node, r, bits, 8):
+            first = b << (8 - rr)
+            best[first - lo : first - lo + (1 << (8 - rr))] = [value] * (1 << (8 - rr))
+        for u, value in enumerate(best, lo):
+            if value is not None:
+                node[_UPPER + u] = value
+            else:
+                node.pop(_UPPER + u, None)
+        # children in the range whose slot has no own prefix of length 9..16 inherit the new value
+        shift = f.stride - 8
+        for s, child in [(s, e) for s, e in node.items() if type(e) is _Node and lo <= s >> shift < hi]:
+            self._set_default(node, s, child, _slot_value(f, node, s, upper=True))
+
+    def _refill_root(self, f: _Family, net: int, plen: int) -> None:
         """Recompute the root slots covered by (net, plen) after a change (plen <= 16)."""
-        _, vname, xname = _NAMES[width]
-        exact = getattr(self, xname)
+        width = f.width
+        exact = getattr(self, f.xname)
         base = None
         for pl in range(plen, -1, -1):
             base = exact.get((1 << pl) | (net >> (width - pl)))
             if base is not None:
                 break
-        values = self._writable(vname)
+        values = self._writable(f.vname)
         lo, n = net >> (width - 16), 1 << (16 - plen)
         values[lo : lo + n] = [base] * n
         if plen == 16:
@@ -575,16 +632,43 @@ def _row_order(row: tuple) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def _own_length(node: _Node, s: int) -> int:
+def _more_specific(f: _Family, node: _Node, r: int, bits: int, top: int) -> list[tuple[int, int, Any]]:
+    """Own prefixes of *node* inside (r, bits) with lengths r+1..top, shortest first."""
+    more = []
+    if r < top:
+        xmin = f.xoff + 2
+        for k in node:
+            if k >= xmin:
+                i = k - f.xoff
+                rr = i.bit_length() - 1
+                if r < rr <= top and (i ^ (1 << rr)) >> (rr - r) == bits:
+                    more.append((rr, i ^ (1 << rr), node[k]))
+        more.sort(key=_first)
+    return more
+
+
+def _slot_value(f: _Family, node: _Node, s: int, upper: bool = False) -> Any:
+    """The longest own prefix value of *node* covering slot *s*: lengths above
+    ``f.upper`` only (what the slot itself holds), or all lengths with *upper*."""
+    stride = f.stride
+    for r in range(stride, f.upper, -1):
+        v = node.get(_xkey(f, r, s >> (stride - r)))
+        if v is not None:
+            return v
+    return node.get(_UPPER + (s >> 8)) if upper and f.upper else None
+
+
+def _own_length(f: _Family, node: _Node, s: int) -> int:
     """Length within *node* of its longest own prefix covering slot *s* (one exists)."""
-    for r in range(8, 0, -1):
-        if _XK[(1 << r) | (s >> (8 - r))] in node:
+    stride = f.stride
+    for r in range(stride, 0, -1):
+        if _xkey(f, r, s >> (stride - r)) in node:
             return r
     raise AssertionError("slot value without an own prefix")  # pragma: no cover
 
 
 def _text(width: int, net: int, plen: int) -> str:
-    return str(_NETCLS[width]((net, plen)))
+    return str(_FAMILIES[width].net((net, plen)))
 
 
 # ------------------------------------------------------------------ parsing
@@ -618,11 +702,11 @@ def _address_of(addr: Any, width: int) -> int:
     """The int of an address that must belong to the family of *width*; ints allowed."""
     if isinstance(addr, int) and not isinstance(addr, bool):
         if not 0 <= addr < (1 << width):
-            raise ValueError(f"{addr!r} is out of range for an {_FAMILY[width]} address")
+            raise ValueError(f"{addr!r} is out of range for an {_FAMILIES[width].name} address")
         return addr
     got, key = _address(addr)
     if got != width:
-        raise ValueError(f"{addr!r} is an {_FAMILY[got]} address, expected {_FAMILY[width]}")
+        raise ValueError(f"{addr!r} is an {_FAMILIES[got].name} address, expected {_FAMILIES[width].name}")
     return key
 
 
@@ -652,7 +736,7 @@ def _prefix(prefix: Any) -> tuple[int, int, int]:
             raise ValueError(f"prefix {prefix!r}: an int address is ambiguous, use bytes or an ipaddress object")
         width, net = _address(addr)
         if not isinstance(plen, int) or isinstance(plen, bool) or not 0 <= plen <= width:
-            raise ValueError(f"prefix {prefix!r}: length must be 0..{width} for {_FAMILY[width]}, got {plen!r}")
+            raise ValueError(f"prefix {prefix!r}: length must be 0..{width} for {_FAMILIES[width].name}, got {plen!r}")
         if net & ((1 << (width - plen)) - 1):
             raise ValueError(f"prefix {prefix!r} has host bits set (the network is {_text(width, net >> (width - plen) << (width - plen), plen)})")
         return width, net, plen
