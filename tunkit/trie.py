@@ -109,7 +109,7 @@ def _xkey(f: _Family, r: int, bits: int) -> int:
 
 
 class _Node(dict):
-    """One 8-bit stride: slot byte -> value | child node; own prefixes under exact keys."""
+    """One stride (8 or 16 bits): slot -> value | child node; own prefixes under exact keys."""
 
     __slots__ = ("default", "gen")
 
