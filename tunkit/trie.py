@@ -42,10 +42,11 @@ Updates and snapshots (copy-on-write with path copying):
 tables share every structure, and a table never mutates a structure it did
 not create or copy since the last fork (nodes carry the generation token of
 the table that owns them).  The first write to a family after a fork copies
-that family's root arrays it touches (65,536 pointers each, roughly 0.1 ms)
-and then, per write, only the nodes on the path to the prefix (at most 2 for
-IPv4, 7 for IPv6) plus, when a prefix of a node changes, the child nodes
-directly under its range whose inherited value changes.  A writer that takes a snapshot after every single
+the root arrays of that family it touches (65,536 pointers each, about
+0.3 ms for a 100,000-prefix IPv4 table); each write then copies only the
+nodes on the path to the prefix (at most 2 for IPv4, 7 for IPv6) plus, when
+a prefix of a node changes, the child nodes directly under its range whose
+inherited value changes.  A writer that takes a snapshot after every single
 update therefore pays about one root-array copy per update; one that batches
 updates between snapshots pays it once per batch.  The whole table is never
 copied.
