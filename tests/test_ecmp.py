@@ -226,6 +226,14 @@ def test_flow_hash_packet_reads_the_documented_fields(pkt, fields):
     assert 0 <= want <= 0x7FFFFFFF
 
 
+def test_flow_hash_takes_full_ipv6_ints_or_their_fold_alike():
+    rng = random.Random(6)
+    for _ in range(300):
+        src, dst = rng.getrandbits(128), rng.getrandbits(128)
+        fold = lambda x: (x >> 64) ^ (x & (2**64 - 1))  # noqa: E731
+        assert flow_hash(src, dst, 17, 5, 6) == flow_hash(fold(src), fold(dst), 17, 5, 6)
+
+
 def test_every_fragment_of_a_datagram_hashes_alike():
     first = ip4("198.18.0.1", "198.18.1.2", 17, ports(1000, 2000) + b"x" * 20, frag=0x2000)
     middle = ip4("198.18.0.1", "198.18.1.2", 17, b"y" * 24, frag=0x2003)

@@ -410,7 +410,8 @@ def test_random_lengths_of_raw_bytes_only_raise_value_error():
 def test_fast_text_parser_agrees_with_ipaddress():
     rng = random.Random(9)
     samples = ["0.0.0.0/0", "255.255.255.255/32", "192.0.2.0/24", "192.0.2.0", "01.2.3.0/24", "1.2.3.0/08", "1.2.3.0/", "1..3.4/8"]
-    samples += ["١.2.3.0/24", "1.2.3.0/ 8", "+1.2.3.0/24", "1_0.2.3.0/24", "256.0.0.0/8", "1.2.3.4/33"]
+    samples += ["١.2.3.0/24", "1.2.3.0/ 8", "+1.2.3.0/24", "1_0.2.3.0/24", "256.0.0.0/8", "1.2.3.4/33", "1.2.3.0//24"]
+    samples += ["1.2.3.0/24/", "1.2.3.0/24 ", " 1.2.3.0/24", "1.2.3.0/0x18", "1.2.3.0/255.255.255.0", "1.2.3.4/-1"]
     for _ in range(3000):
         samples.append("".join(rng.choice("0123456789./") for _ in range(rng.randrange(1, 18))))
     for text in samples:

@@ -744,26 +744,22 @@ def _prefix(prefix: Any) -> tuple[int, int, int]:
     raise TypeError(f"cannot use {type(prefix).__name__} {prefix!r} as a prefix")
 
 
+_OCTETS = {str(i): i for i in range(256)}  # canonical decimal text only: no "01", "+1", " 1"
+_V4_LENGTHS = {str(i): i for i in range(33)}
+
+
 def _parse_v4_text(text: str) -> tuple[int, int, int] | None:
     """Fast path for canonical "a.b.c.d/n" text; None means "let ipaddress decide"."""
     addr, slash, length = text.partition("/")
     parts = addr.split(".")
-    if len(parts) != 4 or not text.isascii():
+    if len(parts) != 4:
         return None
-    net = 0
-    for p in parts:
-        if not p.isdigit() or (len(p) > 1 and p[0] == "0") or len(p) > 3:
-            return None
-        b = int(p)
-        if b > 255:
-            return None
-        net = (net << 8) | b
-    if slash:
-        if not length.isdigit() or (len(length) > 1 and length[0] == "0") or len(length) > 2:
-            return None
-        plen = int(length)
-        if plen > 32 or net & ((1 << (32 - plen)) - 1):
-            return None  # ipaddress words the error
-    else:
-        plen = 32
+    try:
+        a, b, c, d = map(_OCTETS.__getitem__, parts)
+        plen = _V4_LENGTHS[length] if slash else 32
+    except KeyError:
+        return None
+    net = (a << 24) | (b << 16) | (c << 8) | d
+    if net & ((1 << (32 - plen)) - 1):
+        return None  # host bits set: ipaddress words the error
     return 32, net, plen
