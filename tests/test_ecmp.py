@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 import struct
@@ -145,6 +146,21 @@ def test_gateway_forms_equality_and_repr():
     assert a == b and hash(a) == hash(b) and {a: 1}[b] == 1
     assert a != GatewaySet([GW[0], (GW[1], 3)])
     assert eval(repr(a), {"GatewaySet": GatewaySet, "IPv4Address": ipaddress.IPv4Address}) == a
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigGateway:
+    """The shape of a parsed configuration's gateway (address and weight attributes)."""
+
+    address: object
+    weight: int = 1
+
+
+def test_objects_with_address_and_weight_keep_their_weight():
+    s = GatewaySet([ConfigGateway(GW[0], 10), ConfigGateway(GW[1], 5)])
+    assert s.bounds == (1431655764, 2147483647) and [g.address for g in s] == GW[:2]
+    with pytest.raises(ValueError, match="192.0.2.2"):
+        GatewaySet([ConfigGateway(GW[0]), ConfigGateway(GW[1], 0)])
 
 
 def test_choose_follows_the_bounds_exactly():

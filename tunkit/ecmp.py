@@ -119,19 +119,21 @@ def bucket_bounds(weights: Iterable[int]) -> tuple[int, ...]:
 
 
 class Gateway(NamedTuple):
-    """One next hop: ``addr`` (any hashable, usually an ``ipaddress`` address) and its weight."""
+    """One next hop: ``address`` (any hashable, usually an ``ipaddress`` address) and its weight."""
 
-    addr: Any
+    address: Any
     weight: int = 1
 
 
 class GatewaySet:
     """Weighted gateways of one route; immutable.
 
-    Built from :class:`Gateway` items, ``(addr, weight)`` pairs or bare
-    addresses (weight 1), in order: the order decides which hashes each
-    gateway owns, as in nebula.  Raises ``ValueError`` naming the gateway for a
-    bad weight, a duplicate address or an empty list.
+    Built, in order, from :class:`Gateway` items, ``(address, weight)``
+    pairs, any object with ``address`` and ``weight`` attributes (such as the
+    gateways of a parsed configuration) or bare addresses (weight 1).  The
+    order decides which hashes each gateway owns, as in nebula.  Raises
+    ``ValueError`` naming the gateway for a bad weight, a duplicate address or
+    an empty list.
     """
 
     __slots__ = ("gateways", "bounds", "_addrs")
@@ -140,7 +142,12 @@ class GatewaySet:
         items = []
         seen = set()
         for g in gateways:
-            addr, weight = g if isinstance(g, tuple) and len(g) == 2 else (g, 1)
+            if isinstance(g, tuple) and len(g) == 2:  # also a Gateway
+                addr, weight = g
+            elif hasattr(g, "address") and hasattr(g, "weight"):
+                addr, weight = g.address, g.weight
+            else:
+                addr, weight = g, 1
             if addr is None:
                 raise ValueError("a gateway address must not be None")
             if addr in seen:
@@ -151,7 +158,7 @@ class GatewaySet:
             raise ValueError("a gateway set needs at least one gateway")
         self.gateways: tuple[Gateway, ...] = tuple(items)
         self.bounds: tuple[int, ...] = bucket_bounds(g.weight for g in items)
-        self._addrs = tuple(g.addr for g in items)
+        self._addrs = tuple(g.address for g in items)
 
     def choose(self, flow_hash: int) -> Any:
         """The address of the first gateway whose bound is >= ``flow_hash & 0x7FFFFFFF``."""
@@ -172,7 +179,7 @@ class GatewaySet:
         return hash(self.gateways)
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"({g.addr!r}, {g.weight})" for g in self.gateways)
+        inner = ", ".join(f"({g.address!r}, {g.weight})" for g in self.gateways)
         return f"GatewaySet([{inner}])"
 
 
