@@ -1,4 +1,60 @@
-"""rtnetlink over raw AF_NETLINK sockets: codec (pure) and client (I/O).
+"""rtnetlink over raw AF_NETLINK sockets: codec (pure) and client (I/O); importing it does no I/O.
 
-Importing this package does no I/O.
+Layout (lower layers never import higher ones):
+
+* pure, no I/O: ``message`` (nlmsghdr, acks), ``attr`` (attributes),
+  ``rtnl`` (link/address/route messages), ``events`` (sans-IO Monitor);
+* thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor).
+
+Names are loaded on first use (PEP 562), so ``import tunkit.netlink`` costs
+well under a millisecond: ``from tunkit.netlink import Rtnl`` imports the
+client only then.
 """
+
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule that defines it
+_LAZY = {
+    "Rtnl": "tunkit.netlink.client",
+    "RtnlMonitor": "tunkit.netlink.client",
+    "NetlinkSocket": "tunkit.netlink.socket",
+    "LinkMessage": "tunkit.netlink.rtnl",
+    "LinkInfo": "tunkit.netlink.rtnl",
+    "TunInfo": "tunkit.netlink.rtnl",
+    "VethInfo": "tunkit.netlink.rtnl",
+    "LinkStats64": "tunkit.netlink.rtnl",
+    "AddressMessage": "tunkit.netlink.rtnl",
+    "AddrCacheInfo": "tunkit.netlink.rtnl",
+    "RouteMessage": "tunkit.netlink.rtnl",
+    "RouteMetrics": "tunkit.netlink.rtnl",
+    "NextHop": "tunkit.netlink.rtnl",
+    "MESSAGE_TYPES": "tunkit.netlink.rtnl",
+    "VERB_FLAGS": "tunkit.netlink.rtnl",
+    "Monitor": "tunkit.netlink.events",
+    "LinkEvent": "tunkit.netlink.events",
+    "AddressEvent": "tunkit.netlink.events",
+    "RouteEvent": "tunkit.netlink.events",
+    "Resync": "tunkit.netlink.events",
+    "AttrEncoder": "tunkit.netlink.attr",
+    "AttrDecoder": "tunkit.netlink.attr",
+    "Attr": "tunkit.netlink.attr",
+    "Message": "tunkit.netlink.message",
+    "parse_messages": "tunkit.netlink.message",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'tunkit.netlink' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

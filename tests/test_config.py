@@ -1,0 +1,329 @@
+"""Configuration: every validation rule (key path + value in the message), keys, route plan, reload diff."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import stat
+
+import pytest
+
+from tunkit.config import (
+    ConfigError,
+    KernelRoute,
+    advmss_for,
+    generate_key_file,
+    kernel_routes,
+    loads,
+    parse_endpoint,
+    plan_reload,
+    read_key_file,
+    to_json,
+)
+
+BASE = """
+[device]
+name = "tk%d"
+mtu = 1400
+[network]
+addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]
+insecure = true
+[[peers]]
+name = "b"
+endpoint = "198.51.100.2:4800"
+prefixes = ["198.18.0.2/32", "2001:db8:1::2/128"]
+[[peers]]
+name = "c"
+endpoint = "[2001:db8:ff::3]:4800"
+prefixes = ["198.18.0.3/32"]
+"""
+
+
+def cfg(extra: str = "", base: str = BASE, **kw):
+    return loads(base + extra, file="t.toml", **kw)
+
+
+def test_valid_minimal_and_defaults():
+    c = cfg()
+    assert c.device.name == "tk%d" and c.device.mtu == 1400 and c.device.workers == 1 and c.device.offloads
+    assert [str(a) for a in c.addresses] == ["198.18.0.1/16", "2001:db8:1::1/64"]
+    assert str(c.listen) == "0.0.0.0:4800"
+    assert [p.name for p in c.peers] == ["b", "c"]
+    assert str(c.peers[1].endpoint) == "[2001:db8:ff::3]:4800"
+    assert c.peer_key(c.peers[0]) is None  # insecure
+
+
+def test_json_is_accepted_and_equivalent():
+    doc = {
+        "device": {"name": "tk%d", "mtu": 1400},
+        "network": {"addresses": ["198.18.0.1/16", "2001:db8:1::1/64"], "insecure": True},
+        "peers": [
+            {"name": "b", "endpoint": "198.51.100.2:4800", "prefixes": ["198.18.0.2/32", "2001:db8:1::2/128"]},
+            {"name": "c", "endpoint": "[2001:db8:ff::3]:4800", "prefixes": ["198.18.0.3/32"]},
+        ],
+    }
+    a = loads(json.dumps(doc), file="t.json")
+    b = cfg()
+    assert to_json(a) | {"file": ""} == to_json(b) | {"file": ""}
+
+
+# (name, extra TOML appended to BASE or a replacement document, key path, fragment of the message)
+INVALID = [
+    ("unknown top key", "[tunnel]\nx = 1\n", "tunnel", "unknown key"),
+    ("unknown device key", None, "device.mut", "unknown key"),
+    ("mtu too small", None, "device.mtu", "out of range 576..65535"),
+    ("mtu not int", None, "device.mtu", "expected an integer, got '1400'"),
+    ("bool as int", None, "device.workers", "expected an integer, got true"),
+    ("name too long", None, "device.name", "not a valid interface name"),
+    ("name two templates", None, "device.name", "not a valid interface name"),
+    ("ipv6 below 1280", None, "device.mtu", "below 1280"),
+    ("address without length", None, "network.addresses[0]", "needs a prefix length"),
+    ("address overlap", None, "network.addresses[1]", "overlaps network.addresses[0]"),
+    ("address is network", None, "network.addresses[0]", "is the network address"),
+    ("no network", None, "network", "is required"),
+    ("listen bad port", None, "network.listen", "port '99999' is not 1..65535"),
+    ("listen hostname", None, "network.listen", "is not an IP address"),
+    ("insecure not bool", None, "network.insecure", "expected true or false"),
+    ("no peers", None, "peers", "is required"),
+    ("peer no name", None, "peers[0].name", "is required"),
+    ("peer dup name", None, "peers[1].name", "already the name of peers[0]"),
+    ("peer bad endpoint", None, "peers[0].endpoint", "a port is required"),
+    ("peer host bits", None, "peers[0].prefixes[0]", "has host bits set (did you mean 198.18.0.0/24?)"),
+    ("peer owns me", None, "peers[0].prefixes[0]", "contains this host's own address 198.18.0.1"),
+    ("peers overlap", None, "peers[1].prefixes[0]", "overlaps 198.18.0.0/24 of peer 'b'"),
+    ("peer no key", None, "peers[0].key_file", "no key"),
+    ("peer empty prefixes", None, "peers[0].prefixes", "at least one prefix"),
+    ("route outside overlay", '[[routes]]\nroute = "192.0.2.0/24"\nmtu = 1300\n', "routes[0].route", "not inside any overlay network"),
+    ("route mtu missing", '[[routes]]\nroute = "198.18.5.0/24"\n', "routes[0].mtu", "is required"),
+    ("route mtu small", '[[routes]]\nroute = "198.18.5.0/24"\nmtu = 499\n', "routes[0].mtu", "out of range 500..65535"),
+    ("route missing", '[[routes]]\nmtu = 1300\n', "routes[0].route", "is required"),
+    ("unsafe inside overlay", '[[unsafe_routes]]\nroute = "198.18.9.0/24"\nvia = "198.18.0.2"\n', "unsafe_routes[0].route", "starts inside the overlay network"),
+    ("unsafe no via", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\n', "unsafe_routes[0].via", "is required"),
+    ("unsafe via type", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = 5\n', "unsafe_routes[0].via", "expected a gateway address"),
+    ("unsafe via empty", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = []\n', "unsafe_routes[0].via", "non-empty list"),
+    ("via no gateway", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{weight = 2}]\n', "unsafe_routes[0].via[0].gateway", "is required"),
+    ("via weight zero", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.2", weight = 0}]\n', "unsafe_routes[0].via[0].weight", "0 is not an integer weight"),
+    ("via weight huge", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.2", weight = 2147483648}]\n', "unsafe_routes[0].via[0].weight", "2147483648 is not"),
+    ("via weight string", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.2", weight = "3"}]\n', "unsafe_routes[0].via[0].weight", "'3' is not"),
+    ("via outside overlay", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "203.0.113.1"\n', "unsafe_routes[0].via", "not inside any overlay network"),
+    ("via no peer", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.9"\n', "unsafe_routes[0].via", "belongs to no peer"),
+    ("via twice", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.2"}, {gateway = "198.18.0.2"}]\n', "unsafe_routes[0].via[1].gateway", "listed twice"),
+    ("unsafe mtu small", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmtu = 300\n', "unsafe_routes[0].mtu", "below 500"),
+    ("unsafe metric negative", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmetric = -1\n', "unsafe_routes[0].metric", "out of range"),
+    ("unsafe install string", '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\ninstall = "t"\n', "unsafe_routes[0].install", "expected true or false"),
+    ("log level", '[logging]\nlevel = "loud"\n', "logging.level", "'loud' is not one of"),
+]
+
+REPLACEMENTS = {
+    "unknown device key": ('mtu = 1400', 'mut = 1400'),
+    "mtu too small": ('mtu = 1400', 'mtu = 100'),
+    "mtu not int": ('mtu = 1400', 'mtu = "1400"'),
+    "bool as int": ('mtu = 1400', 'mtu = 1400\nworkers = true'),
+    "name too long": ('name = "tk%d"', 'name = "averyveryverylongname"'),
+    "name two templates": ('name = "tk%d"', 'name = "t%d%d"'),
+    "ipv6 below 1280": ('mtu = 1400', 'mtu = 1200'),
+    "address without length": ('"198.18.0.1/16", ', '"198.18.0.1", '),
+    "address overlap": ('"2001:db8:1::1/64"', '"198.18.7.1/24"'),
+    "address is network": ('"198.18.0.1/16"', '"198.18.0.0/16"'),
+    "no network": ('[network]\naddresses = ["198.18.0.1/16", "2001:db8:1::1/64"]\ninsecure = true\n', ''),
+    "listen bad port": ('insecure = true', 'insecure = true\nlisten = "0.0.0.0:99999"'),
+    "listen hostname": ('insecure = true', 'insecure = true\nlisten = "example.org:4800"'),
+    "insecure not bool": ('insecure = true', 'insecure = 1'),
+    "no peers": (BASE[BASE.index("[[peers]]"):], ''),
+    "peer no name": ('name = "b"\n', ''),
+    "peer dup name": ('name = "c"', 'name = "b"'),
+    "peer bad endpoint": ('"198.51.100.2:4800"', '"198.51.100.2"'),
+    "peer host bits": ('"198.18.0.2/32", "2001:db8:1::2/128"', '"198.18.0.2/24"'),
+    "peer owns me": ('"198.18.0.2/32", "2001:db8:1::2/128"', '"198.18.0.0/24"'),
+    "peers overlap": ('"198.18.0.2/32", "2001:db8:1::2/128"', '"198.18.0.0/24"'),
+    "peer no key": ('insecure = true', 'insecure = false'),
+    "peer empty prefixes": ('["198.18.0.2/32", "2001:db8:1::2/128"]', '[]'),
+}
+
+
+@pytest.mark.parametrize("name,extra,key,fragment", INVALID, ids=[c[0] for c in INVALID])
+def test_each_rule_names_key_and_value(name, extra, key, fragment):
+    base = BASE
+    if name in REPLACEMENTS:
+        old, new = REPLACEMENTS[name]
+        assert old in base, name
+        base = base.replace(old, new, 1)
+        if name == "peer owns me":  # make the peer's prefix contain this host's address
+            base = base.replace('prefixes = ["198.18.0.3/32"]', 'prefixes = ["198.18.1.3/32"]')
+        if name == "peers overlap":  # .0/24 contains our .1, so move us out of it
+            base = base.replace('"198.18.0.1/16"', '"198.18.9.1/16"')
+    with pytest.raises(ConfigError) as ei:
+        loads(base + (extra or ""), file="t.toml")
+    e = ei.value
+    assert isinstance(e, ValueError)
+    keys = [k for k, _ in e.problems]
+    assert key in keys, f"{name}: {key} not in {e.problems}"
+    msg = dict(e.problems)[key]
+    assert fragment in msg, f"{name}: {fragment!r} not in {msg!r}"
+    assert "t.toml" in str(e)
+
+
+def test_many_problems_reported_together():
+    with pytest.raises(ConfigError) as ei:
+        cfg('[[routes]]\nroute = "192.0.2.0/24"\nmtu = 1\n[logging]\nlevel = "x"\n')
+    assert len(ei.value.problems) == 3
+    assert str(ei.value).startswith("t.toml: 3 problems:")
+
+
+def test_syntax_errors_name_the_file():
+    with pytest.raises(ConfigError, match=r"^t.toml: not valid TOML"):
+        loads("[device\n", file="t.toml")
+    with pytest.raises(ConfigError, match=r"^t.json: not valid JSON"):
+        loads("{", file="t.json")
+    with pytest.raises(ConfigError, match="expected a table"):
+        loads("[1, 2]", file="t.json")
+
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ("198.51.100.2:4800", ("198.51.100.2", 4800)),
+        ("[2001:db8::2]:53", ("2001:db8::2", 53)),
+        ("2001:db8::2", None),
+        ("198.51.100.2", None),
+        ("[2001:db8::2", None),
+        ("198.51.100.2:0", None),
+        ("host:80", None),
+    ],
+)
+def test_parse_endpoint(text, want):
+    if want is None:
+        with pytest.raises(ValueError):
+            parse_endpoint(text)
+    else:
+        e = parse_endpoint(text)
+        assert (str(e.address), e.port) == want
+    assert str(parse_endpoint("2001:db8::2", default_port=7)) == "[2001:db8::2]:7"
+
+
+def test_key_files(tmp_path):
+    k = tmp_path / "net.key"
+    generate_key_file(str(k))
+    assert stat.S_IMODE(os.stat(k).st_mode) == 0o600
+    key = read_key_file(str(k))
+    assert len(key) == 32
+    with pytest.raises(FileExistsError):
+        generate_key_file(str(k))  # never overwrites
+    os.chmod(k, 0o644)
+    with pytest.raises(ValueError, match="accessible by other users .mode 0644."):
+        read_key_file(str(k))
+    bad = tmp_path / "bad.key"
+    bad.write_text("not base64!!\n")
+    os.chmod(bad, 0o600)
+    with pytest.raises(ValueError, match="does not hold a base64 key"):
+        read_key_file(str(bad))
+    short = tmp_path / "short.key"
+    short.write_text(base64.b64encode(b"x" * 16).decode())
+    os.chmod(short, 0o600)
+    with pytest.raises(ValueError, match="16-byte key, expected 32"):
+        read_key_file(str(short))
+
+
+def test_keys_resolve_relative_to_config_and_per_peer_override(tmp_path):
+    generate_key_file(str(tmp_path / "net.key"))
+    generate_key_file(str(tmp_path / "b.key"))
+    text = BASE.replace("insecure = true", 'key_file = "net.key"').replace('name = "b"', 'name = "b"\nkey_file = "b.key"')
+    path = tmp_path / "host.toml"
+    path.write_text(text)
+    from tunkit.config import load
+
+    c = load(str(path))
+    b, cc = c.peers
+    assert c.peer_key(b) == read_key_file(str(tmp_path / "b.key"))
+    assert c.peer_key(cc) == read_key_file(str(tmp_path / "net.key"))
+    assert c.peer_key(b) != c.peer_key(cc)
+    os.chmod(tmp_path / "b.key", 0o604)
+    with pytest.raises(ConfigError) as ei:
+        load(str(path))
+    assert ei.value.key == "peers[0].key_file"
+
+
+def test_missing_key_file_says_how_to_make_one(tmp_path):
+    path = tmp_path / "h.toml"
+    path.write_text(BASE.replace("insecure = true", 'key_file = "nope.key"'))
+    from tunkit.config import load
+
+    with pytest.raises(ConfigError, match="tunkit genkey nope.key"):
+        load(str(path))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(str(tmp_path / "absent.toml"))
+
+
+def N(s):
+    return ipaddress.ip_network(s)
+
+
+def test_kernel_routes_mtu_advmss_metric():
+    c = cfg(
+        '[[routes]]\nroute = "198.18.5.0/24"\nmtu = 1200\n'
+        '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmetric = 0\n'
+        '[[unsafe_routes]]\nroute = "198.51.100.0/24"\nvia = "198.18.0.3"\nmtu = 1300\ninstall = false\n'
+        '[[unsafe_routes]]\nroute = "2001:db8:9::/48"\nvia = "198.18.0.2"\nmtu = 1300\nmetric = 7\n'
+    )
+    assert c.device_mtu == 1400
+    got = kernel_routes(c)
+    assert got == [
+        KernelRoute(N("192.0.2.0/24"), metric=0),  # metric 0 is kept (absent would be None)
+        KernelRoute(N("198.18.5.0/24"), mtu=1200, advmss=1160),
+        KernelRoute(N("2001:db8:9::/48"), metric=7, mtu=1300, advmss=1240),
+    ]
+    assert advmss_for(1400, 4) == 1360 and advmss_for(1400, 6) == 1340
+
+
+def test_device_mtu_is_the_largest_and_connected_routes_keep_default():
+    c = cfg('[[routes]]\nroute = "198.18.5.0/24"\nmtu = 9000\n[[routes]]\nroute = "198.18.6.0/24"\nmtu = 1500\n')
+    assert c.device_mtu == 9000  # not "the last one above the old value" (nebula quirk)
+    got = {str(k.dst): k for k in kernel_routes(c)}
+    assert got["198.18.0.0/16"] == KernelRoute(N("198.18.0.0/16"), mtu=1400, advmss=1360, src=ipaddress.ip_address("198.18.0.1"))
+    assert got["2001:db8:1::/64"].metric == 256
+    assert got["198.18.5.0/24"].mtu is None  # equals the device MTU: inherits it
+    assert got["198.18.6.0/24"].mtu == 1500
+
+
+def test_reload_plan_unchanged_is_empty():
+    assert plan_reload(cfg(), cfg()).empty
+
+
+def test_reload_plan_routes_added_removed_changed():
+    old = cfg('[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmtu = 1300\n'
+              '[[unsafe_routes]]\nroute = "198.51.100.0/24"\nvia = "198.18.0.2"\n')
+    new = cfg('[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmtu = 1200\n'
+              '[[unsafe_routes]]\nroute = "2001:db8:7::/48"\nvia = "198.18.0.3"\n')
+    p = plan_reload(old, new)
+    assert [str(r.dst) for r in p.routes_delete] == ["198.51.100.0/24"]
+    assert sorted(str(r.dst) for r in p.routes_replace) == ["192.0.2.0/24", "2001:db8:7::/48"]
+    assert p.routing_changed and not p.cannot_change_live and p.device_mtu is None
+
+
+def test_reload_plan_metric_change_is_delete_plus_add():
+    old = cfg('[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmetric = 5\n')
+    new = cfg('[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = "198.18.0.2"\nmetric = 6\n')
+    p = plan_reload(old, new)
+    assert [(str(r.dst), r.metric) for r in p.routes_delete] == [("192.0.2.0/24", 5)]
+    assert [(str(r.dst), r.metric) for r in p.routes_replace] == [("192.0.2.0/24", 6)]
+
+
+def test_reload_plan_mtu_peers_and_fixed_settings():
+    new = cfg(base=BASE.replace("mtu = 1400", "mtu = 1380\nworkers = 2").replace('"198.51.100.2:4800"', '"198.51.100.9:4800"')
+              .replace('name = "c"\nendpoint = "[2001:db8:ff::3]:4800"\nprefixes = ["198.18.0.3/32"]',
+                       'name = "d"\nendpoint = "198.51.100.4:4800"\nprefixes = ["198.18.0.4/32"]'))
+    p = plan_reload(cfg(), new)
+    assert p.device_mtu == 1380
+    assert p.peers_changed == ("b",) and p.peers_added == ("d",) and p.peers_removed == ("c",)
+    assert len(p.cannot_change_live) == 1 and "device.workers changed from 1 to 2" in p.cannot_change_live[0]
+
+
+def test_reload_plan_key_change_counts_as_peer_change(tmp_path):
+    def keyed(seed):
+        key = bytes([seed]) * 32
+        return loads(BASE.replace("insecure = true", 'key_file = "k"'), file="t.toml", key_reader=lambda p: key)
+
+    p = plan_reload(keyed(1), keyed(2))
+    assert set(p.peers_changed) == {"b", "c"}

@@ -1,0 +1,155 @@
+"""``tunkit tuntap``: add, delete and list persistent TUN/TAP devices; does I/O.
+
+Mirrors ``ip tuntap`` (devices made here are persistent, as there), but
+``show`` also works inside a network namespace entered with ``setns`` or
+``nsenter --net``, where ``ip tuntap show`` fails because ``/sys`` shows the
+host: tunkit reads a private sysfs mount made for the caller's namespace (see
+:func:`tunkit.device.list_tun_devices`).
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+
+from tunkit import device
+from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, subparser
+
+ADD_EPILOG = """\
+The device is persistent: it stays after tunkit exits, until 'tunkit tuntap del'.
+NAME may be a template such as tk%d; the name the kernel chose is printed.
+
+examples:
+  tunkit tuntap add tk0                          # TUN, no packet info
+  tunkit tuntap add tk1 --mode tap --user 1000   # TAP that uid 1000 may open
+  tunkit tuntap add tk2 --multi-queue --vnet-hdr --group netdev
+  tunkit tuntap add 'tk%d'                       # prints e.g. tk3
+"""
+
+DEL_EPILOG = """\
+The mode is detected when not given.  A device held open by a process is only
+made non-persistent; it disappears when that process closes it.
+
+examples:
+  tunkit tuntap del tk0
+  tunkit tuntap del tk1 --mode tap
+"""
+
+SHOW_EPILOG = """\
+Lists the TUN/TAP devices of the current network namespace with the flags the
+kernel holds for them.  -j prints the shape 'ip -d -j link show' uses for
+'linkinfo' (info_kind "tun", info_data type/pi/vnet_hdr/multi_queue/persist/
+user/group).
+
+examples:
+  tunkit tuntap show
+  tunkit tuntap show tk0 -j -p
+  nsenter --net=/run/netns/blue tunkit tuntap show   # works where 'ip tuntap show' fails
+"""
+
+
+def register(sub) -> None:
+    p = subparser(sub, "tuntap", help="add, delete and list persistent TUN/TAP devices",
+                  description="Manage persistent TUN/TAP devices, like 'ip tuntap'.",
+                  epilog="commands: add, del, show.  'tunkit tuntap COMMAND --help' for each.")
+    cmds = p.add_subparsers(dest="tuntap_command", metavar="COMMAND")
+    p.set_defaults(func=lambda args: _usage(p))
+
+    add = subparser(cmds, "add", help="create a persistent TUN/TAP device", epilog=ADD_EPILOG)
+    add.add_argument("name", metavar="NAME", help="device name (at most 15 bytes) or template like tk%%d")
+    add.add_argument("--mode", choices=sorted(device.MODES), default="tun", help="tun (IP packets, default) or tap (Ethernet frames)")
+    add.add_argument("--multi-queue", action="store_true", help="allow several queues (IFF_MULTI_QUEUE)")
+    add.add_argument("--user", metavar="U", help="owner: user name or uid allowed to open it without CAP_NET_ADMIN")
+    add.add_argument("--group", metavar="G", help="group name or gid allowed to open it")
+    add.add_argument("--vnet-hdr", action="store_true", help="packets carry a virtio_net_hdr (IFF_VNET_HDR)")
+    add.add_argument("--pi", action="store_true", help="packets carry struct tun_pi (no IFF_NO_PI)")
+    add.set_defaults(func=_add)
+
+    rm = subparser(cmds, "del", help="delete a persistent TUN/TAP device", epilog=DEL_EPILOG)
+    rm.add_argument("name", metavar="NAME", help="the device's name")
+    rm.add_argument("--mode", choices=sorted(device.MODES), help="tun or tap (detected when omitted)")
+    rm.set_defaults(func=_del)
+
+    show = subparser(cmds, "show", help="list TUN/TAP devices and their flags", epilog=SHOW_EPILOG)
+    show.add_argument("name", metavar="NAME", nargs="?", help="only this device")
+    add_json_flags(show)
+    show.set_defaults(func=_show)
+
+
+def _usage(parser) -> int:
+    parser.print_usage()
+    raise CliError("tuntap: a command is required (add, del, show)")
+
+
+def _add(args) -> int:
+    dev = device.open_tun(
+        args.name, mode=args.mode, pi=args.pi, multi_queue=args.multi_queue,
+        vnet_hdr=args.vnet_hdr, offloads=0 if args.vnet_hdr else None,  # like ip: set no offloads
+        persist=True, owner=args.user, group=args.group,
+    )
+    with dev:
+        if "%" in args.name:
+            print(dev.name)
+    return EXIT_OK
+
+
+def _del(args) -> int:
+    device.delete(args.name, mode=args.mode)
+    return EXIT_OK
+
+
+def _user_name(uid: int) -> str | int:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry: ip prints the number too
+        return uid
+
+
+def _group_name(gid: int) -> str | int:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:  # no group entry: the number
+        return gid
+
+
+def info_json(info: device.TunInfo) -> dict:
+    """One device in the shape of ``ip -d -j link show`` (ifindex, ifname, linkinfo)."""
+    data: dict = {
+        "type": info.mode,
+        "pi": info.pi,
+        "vnet_hdr": info.vnet_hdr,
+        "multi_queue": info.multi_queue,
+        "persist": info.persist,
+    }
+    if info.owner is not None:
+        data["user"] = _user_name(info.owner)
+    if info.group is not None:
+        data["group"] = _group_name(info.group)
+    return {"ifindex": info.ifindex, "ifname": info.name,
+            "linkinfo": {"info_kind": "tun", "info_data": data}}
+
+
+def info_text(info: device.TunInfo) -> str:
+    """One line as ``ip tuntap show`` prints it (without its bogus "filter" word)."""
+    words = [f"{info.name}:", info.mode]
+    words += [w for w, on in (("pi", info.pi), ("vnet_hdr", info.vnet_hdr),
+                              ("multi_queue", info.multi_queue), ("persist", info.persist)) if on]
+    if info.owner is not None:
+        words += ["user", str(info.owner)]
+    if info.group is not None:
+        words += ["group", str(info.group)]
+    return " ".join(words)
+
+
+def _show(args) -> int:
+    infos = device.list_tun_devices()
+    if args.name is not None:
+        infos = [i for i in infos if i.name == args.name]
+        if not infos:
+            raise CliError(f"tuntap show: no TUN/TAP device named {args.name!r} in this network namespace")
+    if args.json:
+        emit_json([info_json(i) for i in infos], pretty=args.pretty)
+    else:
+        for info in infos:
+            print(info_text(info))
+    return EXIT_OK

@@ -1,0 +1,784 @@
+"""tunkit's configuration file: schema, validation, kernel route plan and reload diff; reads files (I/O).
+
+A configuration is one TOML file (also accepted as JSON: ``.json`` suffix or
+content starting with ``{``).  :func:`load` returns a frozen :class:`Config`
+or raises :class:`~tunkit.errors.ConfigError` listing *every* problem, each
+naming the file, the key path (``unsafe_routes[2].via[0].weight``) and the bad
+value.  Nothing is applied by this module; :func:`plan_reload` compares two
+configurations and returns what must change (pure).
+
+Schema (every key optional unless marked required)::
+
+    [device]
+    name = "tunkit%d"        # name or template (%d); at most 15 bytes
+    mtu = 1300               # default MTU of the overlay, 576..65535 (1280+ with IPv6)
+    txqueuelen = 500
+    workers = 1              # worker processes with one TUN queue each; 0 = one per CPU
+    offloads = true          # virtio_net_hdr offloads (TSO/USO) when the kernel has them
+
+    [network]
+    addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]   # required: this host's overlay addresses
+    listen = "0.0.0.0:4800"  # UDP underlay address:port ("[::]:4800" for IPv6)
+    key_file = "net.key"     # pre-shared key for every peer (relative to this file)
+    insecure = false         # true: raw IP in UDP, no authentication (trusted underlays only)
+    use_system_route_table = false   # mirror kernel routes that point into the overlay
+
+    [[peers]]                # required, at least one
+    name = "b"               # required, unique
+    endpoint = "198.51.100.2:4800"   # required: underlay address:port
+    prefixes = ["198.18.0.2/32"]     # required: overlay prefixes the peer owns (allowed sources)
+    key_file = "b.key"       # overrides network.key_file for this peer
+
+    [[routes]]               # MTU overrides inside the overlay (nebula's tun.routes)
+    route = "198.18.5.0/24"  # required, inside one of network.addresses' networks
+    mtu = 1200               # required, >= 500
+
+    [[unsafe_routes]]        # networks behind overlay gateways (nebula's tun.unsafe_routes)
+    route = "192.0.2.0/24"   # required, its first address outside the overlay networks
+    via = "198.18.0.2"       # required: a gateway, or [{gateway = "...", weight = 2}, ...]
+    mtu = 1300               # 0 or absent = device MTU, else >= 500
+    metric = 100             # kernel route metric, 0..2^31-1
+    install = true           # add a kernel route for it
+
+    [logging]
+    level = "info"           # debug, info, warning, error
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from tunkit.errors import ConfigError
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+
+DEFAULT_MTU = 1300  # nebula's default tun.mtu
+DEFAULT_PORT = 4800
+MIN_ROUTE_MTU = 500  # nebula's lower bound for route MTUs
+MAX_MTU = 65535
+MAX_WEIGHT = 2**31 - 1
+MAX_METRIC = 2**31 - 1
+KEY_BYTES = 32
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.%-]+$")
+_PEER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+# ---------------------------------------------------------------------------
+# The validated configuration
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    """An underlay UDP address and port."""
+
+    address: IPAddress
+    port: int
+
+    def __str__(self) -> str:
+        if self.address.version == 6:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str = "tunkit%d"
+    mtu: int = DEFAULT_MTU
+    txqueuelen: int | None = None
+    workers: int = 1
+    offloads: bool = True
+
+
+@dataclass(frozen=True)
+class Gateway:
+    address: IPAddress
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class MtuRoute:
+    """``[[routes]]``: an MTU override for part of the overlay."""
+
+    route: IPNetwork
+    mtu: int
+
+
+@dataclass(frozen=True)
+class UnsafeRoute:
+    """``[[unsafe_routes]]``: a network reached through overlay gateways."""
+
+    route: IPNetwork
+    via: tuple[Gateway, ...]
+    mtu: int | None = None
+    metric: int | None = None
+    install: bool = True
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    endpoint: Endpoint
+    prefixes: tuple[IPNetwork, ...]
+    key: bytes | None = field(default=None, repr=False)  # None: network key (or insecure)
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    device: DeviceConfig
+    addresses: tuple[IPInterface, ...]
+    listen: Endpoint
+    peers: tuple[Peer, ...]
+    routes: tuple[MtuRoute, ...] = ()
+    unsafe_routes: tuple[UnsafeRoute, ...] = ()
+    key: bytes | None = field(default=None, repr=False)
+    key_file: str | None = None
+    insecure: bool = False
+    use_system_route_table: bool = False
+    log_level: str = "info"
+
+    @property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """The overlay networks (the networks of this host's addresses)."""
+        return tuple(a.network for a in self.addresses)
+
+    def peer_key(self, peer: Peer) -> bytes | None:
+        """The key that authenticates traffic with ``peer`` (None in insecure mode)."""
+        if self.insecure:
+            return None
+        return peer.key if peer.key is not None else self.key
+
+    @property
+    def device_mtu(self) -> int:
+        """The MTU the device gets: the largest of the default and every route MTU."""
+        mtus = [self.device.mtu]
+        mtus += [r.mtu for r in self.routes]
+        mtus += [r.mtu for r in self.unsafe_routes if r.mtu]
+        return max(mtus)
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+class _Checker:
+    """Collects every problem with a key path; raises them together at the end."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[tuple[str, str]] = []
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append((key, message))
+
+    def finish(self) -> None:
+        if not self.problems:
+            return
+        if len(self.problems) == 1:
+            key, message = self.problems[0]
+            err = ConfigError(message, file=self.file, key=key)
+        else:
+            lines = "\n  ".join(f"{self.file}:{k}: {m}" for k, m in self.problems)
+            err = ConfigError(f"{len(self.problems)} problems:\n  {lines}", file=self.file)
+        err.problems = list(self.problems)
+        raise err
+
+    # -- typed getters: return the value, or None after recording a problem ------
+    def table(self, data: Any, key: str) -> dict:
+        if not isinstance(data, dict):
+            self.bad(key, f"expected a table, got {_show(data)}")
+            return {}
+        return data
+
+    def known(self, data: dict, path: str, allowed: tuple[str, ...]) -> None:
+        for k in data:
+            if k not in allowed:
+                where = f"{path}.{k}" if path else k
+                self.bad(where, f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def _get(self, data: dict, path: str, key: str, ok: Callable[[Any], bool], expected: str, default, required: bool):
+        """The value at ``path.key`` if present and of the right type, else ``default`` (problem recorded)."""
+        where = f"{path}.{key}" if path else key
+        if key not in data:
+            if required:
+                self.bad(where, "is required")
+            return default, None
+        v = data[key]
+        if not ok(v):
+            self.bad(where, f"expected {expected}, got {_show(v)}")
+            return default, None
+        return v, where
+
+    def integer(self, data: dict, path: str, key: str, lo: int, hi: int, default=None, required=False):
+        v, where = self._get(data, path, key, _is_int, "an integer", default, required)
+        if where is not None and not lo <= v <= hi:
+            self.bad(where, f"{v} is out of range {lo}..{hi}")
+            return default
+        return v
+
+    def boolean(self, data: dict, path: str, key: str, default: bool) -> bool:
+        return self._get(data, path, key, lambda v: isinstance(v, bool), "true or false", default, False)[0]
+
+    def string(self, data: dict, path: str, key: str, default=None, required=False):
+        return self._get(data, path, key, lambda v: isinstance(v, str), "a string", default, required)[0]
+
+    def array(self, data: dict, path: str, key: str, required=False) -> list:
+        return self._get(data, path, key, lambda v: isinstance(v, list), "a list", [], required)[0]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return f"a {type(v).__name__} {json.dumps(v, default=str)[:60]}"
+    return repr(v)
+
+
+def parse_network(text: str) -> IPNetwork:
+    """Parse a prefix strictly (host bits must be zero)."""
+    return ipaddress.ip_network(text, strict=True)
+
+
+def parse_endpoint(text: str, default_port: int | None = None) -> Endpoint:
+    """Parse ``1.2.3.4:5``, ``[2001:db8::1]:5`` (or a bare address with ``default_port``)."""
+    text = text.strip()
+    port: int | None = default_port
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"{text!r}: missing ']'")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r}: expected ':PORT' after ']'")
+            port = _port(rest[1:], text)
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = _port(p, text)
+    else:
+        host = text
+    if port is None:
+        raise ValueError(f"{text!r}: a port is required (ADDRESS:PORT)")
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address (host names are not resolved)") from None
+    return Endpoint(addr, port)
+
+
+def _port(p: str, text: str) -> int:
+    if not p.isdigit() or not 0 < int(p) < 65536:
+        raise ValueError(f"{text!r}: port {p!r} is not 1..65535")
+    return int(p)
+
+
+def read_key_file(path: str) -> bytes:
+    """Read a key file written by ``tunkit genkey``: base64 of 32 random bytes.
+
+    Raises ``ValueError`` if the file is readable by others, malformed or of
+    the wrong length, ``OSError`` if it cannot be read.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    if st.st_mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise ValueError(f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+    with open(path, "rb") as f:
+        text = f.read(4096).strip()
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"{path} does not hold a base64 key (make one with 'tunkit genkey')") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"{path} holds a {len(key)}-byte key, expected {KEY_BYTES}")
+    return key
+
+
+def generate_key_file(path: str) -> None:
+    """Write a new random key to ``path`` (mode 0600); refuses to overwrite."""
+    key = base64.b64encode(os.urandom(KEY_BYTES)) + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
+        os.write(fd, key)
+    finally:
+        os.close(fd)
+
+
+def load(path: str) -> Config:
+    """Read, parse and validate a configuration file; raises ConfigError (ValueError)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    return loads(raw, file=path)
+
+
+def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
+    """Parse and validate configuration text (TOML, or JSON if it starts with '{')."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        if file.endswith(".json") or text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"not valid {'JSON' if isinstance(e, json.JSONDecodeError) else 'TOML'}: {e}", file=file) from None
+    return validate(data, file=file, key_reader=key_reader)
+
+
+def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
+    """Validate an already parsed document (a dict) into a Config."""
+    c = _Checker(file)
+    base_dir = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
+    top = c.table(data, "(top level)")
+    c.known(top, "", ("device", "network", "peers", "routes", "unsafe_routes", "logging"))
+
+    # [device]
+    d = c.table(top.get("device", {}), "device")
+    c.known(d, "device", ("name", "mtu", "txqueuelen", "workers", "offloads"))
+    name = c.string(d, "device", "name", default="tunkit%d")
+    if name is not None and (len(name.encode()) > 15 or not name or not _NAME_RE.match(name) or name.count("%") > 1
+                             or ("%" in name and "%d" not in name)):
+        c.bad("device.name", f"{name!r} is not a valid interface name (1-15 bytes of A-Z a-z 0-9 _ . -, at most one %d)")
+    device = DeviceConfig(
+        name=name or "tunkit%d",
+        mtu=c.integer(d, "device", "mtu", 576, MAX_MTU, default=DEFAULT_MTU),
+        txqueuelen=c.integer(d, "device", "txqueuelen", 1, 1_000_000),
+        workers=c.integer(d, "device", "workers", 0, 256, default=1),
+        offloads=c.boolean(d, "device", "offloads", True),
+    )
+
+    # [network]
+    n = c.table(top.get("network", {}), "network")
+    c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "use_system_route_table"))
+    if "network" not in top:
+        c.bad("network", "is required (at least network.addresses)")
+    addresses: list[IPInterface] = []
+    for i, a in enumerate(c.array(n, "network", "addresses", required="network" in top)):
+        where = f"network.addresses[{i}]"
+        if not isinstance(a, str):
+            c.bad(where, f"expected an address with prefix length like '198.18.0.1/16', got {_show(a)}")
+            continue
+        try:
+            iface = ipaddress.ip_interface(a)
+        except ValueError:
+            c.bad(where, f"{a!r} is not an address with prefix length like '198.18.0.1/16'")
+            continue
+        if "/" not in a:
+            c.bad(where, f"{a!r} needs a prefix length (e.g. '{a}/24'): it defines the overlay network")
+            continue
+        if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
+            c.bad(where, f"{a!r} is the network address itself, not a host address")
+            continue
+        for j, other in enumerate(addresses):
+            if other.network.overlaps(iface.network):
+                c.bad(where, f"{a!r} overlaps network.addresses[{j}] ({other})")
+                break
+        else:
+            addresses.append(iface)
+    if "addresses" in n and not addresses and not any(k.startswith("network.addresses") for k, _ in c.problems):
+        c.bad("network.addresses", "must list at least one address")
+    if any(a.version == 6 for a in addresses) and device.mtu < 1280:
+        c.bad("device.mtu", f"{device.mtu} is below 1280, the IPv6 minimum, and network.addresses has IPv6")
+
+    listen = Endpoint(ipaddress.ip_address("0.0.0.0"), DEFAULT_PORT)
+    ltext = c.string(n, "network", "listen")
+    if ltext is not None:
+        try:
+            listen = parse_endpoint(ltext, default_port=DEFAULT_PORT)
+        except ValueError as e:
+            c.bad("network.listen", str(e))
+    insecure = c.boolean(n, "network", "insecure", False)
+    use_srt = c.boolean(n, "network", "use_system_route_table", False)
+    net_key_file = c.string(n, "network", "key_file")
+    net_key = _load_key(c, "network.key_file", net_key_file, base_dir, key_reader) if net_key_file else None
+    networks = [a.network for a in addresses]
+
+    # [[peers]]
+    peers: list[Peer] = []
+    raw_peers = c.array(top, "", "peers", required=True)
+    if "peers" in top and isinstance(top["peers"], list) and not raw_peers:
+        c.bad("peers", "must list at least one peer")
+    own = [a.ip for a in addresses]
+    seen_names: dict[str, int] = {}
+    claimed: list[tuple[IPNetwork, str]] = []
+    for i, p in enumerate(raw_peers):
+        path = f"peers[{i}]"
+        p = c.table(p, path)
+        c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
+        pname = c.string(p, path, "name", required=True)
+        if pname is not None:
+            if not _PEER_RE.match(pname):
+                c.bad(f"{path}.name", f"{pname!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+            elif pname in seen_names:
+                c.bad(f"{path}.name", f"{pname!r} is already the name of peers[{seen_names[pname]}]")
+            else:
+                seen_names[pname] = i
+        endpoint = None
+        etext = c.string(p, path, "endpoint", required=True)
+        if etext is not None:
+            try:
+                endpoint = parse_endpoint(etext)
+            except ValueError as e:
+                c.bad(f"{path}.endpoint", str(e))
+        prefixes: list[IPNetwork] = []
+        for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
+            where = f"{path}.prefixes[{j}]"
+            net = _network(c, where, pre)
+            if net is None:
+                continue
+            for mine in own:
+                if mine in net:
+                    c.bad(where, f"{net} contains this host's own address {mine}")
+                    break
+            else:
+                for other, owner in claimed:
+                    if other.overlaps(net):
+                        c.bad(where, f"{net} overlaps {other} of peer {owner!r}: each source must belong to one peer")
+                        break
+                else:
+                    prefixes.append(net)
+                    claimed.append((net, pname or path))
+        if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
+            c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
+        pkey_file = c.string(p, path, "key_file")
+        pkey = _load_key(c, f"{path}.key_file", pkey_file, base_dir, key_reader) if pkey_file else None
+        if not insecure and pkey_file is None and net_key_file is None:
+            c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
+        if pname and endpoint and prefixes:
+            peers.append(Peer(pname, endpoint, tuple(prefixes), pkey, pkey_file))
+
+    # [[routes]]
+    routes: list[MtuRoute] = []
+    for i, r in enumerate(c.array(top, "", "routes")):
+        path = f"routes[{i}]"
+        r = c.table(r, path)
+        c.known(r, path, ("route", "mtu"))
+        mtu = c.integer(r, path, "mtu", MIN_ROUTE_MTU, MAX_MTU, required=True)
+        net = _network(c, f"{path}.route", r.get("route"), required="route" not in r)
+        if net is not None and not any(vn.version == net.version and net.subnet_of(vn) for vn in networks):
+            c.bad(f"{path}.route", f"{net} is not inside any overlay network ({', '.join(map(str, networks)) or 'none'})")
+            net = None
+        if net is not None and mtu is not None:
+            routes.append(MtuRoute(net, mtu))
+
+    # [[unsafe_routes]]
+    unsafe: list[UnsafeRoute] = []
+    for i, r in enumerate(c.array(top, "", "unsafe_routes")):
+        path = f"unsafe_routes[{i}]"
+        r = c.table(r, path)
+        c.known(r, path, ("route", "via", "mtu", "metric", "install"))
+        net = _network(c, f"{path}.route", r.get("route"), required="route" not in r)
+        mtu = c.integer(r, path, "mtu", 0, MAX_MTU)
+        if mtu is not None and 0 < mtu < MIN_ROUTE_MTU:
+            c.bad(f"{path}.mtu", f"{mtu} is below {MIN_ROUTE_MTU} (use 0 or leave it out for the device MTU)")
+            mtu = None
+        metric = c.integer(r, path, "metric", 0, MAX_METRIC)
+        install = c.boolean(r, path, "install", True)
+        if net is not None:
+            for vn in networks:
+                if net.network_address in vn:
+                    c.bad(f"{path}.route", f"{net} starts inside the overlay network {vn}; use [[routes]] for that")
+                    net = None
+                    break
+        via = _via(c, f"{path}.via", r, networks, peers)
+        if net is None or via is None:
+            continue
+        unsafe.append(UnsafeRoute(net, via, mtu or None, metric, install))
+
+    # [logging]
+    lg = c.table(top.get("logging", {}), "logging")
+    c.known(lg, "logging", ("level",))
+    level = c.string(lg, "logging", "level", default="info")
+    if level is not None and level.lower() not in LOG_LEVELS:
+        c.bad("logging.level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
+        level = "info"
+
+    c.finish()
+    return Config(
+        file=file,
+        device=device,
+        addresses=tuple(addresses),
+        listen=listen,
+        peers=tuple(peers),
+        routes=tuple(routes),
+        unsafe_routes=tuple(unsafe),
+        key=net_key,
+        key_file=net_key_file,
+        insecure=insecure,
+        use_system_route_table=use_srt,
+        log_level=(level or "info").lower(),
+    )
+
+
+def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPNetwork | None:
+    if value is None:
+        if required:
+            c.bad(where, "is required")
+        return None
+    if not isinstance(value, str):
+        c.bad(where, f"expected a prefix like '192.0.2.0/24', got {_show(value)}")
+        return None
+    try:
+        return parse_network(value)
+    except ValueError as e:
+        if "has host bits set" in str(e):
+            fixed = ipaddress.ip_network(value, strict=False)
+            c.bad(where, f"{value!r} has host bits set (did you mean {fixed}?)")
+        else:
+            c.bad(where, f"{value!r} is not a prefix like '192.0.2.0/24'")
+        return None
+
+
+def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) -> tuple[Gateway, ...] | None:
+    if "via" not in r:
+        c.bad(where, "is required: a gateway address or a list of {gateway, weight}")
+        return None
+    v = r["via"]
+    items: list[tuple[str, Any, Any]] = []  # (key path, gateway text, weight)
+    if isinstance(v, str):
+        items.append((where, v, 1))
+    elif isinstance(v, list) and v:
+        for j, g in enumerate(v):
+            gpath = f"{where}[{j}]"
+            if not isinstance(g, dict):
+                c.bad(gpath, f"expected a table {{gateway = ..., weight = ...}}, got {_show(g)}")
+                continue
+            c.known(g, gpath, ("gateway", "weight"))
+            if "gateway" not in g:
+                c.bad(f"{gpath}.gateway", "is required")
+                continue
+            items.append((f"{gpath}.gateway", g["gateway"], g.get("weight", 1)))
+    else:
+        c.bad(where, f"expected a gateway address or a non-empty list of {{gateway, weight}}, got {_show(v)}")
+        return None
+    gws: list[Gateway] = []
+    ok = True
+    for gpath, gtext, weight in items:
+        wpath = gpath.rsplit(".", 1)[0] + ".weight" if gpath.endswith(".gateway") else gpath
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
+            c.bad(wpath, f"{_show(weight)} is not an integer weight in 1..{MAX_WEIGHT}")
+            ok = False
+        if not isinstance(gtext, str):
+            c.bad(gpath, f"expected a gateway address, got {_show(gtext)}")
+            ok = False
+            continue
+        try:
+            addr = ipaddress.ip_address(gtext)
+        except ValueError:
+            c.bad(gpath, f"{gtext!r} is not an IP address")
+            ok = False
+            continue
+        if not any(addr in vn for vn in networks):
+            c.bad(gpath, f"{addr} is not inside any overlay network ({', '.join(map(str, networks)) or 'none'})")
+            ok = False
+            continue
+        if peers and not any(addr in pre for p in peers for pre in p.prefixes):
+            c.bad(gpath, f"{addr} belongs to no peer's prefixes: no peer could carry this route")
+            ok = False
+            continue
+        if any(g.address == addr for g in gws):
+            c.bad(gpath, f"{addr} is listed twice")
+            ok = False
+            continue
+        gws.append(Gateway(addr, weight if isinstance(weight, int) and not isinstance(weight, bool) else 1))
+    return tuple(gws) if ok and gws else None
+
+
+def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callable[[str], bytes]) -> bytes | None:
+    full = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    try:
+        return reader(full)
+    except FileNotFoundError:
+        c.bad(where, f"{full}: no such file (make one with 'tunkit genkey {path}')")
+    except ValueError as e:
+        c.bad(where, str(e))
+    except OSError as e:
+        c.bad(where, f"{full}: {e.strerror}")
+    return None
+
+
+# ---------------------------------------------------------------------------
+# What the kernel should carry, and what a reload changes (pure)
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True, order=True)
+class KernelRoute:
+    """One route tunkit installs through the overlay device.
+
+    ``mtu``/``advmss`` are ``None`` when the route simply inherits the device MTU.
+    Its kernel identity (what replace/delete match) is (dst, metric).
+    """
+
+    dst: IPNetwork
+    metric: int | None = None
+    mtu: int | None = None
+    advmss: int | None = None
+    src: IPAddress | None = None
+
+    @property
+    def identity(self) -> tuple:
+        return (self.dst.version, self.dst, self.metric)
+
+
+def advmss_for(mtu: int, version: int) -> int:
+    """TCP MSS for a route MTU: minus 40 bytes of IPv4+TCP, or 60 of IPv6+TCP."""
+    return mtu - (40 if version == 4 else 60)
+
+
+def kernel_routes(cfg: Config) -> list[KernelRoute]:
+    """The routes ``tunkit up`` installs on the device for ``cfg``."""
+    dev_mtu = cfg.device_mtu
+    out: dict[tuple, KernelRoute] = {}
+
+    def add(dst: IPNetwork, mtu: int, metric: int | None, src: IPAddress | None = None) -> None:
+        explicit = mtu != dev_mtu
+        kr = KernelRoute(
+            dst,
+            metric=metric,
+            mtu=mtu if explicit else None,
+            advmss=advmss_for(mtu, dst.version) if explicit else None,
+            src=src,
+        )
+        out[kr.identity] = kr  # a later entry for the same prefix and metric wins, as in the kernel
+
+    if dev_mtu != cfg.device.mtu:
+        # The device MTU was raised for some route: connected overlay networks keep the default.
+        for a in cfg.addresses:
+            add(a.network, cfg.device.mtu, None if a.version == 4 else 256, a.ip)
+    for r in cfg.routes:
+        add(r.route, r.mtu, None)
+    for u in cfg.unsafe_routes:
+        if u.install:
+            add(u.route, u.mtu or cfg.device.mtu, u.metric)
+    return sorted(out.values(), key=lambda k: (k.dst.version, k.dst, k.metric or 0))
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    """The difference between a running configuration and a new one."""
+
+    routes_delete: tuple[KernelRoute, ...] = ()
+    routes_replace: tuple[KernelRoute, ...] = ()
+    device_mtu: int | None = None  # new device MTU, or None if unchanged
+    txqueuelen: int | None = None
+    addresses_changed: bool = False
+    peers_added: tuple[str, ...] = ()
+    peers_removed: tuple[str, ...] = ()
+    peers_changed: tuple[str, ...] = ()  # endpoint, prefixes or key changed
+    routing_changed: bool = False  # the overlay routing table must be rebuilt
+    log_level: str | None = None
+    cannot_change_live: tuple[str, ...] = ()  # messages: restart tunkit to apply
+
+    @property
+    def empty(self) -> bool:
+        return not (self.routes_delete or self.routes_replace or self.device_mtu or self.txqueuelen
+                    or self.addresses_changed or self.peers_added or self.peers_removed or self.peers_changed
+                    or self.routing_changed or self.log_level or self.cannot_change_live)
+
+
+def plan_reload(old: Config, new: Config) -> ReloadPlan:
+    """Compare two configurations; pure.  Routes removed are deleted before
+    changed or added ones are replaced; unchanged routes are left alone."""
+    old_k = {k.identity: k for k in kernel_routes(old)}
+    new_k = {k.identity: k for k in kernel_routes(new)}
+    delete = tuple(k for i, k in old_k.items() if i not in new_k)
+    replace = tuple(k for i, k in new_k.items() if old_k.get(i) != k)
+    fixed = []
+    for label, a, b in (
+        ("device.name", old.device.name, new.device.name),
+        ("device.workers", old.device.workers, new.device.workers),
+        ("device.offloads", old.device.offloads, new.device.offloads),
+        ("network.listen", old.listen, new.listen),
+        ("network.insecure", old.insecure, new.insecure),
+        ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
+    ):
+        if a != b:
+            fixed.append(f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit")
+    op = {p.name: p for p in old.peers}
+    np_ = {p.name: p for p in new.peers}
+    changed = tuple(
+        n for n in np_ if n in op and (op[n] != np_[n] or old.peer_key(op[n]) != new.peer_key(np_[n]))
+    )
+    routing = (
+        changed != () or set(op) != set(np_)
+        or [(u.route, u.via) for u in old.unsafe_routes] != [(u.route, u.via) for u in new.unsafe_routes]
+        or old.addresses != new.addresses
+        or old.routes != new.routes
+    )
+    return ReloadPlan(
+        routes_delete=delete,
+        routes_replace=replace,
+        device_mtu=new.device_mtu if new.device_mtu != old.device_mtu else None,
+        txqueuelen=new.device.txqueuelen if new.device.txqueuelen != old.device.txqueuelen else None,
+        addresses_changed=old.addresses != new.addresses,
+        peers_added=tuple(n for n in np_ if n not in op),
+        peers_removed=tuple(n for n in op if n not in np_),
+        peers_changed=changed,
+        routing_changed=routing,
+        log_level=new.log_level if new.log_level != old.log_level else None,
+        cannot_change_live=tuple(fixed),
+    )
+
+
+def _fmt(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def to_json(cfg: Config) -> dict:
+    """A JSON-ready view of a Config (keys never printed; ``tunkit check -j``)."""
+    return {
+        "file": cfg.file,
+        "device": {
+            "name": cfg.device.name,
+            "mtu": cfg.device.mtu,
+            "device_mtu": cfg.device_mtu,
+            "txqueuelen": cfg.device.txqueuelen,
+            "workers": cfg.device.workers,
+            "offloads": cfg.device.offloads,
+        },
+        "network": {
+            "addresses": [str(a) for a in cfg.addresses],
+            "listen": str(cfg.listen),
+            "key_file": cfg.key_file,
+            "insecure": cfg.insecure,
+            "use_system_route_table": cfg.use_system_route_table,
+        },
+        "peers": [
+            {"name": p.name, "endpoint": str(p.endpoint), "prefixes": [str(x) for x in p.prefixes], "key_file": p.key_file}
+            for p in cfg.peers
+        ],
+        "routes": [{"route": str(r.route), "mtu": r.mtu} for r in cfg.routes],
+        "unsafe_routes": [
+            {
+                "route": str(u.route),
+                "via": [{"gateway": str(g.address), "weight": g.weight} for g in u.via],
+                "mtu": u.mtu,
+                "metric": u.metric,
+                "install": u.install,
+            }
+            for u in cfg.unsafe_routes
+        ],
+        "kernel_routes": [
+            {k: v for k, v in (("dst", str(r.dst)), ("metric", r.metric), ("mtu", r.mtu), ("advmss", r.advmss),
+                               ("prefsrc", str(r.src) if r.src else None)) if v is not None}
+            for r in kernel_routes(cfg)
+        ],
+        "logging": {"level": cfg.log_level},
+    }

@@ -1,0 +1,358 @@
+"""NetlinkSocket: a raw AF_NETLINK socket with requests, acks, dumps and pipelining; does I/O.
+
+The socket is opened in the calling thread's network namespace and stays
+there whatever thread uses it later.  On open it turns on the kernel's
+extended acks (``NETLINK_EXT_ACK``: error text and offset), strict request
+checking (``NETLINK_GET_STRICT_CHK``: dump filters are honoured, bad headers
+rejected) and capped acks (``NETLINK_CAP_ACK``: acks do not echo the
+request), each where the kernel supports it.
+
+* :meth:`NetlinkSocket.request` sends one message and waits for its ack or
+  reply; an error ack raises :class:`tunkit.errors.NetlinkError`.
+* :meth:`NetlinkSocket.dump` runs a dump, decoding each part while its
+  buffer is valid, and restarts it (bounded) when the kernel flags
+  ``NLM_F_DUMP_INTR``.
+* :meth:`NetlinkSocket.pipeline` sends many requests packed into few
+  datagrams, collects the acks in bulk and reports each failure against
+  the request that caused it.
+
+Every reply is checked against this socket's port id and matched to its
+request by sequence number, as :func:`tunkit.netlink.message.validate` does;
+replies to older requests (e.g. one abandoned after an exception) are skipped.
+Set ``NLDEBUG=1`` in the environment to trace messages on stderr.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _socket
+import struct
+import sys
+from typing import Callable, Iterable, TypeVar
+
+from tunkit._uapi import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_CAP_ACK,
+    NETLINK_DROP_MEMBERSHIP,
+    NETLINK_EXT_ACK,
+    NETLINK_GET_STRICT_CHK,
+    NETLINK_ROUTE,
+    SO_RCVBUFFORCE,
+    SOL_NETLINK,
+    NlmFlag,
+    NlmsgType,
+)
+from tunkit.errors import DecodeError, NetlinkError
+from tunkit.netlink.message import HEADER, Ack, Message, parse_ack, parse_messages
+
+__all__ = ["Closing", "NetlinkSocket"]
+
+T = TypeVar("T")
+
+_DEBUG = os.environ.get("NLDEBUG", "") not in ("", "0")
+_ERROR, _DONE = int(NlmsgType.ERROR), int(NlmsgType.DONE)
+_MULTI, _DUMP_INTR, _ACK = int(NlmFlag.MULTI), int(NlmFlag.DUMP_INTR), int(NlmFlag.ACK)
+# nlmsghdr followed by nlmsgerr.error: the part of an ack the bulk path needs
+_ACK_HEAD = struct.Struct("=IHHIIi")
+
+DEFAULT_RCVBUF = 1 << 20  # room for a pipelined window of acks plus a dump part
+DUMP_RETRIES = 5  # restarts of a dump the kernel flagged NLM_F_DUMP_INTR
+PIPELINE_WINDOW = 128  # requests per datagram; even if all fail, their error acks fit a 1 MiB buffer
+PIPELINE_BYTES = 60 * 1024  # bytes per sendmsg (one datagram)
+
+
+def _trace(direction: str, data) -> None:
+    try:
+        for m in parse_messages(data):
+            print(f"nl {direction} type={m.type} flags={m.flags:#x} seq={m.seq} pid={m.pid} len={len(m.payload)}", file=sys.stderr)
+    except DecodeError as e:
+        print(f"nl {direction} undecodable: {e}", file=sys.stderr)
+
+
+class Closing:
+    """``with obj:`` closes ``obj`` at the end (for classes with a ``close()``)."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NetlinkSocket(Closing):
+    """A netlink socket bound to a kernel-assigned port id.
+
+    Parameters: ``protocol`` (``NETLINK_ROUTE``), ``groups`` (multicast
+    group numbers to join, e.g. ``RtnlGroup.LINK``), ``rcvbuf`` (bytes;
+    ``SO_RCVBUFFORCE`` is tried first, needing CAP_NET_ADMIN), ``timeout``
+    (seconds for blocking receives; ``None`` waits: the kernel answers
+    requests synchronously, so a reply is always already queued).
+    """
+
+    def __init__(
+        self,
+        protocol: int = NETLINK_ROUTE,
+        *,
+        groups: Iterable[int] = (),
+        rcvbuf: int | None = DEFAULT_RCVBUF,
+        timeout: float | None = None,
+    ) -> None:
+        self._sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, protocol)
+        try:
+            for opt in (NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_CAP_ACK):
+                try:
+                    self._sock.setsockopt(SOL_NETLINK, opt, 1)
+                except OSError as e:  # ENOPROTOOPT: an older kernel without this option; run without it
+                    if e.errno != errno.ENOPROTOOPT:
+                        raise
+            if rcvbuf:
+                self.set_rcvbuf(rcvbuf)
+            self._sock.bind((0, 0))
+            self.pid: int = self._sock.getsockname()[0]
+            for g in groups:
+                self.join(g)
+            self._sock.settimeout(timeout)
+        except BaseException:
+            self._sock.close()
+            raise
+        self._seq = 0
+        self._buf = bytearray(64 * 1024)
+        self._scratch = bytearray(16)
+
+    # -- plumbing -----------------------------------------------------------
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def set_rcvbuf(self, size: int) -> None:
+        """Set the receive buffer, beyond rmem_max if privileged (SO_RCVBUFFORCE)."""
+        try:
+            self._sock.setsockopt(_socket.SOL_SOCKET, getattr(_socket, "SO_RCVBUFFORCE", SO_RCVBUFFORCE), size)
+        except PermissionError:  # not CAP_NET_ADMIN: the kernel caps SO_RCVBUF at rmem_max instead
+            self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, size)
+
+    def join(self, group: int) -> None:
+        """Join multicast group ``group`` (an RTNLGRP_* number)."""
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, int(group))
+
+    def leave(self, group: int) -> None:
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, int(group))
+
+    def next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF or 1
+        return self._seq
+
+    def send(self, data: bytes) -> None:
+        if _DEBUG:
+            _trace("send", data)
+        self._sock.send(data)
+
+    def recv(self) -> memoryview:
+        """Receive one datagram into the socket's buffer, sized by peeking first.
+
+        The view is valid until the next receive on this socket.
+        """
+        n = self._sock.recv_into(self._scratch, len(self._scratch), _socket.MSG_PEEK | _socket.MSG_TRUNC)
+        if n > len(self._buf):
+            self._buf = bytearray(n)
+        n = self._sock.recv_into(self._buf)
+        view = memoryview(self._buf)[:n]
+        if _DEBUG:
+            _trace("recv", view)
+        return view
+
+    def _message(self, msg_type: int, flags: int, payload: bytes) -> tuple[int, bytes]:
+        seq = self.next_seq()
+        n = HEADER.size + len(payload)
+        return seq, HEADER.pack(n, msg_type, flags, seq, self.pid) + payload + b"\0" * (-n & 3)
+
+    def _check(self, m: Message, seq: int) -> bool:
+        """True if ``m`` answers ``seq``; stale replies to older requests are skipped."""
+        if m.pid != self.pid and m.pid != 0:
+            raise DecodeError(f"netlink reply port id {m.pid} does not match socket {self.pid}")
+        return m.seq == seq
+
+    # -- one request -------------------------------------------------------
+    def request(self, msg_type: int, flags: int, payload: bytes, *, op: str = "", obj: str = "") -> list[Message]:
+        """Send one request; return its reply messages (payloads copied).
+
+        With ``NLM_F_ACK`` this waits for the ack; otherwise for the first
+        non-multipart reply (or the end of a multipart one).  An error ack
+        raises :class:`NetlinkError` with ``op`` and ``obj`` in its text.
+        """
+        seq, data = self._message(msg_type, flags, payload)
+        self.send(data)
+        replies: list[Message] = []
+        while True:
+            for m in parse_messages(self.recv()):
+                if not self._check(m, seq):
+                    continue
+                if m.type == _ERROR:
+                    ack = parse_ack(m)
+                    if ack.errno:
+                        raise self.error(ack, op, obj, seq)
+                    return replies
+                if m.type == _DONE:
+                    ack = parse_ack(m)
+                    if ack.errno:
+                        raise self.error(ack, op, obj, seq)
+                    return replies
+                replies.append(Message(m.type, m.flags, m.seq, m.pid, memoryview(m.payload.tobytes())))
+                if not flags & _ACK and not m.flags & _MULTI:
+                    return replies
+
+    @staticmethod
+    def error(ack: Ack, op: str, obj: str, seq: int | None = None) -> NetlinkError:
+        return NetlinkError(ack.errno, op=op, obj=obj, message=ack.message, offset=ack.offset, seq=seq)
+
+    # -- dumps ------------------------------------------------------------
+    def dump(
+        self,
+        msg_type: int,
+        payload: bytes,
+        decode: Callable[[int, memoryview], T | None],
+        *,
+        op: str = "dump",
+        obj: str = "",
+        retries: int = DUMP_RETRIES,
+    ) -> list[T]:
+        """Run a dump request; ``decode(type, payload)`` turns each reply into an
+        item (``None`` items are dropped).  Restarted up to ``retries`` times if
+        the kernel reports the dump inconsistent (``NLM_F_DUMP_INTR``)."""
+        for _attempt in range(retries + 1):
+            seq, data = self._message(msg_type, int(NlmFlag.REQUEST | NlmFlag.DUMP), payload)
+            self.send(data)
+            items: list[T] = []
+            interrupted = False
+            done = False
+            pid = self.pid
+            unpack = HEADER.unpack_from
+            while not done:
+                # parse_messages, flattened: dumps carry thousands of messages
+                view = self.recv()
+                end = len(view)
+                off = 0
+                while off < end:
+                    if end - off < 16:
+                        raise DecodeError(f"netlink message at offset {off}: truncated header ({end - off} of 16 bytes)")
+                    length, mtype, mflags, mseq, mpid = unpack(view, off)
+                    if length < 16 or length > end - off:
+                        raise DecodeError(f"netlink message at offset {off}: bad nlmsg_len {length} ({end - off} bytes left)")
+                    if mpid != pid and mpid != 0:
+                        raise DecodeError(f"netlink reply port id {mpid} does not match socket {pid}")
+                    if mseq == seq:
+                        if mflags & _DUMP_INTR:
+                            interrupted = True
+                        if mtype == _DONE or mtype == _ERROR:
+                            ack = parse_ack(Message(mtype, mflags, mseq, mpid, view[off + 16 : off + length]))
+                            if ack.errno:
+                                raise self.error(ack, op, obj, seq)
+                            done = True
+                            break
+                        item = decode(mtype, view[off + 16 : off + length])
+                        if item is not None:
+                            items.append(item)
+                    off += (length + 3) & ~3
+            if not interrupted:
+                return items
+        raise NetlinkError(errno.EINTR, op=op, obj=obj, message=f"dump still inconsistent after {retries} retries")
+
+    # -- pipelining ---------------------------------------------------------
+    def pipeline(
+        self,
+        requests: Iterable[tuple[int, int, bytes]],
+        *,
+        window: int = PIPELINE_WINDOW,
+        max_bytes: int = PIPELINE_BYTES,
+    ) -> list[tuple[int, Ack]]:
+        """Send ``(type, flags, payload)`` requests, many per datagram; report failures per request.
+
+        The kernel handles a datagram's messages in order, synchronously in
+        ``sendmsg``, goes on after a failure, and answers a message without
+        ``NLM_F_ACK`` only if it fails.  So only the last request of each
+        datagram asks for an ack: once that ack is read, every error of the
+        batch is already queued before it, and a batch of ``window`` requests
+        costs one ``sendmsg`` and, when all succeed, one ``recv``.  At most
+        ``window`` requests are in flight, so even all-failing batches fit the
+        receive buffer.  Returns ``(index, ack)`` for each failed request, in
+        order (empty: all succeeded).
+        """
+        pack = HEADER.pack
+        pid = self.pid
+        failures: list[tuple[int, Ack]] = []
+        it = iter(requests)
+        index = 0
+        exhausted = False
+        while not exhausted:
+            first_seq = (self._seq + 1) & 0xFFFFFFFF or 1
+            parts: list[bytes] = []
+            size = count = 0
+            seq = self._seq
+            last = -1
+            for msg_type, flags, payload in it:
+                seq = (seq + 1) & 0xFFFFFFFF or 1
+                n = 16 + len(payload)
+                last = len(parts)
+                parts.append(pack(n, msg_type, flags & ~_ACK, seq, pid))
+                parts.append(payload)
+                if n & 3:
+                    parts.append(b"\0" * (-n & 3))
+                count += 1
+                size += n + 3
+                if count >= window or size >= max_bytes:
+                    break
+            else:
+                exhausted = True
+            if not count:
+                break
+            n, msg_type, flags, _, _ = HEADER.unpack(parts[last])
+            parts[last] = pack(n, msg_type, flags | _ACK, seq, pid)  # the batch's sync point
+            self._seq = seq
+            self.send(b"".join(parts))
+            self._collect(first_seq, seq, count, index, failures)
+            index += count
+        return failures
+
+    def _collect(self, first_seq: int, last_seq: int, count: int, base: int, failures: list) -> None:
+        """Read error acks of the batch ``first_seq..last_seq`` until the last one's ack."""
+        buf = self._buf
+        sock = self._sock
+        unpack = _ACK_HEAD.unpack_from
+        while True:
+            # rtnetlink answers inside sendmsg, so everything is already queued: never wait.
+            # (Should the kernel skip a message -- netlink_rcv_skb does so on EINTR -- the
+            # batch's ack would never come; fail instead of hanging.)
+            try:
+                n = sock.recv_into(buf, len(buf), _socket.MSG_TRUNC | _socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                raise NetlinkError(errno.EINTR, op="netlink batch", obj=f"requests {first_seq}..{last_seq}",
+                                   message="the kernel sent no ack for the batch's last request") from None
+            if n > len(buf):
+                raise DecodeError(f"netlink ack datagram of {n} bytes overflowed a {len(buf)}-byte buffer")
+            off = 0
+            while off + 20 <= n:
+                length, mtype, mflags, seq, pid, err = unpack(buf, off)
+                if length < 16 or length > n - off:
+                    raise DecodeError(f"netlink message at offset {off}: bad nlmsg_len {length}")
+                if pid != self.pid and pid != 0:
+                    raise DecodeError(f"netlink reply port id {pid} does not match socket {self.pid}")
+                k = (seq - first_seq) & 0xFFFFFFFF
+                if mtype == _ERROR and k < count:
+                    if err:
+                        view = memoryview(buf)[off + 16 : off + length]
+                        failures.append((base + k, parse_ack(Message(mtype, mflags, seq, pid, view))))
+                    if seq == last_seq:
+                        return
+                off += (length + 3) & ~3
