@@ -56,6 +56,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
+from tunkit.ecmp import MAX_WEIGHT, Gateway
 from tunkit.errors import ConfigError
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -66,7 +67,6 @@ DEFAULT_MTU = 1300  # nebula's default tun.mtu
 DEFAULT_PORT = 4800
 MIN_ROUTE_MTU = 500  # nebula's lower bound for route MTUs
 MAX_MTU = 65535
-MAX_WEIGHT = 2**31 - 1
 MAX_METRIC = 2**31 - 1
 KEY_BYTES = 32
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -97,12 +97,6 @@ class DeviceConfig:
     txqueuelen: int | None = None
     workers: int = 1
     offloads: bool = True
-
-
-@dataclass(frozen=True)
-class Gateway:
-    address: IPAddress
-    weight: int = 1
 
 
 @dataclass(frozen=True)
