@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from support_tunnel import LinearTable, build_lab, overlay4, underlay4  # noqa: E402
+from support_tunnel import build_lab, overlay4, underlay4  # noqa: E402
 from tunkit.netns import NetNS  # noqa: E402
 from tunkit.tunnel import PeerSpec  # noqa: E402
 
@@ -92,14 +92,6 @@ def ensure_iperf3() -> str | None:
     return path
 
 
-def _table_factory():
-    try:
-        import tunkit.trie  # noqa: F401
-    except ImportError:  # before the trie lands: the tests' linear stand-in (one prefix here)
-        return LinearTable
-    return None
-
-
 def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mtu: int) -> int:
     """Fork a process that runs a TunnelNode inside ``ns``; returns its pid once the device is up."""
     r, w = os.pipe()
@@ -116,8 +108,7 @@ def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mt
                             (ipaddress.ip_network(f"{overlay4(peer)}/32"),), None if insecure else KEY)
             node = TunnelNode(device="tk0", peers=[spec], listen=("0.0.0.0", PORT), mtu=mtu,
                               addresses=[ipaddress.ip_address(overlay4(i))], insecure=insecure,
-                              workers=workers, status_path=f"/tmp/tunkit-bench-{os.getpid()}.sock",
-                              table_factory=_table_factory())
+                              workers=workers, status_path=f"/tmp/tunkit-bench-{os.getpid()}.sock")
             node.start()
             subprocess.run(["ip", "addr", "add", f"{overlay4(i)}/24", "dev", node.device_name], check=True)
             os.write(w, b"1")

@@ -99,29 +99,6 @@ def ipv4_tcp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq:
     return bytes(hdr + tcp)
 
 
-class LinearTable:
-    """Test stand-in for a prefix table: linear longest match over (network, value)."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-
-    def insert(self, net, value) -> None:
-        net = ipaddress.ip_network(net)
-        self.items = [(n, v) for n, v in self.items if n != net] + [(net, value)]
-
-    def delete(self, net) -> None:
-        net = ipaddress.ip_network(net)
-        self.items = [(n, v) for n, v in self.items if n != net]
-
-    def lookup(self, addr):
-        a = ipaddress.ip_address(bytes(addr))
-        best = None
-        for n, v in self.items:
-            if n.version == a.version and a in n and (best is None or n.prefixlen > best[0].prefixlen):
-                best = (n, v)
-        return None if best is None else best[1]
-
-
 # ---------------------------------------------------------------------------
 # Namespace labs (privileged tests and bench/bench_tunnel.py)
 # ---------------------------------------------------------------------------

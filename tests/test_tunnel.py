@@ -13,10 +13,11 @@ import struct
 
 import pytest
 
-from support_tunnel import VNET, FakeQueue, LinearTable, checksum, ipv4_tcp, ipv4_udp, ipv6_udp, pump
+from support_tunnel import VNET, FakeQueue, checksum, ipv4_tcp, ipv4_udp, ipv6_udp, pump
 from tunkit.errors import ConfigError
 from tunkit.overlay import OVERHEAD, Sealer
-from tunkit.tunnel import PeerSpec, RouteSpec, Tunnel, build_too_big, flow_hash
+from tunkit.ecmp import flow_hash_packet as flow_hash
+from tunkit.tunnel import PeerSpec, RouteSpec, Tunnel, build_too_big
 from tunkit.udp import UdpBatcher
 
 KEY = bytes(range(32))
@@ -42,7 +43,6 @@ class Host:
         return PeerSpec(self.name, (self.host, self.port), pfx, key, mtu)
 
     def start(self, peers, routes=(), **kw):
-        kw.setdefault("table_factory", LinearTable)
         kw.setdefault("addresses", [ipaddress.ip_address(ADDR[self.name]), ipaddress.ip_address(ADDR6[self.name])])
         self.t = Tunnel(self.q, self.sock, peers, routes, **kw)
         return self.t

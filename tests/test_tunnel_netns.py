@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from support_tunnel import LinearTable, build_lab, icmp_echo, overlay4, overlay6, underlay4, underlay6
+from support_tunnel import build_lab, icmp_echo, overlay4, overlay6, underlay4, underlay6
 from tunkit.node import TunnelNode
 from tunkit.status import query
 from tunkit.tunnel import PeerSpec, RouteSpec
@@ -24,14 +24,6 @@ from tunkit.tunnel import PeerSpec, RouteSpec
 KEY = bytes(range(32))
 PORT = 4800
 NET = ipaddress.ip_network
-
-
-def _table_factory():
-    try:
-        from tunkit.trie import PrefixTable  # noqa: F401
-    except ImportError:  # before the trie lands: the linear stand-in
-        return LinearTable
-    return None
 
 
 def peer_spec(j, *, v6=False, key=KEY, extra=()):
@@ -50,7 +42,7 @@ class Host:
         self.kw = dict(
             device=f"tk{i}", peers=peers, routes=routes, listen=("::" if v6 else "0.0.0.0", PORT), mtu=mtu,
             addresses=[ipaddress.ip_address(overlay4(i)), ipaddress.ip_address(overlay6(i))],
-            insecure=insecure, workers=workers, status_path=self.status_path, table_factory=_table_factory(),
+            insecure=insecure, workers=workers, status_path=self.status_path,
             system_routes=system_routes,
         )
         self.node = None

@@ -39,15 +39,16 @@ import os
 import socket
 import struct
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
+from tunkit.ecmp import GatewaySet, flow_hash_packet
 from tunkit.errors import ConfigError, DecodeError
 from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
 from tunkit.packet import internet_checksum, pseudo_header_sum
 from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
+from tunkit.trie import PrefixTable
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -135,49 +136,29 @@ class PeerState:
 
 
 class GatewayGroup:
-    """An ``unsafe_routes`` destination: gateways with weights, chosen per flow.
+    """An ``unsafe_routes`` destination: gateway peers with weights, one chosen per flow.
 
-    Hash-threshold as the kernel and nebula do it: bound_i =
-    round(cumulative_weight * 2^31 / total) - 1, last bound 2^31 - 1; a flow's
-    31-bit hash picks the first gateway whose bound is >= the hash.
+    :class:`tunkit.ecmp.GatewaySet` does the hash-threshold choice (bounds
+    bit-exact with the kernel and nebula) over :func:`tunkit.ecmp.flow_hash_packet`
+    (addresses, protocol and ports where present), so a flow keeps its gateway.
     """
 
-    __slots__ = ("peers", "bounds", "mtu")
+    __slots__ = ("gateways", "mtu")
 
-    def __init__(self, peers: Sequence[PeerState], weights: Sequence[int], mtu: int) -> None:
-        total = sum(weights)
-        self.peers = tuple(peers)
-        cum, bounds = 0, []
-        for w in weights:
-            cum += w
-            bounds.append((cum * 2**31 + total // 2) // total - 1)
-        bounds[-1] = 2**31 - 1
-        self.bounds = tuple(bounds)
+    def __init__(self, peers: Sequence, weights: Sequence[int], mtu: int) -> None:
+        self.gateways = GatewaySet(list(zip(peers, weights)))
         self.mtu = mtu
 
-    def choose(self, pkt) -> PeerState:
-        h = flow_hash(pkt)
-        for peer, bound in zip(self.peers, self.bounds):
-            if h <= bound:
-                return peer
-        return self.peers[-1]
+    @property
+    def bounds(self) -> tuple[int, ...]:
+        return self.gateways.bounds
 
-
-def flow_hash(pkt) -> int:
-    """A 31-bit hash of the flow (addresses, protocol, ports when present)."""
-    v = pkt[0] >> 4
-    if v == 4:
-        ihl = (pkt[0] & 15) * 4
-        proto = pkt[9]
-        key = bytes(pkt[12:20])
-        l4 = ihl
-    else:
-        proto = pkt[6]
-        key = bytes(pkt[8:40])
-        l4 = 40
-    if proto in (IPPROTO_TCP, IPPROTO_UDP) and len(pkt) >= l4 + 4:
-        key += bytes(pkt[l4 : l4 + 4])
-    return zlib.crc32(key, proto) & 0x7FFFFFFF
+    def choose(self, pkt):
+        try:
+            h = flow_hash_packet(pkt)
+        except DecodeError:  # no IP header to hash (the caller checked the version): any gateway
+            h = 0
+        return self.gateways.choose(h)
 
 
 class _Route:
@@ -213,8 +194,6 @@ def check_config(peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *,
 
 
 def default_table_factory():
-    from tunkit.trie import PrefixTable  # noqa: PLC0415 (lazy: keeps this module importable alone)
-
     return PrefixTable()
 
 
@@ -343,7 +322,10 @@ class Tunnel:
                 raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
             gws.append(v.peer)
             weights.append(weight)
-        return GatewayGroup(gws, weights, r.mtu or mtu)
+        try:
+            return GatewayGroup(gws, weights, r.mtu or mtu)
+        except ValueError as e:  # a gateway listed twice, a weight out of range
+            raise ConfigError(f"route {r.route}: {e}") from None
 
     def set_mtu(self, mtu: int) -> None:
         """The TUN's MTU changed: routes without an MTU of their own follow it."""
