@@ -22,7 +22,7 @@ sender), fragments in order, and drops a train that misses a fragment.
 The tag is HMAC-SHA256 truncated to 128 bits (RFC 4868's HMAC-SHA-256-128)
 over header and packet, keyed by a 32-byte pre-shared key.  HMAC-SHA256 was
 measured against keyed BLAKE2b on this machine (see docs/tunnel.md): BLAKE2b
-wins only below ~256 bytes; from 1,400 bytes up HMAC-SHA256 (SHA-NI) is 1.4x
+wins only below ~256 bytes; from 1,400 bytes up HMAC-SHA256 (SHA-NI) is 1.2x
 to 2.7x faster, and whole super-packets are where the bytes are.
 
 Nothing here touches a socket or a clock: callers pass ``now_ms`` (wall clock,
