@@ -72,8 +72,10 @@ class TunnelNode:
         events: bool = True,
         system_routes: bool = False,
     ) -> None:
+        if workers == 0:  # one per CPU, as the config's "workers = 0" asks
+            workers = os.cpu_count() or 1
         if workers < 1:
-            raise ValueError(f"workers {workers}: want at least 1")
+            raise ValueError(f"workers {workers}: want at least 1 (0: one per CPU)")
         self.device_name = device
         self.peers = list(peers)
         self.routes = list(routes)

@@ -463,7 +463,6 @@ class Tunnel:
                     self._drop("malformed", peer)
                     return
             self.batcher.add(peer.addr, n, [pkt])
-            size = n
         elif n + OVERHEAD <= self.max_datagram:
             hdr, tag = peer.sealer.seal(pkt, self._now_ms, gso)
             self.batcher.add(peer.addr, n + OVERHEAD, [hdr, pkt, tag])
