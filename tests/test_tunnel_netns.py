@@ -8,14 +8,17 @@ byte; drops are read from the status socket, as ``tunkit status -j`` would.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+import support
 from support_tunnel import build_lab, icmp_echo, overlay4, overlay6, underlay4, underlay6
 from tunkit.node import TunnelNode
 from tunkit.status import query
@@ -357,3 +360,41 @@ def test_reload_adds_a_route_and_keeps_traffic(lab, workers):
     assert done.wait(5)
     assert _wait_for(lambda: _ping(a, "192.0.2.1", tries=1, timeout=0.5))
     assert ha.status()["peers"][0]["prefixes"][-1] == "192.0.2.0/24"
+
+
+def _host_process(ns, i, peers, workers=1):
+    cfg = {
+        "device": f"tk{i}", "listen": ["0.0.0.0", PORT], "mtu": 1400, "workers": workers,
+        "address4": overlay4(i), "address6": overlay6(i),
+        "peers": [{"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
+                   "key": p.key.hex()} for p in peers],
+    }
+    script = os.path.join(os.path.dirname(__file__), "tunnel_host.py")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with ns.entered():  # a plain fork+exec from this thread: the process starts inside ns
+        proc = subprocess.Popen([sys.executable, script, json.dumps(cfg)], stdout=subprocess.PIPE, text=True, env=env)
+    ready = proc.stdout.readline()
+    assert ready.strip() == "ready", ready
+    return proc
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_and_restart_of_a_host_process_recovers(lab, workers):
+    nss = lab(2)
+    a, b = nss
+    proc = _host_process(b, 1, [peer_spec(0)], workers)
+    try:
+        ha = lab.run(a, 0, [peer_spec(1)])
+        assert tcp_round_trip(a, b, overlay4(1), 5007, 512 << 10)
+        proc.kill()  # SIGKILL: no clean-up at all; the kernel drops its TUN device (and workers follow)
+        proc.wait(10)
+        assert _wait_for(lambda: not support.ip_json("link", "show", ns=b) or
+                         all(link["ifname"] != "tk1" for link in support.ip_json("link", "show", ns=b)))
+        assert _no_ping(a, overlay4(1))
+        proc = _host_process(b, 1, [peer_spec(0)], workers)  # same name, new session
+        assert _wait_for(lambda: _ping(a, overlay4(1), tries=1, timeout=0.5))
+        assert tcp_round_trip(b, a, overlay4(0), 5008, 512 << 10)
+        assert ha.status()["drops"].get("replay", 0) == 0 and ha.status()["drops"].get("stale", 0) == 0
+    finally:
+        proc.kill()
+        proc.wait(10)
