@@ -564,3 +564,19 @@ def test_datagrams_with_partial_checksums_are_finished_and_merged(hosts):
     assert (flags, gso_type, gso_size, cstart, coff) == (1, 5, 200, 20, 6)
     assert out[0][10 + 28 :] == b"".join(bytes([i]) * 200 for i in range(6))
     assert all(transport_checksum_ok(d) for d in dgrams)
+
+
+def test_specs_from_an_example_config_build_a_tunnel(hosts):
+    import pathlib
+
+    from tunkit.config import load
+    from tunkit.tunnel import specs_from_config
+
+    cfg = load(str(pathlib.Path(__file__).resolve().parent.parent / "examples" / "ecmp" / "gateway.toml"))
+    peers, routes = specs_from_config(cfg)
+    assert [p.name for p in peers] == ["gw1", "gw2"] and all(p.key is None for p in peers)  # insecure
+    assert routes == [RouteSpec(NET("192.0.2.0/24"), ((ipaddress.ip_address("198.18.1.11"), 2),
+                                                      (ipaddress.ip_address("198.18.1.12"), 1)))]
+    (a,) = hosts("a")
+    t = a.start(peers, routes, insecure=cfg.insecure)
+    assert t.table.lookup(ipaddress.ip_address("192.0.2.1").packed).bounds == (1431655764, 2147483647)

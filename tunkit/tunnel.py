@@ -95,7 +95,7 @@ def specs_from_config(cfg) -> tuple[list[PeerSpec], list[RouteSpec]]:
         for p in cfg.peers
     ]
     routes = [
-        RouteSpec(r.route, tuple((g.address, g.weight) for g in r.via), r.mtu or None) for r in cfg.unsafe_routes
+        RouteSpec(r.route, tuple((addr, weight) for addr, weight in r.via), r.mtu or None) for r in cfg.unsafe_routes
     ]
     return peers, routes
 
