@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
+    "status",
 ]
 
 EPILOG = """\

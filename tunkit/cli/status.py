@@ -1,0 +1,85 @@
+"""``tunkit status``: the counters of a running tunnel, read from its unix socket; does I/O."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, add_json_flags, emit_json, subparser
+
+EPILOG = """\
+examples:
+  tunkit status                 # every instance listening in /run/tunkit
+  tunkit status tunkit0         # the instance serving device tunkit0
+  tunkit status -j -p tunkit0   # JSON: peers with rx/tx packets and bytes, drops by reason
+  tunkit status --socket /tmp/tk.sock
+
+Drop reasons: no_route, too_big (an ICMP error went back), unknown_endpoint,
+not_allowed (inner source outside the peer's prefixes), truncated, version,
+type, unknown_key, stale, replay, bad_mac, malformed, gso_unsupported,
+tun_write, tun_read, send_error.
+Exit status 0, 1 if no instance is found, 2 if one does not answer.
+"""
+
+
+def register(sub) -> None:
+    p = subparser(sub, "status", "show a running tunnel's peers and counters", epilog=EPILOG)
+    p.add_argument("device", nargs="?", metavar="DEVICE", help="device name of the instance (default: all)")
+    p.add_argument("--socket", metavar="PATH", help="status socket path (default /run/tunkit/DEVICE.sock)")
+    add_json_flags(p)
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args) -> int:
+    from tunkit.status import DEFAULT_DIR, query, socket_path
+
+    if args.socket:
+        paths = [args.socket]
+    elif args.device:
+        paths = [socket_path(args.device)]
+    else:
+        paths = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.sock")))
+        if not paths:
+            print(f"tunkit: no running instance (no socket in {DEFAULT_DIR})", file=sys.stderr)
+            return EXIT_USAGE
+    docs = []
+    for path in paths:
+        try:
+            doc = query(path)
+        except FileNotFoundError:
+            print(f"tunkit: {path}: no such socket (is the instance running?)", file=sys.stderr)
+            return EXIT_USAGE
+        except (OSError, ValueError) as e:  # refused, timed out, or half-written JSON
+            print(f"tunkit: {path}: {e}", file=sys.stderr)
+            return EXIT_SYSTEM
+        doc.setdefault("socket", path)
+        docs.append(doc)
+    if args.json:
+        emit_json(docs, pretty=args.pretty)
+        return EXIT_OK
+    for doc in docs:
+        print(format_text(doc))
+    return EXIT_OK
+
+
+def _drops(d: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+
+def format_text(doc: dict) -> str:
+    udp = doc.get("udp", {})
+    lines = [
+        f"{doc.get('device', '?')}: {doc.get('mode', '?')}, {doc.get('workers', 1)} worker(s), "
+        f"udp gso {'on' if udp.get('gso') else 'off'}, gro {'on' if udp.get('gro') else 'off'}"
+        f" ({doc.get('socket', '')})",
+    ]
+    for p in doc.get("peers", []):
+        lines.append(f"  peer {p['name']} at {p['endpoint']}  {' '.join(p.get('prefixes', []))}")
+        lines.append(
+            f"    rx {p['rx_packets']} packets {p['rx_bytes']} bytes   tx {p['tx_packets']} packets {p['tx_bytes']} bytes"
+        )
+        if p.get("drops"):
+            lines.append(f"    drops: {_drops(p['drops'])}")
+    lines.append(f"  drops: {_drops(doc.get('drops', {}))}")
+    return "\n".join(lines)

@@ -1,0 +1,616 @@
+"""The tunkit overlay wire format: header codec, MAC, replay window and freshness rules; pure, no I/O.
+
+A message is one IP packet (or a whole TSO/USO super-packet, see ``gso_*``
+below) followed by a 16-byte tag.  A message that fits one datagram travels
+as ``DATA``: a 36-byte header, then the message::
+
+    +--------------------+---------------------------------+---------+
+    | header (36 bytes)  | IP packet or super-packet       | tag (16)|
+    +--------------------+---------------------------------+---------+
+    |<------------------ covered by the tag --------------->|
+
+A bigger message (a super-packet) travels as a *train* of ``FRAG``
+datagrams, each a copy of the first header (only ``frag_index`` differs)
+followed by the next slice of the message.  All datagrams of a train but the
+last have the same size, so the sender hands the whole train to the kernel
+in one ``sendmsg`` with ``UDP_SEGMENT``; it stays one GSO packet through
+veth, bridges and NICs that can, and a receiver with ``UDP_GRO`` usually
+reads it back in one ``recvmsg``.  The tag covers the first header and the
+whole packet; the receiver keeps at most one unfinished train per (peer,
+sender), fragments in order, and drops a train that misses a fragment.
+
+The tag is HMAC-SHA256 truncated to 128 bits (RFC 4868's HMAC-SHA-256-128)
+over header and packet, keyed by a 32-byte pre-shared key.  HMAC-SHA256 was
+measured against keyed BLAKE2b on this machine (see docs/tunnel.md): BLAKE2b
+wins only below ~256 bytes; from 1,400 bytes up HMAC-SHA256 (SHA-NI) is 1.2x
+to 2.7x faster, and whole super-packets are where the bytes are.
+
+Nothing here touches a socket or a clock: callers pass ``now_ms`` (wall clock,
+milliseconds since the Unix epoch) and the random ``session``.  The per-packet
+paths (:meth:`Sealer.seal`, :meth:`Opener.open`) allocate only the header and
+tag they return.
+
+Replay and freshness, also across restarts (the design; limits in docs/tunnel.md):
+
+* Each sending process picks a random 32-bit ``session`` when it starts, and
+  each sender (worker, ``sender`` index) numbers its messages with a 64-bit
+  ``counter`` that starts at the start time in nanoseconds, so counters keep
+  growing across restarts even if a session id repeats.
+* Every message carries the sender's wall-clock ``timestamp_ms``.  A receiver
+  drops messages older or newer than ``max_age_ms`` (stale), and messages sent
+  before the receiver itself started (``not_before_ms``): a restarted receiver
+  has an empty replay window, and this is what stops old captures being
+  replayed into it.
+* Per (peer, sender index) the receiver keeps the current session, an RFC
+  6479 sliding-window bitmap of counters seen, and the newest timestamp it
+  accepted.  A message of another session is accepted only if its timestamp
+  is newer than every timestamp accepted so far from that sender: that is a
+  restart of the sender; replayed messages of an older session fail it.
+* The window and the timestamp are updated only after the tag verified.
+
+Insecure mode has no header at all: the UDP payload is the bare IP packet, as
+foo-over-UDP (``ip fou add port P ipproto 4|41``) expects.  This module is
+not used for it.
+
+Every malformed, forged, replayed or stale datagram makes :meth:`Opener.open`
+raise :class:`OverlayError` (a :class:`~tunkit.errors.DecodeError`), whose
+``reason`` is one of :class:`DropReason`; nothing else escapes for any input.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+
+from tunkit.errors import DecodeError
+
+VERSION = 1
+
+# The header, network byte order.  One Struct, one comment per field.
+HEADER = struct.Struct(
+    "!"
+    "B"  # 0  version: VERSION (1); anything else is dropped as DropReason.VERSION
+    "B"  # 1  type: MsgType (DATA = 1)
+    "B"  # 2  key_id: which pre-shared key made the tag (0 unless keys are rotated)
+    "B"  # 3  sender: the sending worker's index; receivers keep one replay window per index
+    "I"  # 4  session: random per start of the sending process; a new one marks a restart
+    "Q"  # 8  counter: per (session, sender), +1 per message, starts at the start time in ns
+    "Q"  # 16 timestamp_ms: sender's wall clock when sealing, ms since the Unix epoch
+    "B"  # 24 gso_type: virtio_net_hdr gso_type of a super-packet (ECN bit included); 0 = plain packet
+    "B"  # 25 gso_flags: virtio_net_hdr flags of the packet (NEEDS_CSUM = 1, DATA_VALID = 2)
+    "H"  # 26 gso_size: segment payload size of a super-packet; 0 = plain packet
+    "H"  # 28 csum_start: with NEEDS_CSUM, offset where the L4 checksum sum starts, else 0
+    "H"  # 30 csum_offset: with NEEDS_CSUM, offset of the checksum field from csum_start, else 0
+    "B"  # 32 frag_index: this datagram's place in its train (0 for DATA)
+    "B"  # 33 frag_count: datagrams in the train (1 for DATA, 2..MAX_FRAGS for FRAG)
+    "H"  # 34 reserved: 0
+)
+_FRAG_INDEX = 32  # offset of frag_index: the only byte in which a train's headers differ
+MAX_FRAGS = 64  # the kernel sends at most 64 segments per UDP_SEGMENT call
+TAG_LEN = 16  # bytes of HMAC-SHA256 kept (RFC 4868 truncation)
+OVERHEAD = HEADER.size + TAG_LEN  # per-message bytes added to the IP packet (52)
+KEY_LEN = 32  # pre-shared key bytes
+_SHA256_BLOCK = 64
+
+COUNTER_MAX = 2**64 - 1
+DEFAULT_MAX_AGE_MS = 10_000  # how far a timestamp may be from the receiver's clock
+DEFAULT_WINDOW = 4096  # replay window in counters (RFC 6479 bitmap bits)
+
+
+class MsgType(enum.IntEnum):
+    """The ``type`` byte."""
+
+    DATA = 1  # a whole message in one datagram
+    FRAG = 2  # one datagram of a train carrying a bigger message
+
+
+class DropReason(enum.Enum):
+    """Why :meth:`Opener.open` refused a datagram (the ``reason`` of :class:`OverlayError`)."""
+
+    TRUNCATED = "truncated"  # shorter than header + tag
+    VERSION = "version"  # unknown version byte
+    TYPE = "type"  # unknown message type
+    UNKNOWN_KEY = "unknown_key"  # key_id not configured for this peer
+    STALE = "stale"  # timestamp outside max_age_ms, or before the receiver started
+    REPLAY = "replay"  # counter seen, too old for the window, or an older session
+    BAD_MAC = "bad_mac"  # the tag does not verify (wrong key, tampering, garbage)
+    FRAGMENT = "fragment"  # a train fragment out of order, inconsistent, or its train lost one
+
+
+class OverlayError(DecodeError):
+    """A datagram the overlay refuses; ``reason`` is a :class:`DropReason`."""
+
+    def __init__(self, reason: DropReason, message: str) -> None:
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Gso:
+    """Super-packet metadata carried from the sender's TUN to the receiver's (virtio_net_hdr fields)."""
+
+    type: int  # virtio gso_type (TCPV4 1, TCPV6 4, UDP_L4 5, | 0x80 ECN)
+    flags: int  # virtio flags (NEEDS_CSUM 1)
+    size: int  # segment payload bytes (MSS)
+    csum_start: int
+    csum_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A decoded header; ``gso`` is None for a plain packet whose flags are 0."""
+
+    type: MsgType
+    key_id: int
+    sender: int
+    session: int
+    counter: int
+    timestamp_ms: int
+    gso: Gso | None = None
+    frag_index: int = 0
+    frag_count: int = 1
+    version: int = VERSION
+
+    def encode(self) -> bytes:
+        g = self.gso or _NO_GSO
+        return HEADER.pack(
+            self.version, self.type, self.key_id, self.sender, self.session, self.counter,
+            self.timestamp_ms, g.type, g.flags, g.size, g.csum_start, g.csum_offset,
+            self.frag_index, self.frag_count, 0,
+        )
+
+    @classmethod
+    def decode(cls, buf, offset: int = 0) -> "Header":
+        """Decode the header at ``offset``; raises :class:`OverlayError` (TRUNCATED/VERSION/TYPE/FRAGMENT)."""
+        if len(buf) - offset < HEADER.size:
+            raise OverlayError(DropReason.TRUNCATED, f"{len(buf) - offset} bytes, header needs {HEADER.size}")
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = HEADER.unpack_from(buf, offset)
+        if version != VERSION:
+            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
+        try:
+            mtype = MsgType(mtype)
+        except ValueError:
+            raise OverlayError(DropReason.TYPE, f"message type {mtype}") from None
+        _check_frag(mtype, index, count)
+        gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
+        return cls(mtype, key_id, sender, session, counter, ts, gso, index, count, version)
+
+
+def _check_frag(mtype: int, index: int, count: int) -> None:
+    if mtype == MsgType.DATA:
+        if index != 0 or count != 1:
+            raise OverlayError(DropReason.FRAGMENT, f"DATA with fragment {index}/{count}")
+    elif not (2 <= count <= MAX_FRAGS and index < count):
+        raise OverlayError(DropReason.FRAGMENT, f"fragment {index}/{count}")
+
+
+_NO_GSO = Gso(0, 0, 0, 0, 0)
+
+
+# ---------------------------------------------------------------------------
+# The MAC
+# ---------------------------------------------------------------------------
+class Mac:
+    """HMAC-SHA256-128 with the key's inner and outer pads hashed once.
+
+    ``tag(a, b)`` equals ``hmac.digest(key, a + b, "sha256")[:16]`` without
+    concatenating ``a`` and ``b``: the per-message cost is two hash-state
+    copies and the bytes themselves.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if not 16 <= len(key) <= _SHA256_BLOCK:
+            raise ValueError(f"overlay key: {len(key)} bytes, want 16..64 (normally {KEY_LEN})")
+        k = bytes(key).ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
+
+    def tag(self, *parts) -> bytes:
+        inner = self._inner.copy()
+        for p in parts:
+            inner.update(p)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:TAG_LEN]
+
+    def verify(self, tag, *parts) -> bool:
+        return hmac.compare_digest(self.tag(*parts), tag)
+
+
+# ---------------------------------------------------------------------------
+# Replay window (RFC 6479)
+# ---------------------------------------------------------------------------
+class ReplayWindow:
+    """RFC 6479 anti-replay bitmap: a ring of 64-bit blocks, no bit shifting.
+
+    Accepts each counter at most once, and nothing more than ``size``
+    counters below the highest seen.  Memory is bounded: ``size/64 + 1``
+    ints.  :meth:`check` has no side effect (call it before the MAC);
+    :meth:`update` records a counter (after the MAC verified).
+    """
+
+    __slots__ = ("size", "_blocks", "_nblocks", "top")
+
+    def __init__(self, size: int = DEFAULT_WINDOW) -> None:
+        if size < 64 or size & (size - 1):
+            raise ValueError(f"replay window size {size}: want a power of two >= 64")
+        self.size = size
+        # one spare block, so that the block holding `top` never overlaps the window's tail
+        self._nblocks = size // 64 + 1
+        self._blocks = [0] * self._nblocks
+        self.top: int | None = None  # highest counter recorded; None before the first
+
+    def check(self, counter: int) -> bool:
+        """True if ``counter`` would be accepted (not seen, not too old)."""
+        top = self.top
+        if top is None or counter > top:
+            return True
+        if top - counter >= self.size:
+            return False
+        block = (counter >> 6) % self._nblocks
+        return not (self._blocks[block] >> (counter & 63)) & 1
+
+    def update(self, counter: int) -> None:
+        """Record ``counter`` (which :meth:`check` accepted)."""
+        top = self.top
+        blocks = self._blocks
+        n = self._nblocks
+        if top is None:
+            blocks[:] = [0] * n
+            top = counter
+        elif counter > top:
+            cur = top >> 6
+            new = counter >> 6
+            # clear every block between the old top's block and the new one
+            for i in range(min(new - cur, n)):
+                blocks[(cur + 1 + i) % n] = 0
+            top = counter
+        self.top = top
+        blocks[(counter >> 6) % n] |= 1 << (counter & 63)
+
+    def reset(self) -> None:
+        self.top = None
+        self._blocks = [0] * self._nblocks
+
+
+# ---------------------------------------------------------------------------
+# Sealing and opening
+# ---------------------------------------------------------------------------
+class Sealer:
+    """The sending half for one key: numbers, stamps and tags messages.
+
+    ``seal(packet, now_ms)`` returns ``(header, tag)``; the datagram is
+    ``header + packet + tag`` (send the three as one ``sendmsg`` vector).
+    ``seal_train(...)`` cuts a bigger message into a train and returns the
+    ``sendmsg`` vector and the segment size for ``UDP_SEGMENT``.
+    """
+
+    __slots__ = ("_mac", "key_id", "sender", "session", "counter", "_pack")
+
+    def __init__(self, key: bytes, *, session: int, start_counter: int, sender: int = 0, key_id: int = 0) -> None:
+        if not 0 <= sender <= 255 or not 0 <= key_id <= 255:
+            raise ValueError(f"sender {sender} / key_id {key_id}: want 0..255")
+        if not 0 <= session < 2**32:
+            raise ValueError(f"session {session}: want a 32-bit value")
+        if not 0 <= start_counter < COUNTER_MAX:
+            raise ValueError(f"start counter {start_counter}: want a 64-bit value")
+        self._mac = Mac(key)
+        self.key_id = key_id
+        self.sender = sender
+        self.session = session
+        self.counter = start_counter
+        self._pack = HEADER.pack
+
+    def _next(self) -> int:
+        c = self.counter
+        if c >= COUNTER_MAX:  # 2^64 messages: restart with a new session instead of wrapping
+            raise OverflowError("overlay counter exhausted; restart the sender")
+        self.counter = c + 1
+        return c
+
+    def seal(self, packet, now_ms: int, gso: Gso | None = None) -> tuple[bytes, bytes]:
+        g = gso or _NO_GSO
+        hdr = self._pack(
+            VERSION, 1, self.key_id, self.sender, self.session, self._next(), now_ms,
+            g.type, g.flags, g.size, g.csum_start, g.csum_offset, 0, 1, 0,
+        )
+        return hdr, self._mac.tag(hdr, packet)
+
+    def seal_train(self, packet, now_ms: int, gso: Gso | None, max_datagram: int) -> tuple[list, int]:
+        """Cut ``packet`` + tag into datagrams of at most ``max_datagram`` bytes.
+
+        Returns ``(datagrams, segment_size)``: per datagram, its buffers
+        (header, packet slice, tag or part of it; no copy of the packet), and
+        the size of every datagram but the last.  Raises ``ValueError`` if
+        the message needs more than :data:`MAX_FRAGS` datagrams.
+        """
+        chunk = max_datagram - HEADER.size
+        total = len(packet) + TAG_LEN
+        count = -(-total // chunk)
+        if count < 2:
+            hdr, tag = self.seal(packet, now_ms, gso)
+            return [[hdr, packet, tag]], HEADER.size + total
+        if count > MAX_FRAGS or chunk <= TAG_LEN:
+            raise ValueError(f"a {len(packet)}-byte packet needs {count} datagrams of {max_datagram} (max {MAX_FRAGS})")
+        g = gso or _NO_GSO
+        h0 = self._pack(
+            VERSION, 2, self.key_id, self.sender, self.session, self._next(), now_ms,
+            g.type, g.flags, g.size, g.csum_start, g.csum_offset, 0, count, 0,
+        )
+        tag = self._mac.tag(h0, packet)
+        mv = packet if isinstance(packet, memoryview) else memoryview(packet)
+        n = len(mv)
+        head, tail = h0[:_FRAG_INDEX], h0[_FRAG_INDEX + 1 :]
+        out = []
+        for i in range(count):
+            hdr = h0 if i == 0 else b"".join((head, bytes((i,)), tail))
+            start = i * chunk
+            end = start + chunk
+            if end <= n:
+                out.append([hdr, mv[start:end]])
+            elif start < n:  # the packet's tail, then as much of the tag as belongs here
+                out.append([hdr, mv[start:n], tag[: end - n]])
+            else:
+                out.append([hdr, tag[start - n : end - n]])
+        return out, HEADER.size + chunk
+
+
+class _SenderState:
+    """What a receiver remembers about one (peer, sender index), including one unfinished train."""
+
+    __slots__ = ("session", "window", "newest_ms", "train_head", "train_parts", "train_next", "train_count")
+
+    def __init__(self, window: int) -> None:
+        self.session: int | None = None
+        self.window = ReplayWindow(window)
+        self.newest_ms = -1
+        self.train_head: bytes | None = None  # first header of the unfinished train
+        self.train_parts: list = []
+        self.train_next = 0
+        self.train_count = 0
+
+    def drop_train(self) -> bool:
+        had = self.train_head is not None
+        self.train_head = None
+        self.train_parts = []
+        return had
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An accepted message: the packet as a list of buffers (one for DATA), and its metadata.
+
+    The buffers are memoryviews into the datagram(s) (or copies made by
+    :meth:`Opener.stabilise`); write them with one ``writev``.
+    """
+
+    parts: list
+    length: int
+    gso: Gso | None
+    sender: int
+    session: int
+    counter: int
+
+    @property
+    def packet(self) -> bytes | memoryview:
+        """The packet in one buffer (joins a train's parts: a copy)."""
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
+class Opener:
+    """The receiving half for one peer: verifies tag, freshness and replay; reassembles trains.
+
+    ``keys`` maps key_id to key bytes.  ``not_before_ms`` is the receiver's
+    own start time: messages stamped earlier are stale.  State is bounded:
+    per sender index (256 at most) one :class:`ReplayWindow` and one
+    unfinished train.
+    """
+
+    def __init__(
+        self,
+        keys: dict[int, bytes],
+        *,
+        not_before_ms: int,
+        max_age_ms: int = DEFAULT_MAX_AGE_MS,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self._macs = {k: Mac(v) for k, v in keys.items()}
+        self.not_before_ms = not_before_ms
+        self.max_age_ms = max_age_ms
+        self._window = window
+        self._senders: dict[int, _SenderState] = {}
+        self._unpack = HEADER.unpack_from
+        self.pending = False  # some train holds views into a receive buffer (see stabilise)
+
+    def _admit(self, key_id, sender, session, counter, ts, now_ms):
+        """Checks before the tag: key, freshness, replay.  Returns (mac, state or None)."""
+        mac = self._macs.get(key_id)
+        if mac is None:
+            raise OverlayError(DropReason.UNKNOWN_KEY, f"key id {key_id} is not configured")
+        if ts < self.not_before_ms or abs(now_ms - ts) > self.max_age_ms:
+            raise OverlayError(DropReason.STALE, f"timestamp {ts} ms, now {now_ms} ms")
+        st = self._senders.get(sender)
+        if st is not None:
+            if session == st.session:
+                if not st.window.check(counter):
+                    raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen or too old")
+            elif ts <= st.newest_ms:
+                raise OverlayError(DropReason.REPLAY, f"sender {sender} session {session:#x} is older than the current one")
+        return mac, st
+
+    def _accept(self, st, sender, session, counter, ts) -> None:
+        """After the tag verified: record the counter (and a sender restart)."""
+        if st is None:
+            st = self._senders[sender] = _SenderState(self._window)
+        if session != st.session:  # first message, or the sender restarted
+            st.session = session
+            st.window.reset()
+        st.window.update(counter)
+        if ts > st.newest_ms:
+            st.newest_ms = ts
+
+    def open(self, datagram, now_ms: int) -> Opened | None:
+        """Check one datagram; the message, ``None`` (a train is not complete yet), or :class:`OverlayError`."""
+        mv = datagram if isinstance(datagram, memoryview) else memoryview(datagram)
+        n = len(mv)
+        if n < HEADER.size + 1:
+            raise OverlayError(DropReason.TRUNCATED, f"{n} bytes, a datagram needs more than {HEADER.size}")
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = self._unpack(mv)
+        if version != VERSION:
+            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
+        if mtype == 1:
+            if index != 0 or count != 1:
+                raise OverlayError(DropReason.FRAGMENT, f"DATA with fragment {index}/{count}")
+            if n < OVERHEAD:
+                raise OverlayError(DropReason.TRUNCATED, f"{n} bytes, a message needs at least {OVERHEAD}")
+            mac, st = self._admit(key_id, sender, session, counter, ts, now_ms)
+            body = mv[HEADER.size : n - TAG_LEN]
+            if not hmac.compare_digest(mac.tag(mv[: HEADER.size], body), mv[n - TAG_LEN :]):
+                raise OverlayError(DropReason.BAD_MAC, f"tag does not verify (key id {key_id})")
+            self._accept(st, sender, session, counter, ts)
+            gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
+            return Opened([body], n - OVERHEAD, gso, sender, session, counter)
+        if mtype != 2:
+            raise OverlayError(DropReason.TYPE, f"message type {mtype}")
+        _check_frag(mtype, index, count)
+        return self._fragment(mv, n, index, count, key_id, sender, session, counter, ts, now_ms,
+                              (gtype, gflags, gsize, cstart, coff))
+
+    def _fragment(self, mv, n, index, count, key_id, sender, session, counter, ts, now_ms, g) -> Opened | None:
+        st = self._senders.get(sender)
+        if index == 0:
+            self._start_train(mv, key_id, sender, session, counter, ts, now_ms, count)
+            return None
+        head = st.train_head if st is not None else None
+        if head is None or index != st.train_next or mv[:_FRAG_INDEX] != head[:_FRAG_INDEX] or (
+            mv[_FRAG_INDEX + 1 : HEADER.size] != head[_FRAG_INDEX + 1 :]
+        ):
+            if st is not None:
+                st.drop_train()
+            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: fragment {index}/{count} out of order")
+        st.train_parts.append(mv[HEADER.size :])
+        st.train_next = index + 1
+        if index + 1 < count:
+            return None
+        return self._finish_train(st, key_id, sender, session, counter, ts, g)
+
+    def _start_train(self, mv, key_id, sender, session, counter, ts, now_ms, count) -> _SenderState:
+        _, st = self._admit(key_id, sender, session, counter, ts, now_ms)
+        if st is None:
+            st = self._senders[sender] = _SenderState(self._window)
+        lost = st.drop_train()
+        st.train_head = bytes(mv[: HEADER.size])
+        st.train_parts = [mv[HEADER.size :]]
+        st.train_next = 1
+        st.train_count = count
+        self.pending = True
+        if lost:
+            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")
+        return st
+
+    def _finish_train(self, st, key_id, sender, session, counter, ts, g) -> Opened:
+        """The last fragment arrived: split off the tag (it may straddle two parts) and check it."""
+        parts, head = st.train_parts, st.train_head
+        st.train_parts, st.train_head = [], None
+        mac = self._macs.get(key_id)
+        tag = b""
+        while len(tag) < TAG_LEN and parts:
+            last = parts[-1]
+            need = TAG_LEN - len(tag)
+            if len(last) > need:
+                tag = bytes(last[len(last) - need :]) + tag
+                parts[-1] = last[: len(last) - need]
+            else:
+                tag = bytes(last) + tag
+                parts.pop()
+        if mac is None or len(tag) < TAG_LEN or not parts:
+            raise OverlayError(DropReason.TRUNCATED, f"sender {sender}: train too short")
+        if not hmac.compare_digest(mac.tag(head, *parts), tag):
+            raise OverlayError(DropReason.BAD_MAC, f"train tag does not verify (key id {key_id})")
+        # the admission checks ran for fragment 0; the window may have moved since (another train)
+        if session == st.session and not st.window.check(counter):
+            raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen")
+        self._accept(st, sender, session, counter, ts)
+        gtype, gflags, gsize, cstart, coff = g
+        gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
+        return Opened(parts, sum(map(len, parts)), gso, sender, session, counter)
+
+    def open_frags(self, block: memoryview, seg: int, now_ms: int) -> tuple[Opened | None, int]:
+        """Take the consecutive fragments of one train at the start of ``block``.
+
+        ``block`` is a ``UDP_GRO`` read cut every ``seg`` bytes, starting with
+        a FRAG datagram.  The first datagram is checked in full; the ones that
+        follow it in the block are taken by position (type and index bytes
+        checked) while they continue the train: the tag over the whole train
+        is what vouches for their contents.  Returns ``(message or None,
+        bytes consumed)``; raises :class:`OverlayError` for a bad first
+        datagram (the caller skips ``seg`` bytes).
+        """
+        n = len(block)
+        first = block[: min(seg, n)]
+        if len(first) < HEADER.size + 1:
+            raise OverlayError(DropReason.TRUNCATED, f"{len(first)} bytes, a datagram needs more than {HEADER.size}")
+        (version, mtype, key_id, sender, session, counter, ts, gtype, gflags, gsize, cstart, coff, index, count,
+         _reserved) = self._unpack(first)
+        if version != VERSION:
+            raise OverlayError(DropReason.VERSION, f"version {version}, want {VERSION}")
+        if mtype != 2:
+            raise OverlayError(DropReason.TYPE, f"message type {mtype} where a fragment was expected")
+        _check_frag(mtype, index, count)
+        g = (gtype, gflags, gsize, cstart, coff)
+        if index == 0:
+            st = self._start_train(first, key_id, sender, session, counter, ts, now_ms, count)
+        else:
+            got = self._fragment(first, len(first), index, count, key_id, sender, session, counter, ts, now_ms, g)
+            if got is not None:
+                return got, len(first)
+            st = self._senders[sender]
+        off = len(first)
+        parts = st.train_parts
+        nxt = st.train_next
+        hsize = HEADER.size
+        while off < n and nxt < count:
+            end = off + seg if off + seg < n else n
+            if end - off <= hsize or block[off + 1] != 2 or block[off + _FRAG_INDEX] != nxt:
+                break
+            parts.append(block[off + hsize : end])
+            nxt += 1
+            off = end
+        st.train_next = nxt
+        if nxt < count:
+            return None, off
+        return self._finish_train(st, key_id, sender, session, counter, ts, g), off
+
+    def stabilise(self) -> None:
+        """Copy unfinished trains' parts out of the receive buffer before it is reused."""
+        if not self.pending:
+            return
+        for st in self._senders.values():
+            if st.train_parts:
+                st.train_parts = [bytes(p) for p in st.train_parts]
+        self.pending = False
+
+    def forget(self) -> None:
+        """Drop all replay state (as a restart would); ``not_before_ms`` still protects."""
+        self._senders.clear()
+
+
+def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: Gso | None = None) -> bytes:
+    """Convenience for tests and tools: the whole datagram as one bytes object."""
+    hdr, tag = sealer.seal(packet, now_ms, gso)
+    return b"".join((hdr, bytes(packet), tag))
+
+
+def split_train(datagrams: list, segment: int) -> list[bytes]:
+    """The datagrams a ``seal_train`` result becomes on the wire (what ``UDP_SEGMENT`` does), as bytes."""
+    out = [b"".join(bytes(b) for b in d) for d in datagrams]
+    if any(len(d) != segment for d in out[:-1]) or len(out[-1]) > segment:
+        raise ValueError("datagrams of a train must all be the segment size but the last")
+    return out
