@@ -140,8 +140,12 @@ class TunnelNode:
         return doc
 
     # -- running ------------------------------------------------------------------------
-    def run(self) -> None:
-        """Serve until :meth:`stop`, SIGTERM or SIGINT (signals only in the main thread)."""
+    def run(self, *, signals: dict | None = None) -> None:
+        """Serve until :meth:`stop`, SIGTERM or SIGINT (signals only in the main thread).
+
+        ``signals`` maps more signal numbers to handlers run in the loop's
+        thread (``tunkit up`` maps SIGHUP to its reload).
+        """
         if self.device is None:
             self.start()
         self.loop = loop = PacketLoop()
@@ -153,6 +157,8 @@ class TunnelNode:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, loop.stop)
+            for sig, handler in (signals or {}).items():
+                loop.add_signal_handler(sig, handler)
         if self.workers == 1:
             self.tunnel = self._make_tunnel(0)
             self.tunnel.attach(loop)
@@ -210,11 +216,8 @@ class TunnelNode:
 
     # -- link and route events ---------------------------------------------------------------
     def _start_events(self, loop: PacketLoop) -> None:
-        try:
-            from tunkit.netlink.client import Rtnl, RtnlMonitor  # noqa: PLC0415
-        except ImportError:  # the netlink layer is optional for the data path
-            log.info("%s: no rtnetlink client: link and route events are off", self.device_name)
-            return
+        from tunkit.netlink.client import Rtnl, RtnlMonitor  # noqa: PLC0415
+
         self._rtnl = Rtnl()
         self._monitor = RtnlMonitor(self._rtnl, ["link", "route"] if self.system_routes else ["link"])
         loop.add_reader(self._monitor, self._on_netlink)

@@ -23,6 +23,7 @@ from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAG
 # Subcommand groups, in the order --help lists them: (module under tunkit.cli).
 COMMAND_MODULES: list[str] = [
     "demo",
+    "up",
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
