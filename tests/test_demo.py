@@ -6,6 +6,7 @@ import glob
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -25,6 +26,44 @@ def _holders_of(inode: int) -> list[str]:
     return found
 
 
+def _demo_processes() -> list[str]:
+    """Command lines of processes the demo started (its tunkit hosts) that still run."""
+    found = []
+    for path in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            cmd = open(path, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if "tunkit-demo-" in cmd:
+            found.append(cmd)
+    return found
+
+
+def test_demo_interrupted_leaves_nothing_behind(netns):
+    proc = netns.popen([sys.executable, "-m", "tunkit", "demo"], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+    seen = []
+    try:
+        for line in proc.stdout:  # bounded: the demo ends by itself within seconds
+            seen.append(line)
+            if "both hosts up" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        rc = proc.wait(timeout=30)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    out = "".join(seen)
+    assert "both hosts up" in out, out + err
+    assert rc == 130, err
+    assert "interrupted" in err
+    assert not _demo_processes()
+    for inode in [int(i) for i in re.findall(r"\b(\d{10})\b", out)]:
+        assert not _holders_of(inode), f"namespace {inode} still referenced"
+
+
 def test_demo_runs_and_leaves_nothing_behind(netns):
     # Run from inside a throwaway namespace: even a demo bug could not reach the host's.
     proc = netns.run([sys.executable, "-m", "tunkit", "demo"], cwd=ROOT, check=False, timeout=120,
@@ -35,8 +74,18 @@ def test_demo_runs_and_leaves_nothing_behind(netns):
     assert re.search(r"created tunkit0: ifindex \d+, mode tun", out)
     assert "payload b'hello through a TUN device'" in out
     assert "removed by the kernel" in out
-    inodes = [int(i) for i in re.findall(r"net inode (\d+)", out)]
-    assert inodes, out
+    # section 2: the overlay
+    assert re.search(r"ping host-1 -> 198.18.0.2: 3/3 replies", out), out
+    assert re.search(r"ping host-2 -> 198.18.0.1: 3/3 replies", out), out
+    assert re.search(r"ping host-1 -> 2001:db8:100::2: 3/3 replies", out), out
+    mb = int(re.search(r"TCP host-1 -> host-2: (\d+) MB", out).group(1))
+    assert mb >= 200, out  # the whole transfer arrived
+    tx = int(re.search(r"peer host-2: tx (\d+) packets", out).group(1))
+    assert tx > 0
+    assert "hosts stopped (exit 0 and 0): tunkit0 removed on both" in out
+    inodes = [int(i) for i in re.findall(r"net inodes? ([\d ,and]+)", out) for i in re.findall(r"\d+", i)]
+    assert len(inodes) == 3, out  # one namespace in section 1, two in section 2
+    assert not _demo_processes()
     for inode in inodes:
         assert not _holders_of(inode), f"namespace {inode} still referenced"
     # nothing leaked into the namespace the demo was started from
