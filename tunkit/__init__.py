@@ -12,7 +12,7 @@ CLI.  Layout (lower layers never import higher ones):
 
 from __future__ import annotations
 
-import importlib
+from tunkit._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,19 +24,19 @@ _LAZY = {
     "DeviceError": "tunkit.errors",
     "DeviceClosedError": "tunkit.errors",
     "ConfigError": "tunkit.errors",
+    "open_tun": "tunkit.device",
+    "Device": "tunkit.device",
+    "Queue": "tunkit.device",
+    "OffloadIO": "tunkit.batch",
+    "Rtnl": "tunkit.netlink.client",
+    "PrefixTable": "tunkit.trie",
+    "GatewaySet": "tunkit.ecmp",
+    "NetNS": "tunkit.netns",
+    "TunnelNode": "tunkit.node",
+    "load_config": "tunkit.config",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'tunkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

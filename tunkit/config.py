@@ -324,6 +324,9 @@ def load(path: str) -> Config:
     return loads(raw, file=path)
 
 
+load_config = load  # the name the tunkit package exports
+
+
 def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
     """Parse and validate configuration text (TOML, or JSON if it starts with '{')."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

@@ -114,7 +114,7 @@ class TunnelNode:
             limit_gso_size(self.device.ifindex, GSO_MAX_SIZE, self.device_name)
         self.device.up()
         log.info("%s: %d queue(s), vnet_hdr %s, offloads %s", self.device.name, self.workers,
-                 self.device.vnet_hdr, self.device.offloads)
+                 self.device.vnet_hdr, self.device.offloads.name if self.device.offloads else "none")
 
     def _make_tunnel(self, index: int) -> Tunnel:
         sock = open_udp(*self.listen, reuseport=True)

@@ -147,25 +147,14 @@ class Host:
         )
         plan = plan_reload(old, new)
         name = self.node.device_name
-        errors = 0
-        for kr in plan.routes_delete:
-            try:
-                self._delete(kr)
-            except OSError as e:
-                errors += 1
-                log.error("reload: %s", e)
+        errors = self._each(self._delete, plan.routes_delete)
         if plan.device_mtu is not None:
             self.rt.set_link(name, mtu=plan.device_mtu)
         if plan.txqueuelen is not None:
             self.rt.set_link(name, txqlen=plan.txqueuelen)
         if plan.addresses_changed:
             self.rt.reconcile_addresses(name, new.addresses)
-        for kr in plan.routes_replace:
-            try:
-                self._replace(kr)
-            except OSError as e:
-                errors += 1
-                log.error("reload: %s", e)
+        errors += self._each(self._replace, plan.routes_replace)
         if plan.routing_changed or plan.device_mtu is not None:
             peers, routes = specs_from_config(new)
             self.node.reconfigure(peers, routes, mtu=new.device_mtu)
@@ -182,6 +171,18 @@ class Host:
             f"; {errors} error(s)" if errors else "",
         )
         return errors == 0
+
+    @staticmethod
+    def _each(action, routes) -> int:
+        """Apply ``action`` to every route, logging (not raising) kernel refusals; how many failed."""
+        failed = 0
+        for kr in routes:
+            try:
+                action(kr)
+            except OSError as e:  # one refused route must not stop the rest of the reload
+                failed += 1
+                log.error("reload: %s", e)
+        return failed
 
     # -- tear-down -----------------------------------------------------------------------
     def close(self) -> None:

@@ -6,7 +6,7 @@ import glob
 import os
 import sys
 
-from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, add_json_flags, emit_json, subparser
+from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, add_json_flags, emit_json, subparser
 
 EPILOG = """\
 examples:
@@ -31,30 +31,36 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_status)
 
 
-def cmd_status(args) -> int:
+def ask_instances(device: str | None, socket: str | None) -> list[dict]:
+    """Status documents of the running instances named by ``--socket``, DEVICE, or all of them.
+
+    Raises CliError (exit 1: none found; exit 2: one did not answer).
+    """
     from tunkit.status import DEFAULT_DIR, query, socket_path
 
-    if args.socket:
-        paths = [args.socket]
-    elif args.device:
-        paths = [socket_path(args.device)]
+    if socket:
+        paths = [socket]
+    elif device:
+        paths = [socket_path(device)]
     else:
         paths = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.sock")))
         if not paths:
-            print(f"tunkit: no running instance (no socket in {DEFAULT_DIR})", file=sys.stderr)
-            return EXIT_USAGE
+            raise CliError(f"no running instance (no socket in {DEFAULT_DIR})", EXIT_USAGE)
     docs = []
     for path in paths:
         try:
             doc = query(path)
         except FileNotFoundError:
-            print(f"tunkit: {path}: no such socket (is the instance running?)", file=sys.stderr)
-            return EXIT_USAGE
+            raise CliError(f"{path}: no such socket (is the instance running?)", EXIT_USAGE) from None
         except (OSError, ValueError) as e:  # refused, timed out, or half-written JSON
-            print(f"tunkit: {path}: {e}", file=sys.stderr)
-            return EXIT_SYSTEM
+            raise CliError(f"{path}: {e}", EXIT_SYSTEM) from None
         doc.setdefault("socket", path)
         docs.append(doc)
+    return docs
+
+
+def cmd_status(args) -> int:
+    docs = ask_instances(args.device, args.socket)
     if args.json:
         emit_json(docs, pretty=args.pretty)
         return EXIT_OK

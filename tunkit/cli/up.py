@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, subparser
+from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, subparser
 
 UP_EPILOG = """\
 Creates the TUN device, sets its MTU and txqueuelen, makes it carry exactly the
@@ -79,29 +79,17 @@ def cmd_up(args) -> int:
 
 
 def cmd_reload(args) -> int:
-    import glob
+    from tunkit.cli.status import ask_instances
 
-    from tunkit.status import DEFAULT_DIR, query, socket_path
-
-    if args.socket:
-        paths = [args.socket]
-    elif args.device:
-        paths = [socket_path(args.device)]
-    else:
-        paths = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.sock")))
-        if len(paths) != 1:
-            what = "no running instance" if not paths else f"{len(paths)} instances: name one ({', '.join(paths)})"
-            print(f"tunkit: {what}", file=sys.stderr)
-            return EXIT_USAGE
+    docs = ask_instances(args.device, args.socket)
+    if len(docs) != 1:
+        names = ", ".join(d.get("device", d["socket"]) for d in docs)
+        raise CliError(f"{len(docs)} instances are running ({names}): name one", EXIT_USAGE)
+    doc = docs[0]
     try:
-        doc = query(paths[0])
         pid = int(doc["pid"])
         os.kill(pid, signal.SIGHUP)
-    except FileNotFoundError:
-        print(f"tunkit: {paths[0]}: no such socket (is the instance running?)", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, ValueError, KeyError) as e:
-        print(f"tunkit: {paths[0]}: {e}", file=sys.stderr)
-        return EXIT_SYSTEM
+    except (OSError, KeyError, ValueError) as e:
+        raise CliError(f"{doc['socket']}: cannot signal the instance: {e}", EXIT_SYSTEM) from None
     print(f"reload requested from {doc.get('device', '?')} (pid {pid})")
     return EXIT_OK

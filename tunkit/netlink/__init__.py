@@ -13,7 +13,7 @@ client only then.
 
 from __future__ import annotations
 
-import importlib
+from tunkit._lazy import lazy_exports
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -47,14 +47,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'tunkit.netlink' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
