@@ -35,9 +35,7 @@ def test_add_show_del_agree_with_ip(netns, capsys, argv, want):
     assert shown["ifname"] == "tk0" and shown["ifindex"] == sd.link("tk0")["ifindex"]
     assert shown["linkinfo"]["info_kind"] == "tun"
     ours = shown["linkinfo"]["info_data"]
-    # every key tunkit prints has ip's value (ip adds numqueues/numdisabled from netlink)
-    assert ours == {k: v for k, v in info.items() if k in ours}
-    assert set(info) - set(ours) <= {"numqueues", "numdisabled"}
+    assert ours == info  # every key, numqueues/numdisabled included, as ip -d -j shows it
     assert main(["tuntap", "del", "tk0"]) == 0
     assert "tk0" not in sd.link_names()
 
@@ -54,7 +52,7 @@ def test_show_text_and_filter(netns, capsys):
     support.ip("tuntap", "add", "dev", "tkb", "mode", "tun", "pi", "vnet_hdr")
     assert main(["tuntap", "show"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "tka: tap multi_queue persist user 65534 group 100",
+        "tka: tap multi_queue persist user 65534 group 100 queues 0 disabled 0",  # nobody has it open
         "tkb: tun pi vnet_hdr persist",
     ]
     assert main(["tuntap", "show", "tkb", "-j", "-p"]) == 0
@@ -62,6 +60,20 @@ def test_show_text_and_filter(netns, capsys):
     assert entry["ifname"] == "tkb"
     assert main(["-j", "tuntap", "show"]) == 0  # the global -j works too
     assert [e["ifname"] for e in json.loads(capsys.readouterr().out)] == ["tka", "tkb"]
+
+
+def test_show_counts_live_queues_as_ip_does(netns, capsys):
+    from tunkit.device import open_tun
+
+    with open_tun("tkq", queues=3) as dev:
+        dev.queues[1].detach()
+        assert main(["tuntap", "show", "tkq"]) == 0
+        assert capsys.readouterr().out.split() == ["tkq:", "tun", "multi_queue", "queues", "2", "disabled", "1"]
+        assert main(["tuntap", "show", "tkq", "-j"]) == 0
+        (entry,) = json.loads(capsys.readouterr().out)
+        data = entry["linkinfo"]["info_data"]
+        assert (data["numqueues"], data["numdisabled"]) == (2, 1)
+        assert data == sd.tun_info("tkq")
 
 
 def test_show_empty_namespace(netns, capsys):

@@ -39,7 +39,7 @@ SHOW_EPILOG = """\
 Lists the TUN/TAP devices of the current network namespace with the flags the
 kernel holds for them.  -j prints the shape 'ip -d -j link show' uses for
 'linkinfo' (info_kind "tun", info_data type/pi/vnet_hdr/multi_queue/persist/
-user/group).
+user/group/numqueues/numdisabled; queue counts come from rtnetlink).
 
 examples:
   tunkit tuntap show
@@ -112,7 +112,22 @@ def _group_name(gid: int) -> str | int:
         return gid
 
 
-def info_json(info: device.TunInfo) -> dict:
+def queue_counts() -> dict[int, tuple[int, int]]:
+    """ifindex -> (queues, disabled queues) of every TUN/TAP link, from rtnetlink's IFLA_LINKINFO."""
+    from tunkit.netlink import Rtnl
+    from tunkit.netlink.rtnl import TunInfo
+
+    with Rtnl() as rt:
+        links = rt.links()
+    out = {}
+    for link in links:
+        data = link.linkinfo.data if link.linkinfo is not None else None
+        if isinstance(data, TunInfo) and data.num_queues is not None:
+            out[link.index] = (data.num_queues, data.num_disabled_queues or 0)
+    return out
+
+
+def info_json(info: device.TunInfo, queues: tuple[int, int] | None = None) -> dict:
     """One device in the shape of ``ip -d -j link show`` (ifindex, ifname, linkinfo)."""
     data: dict = {
         "type": info.mode,
@@ -125,11 +140,13 @@ def info_json(info: device.TunInfo) -> dict:
         data["user"] = _user_name(info.owner)
     if info.group is not None:
         data["group"] = _group_name(info.group)
+    if queues is not None:
+        data["numqueues"], data["numdisabled"] = queues
     return {"ifindex": info.ifindex, "ifname": info.name,
             "linkinfo": {"info_kind": "tun", "info_data": data}}
 
 
-def info_text(info: device.TunInfo) -> str:
+def info_text(info: device.TunInfo, queues: tuple[int, int] | None = None) -> str:
     """One line as ``ip tuntap show`` prints it (without its bogus "filter" word)."""
     words = [f"{info.name}:", info.mode]
     words += [w for w, on in (("pi", info.pi), ("vnet_hdr", info.vnet_hdr),
@@ -138,6 +155,8 @@ def info_text(info: device.TunInfo) -> str:
         words += ["user", str(info.owner)]
     if info.group is not None:
         words += ["group", str(info.group)]
+    if queues is not None and info.multi_queue:
+        words += ["queues", str(queues[0]), "disabled", str(queues[1])]
     return " ".join(words)
 
 
@@ -147,9 +166,10 @@ def _show(args) -> int:
         infos = [i for i in infos if i.name == args.name]
         if not infos:
             raise CliError(f"tuntap show: no TUN/TAP device named {args.name!r} in this network namespace")
+    queues = queue_counts() if infos else {}
     if args.json:
-        emit_json([info_json(i) for i in infos], pretty=args.pretty)
+        emit_json([info_json(i, queues.get(i.ifindex)) for i in infos], pretty=args.pretty)
     else:
         for info in infos:
-            print(info_text(info))
+            print(info_text(info, queues.get(info.ifindex)))
     return EXIT_OK
