@@ -91,3 +91,17 @@ def test_no_bare_except():
             if isinstance(node, ast.ExceptHandler) and node.type is None:
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not bad, bad
+
+
+def test_cli_parser_does_not_load_the_io_layers():
+    """Building the whole CLI (what --help and every command do first) stays cheap."""
+    code = (
+        "import sys\n"
+        "from tunkit.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('tunkit.device', 'tunkit.netlink.client', 'tunkit.netlink.socket', 'tunkit.tunnel', 'tunkit.node',\n"
+        "         'tunkit.config', 'tunkit.offload', 'tunkit.trie', 'ctypes', 'socket', 'selectors')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "", f"building the parser imported: {out.stdout.strip()}"

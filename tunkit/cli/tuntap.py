@@ -9,10 +9,14 @@ host: tunkit reads a private sysfs mount made for the caller's namespace (see
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grp
 import pwd
 
-from tunkit import device
+if TYPE_CHECKING:
+    from tunkit import device
+
 from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, subparser
 
 ADD_EPILOG = """\
@@ -48,6 +52,9 @@ examples:
 """
 
 
+MODES = ("tap", "tun")  # tunkit.device.MODES; spelled out so --help does not import the device layer
+
+
 def register(sub) -> None:
     p = subparser(sub, "tuntap", help="add, delete and list persistent TUN/TAP devices",
                   description="Manage persistent TUN/TAP devices, like 'ip tuntap'.",
@@ -57,7 +64,7 @@ def register(sub) -> None:
 
     add = subparser(cmds, "add", help="create a persistent TUN/TAP device", epilog=ADD_EPILOG)
     add.add_argument("name", metavar="NAME", help="device name (at most 15 bytes) or template like tk%%d")
-    add.add_argument("--mode", choices=sorted(device.MODES), default="tun", help="tun (IP packets, default) or tap (Ethernet frames)")
+    add.add_argument("--mode", choices=MODES, default="tun", help="tun (IP packets, default) or tap (Ethernet frames)")
     add.add_argument("--multi-queue", action="store_true", help="allow several queues (IFF_MULTI_QUEUE)")
     add.add_argument("--user", metavar="U", help="owner: user name or uid allowed to open it without CAP_NET_ADMIN")
     add.add_argument("--group", metavar="G", help="group name or gid allowed to open it")
@@ -67,7 +74,7 @@ def register(sub) -> None:
 
     rm = subparser(cmds, "del", help="delete a persistent TUN/TAP device", epilog=DEL_EPILOG)
     rm.add_argument("name", metavar="NAME", help="the device's name")
-    rm.add_argument("--mode", choices=sorted(device.MODES), help="tun or tap (detected when omitted)")
+    rm.add_argument("--mode", choices=MODES, help="tun or tap (detected when omitted)")
     rm.set_defaults(func=_del)
 
     show = subparser(cmds, "show", help="list TUN/TAP devices and their flags", epilog=SHOW_EPILOG)
@@ -82,6 +89,8 @@ def _usage(parser) -> int:
 
 
 def _add(args) -> int:
+    from tunkit import device
+
     dev = device.open_tun(
         args.name, mode=args.mode, pi=args.pi, multi_queue=args.multi_queue,
         vnet_hdr=args.vnet_hdr, offloads=0 if args.vnet_hdr else None,  # like ip: set no offloads
@@ -94,6 +103,8 @@ def _add(args) -> int:
 
 
 def _del(args) -> int:
+    from tunkit import device
+
     device.delete(args.name, mode=args.mode)
     return EXIT_OK
 
@@ -127,7 +138,7 @@ def queue_counts() -> dict[int, tuple[int, int]]:
     return out
 
 
-def info_json(info: device.TunInfo, queues: tuple[int, int] | None = None) -> dict:
+def info_json(info: "device.TunInfo", queues: tuple[int, int] | None = None) -> dict:
     """One device in the shape of ``ip -d -j link show`` (ifindex, ifname, linkinfo)."""
     data: dict = {
         "type": info.mode,
@@ -146,7 +157,7 @@ def info_json(info: device.TunInfo, queues: tuple[int, int] | None = None) -> di
             "linkinfo": {"info_kind": "tun", "info_data": data}}
 
 
-def info_text(info: device.TunInfo, queues: tuple[int, int] | None = None) -> str:
+def info_text(info: "device.TunInfo", queues: tuple[int, int] | None = None) -> str:
     """One line as ``ip tuntap show`` prints it (without its bogus "filter" word)."""
     words = [f"{info.name}:", info.mode]
     words += [w for w, on in (("pi", info.pi), ("vnet_hdr", info.vnet_hdr),
@@ -161,6 +172,8 @@ def info_text(info: device.TunInfo, queues: tuple[int, int] | None = None) -> st
 
 
 def _show(args) -> int:
+    from tunkit import device
+
     infos = device.list_tun_devices()
     if args.name is not None:
         infos = [i for i in infos if i.name == args.name]
