@@ -236,3 +236,35 @@ def test_up_refuses_a_taken_device_name_and_leaves_it(netns, tmp_path, capsys):
         assert "tk0" in capsys.readouterr().err
         assert {x["ifname"] for x in support.ip_json("link")} == {"lo", "tk0"}
         assert not support.ip_json("addr", "show", "dev", "tk0")[0]["addr_info"]
+
+
+def test_reload_keys_txqueuelen_and_peer_set(hosts):
+    hosts.up("a")
+    hosts.up("b")
+    base_a = (hosts.dir / "a.toml").read_text()
+    base_b = (hosts.dir / "b.toml").read_text()
+
+    # txqueuelen (absent before: the kernel default) is set live
+    hosts.reload("a", base_a.replace("mtu = 1400", "mtu = 1400\ntxqueuelen = 321"))
+    wait_for(lambda: hosts.link()["txqlen"] == 321, "txqueuelen 321")
+    assert hosts.send() == b"across the overlay"
+
+    # a new key on both hosts: after both reloads traffic flows again with the new key
+    os.unlink(hosts.dir / "net.key")
+    assert cli_main(["genkey", str(hosts.dir / "net.key")]) == 0
+    hosts.reload("a", base_a.replace("mtu = 1400", "mtu = 1400\ntxqueuelen = 321"))
+    with pytest.raises(AssertionError, match="no datagram crossed"):
+        hosts.send()  # A seals with the new key, B still checks with the old one
+    assert hosts.status("b")["drops"].get("bad_mac", 0) >= 1
+    hosts.reload("b", base_b)
+    assert hosts.send() == b"across the overlay"
+    assert hosts.send(b"back", src="b") == b"back"
+
+    # a peer added, then removed: the tunnel's peer list follows, the old peer keeps working
+    extra = '\n[[peers]]\nname = "c"\nendpoint = "198.51.100.3:4800"\nprefixes = ["198.18.0.3/32"]\n'
+    hosts.reload("a", base_a + extra)
+    wait_for(lambda: [p["name"] for p in hosts.status("a")["peers"]] == ["b", "c"], "peer c added")
+    assert hosts.send() == b"across the overlay"
+    hosts.reload("a", base_a)
+    wait_for(lambda: [p["name"] for p in hosts.status("a")["peers"]] == ["b"], "peer c removed")
+    assert hosts.send() == b"across the overlay"
