@@ -138,3 +138,28 @@ def test_help_teaches_with_examples(capsys, cmd, example):
         main(["tuntap", *cmd, "--help"])
     assert exc.value.code == 0
     assert example in capsys.readouterr().out
+
+
+def test_add_create_node_flag_reaches_the_device_layer(monkeypatch):
+    from tunkit import device
+
+    seen = {}
+
+    class FakeDevice:
+        name = "tk0"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_open_tun(name, **kw):
+        seen.update(kw, name=name)
+        return FakeDevice()
+
+    monkeypatch.setattr(device, "open_tun", fake_open_tun)
+    assert main(["tuntap", "add", "tk0", "--create-node"]) == 0
+    assert seen["create_node"] is True and seen["persist"] is True
+    assert main(["tuntap", "add", "tk0"]) == 0
+    assert seen["create_node"] is False

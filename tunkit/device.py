@@ -314,7 +314,7 @@ def _open_tun_file(path: str, label: str | None, create_node: bool) -> int:
     except FileNotFoundError:
         raise DeviceError(
             errno.ENOENT, label,
-            f"{path} does not exist; create it with tunkit.device.create_tun_node(), "
+            f"{path} does not exist; create it with 'tunkit tuntap add ... --create-node', "
             f"open_tun(..., create_node=True) or 'mknod {path} c {MISC_MAJOR} {TUN_MINOR}'",
         ) from None
     except OSError as e:

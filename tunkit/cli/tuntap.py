@@ -70,6 +70,8 @@ def register(sub) -> None:
     add.add_argument("--group", metavar="G", help="group name or gid allowed to open it")
     add.add_argument("--vnet-hdr", action="store_true", help="packets carry a virtio_net_hdr (IFF_VNET_HDR)")
     add.add_argument("--pi", action="store_true", help="packets carry struct tun_pi (no IFF_NO_PI)")
+    add.add_argument("--create-node", action="store_true",
+                     help="create /dev/net/tun (mknod c 10 200) first if it is missing, as nebula does")
     add.set_defaults(func=_add)
 
     rm = subparser(cmds, "del", help="delete a persistent TUN/TAP device", epilog=DEL_EPILOG)
@@ -94,7 +96,7 @@ def _add(args) -> int:
     dev = device.open_tun(
         args.name, mode=args.mode, pi=args.pi, multi_queue=args.multi_queue,
         vnet_hdr=args.vnet_hdr, offloads=0 if args.vnet_hdr else None,  # like ip: set no offloads
-        persist=True, owner=args.user, group=args.group,
+        persist=True, owner=args.user, group=args.group, create_node=args.create_node,
     )
     with dev:
         if "%" in args.name:
