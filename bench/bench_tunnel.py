@@ -148,6 +148,29 @@ def stop_node(pid: int) -> dict | None:
     return status
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants (worker processes), from /proc."""
+    kids: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(d))  # fields[1]: ppid
+        times[int(d)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0.0)
+        todo += kids.get(p, [])
+    return total
+
+
 def iperf(client: NetNS, server: NetNS, addr: str, seconds: float, extra: list[str]) -> dict:
     srv = server.popen(["iperf3", "-s", "-1", "-B", addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -185,8 +208,16 @@ def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: flo
     try:
         time.sleep(0.3)
         par = ["-P", str(workers)] if workers > 1 else []
-        g = tcp_gbps(iperf(a, b, overlay4(1), seconds, par))
-        print(f"tunkit {mode:13s} workers {workers}: TCP {g:.2f} Gbit/s" if g else f"tunkit {mode} workers {workers}: TCP failed", flush=True)
+        c0 = cpu_seconds(pa), cpu_seconds(pb)
+        res = iperf(a, b, overlay4(1), seconds, par)
+        c1 = cpu_seconds(pa), cpu_seconds(pb)
+        g = tcp_gbps(res)
+        try:  # CPU seconds per GB carried: less sensitive to other load on a shared machine than Gbit/s
+            gb = res["end"]["sum_received"]["bytes"] / 1e9
+            cpu = f" (tunnel CPU per GB: sender {(c1[0] - c0[0]) / gb:.2f} s, receiver {(c1[1] - c0[1]) / gb:.2f} s)"
+        except (KeyError, ZeroDivisionError):
+            cpu = ""
+        print(f"tunkit {mode:13s} workers {workers}: TCP {g:.2f} Gbit/s{cpu}" if g else f"tunkit {mode} workers {workers}: TCP failed", flush=True)
         if workers == 1 and udp:
             u = udp_pps(iperf(a, b, overlay4(1), seconds, ["-u", "-l", "256", "-b", UDP_RATE]))
             if u:

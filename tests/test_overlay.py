@@ -114,6 +114,7 @@ def test_mac_equals_stdlib_hmac(n):
     a, b = rng.randbytes(32), rng.randbytes(n)
     for key in (KEY, bytes(16), rng.randbytes(64)):
         assert Mac(key).tag(a, b) == hmac.digest(key, a + b, "sha256")[:TAG_LEN]
+        assert Mac(key).tag2(a, memoryview(b)) == hmac.digest(key, a + b, "sha256")[:TAG_LEN]  # the per-packet path
         assert Mac(key).verify(hmac.digest(key, a + b, "sha256")[:TAG_LEN], memoryview(a), b)
 
 

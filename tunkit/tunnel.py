@@ -60,6 +60,7 @@ READ_BUF = 65536 + VIRTIO_NET_HDR_LEN + 64
 UNDERLAY_MTU = 1500
 
 _VNET = VIRTIO_NET_HDR  # one Struct for virtio_net_hdr: tunkit.offload's
+_VNET_UNPACK = VIRTIO_NET_HDR.unpack_from
 _VNET_NONE = ZERO_HDR.encode()
 _GSO_ECN = 0x80
 _NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
@@ -266,7 +267,7 @@ class Tunnel:
         self._unstable: list = []  # openers holding views into the receive buffer
         # with virtio headers, plain packets of one read are merged per flow before the TUN write
         self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce else None
-        self._bufs = [bytearray(READ_BUF) for _ in range(batch)]
+        self._bufs = [(b, memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]  # (buffer, its view)
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
 
@@ -398,7 +399,9 @@ class Tunnel:
         self._now_ms = self._clock_ns() // 1_000_000
         fd = self._fd
         readv = os.readv
-        for buf in self._bufs:
+        vnet = self.vnet_hdr
+        outbound = self._outbound
+        for buf, view in self._bufs:
             try:
                 n = readv(fd, (buf,))
             except BlockingIOError:  # queue drained
@@ -411,22 +414,17 @@ class Tunnel:
             if not n:
                 break
             self.tun_rx += 1
-            mv = memoryview(buf)[:n]
-            if self.vnet_hdr:
-                self._outbound_vnet(mv)
+            if not vnet:
+                outbound(view[:n], None)
+            elif n < VIRTIO_NET_HDR_LEN:
+                self._drop("malformed")
             else:
-                self._outbound(mv, None)
+                flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VNET_UNPACK(buf)
+                gso = None
+                if gso_type or flags & _NEEDS_CSUM:
+                    gso = Gso(gso_type, flags, gso_size if gso_type else 0, csum_start, csum_offset)
+                outbound(view[VIRTIO_NET_HDR_LEN:n], gso)
         self.batcher.flush()
-
-    def _outbound_vnet(self, mv: memoryview) -> None:
-        if len(mv) < VIRTIO_NET_HDR_LEN:
-            self._drop("malformed")
-            return
-        flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack_from(mv)
-        gso = None
-        if gso_type or flags & _NEEDS_CSUM:
-            gso = Gso(gso_type, flags, gso_size if gso_type else 0, csum_start, csum_offset)
-        self._outbound(mv[VIRTIO_NET_HDR_LEN:], gso)
 
     def _outbound(self, pkt: memoryview, gso: Gso | None) -> None:
         n = len(pkt)

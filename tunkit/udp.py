@@ -22,6 +22,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from itertools import chain
 
 from tunkit._uapi import SOL_UDP, UDP_GRO, UDP_MAX_SEGMENTS, UDP_SEGMENT
 
@@ -153,10 +154,11 @@ class UdpBatcher:
             i = j
 
     def _send_gso(self, vec, size, addr, run) -> bool:
+        """Send ``run`` (its (address, size, buffers) entries, or a train's datagrams) as one GSO send."""
         try:
             self.sock.sendmsg(vec, [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, addr)
         except BlockingIOError:  # socket buffer full: the datagrams are lost like on a full link
-            self._report(addr, sum(s for _, s, _ in run), None)
+            self._report(addr, _run_size(run, size), None)
             return True
         except OSError as e:
             if e.errno in _GSO_REFUSED:  # no GSO for this path: switch it off and resend singly
@@ -164,11 +166,11 @@ class UdpBatcher:
                             errno.errorcode.get(e.errno, e.errno), len(run), size, addr)
                 self.gso = False
                 self.gso_fallbacks += 1
-                for a, s, b in run:
+                for a, s, b in _run_entries(run, addr, size):
                     self._send_one(b, a, s)
                 return True
             # unreachable, too big...: these datagrams are lost, the socket stays usable
-            self._report(addr, sum(s for _, s, _ in run), e)
+            self._report(addr, _run_size(run, size), e)
             return True
         self.syscalls += 1
         self.gso_sends += 1
@@ -180,8 +182,7 @@ class UdpBatcher:
         for k in range(0, len(datagrams), per):
             group = datagrams[k : k + per]
             if self.gso and len(group) > 1:
-                vec = [b for d in group for b in d]
-                self._send_gso(vec, segment, addr, [(addr, segment, d) for d in group])
+                self._send_gso(list(chain.from_iterable(group)), segment, addr, group)
             else:
                 for d in group:
                     self._send_one(d, addr, segment)
@@ -196,6 +197,17 @@ class UdpBatcher:
     def _report(self, addr, size, exc) -> None:
         if self.on_error is not None:
             self.on_error(addr, size, exc)
+
+
+def _run_entries(run, addr, size: int) -> list:
+    """A GSO run as (address, size, buffers): a train's datagrams are all ``size`` bytes but the last."""
+    if run and isinstance(run[0], tuple):
+        return run
+    return [(addr, size if i < len(run) - 1 else sum(map(len, d)), d) for i, d in enumerate(run)]
+
+
+def _run_size(run, size: int) -> int:
+    return sum(s for _, s, _ in _run_entries(run, None, size))
 
 
 def recv_batch(
