@@ -37,13 +37,9 @@ def register(sub) -> None:
 
 
 def cmd_check(args) -> int:
-    from tunkit.config import ConfigError, kernel_routes, load, to_json
+    from tunkit.config import kernel_routes, load, to_json
 
-    try:
-        cfg = load(args.config)
-    except ConfigError as e:
-        print(f"tunkit: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     if args.json:
         emit_json(to_json(cfg), pretty=args.pretty)
         return EXIT_OK

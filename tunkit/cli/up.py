@@ -53,14 +53,10 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    from tunkit.config import ConfigError, load
+    from tunkit.config import load
     from tunkit.up import Host
 
-    try:
-        cfg = load(args.config)
-    except ConfigError as e:
-        print(f"tunkit: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
