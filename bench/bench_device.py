@@ -133,7 +133,7 @@ def main() -> int:
         return 1
     n_create, n_ip, n_io = (50, 10, 2000) if args.quick else (400, 100, 20000)
     print(f"tunkit device benchmark - Linux {platform.release()}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs (shared with other work: indicative figures)")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     with NetNS("bench") as ns, ns.entered():
         print("TUN device create+delete, in a fresh network namespace:")
         bench_create(n_create, n_ip)

@@ -177,7 +177,7 @@ def main() -> int:
     imp = bench_import()
     n = args.routes
     print(f"tunkit netlink benchmark: {n} IPv4 routes (1 in 4 with metric and mtu), best of {args.runs} runs,")
-    print("in a fresh network namespace; machine shared with other work, so figures vary between runs.")
+    print(f"in a fresh network namespace; load average {os.getloadavg()[0]:.2f} at start (other load makes figures vary).")
     print(f"  add    tunkit {r['tk_add_build']:9,.0f} routes/s (building messages included)"
           f"   {r['tk_add']:9,.0f} routes/s (add_routes() on prebuilt messages)")
     print(f"         ip -batch {r['ip_add']:6,.0f} routes/s   ratio {r['tk_add_build'] / r['ip_add']:.2f}x"

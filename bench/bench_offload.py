@@ -286,7 +286,7 @@ def main() -> int:
     iperf = None if args.python else ensure_iperf3()
     tool = f"iperf3 ({iperf})" if iperf else "Python sender/receiver"
     print(f"tunkit offload benchmark - Linux {platform.release()}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs shared with other work (indicative figures; compare modes within a run)")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start (compare modes within a run)")
     print(f"TCP through two namespaces, {args.seconds:g} s per mode, traffic from {tool}, MTU {args.mtu}, "
           f"relay batch {args.batch} reads:")
     for mode in modes:

@@ -289,7 +289,7 @@ def main(argv=None) -> int:
     scale = 10 if args.quick else 1
     rng = random.Random(20240601)
     gws = [object() for _ in range(64)]
-    print(f"tunkit.trie benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores shared with other jobs,"
+    print(f"tunkit.trie benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f},"
           f" best of {args.rounds} rounds per chunk")  # fmt: skip
     table, as_bytes = ipv4_section(rng, gws, 100_000, 1_000_000 // scale, args.rounds)
     ipv6_section(rng, gws, 1_000, 1_000_000 // scale, args.rounds)

@@ -256,7 +256,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-udp", action="store_true", help="skip the 256-byte UDP runs")
     args = ap.parse_args()
-    print(f"bench_tunnel: {os.cpu_count()} CPUs (shared with other work), python {sys.version.split()[0]}, "
+    print(f"bench_tunnel: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start, python {sys.version.split()[0]}, "
           f"kernel {os.uname().release}")
     if not args.skip_mac:
         bench_macs()
