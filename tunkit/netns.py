@@ -25,21 +25,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import fcntl
 import os
-import socket
-import struct
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 
-from tunkit._uapi import CLONE_NEWNET, IFNAMSIZ, SIOCGIFFLAGS, SIOCSIFFLAGS, IfFlag
+from tunkit._uapi import CLONE_NEWNET
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
-_IFREQ_FLAGS = struct.Struct(f"={IFNAMSIZ}sH22x")  # struct ifreq: ifr_name, ifr_flags, rest of the union
 
 
 def _check(ret: int, what: str) -> None:
@@ -87,11 +83,11 @@ def setns(fd: int) -> None:
 
 
 def set_link_up(name: str = "lo") -> None:
-    """Set IFF_UP on ``name`` in the calling thread's namespace (via SIOCSIFFLAGS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = _IFREQ_FLAGS.pack(name.encode(), 0)
-        flags = _IFREQ_FLAGS.unpack(fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _IFREQ_FLAGS.pack(name.encode(), flags | IfFlag.UP))
+    """Set ``name`` up in the calling thread's namespace (over rtnetlink)."""
+    from tunkit.netlink.client import Rtnl
+
+    with Rtnl() as rt:
+        rt.set_link(name, up=True)
 
 
 class NetNS:

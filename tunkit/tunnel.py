@@ -716,7 +716,6 @@ def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | No
         src = sources.get(6) or bytes(pkt[24:40])
         dst = bytes(pkt[8:24])
         icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
-        pseudo = src + dst + struct.pack("!II", len(icmp), IPPROTO_ICMPV6)
-        struct.pack_into("!H", icmp, 2, internet_checksum(pseudo + icmp))
+        struct.pack_into("!H", icmp, 2, internet_checksum(icmp, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(icmp))))
         return _IPV6.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
     return None
