@@ -318,6 +318,8 @@ def test_reload_plan_mtu_peers_and_fixed_settings():
     assert p.device_mtu == 1380
     assert p.peers_changed == ("b",) and p.peers_added == ("d",) and p.peers_removed == ("c",)
     assert len(p.cannot_change_live) == 1 and "device.workers changed from 1 to 2" in p.cannot_change_live[0]
+    assert p.config.device.workers == 1 and p.config.device.mtu == 1380  # fixed kept, the rest taken
+    assert plan_reload(cfg(), p.config).cannot_change_live == ()
 
 
 def test_reload_plan_key_change_counts_as_peer_change(tmp_path):

@@ -53,7 +53,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
 
 from tunkit.ecmp import MAX_WEIGHT, Gateway
@@ -682,6 +682,7 @@ class ReloadPlan:
     routing_changed: bool = False  # the overlay routing table must be rebuilt
     log_level: str | None = None
     cannot_change_live: tuple[str, ...] = ()  # messages: restart tunkit to apply
+    config: Config | None = None  # what runs after the reload: the new file, fixed settings kept
 
     @property
     def empty(self) -> bool:
@@ -692,22 +693,35 @@ class ReloadPlan:
 
 def plan_reload(old: Config, new: Config) -> ReloadPlan:
     """Compare two configurations; pure.  Routes removed are deleted before
-    changed or added ones are replaced; unchanged routes are left alone."""
+    changed or added ones are replaced; unchanged routes are left alone.
+
+    Settings that cannot change while running keep their old values in
+    ``plan.config`` (each change is named in ``cannot_change_live``); every
+    other difference is computed against that configuration.
+    """
+    fixed = [
+        f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit"
+        for label, a, b in (
+            ("device.name", old.device.name, new.device.name),
+            ("device.workers", old.device.workers, new.device.workers),
+            ("device.offloads", old.device.offloads, new.device.offloads),
+            ("network.listen", old.listen, new.listen),
+            ("network.insecure", old.insecure, new.insecure),
+            ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
+        )
+        if a != b
+    ]
+    new = replace(
+        new,
+        device=replace(new.device, name=old.device.name, workers=old.device.workers, offloads=old.device.offloads),
+        listen=old.listen,
+        insecure=old.insecure,
+        use_system_route_table=old.use_system_route_table,
+    )
     old_k = {k.identity: k for k in kernel_routes(old)}
     new_k = {k.identity: k for k in kernel_routes(new)}
     delete = tuple(k for i, k in old_k.items() if i not in new_k)
-    replace = tuple(k for i, k in new_k.items() if old_k.get(i) != k)
-    fixed = []
-    for label, a, b in (
-        ("device.name", old.device.name, new.device.name),
-        ("device.workers", old.device.workers, new.device.workers),
-        ("device.offloads", old.device.offloads, new.device.offloads),
-        ("network.listen", old.listen, new.listen),
-        ("network.insecure", old.insecure, new.insecure),
-        ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
-    ):
-        if a != b:
-            fixed.append(f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit")
+    replace_ = tuple(k for i, k in new_k.items() if old_k.get(i) != k)
     op = {p.name: p for p in old.peers}
     np_ = {p.name: p for p in new.peers}
     changed = tuple(
@@ -721,7 +735,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     )
     return ReloadPlan(
         routes_delete=delete,
-        routes_replace=replace,
+        routes_replace=replace_,
         device_mtu=new.device_mtu if new.device_mtu != old.device_mtu else None,
         txqueuelen=new.device.txqueuelen if new.device.txqueuelen != old.device.txqueuelen else None,
         addresses_changed=old.addresses != new.addresses,
@@ -731,6 +745,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         routing_changed=routing,
         log_level=new.log_level if new.log_level != old.log_level else None,
         cannot_change_live=tuple(fixed),
+        config=new,
     )
 
 

@@ -20,7 +20,6 @@ keep their running values.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -132,20 +131,10 @@ class Host:
         """Apply ``new`` over the running configuration (the file is not read)."""
         from tunkit.tunnel import specs_from_config
 
-        old = self.cfg
-        plan = plan_reload(old, new)
+        plan = plan_reload(self.cfg, new)
         for msg in plan.cannot_change_live:
             log.warning("reload: %s", msg)
-        # Keep what cannot change live, so the running state and self.cfg agree.
-        new = dataclasses.replace(
-            new,
-            device=dataclasses.replace(new.device, name=old.device.name, workers=old.device.workers,
-                                       offloads=old.device.offloads),
-            listen=old.listen,
-            insecure=old.insecure,
-            use_system_route_table=old.use_system_route_table,
-        )
-        plan = plan_reload(old, new)
+        new = plan.config  # the new file with what cannot change live kept as it runs
         name = self.node.device_name
         errors = self._each(self._delete, plan.routes_delete)
         if plan.device_mtu is not None:
