@@ -17,6 +17,7 @@ PKG = ROOT / "tunkit"
 PURE_MODULES = [
     "tunkit._uapi",
     "tunkit._lazy",
+    "tunkit.ifname",
     "tunkit.errors",
     "tunkit.netlink.message",
     "tunkit.netlink.attr",

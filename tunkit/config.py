@@ -58,6 +58,7 @@ from typing import Any, Callable, Union
 
 from tunkit.ecmp import MAX_WEIGHT, Gateway
 from tunkit.errors import ConfigError
+from tunkit.ifname import validate_name
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -70,7 +71,6 @@ MAX_MTU = 65535
 MAX_METRIC = 2**31 - 1
 KEY_BYTES = 32
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.%-]+$")
 _PEER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -351,9 +351,11 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
     d = c.table(top.get("device", {}), "device")
     c.known(d, "device", ("name", "mtu", "txqueuelen", "workers", "offloads"))
     name = c.string(d, "device", "name", default="tunkit%d")
-    if name is not None and (len(name.encode()) > 15 or not name or not _NAME_RE.match(name) or name.count("%") > 1
-                             or ("%" in name and "%d" not in name)):
-        c.bad("device.name", f"{name!r} is not a valid interface name (1-15 bytes of A-Z a-z 0-9 _ . -, at most one %d)")
+    if name is not None:
+        try:
+            validate_name(name)
+        except ValueError as e:  # the kernel's rule, with its own wording of what is wrong
+            c.bad("device.name", str(e))
     device = DeviceConfig(
         name=name or "tunkit%d",
         mtu=c.integer(d, "device", "mtu", 576, MAX_MTU, default=DEFAULT_MTU),

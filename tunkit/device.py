@@ -62,6 +62,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from tunkit.ifname import validate_name
 from tunkit._uapi import (
     ARPHRD_ETHER,
     ARPHRD_NONE,
@@ -202,35 +203,6 @@ def _ioctl(fd: int, request: int, arg) -> None:
 # ---------------------------------------------------------------------------
 # argument checks (pure helpers)
 # ---------------------------------------------------------------------------
-def validate_name(name: str, *, template: bool = True) -> bytes:
-    """Check an interface name as the kernel's ``dev_valid_name`` would; return its bytes.
-
-    At most 15 bytes (``IFNAMSIZ`` minus the NUL; the kernel would silently
-    truncate longer ones), not ``.``/``..``, no ``/``, ``:`` or whitespace.
-    With ``template=True`` one ``%d`` is allowed (``tun%d``).  Raises
-    ``ValueError`` naming the name and the rule.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"interface name must be str, not {type(name).__name__}")
-    raw = name.encode()
-    if not raw:
-        raise ValueError("interface name is empty (pass None to let the kernel choose)")
-    if len(raw) >= IFNAMSIZ:
-        raise ValueError(f"interface name {name!r} is too long: {len(raw)} bytes, at most {IFNAMSIZ - 1}")
-    if name in (".", ".."):
-        raise ValueError(f"interface name {name!r} is not allowed")
-    bad = [c for c in name if c in "/:" or c.isspace()]
-    if bad:
-        raise ValueError(f"interface name {name!r} contains {bad[0]!r} ('/', ':' and whitespace are not allowed)")
-    pct = name.find("%")
-    if pct >= 0:
-        if not template:
-            raise ValueError(f"interface name {name!r} is a template; an existing device's exact name is needed")
-        if name[pct + 1 : pct + 2] != "d" or "%" in name[pct + 2 :]:
-            raise ValueError(f"interface name template {name!r} must contain exactly one '%d'")
-    return raw
-
-
 def flag_names(flags: enum.IntFlag | None) -> str:
     """``TUN|NO_PI``-style text for a flag set (``0`` when empty); ``str()`` prints a number on 3.11+."""
     if flags is None:
