@@ -209,13 +209,24 @@ def test_truncated_garbage_and_unknown_endpoint(hosts):
         fresh = struct.pack("!BBBBIQQ", 1, 1, 0, 0, 99, 5, b.t.started_ms + 1) + bytes(9) + b"\x01" + bytes(range(40))
         b.sock.sendto(fresh, dest)  # garbage with a plausible, fresh header: the tag fails
         b.sock.sendto(b"\x07" + bytes(60), dest)  # garbage: unknown version
+        b.sock.sendto(b"", dest)  # empty
         stranger.sendto(hdr + good + tag, dest)  # a valid message from the wrong endpoint
         send(b, good)
         pump((a.sock, a.t.on_udp_readable))
         assert a.q.take_all() == [good]
-        assert a.t.drops == {"truncated": 1, "bad_mac": 1, "version": 1, "unknown_endpoint": 1}
+        assert a.t.drops == {"truncated": 2, "bad_mac": 1, "version": 1, "unknown_endpoint": 1}
     finally:
         stranger.close()
+
+
+def test_insecure_empty_datagram_is_counted_and_traffic_continues(hosts):
+    a, b = hosts("a", "b")
+    _wire(a, b, insecure=True)
+    b.sock.sendto(b"", ("127.0.0.1", a.port))
+    pkt = ipv4_udp(ADDR["b"], ADDR["a"], 7, 8, b"after")
+    send(b, pkt, dst=a)
+    assert a.q.take_all() == [pkt]
+    assert a.t.drops == {"truncated": 1}
 
 
 def test_sender_restart_is_accepted_without_manual_steps(hosts):
@@ -580,3 +591,37 @@ def test_specs_from_an_example_config_build_a_tunnel(hosts):
     (a,) = hosts("a")
     t = a.start(peers, routes, insecure=cfg.insecure)
     assert t.table.lookup(ipaddress.ip_address("192.0.2.1").packed).bounds == (1431655764, 2147483647)
+
+
+# (name, peers, routes, v6 socket): sets the tunnel refuses; the node's pre-check must refuse them too
+_N = ipaddress.ip_network
+_K = bytes(32)
+REFUSED_SETS = [
+    ("no key", [PeerSpec("p", ("198.51.100.2", 1), (_N("198.18.0.2/32"),))], [], False),
+    ("same endpoint spelled twice",
+     [PeerSpec("p", ("2001:db8::1", 1), (_N("198.18.0.2/32"),), _K),
+      PeerSpec("q", ("2001:DB8::1", 1), (_N("198.18.0.3/32"),), _K)], [], True),
+    ("IPv6 endpoint on an IPv4 socket", [PeerSpec("p", ("2001:db8::1", 1), (_N("198.18.0.2/32"),), _K)], [], False),
+    ("gateway outside every peer",
+     [PeerSpec("p", ("198.51.100.2", 1), (_N("198.18.0.2/32"),), _K)],
+     [RouteSpec(_N("192.0.2.0/24"), ((ipaddress.ip_address("198.18.0.9"), 1),))], False),
+    ("one peer twice as gateway",
+     [PeerSpec("p", ("198.51.100.2", 1), (_N("198.18.0.0/29"),), _K)],
+     [RouteSpec(_N("192.0.2.0/24"), ((ipaddress.ip_address("198.18.0.2"), 1), (ipaddress.ip_address("198.18.0.3"), 1)))],
+     False),
+    ("weight zero",
+     [PeerSpec("p", ("198.51.100.2", 1), (_N("198.18.0.2/32"),), _K)],
+     [RouteSpec(_N("192.0.2.0/24"), ((ipaddress.ip_address("198.18.0.2"), 0),))], False),
+]
+
+
+@pytest.mark.parametrize("name,peers,routes,v6", REFUSED_SETS, ids=[c[0] for c in REFUSED_SETS])
+def test_pre_check_refuses_what_the_tunnel_refuses(name, peers, routes, v6):
+    from tunkit.tunnel import check_config
+
+    with pytest.raises(ConfigError):
+        check_config(peers, routes, v6sock=v6)
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as sock, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as q:
+        with pytest.raises(ConfigError):
+            Tunnel(q, sock, peers, routes)

@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
+from tunkit.errors import ConfigError
 from tunkit.loop import PacketLoop
 from tunkit.status import StatusServer, merge
 from tunkit.tunnel import DEFAULT_MTU, PeerSpec, RouteSpec, Tunnel
@@ -189,7 +190,8 @@ class TunnelNode:
         else:  # check in a scratch tunnel-less way: the same rules run in every worker
             from tunkit.tunnel import check_config  # noqa: PLC0415
 
-            check_config(peers, routes, insecure=self.insecure, table_factory=self.table_factory)
+            check_config(peers, routes, insecure=self.insecure, v6sock=":" in self.listen[0],
+                         table_factory=self.table_factory)
             self._broadcast({"op": "reconfigure", "peers": [_peer_json(p) for p in peers],
                              "routes": [_route_json(r) for r in routes], "mtu": mtu})
         self.peers, self.routes = peers, routes
@@ -478,8 +480,6 @@ class _QueueFd:
 
 def worker_main(ctl_fd: int, queue_fd: int) -> int:
     """Body of a worker process (``python -m tunkit.node --worker CTL_FD QUEUE_FD``)."""
-    from tunkit.udp import open_udp  # noqa: PLC0415
-
     ctl = socket.socket(fileno=ctl_fd)
     buf = bytearray()
     while (nl := buf.find(b"\n")) < 0:
@@ -524,7 +524,10 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
                 ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
                 ctl.setblocking(False)
             else:
-                apply_control(tunnel, msg)
+                try:
+                    apply_control(tunnel, msg)
+                except ConfigError as e:  # the parent checked the same rules; if one slips, keep serving
+                    log.error("worker %d: control %s refused: %s", tunnel.sender, msg.get("op"), e)
 
     loop.add_reader(ctl, on_ctl)
     process()  # messages that came with the configuration

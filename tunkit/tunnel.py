@@ -176,22 +176,51 @@ class _Route:
 
 
 def check_config(peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, insecure: bool = False,
-                 table_factory: Callable[[], object] | None = None) -> None:
-    """Raise :class:`~tunkit.errors.ConfigError` for what :meth:`Tunnel.reconfigure` would refuse."""
+                 v6sock: bool = False, table_factory: Callable[[], object] | None = None) -> list:
+    """Raise :class:`~tunkit.errors.ConfigError` for anything :meth:`Tunnel.reconfigure` refuses.
+
+    The one validation of a peer/route set: ``reconfigure`` runs it first, and a
+    node with several workers runs it before sending the set to them.  Returns
+    each peer's socket address, normalised for the socket's family.
+    """
     table = (table_factory or default_table_factory)()
-    seen = {}
+    addrs: list = []
+    owner: dict = {}
     for spec in peers:
         if not insecure and not spec.key:
             raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
-        if spec.endpoint in seen:
-            raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {seen[spec.endpoint]}'s")
-        seen[spec.endpoint] = spec.name
+        addr = _sockaddr(spec.endpoint, v6sock)
+        if addr in owner:
+            raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {owner[addr]}'s")
+        owner[addr] = spec.name
+        addrs.append(addr)
         for pfx in spec.prefixes:
-            table.insert(pfx, True)
+            table.insert(pfx, spec.name)
     for r in routes:
+        names = []
         for gw, _ in r.via:
-            if table.lookup(ipaddress.ip_address(gw).packed) is None:
+            name = table.lookup(ipaddress.ip_address(gw).packed)
+            if name is None:
                 raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
+            names.append(name)
+        try:
+            GatewaySet(list(zip(names, (w for _, w in r.via))))
+        except ValueError as e:  # a peer listed twice, a weight out of range
+            raise ConfigError(f"route {r.route}: {e}") from None
+    return addrs
+
+
+def _sockaddr(endpoint: tuple[str, int], v6sock: bool):
+    """The address ``recvfrom`` reports for ``endpoint`` on a socket of the given family."""
+    host, port = endpoint
+    a = ipaddress.ip_address(host)
+    if v6sock:
+        if a.version == 4:
+            a = ipaddress.IPv6Address("::ffff:" + str(a))
+        return (str(a), port, 0, 0)
+    if a.version == 6:
+        raise ConfigError(f"peer endpoint {host}: an IPv6 endpoint needs an IPv6 listen address")
+    return (str(a), port)
 
 
 def default_table_factory():
@@ -281,16 +310,14 @@ class Tunnel:
         The new tables replace the old ones in one assignment.
         """
         mtu = self.mtu if mtu is None else mtu
+        peers, routes = list(peers), list(routes)
+        addrs = check_config(peers, routes, insecure=self.insecure, v6sock=self._v6sock,
+                             table_factory=self._table_factory)
         old = {p.name: p for p in self.peers}
         new_peers: list[PeerState] = []
         by_addr: dict = {}
         table = self._table_factory()
-        for spec in peers:
-            if not self.insecure and not spec.key:
-                raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
-            addr = self._sockaddr(spec.endpoint)
-            if addr in by_addr:
-                raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {by_addr[addr].name}'s")
+        for spec, addr in zip(peers, addrs):
             allowed = self._table_factory()
             for pfx in spec.prefixes:
                 allowed.insert(pfx, True)
@@ -309,7 +336,6 @@ class Tunnel:
             by_addr[addr] = st
             for pfx in spec.prefixes:
                 table.insert(pfx, _Route(st, st.mtu))
-        routes = list(routes)
         for r in [*routes, *self.extra_routes.values()]:
             table.insert(r.route, self._gateway_group(table, r, mtu))
         self.peers, self._by_addr, self.table, self.mtu = new_peers, by_addr, table, mtu
@@ -366,17 +392,6 @@ class Tunnel:
         return pfx
 
     # -- helpers ------------------------------------------------------------------
-    def _sockaddr(self, endpoint: tuple[str, int]):
-        host, port = endpoint
-        a = ipaddress.ip_address(host)
-        if self._v6sock:
-            if a.version == 4:
-                a = ipaddress.IPv6Address("::ffff:" + str(a))
-            return (str(a), port, 0, 0)
-        if a.version == 6:
-            raise ConfigError(f"peer endpoint {host}: an IPv6 endpoint needs an IPv6 listen address")
-        return (str(a), port)
-
     def _drop(self, reason: str, peer: PeerState | None = None) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
         if peer is not None:
@@ -500,6 +515,9 @@ class Tunnel:
         n = len(block)
         if peer is None:
             self._drop("unknown_endpoint")
+            return
+        if not n:  # an empty datagram: nothing to open or deliver
+            self._drop("truncated", peer)
             return
         if self.insecure:
             for off in range(0, n, seg):

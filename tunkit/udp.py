@@ -246,9 +246,9 @@ def recv_batch(
             if level == SOL_UDP and ctype == UDP_GRO and len(data) >= 2:
                 seg = _INT.unpack_from(data.ljust(_INT.size, b"\0"))[0] if len(data) >= 4 else _U16.unpack_from(data)[0]
         if not seg or seg >= n:
-            seg = n
+            seg = n or 1  # an empty datagram is delivered too (the receiver counts it), never a 0 step
         deliver(mv[:n], addr, seg)
-        count += -(-n // seg) if seg else 1
+        count += -(-n // seg) or 1
         if after_read is not None:
             after_read()
     return count
