@@ -14,6 +14,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -239,6 +240,15 @@ def test_queue_writes(qpair):
     assert got == [b"abc", b"hdrbody", b"1", b"22", b"333"]
 
 
+def _wait_until_inside(*queues, timeout: float = 5.0) -> None:
+    """Wait (bounded) until a reader thread is inside a call on each queue, so that
+    closing tests the wake-up of a parked reader, not the refusal at entry."""
+    deadline = time.monotonic() + timeout
+    while any(q._users < 1 for q in queues):
+        assert time.monotonic() < deadline, "the reader never entered its call"
+        time.sleep(0.001)
+
+
 @pytest.mark.parametrize("call", ["read", "read_batch", "readinto"])
 def test_close_wakes_a_blocked_reader(qpair, call):
     q, _peer = qpair
@@ -258,6 +268,7 @@ def test_close_wakes_a_blocked_reader(qpair, call):
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     started.wait(5)
+    _wait_until_inside(q)
     q.close()
     t.join(timeout=1.0)  # liveness: the reader must return promptly
     assert not t.is_alive()
@@ -512,6 +523,7 @@ def test_blocked_reader_wakes_when_another_thread_closes(netns):
     threads = [threading.Thread(target=reader, args=(i, q), daemon=True) for i, q in enumerate(dev.queues)]
     for t in threads:
         t.start()
+    _wait_until_inside(*dev.queues)
     dev.close()
     for t in threads:
         t.join(timeout=1.0)  # liveness check, not a speed test
@@ -526,6 +538,7 @@ def test_removing_a_queue_wakes_its_reader(netns):
         out = []
         t = threading.Thread(target=lambda: out.append(pytest.raises(DeviceClosedError, q.read)), daemon=True)
         t.start()
+        _wait_until_inside(q)
         dev.remove_queues([q])
         t.join(timeout=1.0)
         assert not t.is_alive() and len(out) == 1

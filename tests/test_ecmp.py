@@ -21,7 +21,6 @@ from tunkit.ecmp import (
     flow_hash_packet,
     gateway_for,
     mix32,
-    port_hash,
 )
 from tunkit.errors import DecodeError
 
@@ -205,15 +204,6 @@ def test_mix32_is_the_hash_prospector_mixer():
     for x in [0, 1, 2**31, 2**32 - 1] + [rng.getrandbits(32) for _ in range(2000)]:
         y = mix32(x)
         assert 0 <= y < 2**32 and _inverse_mix32(y) == x
-
-
-def test_port_hash_is_nebulas_hash_packet():
-    rng = random.Random(2)
-    for _ in range(200):
-        lp, rp = rng.getrandbits(16), rng.getrandbits(16)
-        assert port_hash(lp, rp) == mix32((lp << 16) | rp) & 0x7FFFFFFF
-    # nebula hashes every ICMP packet as x = 0, so all of them share one gateway
-    assert port_hash(0, 0) == 0
 
 
 @pytest.mark.parametrize(

@@ -222,7 +222,7 @@ def section_overlay(out: Out) -> None:
                 raise DemoError(f"ping from host-{src} to {dst} got no answer")
             out(f"   ping host-{src} -> {dst}: {len(rtts)}/3 replies, {min(rtts):.2f} ms fastest")
 
-        got, secs = tcp_transfer(hosts[2], hosts[1], "198.18.0.2", 200 << 20)
+        got, secs = tcp_transfer(hosts[2], hosts[1], "198.18.0.2", 200 << 20, seconds=60)  # bounded, not a race
         if got == 0:
             raise DemoError("the TCP transfer moved no data")
         out(f"   TCP host-1 -> host-2: {got / 1e6:.0f} MB in {secs:.2f} s = {got * 8 / secs / 1e9:.2f} Gbit/s "

@@ -39,7 +39,6 @@ __all__ = [
     "bucket_bounds",
     "gateway_for",
     "mix32",
-    "port_hash",
     "flow_hash",
     "flow_hash_packet",
 ]
@@ -206,11 +205,6 @@ def mix32(x: int) -> int:
     x = (x * 0xD35A2D97) & _M32
     x ^= x >> 15
     return x
-
-
-def port_hash(local_port: int, remote_port: int) -> int:
-    """nebula's ``hashPacket`` for a non-ICMP packet (ports only), for comparison."""
-    return mix32((local_port << 16) | remote_port) & HASH_MASK
 
 
 def flow_hash(src: int, dst: int, proto: int = 0, sport: int | None = None, dport: int | None = None) -> int:
