@@ -437,3 +437,18 @@ def test_tun_devices_from_the_device_layer_as_rtnl_sees_them(netns, kw):
             assert support.ip_json("route", "show", "198.51.100.0/24")[0]["metrics"] == [{"mtu": 1300}]
     finally:
         dev.close()
+
+
+@pytest.mark.parametrize("mode", ["eui64", "none", "stable_secret", "random"])
+def test_cli_addrgenmode_names_are_iproute2s_both_ways(netns, capsys, mode):
+    from tunkit.cli import main
+
+    support.ip("link", "add", "tk0", "type", "veth", "peer", "name", "tk1")
+    if mode == "stable_secret":  # the kernel wants the secret first (ip fails the same way without it)
+        with open("/proc/sys/net/ipv6/conf/tk0/stable_secret", "w") as f:
+            f.write("2001:db8::5ec7")
+    assert main(["link", "set", "tk0", "addrgenmode", mode]) == 0
+    assert support.ip_json("-d", "link", "show", "tk0")[0]["inet6_addr_gen_mode"] == mode  # ip's oracle
+    capsys.readouterr()
+    assert main(["link", "show", "tk0", "-d", "-j"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["inet6_addr_gen_mode"] == mode

@@ -751,9 +751,12 @@ AF_UNSPEC = 0  # linux/socket.h
 AF_INET = 2  # linux/socket.h
 AF_INET6 = 10  # linux/socket.h
 AF_NETLINK = 16  # linux/socket.h
-# asm-generic/socket.h (alpha, mips, parisc and sparc use other numbers; Python 3.11's
-# socket module lacks the constant, so it is kept here)
-SO_RCVBUFFORCE = 33 if not platform.machine().lower().startswith(("alpha", "parisc", "sparc")) else 0x100B
+# asm-generic/socket.h; alpha, parisc and sparc number these from 0x1000, mips differs for SNDBUFFORCE.
+# Python 3.11's socket module lacks them, so they are kept here.
+_MACHINE = platform.machine().lower()
+_SOCKET_H_1000 = _MACHINE.startswith(("alpha", "parisc", "sparc"))
+SO_SNDBUFFORCE = 0x100A if _SOCKET_H_1000 else 31 if _MACHINE.startswith("mips") else 32  # asm-generic/socket.h
+SO_RCVBUFFORCE = 0x100B if _SOCKET_H_1000 else 33  # asm-generic/socket.h
 
 # ---------------------------------------------------------------------------
 # (add new headers' sections above this line, one banner per header)

@@ -24,12 +24,10 @@ import struct
 from collections.abc import Callable
 from itertools import chain
 
-from tunkit._uapi import SOL_UDP, UDP_GRO, UDP_MAX_SEGMENTS, UDP_SEGMENT
+from tunkit._uapi import SO_RCVBUFFORCE, SO_SNDBUFFORCE, SOL_UDP, UDP_GRO, UDP_MAX_SEGMENTS, UDP_SEGMENT
 
 _U16 = struct.Struct("=H")  # UDP_SEGMENT cmsg payload: u16 gso_size (native order)
 _INT = struct.Struct("=i")  # UDP_GRO cmsg payload: int gso_size (native order)
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # asm-generic/socket.h
-SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)  # asm-generic/socket.h
 MAX_UDP_PAYLOAD = {socket.AF_INET: 65535 - 20 - 8, socket.AF_INET6: 65535 - 8}
 log = logging.getLogger("tunkit.udp")
 _GSO_REFUSED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP)

@@ -111,8 +111,10 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
                 info["info_data"] = tun
             out["linkinfo"] = info
         if link.addr_gen_mode is not None:
-            modes = {0: "eui64", 1: "none", 2: "stable_secret", 3: "random"}
-            out["inet6_addr_gen_mode"] = modes.get(link.addr_gen_mode, str(link.addr_gen_mode))
+            from tunkit.netlink.client import ADDR_GEN_MODES
+
+            names = {int(v): k for k, v in ADDR_GEN_MODES.items()}
+            out["inet6_addr_gen_mode"] = names.get(link.addr_gen_mode, str(link.addr_gen_mode))
     if link.stats64 is not None and details:
         s = link.stats64
         out["stats64"] = {
@@ -359,7 +361,7 @@ LINK_SET_GRAMMAR: dict[str, tuple[str, Any]] = {
     "up": ("up", True), "down": ("up", False), "mtu": ("mtu", int),
     "txqlen": ("txqlen", int), "txqueuelen": ("txqlen", int), "qlen": ("txqlen", int),
     "name": ("name", str), "address": ("address", str),
-    "addrgenmode": ("addr_gen_mode", lambda w, word: w.value(word).replace("_", "-")),
+    "addrgenmode": ("addr_gen_mode", lambda w, word: w.value(word)),
     "netns": ("netns", lambda w, word: _open_netns(w.value(word))),
 }
 

@@ -79,7 +79,13 @@ _SCOPE_UNIVERSE, _SCOPE_LINK, _SCOPE_HOST, _SCOPE_NOWHERE = (
     int(RtScope.UNIVERSE), int(RtScope.LINK), int(RtScope.HOST), int(RtScope.NOWHERE))
 _ONLINK = int(RtnhFlag.ONLINK)
 
-_ADDR_GEN_MODES = {m.name.lower().replace("_", "-"): m.value for m in In6AddrGenMode}  # eui64, none, stable-privacy, random
+# IPv6 address-generation modes by iproute2's names (ip link set ... addrgenmode NAME), parsed and printed
+ADDR_GEN_MODES = {
+    "eui64": In6AddrGenMode.EUI64,
+    "none": In6AddrGenMode.NONE,
+    "stable_secret": In6AddrGenMode.STABLE_PRIVACY,
+    "random": In6AddrGenMode.RANDOM,
+}
 
 
 def _interface(address: AddressLike):
@@ -195,9 +201,9 @@ class Rtnl(Closing):
             address = bytes.fromhex(address.replace(":", ""))
         if isinstance(addr_gen_mode, str):
             try:
-                addr_gen_mode = _ADDR_GEN_MODES[addr_gen_mode]
+                addr_gen_mode = ADDR_GEN_MODES[addr_gen_mode]
             except KeyError:
-                raise ValueError(f"addr_gen_mode {addr_gen_mode!r}: want one of {', '.join(_ADDR_GEN_MODES)}") from None
+                raise ValueError(f"addr_gen_mode {addr_gen_mode!r}: want one of {', '.join(ADDR_GEN_MODES)}") from None
         msg = LinkMessage(
             index=idx,
             flags=IfFlag.UP if up else 0,

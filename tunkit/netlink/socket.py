@@ -139,7 +139,7 @@ class NetlinkSocket(Closing):
     def set_rcvbuf(self, size: int) -> None:
         """Set the receive buffer, beyond rmem_max if privileged (SO_RCVBUFFORCE)."""
         try:
-            self._sock.setsockopt(_socket.SOL_SOCKET, getattr(_socket, "SO_RCVBUFFORCE", SO_RCVBUFFORCE), size)
+            self._sock.setsockopt(_socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
         except PermissionError:  # not CAP_NET_ADMIN: the kernel caps SO_RCVBUF at rmem_max instead
             self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, size)
 
