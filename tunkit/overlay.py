@@ -385,7 +385,7 @@ class Sealer:
 class _SenderState:
     """What a receiver remembers about one (peer, sender index), including one unfinished train."""
 
-    __slots__ = ("session", "window", "newest_ms", "train_head", "train_parts", "train_next", "train_count")
+    __slots__ = ("session", "window", "newest_ms", "train_head", "train_parts", "train_next")
 
     def __init__(self, window: int) -> None:
         self.session: int | None = None
@@ -394,7 +394,6 @@ class _SenderState:
         self.train_head: bytes | None = None  # first header of the unfinished train
         self.train_parts: list = []
         self.train_next = 0
-        self.train_count = 0
 
     def drop_train(self) -> bool:
         had = self.train_head is not None
@@ -530,7 +529,6 @@ class Opener:
         st.train_head = bytes(mv[: HEADER.size])
         st.train_parts = [mv[HEADER.size :]]
         st.train_next = 1
-        st.train_count = count
         self.pending = True
         if lost:
             raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")

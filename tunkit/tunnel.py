@@ -42,11 +42,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
+from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
 from tunkit.ecmp import GatewaySet, flow_hash_packet
 from tunkit.errors import ConfigError, DecodeError
 from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
-from tunkit.packet import internet_checksum, pseudo_header_sum
+from tunkit.packet import (
+    IPV4_HEADER,
+    IPV4_MIN_HEADER_LEN,
+    IPV6_HEADER,
+    IPV6_HEADER_LEN,
+    UDP_HEADER_LEN,
+    internet_checksum,
+    pseudo_header_sum,
+)
 from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
 from tunkit.trie import PrefixTable
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
@@ -62,7 +70,6 @@ UNDERLAY_MTU = 1500
 _VNET = VIRTIO_NET_HDR  # one Struct for virtio_net_hdr: tunkit.offload's
 _VNET_UNPACK = VIRTIO_NET_HDR.unpack_from
 _VNET_NONE = ZERO_HDR.encode()
-_GSO_ECN = 0x80
 _NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
 
 
@@ -275,7 +282,6 @@ class Tunnel:
         self._icmp_src = {4: None, 6: None}
         for a in addresses:
             a = ipaddress.ip_address(a)
-            self._icmp_src.setdefault(a.version, None)
             if self._icmp_src[a.version] is None:
                 self._icmp_src[a.version] = a.packed
 
@@ -291,11 +297,12 @@ class Tunnel:
         self.drops: dict[str, int] = {}
         self.tun_rx = self.tun_tx = 0
         self.udp_gro = enable_gro(sock) if udp_gro is None else (udp_gro and enable_gro(sock))
-        self.max_datagram = underlay_mtu - (48 if self._v6sock else 28)
+        self.max_datagram = underlay_mtu - (IPV6_HEADER_LEN if self._v6sock else IPV4_MIN_HEADER_LEN) - UDP_HEADER_LEN
         self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=self.max_datagram, on_error=self._send_failed)
         self._unstable: list = []  # openers holding views into the receive buffer
-        # with virtio headers, plain packets of one read are merged per flow before the TUN write
-        self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce else None
+        # with virtio headers, plain packets of one read are merged per flow before the TUN write; a read
+        # holds several datagrams only with UDP_GRO, so without it there is nothing to merge
+        self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce and self.udp_gro else None
         self._bufs = [(b, memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]  # (buffer, its view)
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
@@ -653,7 +660,7 @@ def _fmt_endpoint(ep: tuple[str, int]) -> str:
 
 
 def _l4_header_len(pkt, l4: int, gso_type: int) -> int:
-    t = gso_type & ~_GSO_ECN
+    t = gso_type & ~VIRTIO_NET_HDR_GSO_ECN
     if t in (1, 4):  # TCPV4 / TCPV6: the data offset
         if len(pkt) > l4 + 12:
             return (pkt[l4 + 12] >> 4) * 4
@@ -699,8 +706,6 @@ def _virtio(gso: Gso) -> VirtioNetHdr:
     return VirtioNetHdr(gso.flags, gso.type, 0, gso.size, gso.csum_start, gso.csum_offset)
 
 
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total len, id, frag, ttl, proto, csum, src, dst
-_IPV6 = struct.Struct("!IHBB16s16s")  # ver/tc/flow, payload len, next header, hop limit, src, dst
 _ICMP_TOO_BIG4 = struct.Struct("!BBHHH")  # type 3, code 4, checksum, unused, next-hop MTU (RFC 1191)
 _ICMP_TOO_BIG6 = struct.Struct("!BBHI")  # type 2, code 0, checksum, MTU (RFC 4443)
 _ICMP4_ERRORS = {3, 4, 5, 11, 12}
@@ -724,7 +729,7 @@ def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | No
         icmp = bytearray(_ICMP_TOO_BIG4.pack(3, 4, 0, 0, min(mtu, 0xFFFF)) + quote)
         struct.pack_into("!H", icmp, 2, internet_checksum(icmp))
         src = sources.get(4) or bytes(pkt[16:20])
-        ip = bytearray(_IPV4.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
+        ip = bytearray(IPV4_HEADER.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
         struct.pack_into("!H", ip, 10, internet_checksum(ip))
         return bytes(ip + icmp)
     if v == 6:
@@ -735,5 +740,5 @@ def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | No
         dst = bytes(pkt[8:24])
         icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
         struct.pack_into("!H", icmp, 2, internet_checksum(icmp, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(icmp))))
-        return _IPV6.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
+        return IPV6_HEADER.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
     return None

@@ -77,10 +77,6 @@ def gso_supported(sock: socket.socket) -> bool:
     return True
 
 
-def family_of(sock: socket.socket) -> int:
-    return sock.family
-
-
 class UdpBatcher:
     """Queue datagrams (lists of buffers) and send them with as few syscalls as possible.
 
