@@ -2,7 +2,7 @@
 # Run tunkit's whole test suite: the README's test command, and what .ci/run calls.
 #
 # Installs what the tests need on a bare Debian/Ubuntu machine (pytest from
-# PyPI, iproute2 and iperf3 from apt) and then runs pytest.  Privileged tests run as root inside
+# PyPI, iproute2 from apt) and then runs pytest.  Privileged tests run as root inside
 # throwaway network namespaces; without root they skip, except with CI=true
 # where a privileged test that cannot run is a failure.
 #

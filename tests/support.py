@@ -5,39 +5,29 @@ Imported by tests as ``import support`` (conftest puts this folder on sys.path).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import json
 import os
 import shutil
 import subprocess
-import threading
 from typing import Any
 
 
 def thread_netns_inode() -> int:
-    return os.stat(f"/proc/self/task/{threading.get_native_id()}/ns/net").st_ino
+    from tunkit.netns import current_netns_inode
+
+    return current_netns_inode()
 
 
 @functools.lru_cache(maxsize=None)
 def privilege_problem() -> str | None:
     """Why privileged tests cannot run here, or None if they can."""
-    if os.geteuid() != 0:
-        return "not running as root"
-    if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun is missing"
-    if shutil.which("ip") is None:
-        return "the 'ip' command (iproute2) is missing; scripts/test.sh installs it"
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    # Probe namespace creation in a child so this process is untouched.
-    pid = os.fork()
-    if pid == 0:  # child: try unshare(CLONE_NEWNET) and report through the exit code
-        os._exit(0 if libc.unshare(0x40000000) == 0 else 1)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return "cannot create a network namespace (unshare(CLONE_NEWNET) failed)"
-    return None
+    from tunkit.netns import namespace_problem
+
+    problem = namespace_problem()
+    if problem is None and shutil.which("ip") is None:
+        problem = "the 'ip' command (iproute2) is missing; scripts/test.sh installs it"
+    return problem
 
 
 def ip_json(*args: str, ns=None) -> Any:

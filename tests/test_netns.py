@@ -61,3 +61,14 @@ def test_close_releases_the_namespace_and_is_idempotent(netns_factory):
 def test_guard_refuses_the_host_namespace():
     with pytest.raises(RuntimeError, match="host's network namespace"):
         assert_not_root_netns("a test")
+
+
+def test_namespace_problem_names_what_is_missing(monkeypatch):
+    from tunkit import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.namespace_problem() == "not running as root"
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    real = netns.os.path.exists
+    monkeypatch.setattr(netns.os.path, "exists", lambda p: p != "/dev/net/tun" and real(p))
+    assert "/dev/net/tun is missing" in netns.namespace_problem()

@@ -40,15 +40,17 @@ class DemoError(RuntimeError):
 
 def preflight() -> None:
     """Raise DemoError unless this machine can run the demo."""
-    if os.geteuid() != 0:
-        raise DemoError("the demo creates network namespaces and TUN devices: run it as root")
-    if not os.path.exists("/dev/net/tun"):
-        raise DemoError("/dev/net/tun is missing: load the tun module (modprobe tun) or run in a VM/container that has it")
+    from tunkit.netns import namespace_problem
+
+    problem = namespace_problem()
+    if problem is not None:
+        raise DemoError(f"the demo creates network namespaces and TUN devices, and {problem}; run it as root on Linux")
 
 
 def section_device(out: Out) -> None:
     """Section 1: one TUN device, end to end, in a namespace of its own."""
     from tunkit.device import list_tun_devices, open_tun
+    from tunkit.netlink import Rtnl
     from tunkit.netns import NetNS, assert_not_root_netns
 
     out("1. A TUN device")
@@ -60,10 +62,11 @@ def section_device(out: Out) -> None:
             out(f"   created {dev.name}: ifindex {dev.ifindex}, mode {dev.mode}, "
                 f"virtio_net_hdr {dev.vnet_hdr_len} bytes, offloads the kernel accepted: {offl}")
             dev.mtu = 1400
-            ns.run(["ip", "link", "set", "dev", dev.name, "addrgenmode", "none"])
-            ns.run(["ip", "address", "add", "198.18.0.1/32", "dev", dev.name])
-            dev.up()
-            ns.run(["ip", "route", "add", "198.51.100.0/24", "dev", dev.name])
+            with Rtnl() as rt:  # configured over rtnetlink: no iproute2 needed
+                rt.set_link(dev.name, addr_gen_mode="none")
+                rt.add_address(dev.name, "198.18.0.1/32")
+                dev.up()
+                rt.add_route("198.51.100.0/24", dev=dev.name)
             info = next(i for i in list_tun_devices() if i.name == dev.name)
             out(f"   shown: mtu {dev.mtu}, up {dev.is_up}, flags {info.flags.name}, "
                 f"route 198.51.100.0/24 dev {dev.name}")

@@ -77,6 +77,24 @@ def assert_not_root_netns(what: str = "this operation") -> None:
         raise RuntimeError(f"refusing {what}: the calling thread is in the host's network namespace")
 
 
+def namespace_problem() -> str | None:
+    """Why this process cannot make network namespaces and TUN devices, or None if it can.
+
+    Probes ``unshare(CLONE_NEWNET)`` in a forked child, so this process is untouched.
+    """
+    if os.geteuid() != 0:
+        return "not running as root"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun is missing (load the tun module: modprobe tun)"
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit code only
+        os._exit(0 if _libc.unshare(CLONE_NEWNET) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return "cannot create a network namespace (unshare(CLONE_NEWNET) failed)"
+    return None
+
+
 def setns(fd: int) -> None:
     """Move the calling thread into the network namespace behind ``fd``."""
     _check(_libc.setns(fd, CLONE_NEWNET), "setns(CLONE_NEWNET)")

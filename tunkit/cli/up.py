@@ -64,12 +64,9 @@ def cmd_up(args) -> int:
     try:
         host.start()
         host.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground 'tunkit up' stops: a clean exit
         pass
-    except OSError as e:
-        print(f"tunkit: {e}", file=sys.stderr)
-        return EXIT_SYSTEM
-    finally:
+    finally:  # an OSError (exit 2) is reported by tunkit.cli.main, after the clean-up
         host.close()
     return EXIT_OK
 
