@@ -26,6 +26,12 @@ class FakeQueue:
     def read(self, timeout=None):
         return self.reads.pop(0) if self.reads else None
 
+    def read_batch(self, max_packets=64, timeout=None):  # as tunkit.device.Queue.read_batch
+        if max_packets < 1:
+            raise ValueError(f"max_packets must be at least 1, not {max_packets}")
+        taken, self.reads = self.reads[:max_packets], self.reads[max_packets:]
+        return taken
+
     def _put(self, data: bytes) -> int:
         if self.refuse and self.refuse(data):
             raise DeviceError(errno.EINVAL, "fk0", "writev: the kernel rejected the packet")
@@ -77,7 +83,7 @@ def test_read_batch_drains_and_drops_malformed_reads():
     assert (io.stats.reads, io.stats.dropped) == (4, 2)
     assert io.read_batch(max_reads=4) == segs  # the fifth read; then nothing is queued
     assert io.read_batch() == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_reads must be at least 1, not 0"):
         io.read_batch(max_reads=0)
 
 

@@ -149,17 +149,11 @@ class OffloadIO:
         """
         if max_reads < 1:
             raise ValueError(f"max_reads must be at least 1, not {max_reads}")
-        q = self._queue(queue)
-        raw = q.read(timeout)
+        raws = self._queue(queue).read_batch(max_reads, timeout)  # one entry into the queue for the batch
         out: list = []
-        n = 0
-        while raw is not None:
-            n += 1
+        for raw in raws:
             out += self._split(raw)
-            if n >= max_reads:
-                break
-            raw = q.read(0)
-        self.stats.reads += n
+        self.stats.reads += len(raws)
         self.stats.packets_read += len(out)
         return out
 

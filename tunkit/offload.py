@@ -56,13 +56,16 @@ from tunkit._uapi import (
 from tunkit.errors import DecodeError
 from tunkit.packet import (
     IPV4_ADDRS_OFFSET,
+    IPV4_CHECKSUM_OFFSET,
     IPV4_DF,
     IPV4_FRAG_MASK,
     IPV4_HEADER,
     IPV4_MIN_HEADER_LEN,
+    IPV4_TOTAL_LENGTH_OFFSET,
     IPV6_ADDRS_OFFSET,
     IPV6_HEADER,
     IPV6_HEADER_LEN,
+    IPV6_PAYLOAD_LENGTH_OFFSET,
     TCP_CHECKSUM_OFFSET,
     TCP_FLAGS_OFFSET,
     TCP_HEADER,
@@ -71,11 +74,13 @@ from tunkit.packet import (
     UDP_CHECKSUM_OFFSET,
     UDP_HEADER,
     UDP_HEADER_LEN,
+    UDP_LENGTH_OFFSET,
     IPv4Header,
     IPv6Header,
     TcpFlag,
     csum16,
     csum_fold,
+    ipv4_header_checksum,
 )
 
 __all__ = [
@@ -320,7 +325,7 @@ def gso_split(hdr: VirtioNetHdr, pkt) -> list:
 
 
 def _split_v4(mv, ip: IPv4Header, info: GsoInfo, size: int, pseudo: int, l4_sum: int) -> list:
-    l3, hlen, n = info.l3_len, info.hdr_len, len(mv)
+    l3, hlen = info.l3_len, info.hdr_len
     opts = bytes(ip.options)
     # IPv4 header sum without total length, ID and checksum (the per-segment fields).
     ip_base = csum16(mv[:l3]) + (~ip.total_length & 0xFFFF) + (~ip.identification & 0xFFFF) + (~ip.checksum & 0xFFFF)
@@ -356,7 +361,7 @@ _CWR = int(TcpFlag.CWR)
 
 def _l4_segmenter(mv, info: GsoInfo, size: int, pseudo: int, l4_sum: int):
     """Yield (L4 header bytes with the full checksum, payload view) per segment."""
-    l3, hlen, n = info.l3_len, info.hdr_len, len(mv)
+    l3, hlen = info.l3_len, info.hdr_len
     starts = range(hlen, n, size)
     last = len(starts) - 1
     if info.protocol == IPPROTO_TCP:
@@ -405,7 +410,7 @@ _ECE = int(TcpFlag.ECE)
 class _Chain:
     """An open or closed run of same-flow segments that will go out as one super-packet."""
 
-    __slots__ = ("seed", "l3", "hlen", "tcp", "v6", "size", "nseg", "nbytes", "next_seq", "bufs", "shape", "ident", "psh")
+    __slots__ = ("seed", "l3", "hlen", "tcp", "v6", "size", "nbytes", "next_seq", "bufs", "shape", "ident", "psh")
 
     def __init__(self, seed, l3, hlen, tcp, v6, size, next_seq, shape, ident):
         self.seed = seed  # the first packet, verbatim (emitted alone if nothing joins it)
@@ -414,7 +419,6 @@ class _Chain:
         self.tcp = tcp
         self.v6 = v6
         self.size = size  # gso_size: the first segment's payload length
-        self.nseg = 1
         self.nbytes = len(seed)  # IP length of the super-packet so far
         self.next_seq = next_seq  # TCP: the sequence number the next segment must carry
         self.bufs = [seed[hlen:]]  # payload views, in order
@@ -548,12 +552,11 @@ class Coalescer:
                     seq == chain.next_seq
                     and chain.shape == shape
                     and payload <= chain.size
-                    and chain.nseg < self.max_segments
+                    and len(chain.bufs) < self.max_segments
                     and chain.nbytes + payload <= self.max_bytes
                     and (chain.ident is None or chain.ident == ident)
                 ):
                     chain.bufs.append(mv[hlen:])
-                    chain.nseg += 1
                     chain.nbytes += payload
                     chain.next_seq = (seq + payload) & 0xFFFFFFFF
                     if chain.ident is not None:
@@ -588,12 +591,11 @@ class Coalescer:
                 if (
                     chain.shape == ipshape
                     and payload <= chain.size
-                    and chain.nseg < self.max_segments
+                    and len(chain.bufs) < self.max_segments
                     and chain.nbytes + payload <= self.max_bytes
                     and (chain.ident is None or chain.ident == ident)
                 ):
                     chain.bufs.append(mv[l3 + UDP_HEADER_LEN :])
-                    chain.nseg += 1
                     chain.nbytes += payload
                     if chain.ident is not None:
                         chain.ident = (chain.ident + 1) & 0xFFFF
@@ -617,7 +619,7 @@ class Coalescer:
         for s in slots:
             if type(s) is tuple:
                 append(s)
-            elif s.nseg == 1:
+            elif len(s.bufs) == 1:
                 append((DATA_VALID_HDR, [s.seed]))
             else:
                 append(_finish(s))
@@ -630,19 +632,18 @@ def _finish(c: _Chain) -> tuple:
     hdr = bytearray(c.seed[:hlen])
     l4len = total - l3
     if c.v6:
-        U16.pack_into(hdr, 4, l4len)
+        U16.pack_into(hdr, IPV6_PAYLOAD_LENGTH_OFFSET, l4len)
         addrs = int.from_bytes(hdr[IPV6_ADDRS_OFFSET:IPV6_HEADER_LEN], "big")  # src + dst as one number:
     else:  # fine, 2**128 == 1 (mod 0xFFFF)
-        U16.pack_into(hdr, 2, total)
-        U16.pack_into(hdr, 10, 0)
-        U16.pack_into(hdr, 10, ~csum16(hdr[:l3]) & 0xFFFF)
+        U16.pack_into(hdr, IPV4_TOTAL_LENGTH_OFFSET, total)
+        U16.pack_into(hdr, IPV4_CHECKSUM_OFFSET, ipv4_header_checksum(hdr, 0, l3))
         addrs = int.from_bytes(hdr[IPV4_ADDRS_OFFSET:IPV4_MIN_HEADER_LEN], "big")
     if c.tcp:
         if c.psh:
             hdr[l3 + TCP_FLAGS_OFFSET] |= _PSH
         proto, field, gso_type = IPPROTO_TCP, TCP_CHECKSUM_OFFSET, _GSO_TCPV6 if c.v6 else _GSO_TCPV4
     else:
-        U16.pack_into(hdr, l3 + 4, l4len)
+        U16.pack_into(hdr, l3 + UDP_LENGTH_OFFSET, l4len)
         proto, field, gso_type = IPPROTO_UDP, UDP_CHECKSUM_OFFSET, _GSO_UDP_L4
     # NEEDS_CSUM: the field holds the folded pseudo-header sum, not inverted.
     U16.pack_into(hdr, l3 + field, csum_fold(addrs + proto + l4len))
