@@ -84,7 +84,6 @@ from tunkit._uapi import (
     SIOCSIFHWADDR,
     SIOCSIFMTU,
     SIOCSIFTXQLEN,
-    SIZEOF_INT,
     TUN_MINOR,
     TUN_PI_LEN,
     TUNGETIFF,

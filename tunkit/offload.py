@@ -325,7 +325,7 @@ def gso_split(hdr: VirtioNetHdr, pkt) -> list:
 
 
 def _split_v4(mv, ip: IPv4Header, info: GsoInfo, size: int, pseudo: int, l4_sum: int) -> list:
-    l3, hlen, n = info.l3_len, info.hdr_len, len(mv)
+    l3, hlen = info.l3_len, info.hdr_len
     opts = bytes(ip.options)
     # IPv4 header sum without total length, ID and checksum (the per-segment fields).
     ip_base = csum16(mv[:l3]) + (~ip.total_length & 0xFFFF) + (~ip.identification & 0xFFFF) + (~ip.checksum & 0xFFFF)
@@ -343,7 +343,7 @@ def _split_v4(mv, ip: IPv4Header, info: GsoInfo, size: int, pseudo: int, l4_sum:
 
 
 def _split_v6(mv, ip: IPv6Header, info: GsoInfo, size: int, pseudo: int, l4_sum: int) -> list:
-    l3, hlen, n = info.l3_len, info.hdr_len, len(mv)
+    l3, hlen = info.l3_len, info.hdr_len
     exts = bytes(mv[IPV6_HEADER_LEN:l3])
     first = (6 << 28) | (ip.traffic_class << 20) | ip.flow_label
     pack_ip = IPV6_HEADER.pack

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 
 from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, add_json_flags, emit_json, subparser
 

@@ -36,7 +36,6 @@ from tunkit._uapi import (
     RTM_F_FIB_MATCH,
     RTN,
     RTPROT_BOOT,
-    IfaFlag,
     IfFlag,
     In6AddrGenMode,
     RtnhFlag,
@@ -637,6 +636,3 @@ class RtnlMonitor(Closing):
         while True:
             yield from self.events(None)
 
-
-# Friendly names for IFA flags in add_address(flags=...).
-ADDRESS_FLAGS = {f.name.lower(): f.value for f in IfaFlag}

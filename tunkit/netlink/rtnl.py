@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import struct
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Any, Union
 
 from tunkit._uapi import (
@@ -85,7 +85,6 @@ VERB_FLAGS: dict[str, NlmFlag] = {
 _V4, _V6 = ipaddress.IPv4Address, ipaddress.IPv6Address
 _N4, _N6 = ipaddress.IPv4Network, ipaddress.IPv6Network
 _ADDR_LEN = {AF_INET: 4, AF_INET6: 16}
-_U32 = struct.Struct("=I")
 
 
 def _new(cls, values: dict):
@@ -163,14 +162,6 @@ def _address(a: Attr, family: int) -> IPAddress:
     if n == 16:
         return _V6(a.data.tobytes())
     raise DecodeError(f"{a.name}: want 4 or 16 address bytes, got {n}")
-
-
-def _network(a: Attr, family: int, plen: int) -> IPNetwork:
-    addr = _address(a, family)
-    try:
-        return (_N4 if addr.version == 4 else _N6)((int(addr), plen), strict=False)
-    except ValueError as e:  # NetmaskValueError: prefix length out of range
-        raise DecodeError(f"{a.name}: bad prefix length {plen} ({e})") from None
 
 
 def _unknown(a: Attr) -> tuple[int, bytes]:
@@ -1025,8 +1016,3 @@ def decode_message(msg_type: int, payload):
     """Decode an rtnetlink payload by its RTM_* type; None for types tunkit does not model."""
     cls = MESSAGE_TYPES.get(msg_type)
     return cls.decode(payload) if cls is not None else None
-
-
-def field_names(cls) -> tuple[str, ...]:
-    """Field names of a message dataclass (for tests and JSON)."""
-    return tuple(f.name for f in fields(cls))

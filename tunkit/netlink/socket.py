@@ -44,7 +44,7 @@ from tunkit._uapi import (
     NlmsgType,
 )
 from tunkit.errors import DecodeError, NetlinkError
-from tunkit.netlink.message import HEADER, Ack, Message, parse_ack, parse_messages
+from tunkit.netlink.message import HEADER, Ack, Message, encode_message, parse_ack, parse_messages
 
 __all__ = ["Closing", "NetlinkSocket"]
 
@@ -175,8 +175,7 @@ class NetlinkSocket(Closing):
 
     def _message(self, msg_type: int, flags: int, payload: bytes) -> tuple[int, bytes]:
         seq = self.next_seq()
-        n = HEADER.size + len(payload)
-        return seq, HEADER.pack(n, msg_type, flags, seq, self.pid) + payload + b"\0" * (-n & 3)
+        return seq, encode_message(msg_type, flags, seq, self.pid, payload)
 
     def _check(self, m: Message, seq: int) -> bool:
         """True if ``m`` answers ``seq``; stale replies to older requests are skipped."""
