@@ -147,30 +147,11 @@ def build_lab(make_ns, n: int, *, mtu: int = 1500) -> list:
     return hosts
 
 
-def icmp_echo(dst: str, *, timeout: float = 2.0, ident: int = 0x7475, seq: int = 1, payload: bytes = b"tunkit-ping") -> bool:
-    """One ICMP/ICMPv6 echo from the calling thread's namespace (raw socket, needs root)."""
-    import time
+def icmp_echo(dst: str, *, timeout: float = 2.0) -> bool:
+    """One ICMP/ICMPv6 echo from the calling thread's namespace (the demo's ping; raw socket, root)."""
+    from tunkit.demo import ping
 
-    v6 = ":" in dst
-    fam = socket.AF_INET6 if v6 else socket.AF_INET
-    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
-    with socket.socket(fam, socket.SOCK_RAW, proto) as s:
-        s.settimeout(timeout)
-        msg = bytearray(struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, ident, seq) + payload)
-        if not v6:  # the kernel fills in the ICMPv6 checksum, not the ICMP one
-            struct.pack_into("!H", msg, 2, checksum(bytes(msg)))
-        try:
-            s.sendto(bytes(msg), (dst, 0))
-        except OSError:  # no route (yet): no answer
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                data = s.recv(2048)
-            except socket.timeout:
-                return False
-            body = data if v6 else data[(data[0] & 15) * 4 :]
-            want = 129 if v6 else 0
-            if len(body) >= 8 and body[0] == want and struct.unpack_from("!HH", body, 4) == (ident, seq):
-                return True
-    return False
+    try:
+        return bool(ping(dst, count=1, timeout=timeout))
+    except OSError:  # no route (yet): no answer
+        return False

@@ -58,18 +58,18 @@ from typing import Any, Callable, Union
 
 from tunkit.ecmp import MAX_WEIGHT, Gateway
 from tunkit.errors import ConfigError
+from tunkit.overlay import DEFAULT_MTU, KEY_LEN
 from tunkit.ifname import validate_name
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
-DEFAULT_MTU = 1300  # nebula's default tun.mtu
 DEFAULT_PORT = 4800
 MIN_ROUTE_MTU = 500  # nebula's lower bound for route MTUs
 MAX_MTU = 65535
 MAX_METRIC = 2**31 - 1
-KEY_BYTES = 32
+KEY_BYTES = KEY_LEN  # the overlay's pre-shared key length
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _PEER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

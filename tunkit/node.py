@@ -260,8 +260,7 @@ class TunnelNode:
                 self._broadcast({"op": "unroute", "prefix": str(r.dst)})
             return
         if add:
-            self._broadcast({"op": "route", "prefix": str(spec.route), "via": [[str(g), w] for g, w in spec.via],
-                             "mtu": spec.mtu})
+            self._broadcast({"op": "route", **_route_json(spec)})
         else:
             self._broadcast({"op": "unroute", "prefix": str(spec.route)})
 
@@ -421,9 +420,7 @@ def apply_control(tunnel: Tunnel, msg: dict) -> None:
     elif op == "mtu":
         tunnel.set_mtu(int(msg["mtu"]))
     elif op == "route":
-        spec = RouteSpec(ipaddress.ip_network(msg["prefix"]),
-                         tuple((ipaddress.ip_address(g), int(w)) for g, w in msg["via"]), msg.get("mtu"))
-        if not tunnel.set_route(spec):
+        if not tunnel.set_route(_route_from_json(msg)):
             log.info("kernel route %s: no gateway is a peer (or it is configured); not mirrored", msg["prefix"])
     elif op == "unroute":
         tunnel.remove_route(ipaddress.ip_network(msg["prefix"]))

@@ -96,6 +96,7 @@ MAX_FRAGS = 64  # the kernel sends at most 64 segments per UDP_SEGMENT call
 TAG_LEN = 16  # bytes of HMAC-SHA256 kept (RFC 4868 truncation)
 OVERHEAD = HEADER.size + TAG_LEN  # per-message bytes added to the IP packet (52)
 KEY_LEN = 32  # pre-shared key bytes
+DEFAULT_MTU = 1300  # inner MTU of the overlay unless configured (nebula's default tun.mtu)
 _SHA256_BLOCK = 64
 
 COUNTER_MAX = 2**64 - 1

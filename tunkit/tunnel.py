@@ -55,14 +55,13 @@ from tunkit.packet import (
     internet_checksum,
     pseudo_header_sum,
 )
-from tunkit.overlay import OVERHEAD, Gso, Opener, OverlayError, Sealer
+from tunkit.overlay import DEFAULT_MTU, OVERHEAD, Gso, Opener, OverlayError, Sealer
 from tunkit.trie import PrefixTable
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_MTU = 1300
 DEFAULT_BATCH = 64
 READ_BUF = 65536 + VIRTIO_NET_HDR_LEN + 64
 UNDERLAY_MTU = 1500
