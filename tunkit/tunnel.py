@@ -302,7 +302,8 @@ class Tunnel:
         # with virtio headers, plain packets of one read are merged per flow before the TUN write; a read
         # holds several datagrams only with UDP_GRO, so without it there is nothing to merge
         self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce and self.udp_gro else None
-        self._bufs = [(b, memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]  # (buffer, its view)
+        # (buffer, the 1-tuple readv takes, its view): built once, so a TUN read allocates nothing
+        self._bufs = [(b, (b,), memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]
         self._rbuf = bytearray(READ_BUF)
         self._now_ms = self.started_ms
 
@@ -422,9 +423,9 @@ class Tunnel:
         readv = os.readv
         vnet = self.vnet_hdr
         outbound = self._outbound
-        for buf, view in self._bufs:
+        for buf, bufs, view in self._bufs:
             try:
-                n = readv(fd, (buf,))
+                n = readv(fd, bufs)
             except BlockingIOError:  # queue drained
                 break
             except OSError as e:  # EBADFD/EIO while the device goes away: stop this round, count it
@@ -610,17 +611,16 @@ class Tunnel:
         try:
             if self.vnet_hdr:
                 os.writev(self._fd, (_vnet_header(parts[0], gso), *parts))
-            else:
+            elif gso is None:
+                os.writev(self._fd, parts)  # gathered by the kernel: no join
+            else:  # this TUN takes plain packets: split the super-packet (or finish its checksum)
                 pkt = parts[0] if len(parts) == 1 else b"".join(parts)
-                if gso is None:
-                    os.write(self._fd, pkt)
-                else:  # this TUN takes plain packets: split the super-packet (or finish its checksum)
-                    try:
-                        segments = gso_split(_virtio(gso), pkt)
-                    except DecodeError:
-                        return "malformed"
-                    for seg in segments:
-                        os.write(self._fd, seg)
+                try:
+                    segments = gso_split(_virtio(gso), pkt)
+                except DecodeError:
+                    return "malformed"
+                for seg in segments:
+                    os.write(self._fd, seg)
         except OSError as e:  # EIO: device down; EINVAL: the kernel refused the header; drop and count
             if e.errno in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF, errno.EFAULT):
                 return "tun_write"

@@ -129,11 +129,13 @@ class UdpBatcher:
                 continue
             if self.gso and size <= self.max_segment:
                 total = size
-                vec = list(bufs)
+                vec = None  # built only once a second datagram joins the run
                 while j < n and j - i < UDP_MAX_SEGMENTS:
                     a2, s2, b2 = q[j]
                     if a2 != addr or not 0 < s2 <= size or total + s2 > self.max_total:  # s2 < 0: a train
                         break
+                    if vec is None:
+                        vec = list(bufs)
                     vec += b2
                     total += s2
                     j += 1
