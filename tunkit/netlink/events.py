@@ -18,7 +18,7 @@ side lives in :class:`tunkit.netlink.client.RtnlMonitor`.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Union
 
 from tunkit._uapi import RTM, IfFlag
@@ -157,7 +157,7 @@ class Monitor:
         changed = frozenset(f for f in _LINK_TRACKED if getattr(old, f) != getattr(new, f))
         if not changed:
             return []  # statistics or other untracked attributes only
-        return [LinkEvent.from_link(CHANGED, link, changed)]
+        return [replace(new, action=CHANGED, changed=changed)]
 
     def resync(
         self,
