@@ -47,7 +47,9 @@ from tunkit._uapi import (
     NlmFlag,
 )
 from tunkit.errors import DecodeError
-from tunkit.netlink.attr import Attr, AttrDecoder, AttrEncoder, attr_name
+from tunkit.netlink.attr import _HDR as _A_HDR  # one layout per wire struct: attr.py's rtattr/nlattr
+from tunkit.netlink.attr import _PAD, _V_U32, Attr, AttrDecoder, AttrEncoder, attr_name
+from tunkit.netlink.attr import _U32 as _A_U32
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -974,13 +976,9 @@ class RouteMessage:
         return obj
 
 
-_A_HDR = struct.Struct("=HH")  # struct rtattr: rta_len, rta_type
 _RT4_DST = struct.Struct(RTMSG.format + "HH4s")  # rtmsg, RTA_DST (an IPv4 address)
 _RT4_TABLE_DST = struct.Struct(RTMSG.format + "HHI" + "HH4s")  # rtmsg, RTA_TABLE (u32), RTA_DST
-_A_U32 = struct.Struct("=HHI")  # rtattr header + u32 payload
-_V_U32 = struct.Struct("=I")  # a native u32 payload
 _V_BE32 = struct.Struct("!I")  # an IPv4 address payload, as an int
-_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")  # indexed by length % 4
 _RTA_TABLE, _RTA_DST, _RTA_SRC, _RTA_IIF, _RTA_OIF = int(RTA.TABLE), int(RTA.DST), int(RTA.SRC), int(RTA.IIF), int(RTA.OIF)
 _RTA_GATEWAY, _RTA_VIA, _RTA_PRIORITY, _RTA_PREFSRC = int(RTA.GATEWAY), int(RTA.VIA), int(RTA.PRIORITY), int(RTA.PREFSRC)
 _RTA_METRICS_NESTED = int(RTA.METRICS) | NLA_F_NESTED
