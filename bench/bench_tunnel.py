@@ -219,9 +219,14 @@ def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: flo
             cpu = ""
         print(f"tunkit {mode:13s} workers {workers}: TCP {g:.2f} Gbit/s{cpu}" if g else f"tunkit {mode} workers {workers}: TCP failed", flush=True)
         if workers == 1 and udp:
+            c0 = cpu_seconds(pa), cpu_seconds(pb)
+            t0 = time.monotonic()
             u = udp_pps(iperf(a, b, overlay4(1), seconds, ["-u", "-l", "256", "-b", UDP_RATE]))
-            if u:
-                print(f"tunkit {mode:13s} workers {workers}: UDP 256 B {u[0]:,.0f} packets/s delivered ({u[1]:.1f}% lost)", flush=True)
+            wall = time.monotonic() - t0
+            c1 = cpu_seconds(pa), cpu_seconds(pb)
+            if u:  # CPU share of each tunnel process over the iperf3 run (1.0 = one core all the time)
+                print(f"tunkit {mode:13s} workers {workers}: UDP 256 B {u[0]:,.0f} packets/s delivered ({u[1]:.1f}% lost; "
+                      f"tunnel CPU share: sender {(c1[0] - c0[0]) / wall:.2f}, receiver {(c1[1] - c0[1]) / wall:.2f})", flush=True)
     finally:
         sa = stop_node(pa)
         sb = stop_node(pb)

@@ -32,6 +32,7 @@ from support_offload import (
     payload_bytes,
     pseudo,
     ref_checksum,
+    ref_sum,
     tcp4,
     tcp6,
     tcp_segment,
@@ -533,6 +534,74 @@ def test_df_ids_are_restamped_but_nothing_else_changes():
     assert [struct.unpack_from("!H", g, 4)[0] for g in got] == [(struct.unpack_from("!H", pk[0], 4)[0] + i) & 0xFFFF for i in range(4)]
     for g, p in zip(got, pk):
         assert g[:4] + g[6:10] + g[12:] == p[:4] + p[6:10] + p[12:]
+
+
+# Trusted packets with partial checksums (what an authenticated overlay peer's TUN handed out):
+# add(pkt, hdr) must give exactly the full-checksum results, except that whatever goes out unmerged
+# keeps its own NEEDS_CSUM header.  Rows about checksums themselves do not apply.
+def _as_partial(pkt):
+    """(pkt with its L4 checksum field holding the pseudo-header sum, its NEEDS_CSUM header), or (pkt, None)."""
+    import ipaddress
+
+    if len(pkt) >= 28 and pkt[0] == 0x45 and struct.unpack_from("!H", pkt, 2)[0] == len(pkt) and pkt[9] in (6, 17):
+        l3, proto, src, dst = 20, pkt[9], pkt[12:16], pkt[16:20]
+    elif len(pkt) >= 48 and pkt[0] >> 4 == 6 and struct.unpack_from("!H", pkt, 4)[0] + 40 == len(pkt) and pkt[6] in (6, 17):
+        l3, proto, src, dst = 40, pkt[6], pkt[8:24], pkt[24:40]
+    else:
+        return pkt, None
+    field = 16 if proto == 6 else 6
+    if len(pkt) < l3 + field + 2:
+        return pkt, None
+    ph = pseudo(str(ipaddress.ip_address(src)), str(ipaddress.ip_address(dst)), proto, len(pkt) - l3)
+    out = pkt[: l3 + field] + struct.pack("!H", ref_sum(ph)) + pkt[l3 + field + 2 :]
+    return out, VirtioNetHdr(VirtioNetHdrFlag.NEEDS_CSUM, NONE, 0, 0, l3, field)
+
+
+TRUSTED_CASES = [  # rows with at least one packet that has a checksum field to make partial
+    (c, uso)
+    for table, uso in ((COALESCE_CASES, False), (UDP_CASES, True))
+    for c in table
+    if "corrupt" not in c[0] and "checksum" not in c[0] and any(_as_partial(p)[1] is not None for p in c[1])
+]
+
+
+@pytest.mark.parametrize("case,uso", TRUSTED_CASES, ids=[c[0] for c, _ in TRUSTED_CASES])
+def test_trusted_partial_packets_coalesce_like_verified_ones(case, uso):
+    _name, packets, _expected = case
+    want = coalesce(packets, uso=uso)
+    conv = [_as_partial(p) for p in packets]
+    co = Coalescer(uso=uso)
+    for pkt, hdr in conv:
+        co.add(pkt, hdr)
+    got = co.flush()
+    assert len(got) == len(want)
+    by_full = {p: i for i, p in enumerate(packets)}
+    for (gh, gb), (wh, wb) in zip(got, want):
+        if wh.gso_type:  # merged: the same super-packet, whatever the members' checksum fields held
+            assert gh == wh and b"".join(gb) == b"".join(wb)
+        else:  # unmerged: the partial packet under its own header (or the old one if it had none)
+            pkt, hdr = conv[by_full[b"".join(wb)]]
+            assert b"".join(gb) == pkt
+            assert gh == (hdr if hdr is not None else wh)
+
+
+def test_trusted_packets_are_not_verified_and_odd_headers_go_out_verbatim():
+    a, ha = _as_partial(seg4(0))
+    b, hb = _as_partial(seg4(1))
+    garbage = b[:36] + b"\xde\xad" + b[38:]  # trusted: the field is not read, merging rewrites it
+    co = Coalescer()
+    co.add(a, ha)
+    co.add(garbage, hb)
+    (hdr, bufs), = co.flush()
+    assert hdr.gso_type == TCPV4 and gso_split(hdr, b"".join(bufs)) == [seg4(0), seg4(1)]
+    # csum_start/csum_offset that are not this packet's own checksum field: verbatim, header kept
+    odd = hb._replace(csum_offset=6)
+    co.add(a, ha)
+    co.add(b, odd)
+    assert co.flush() == [(ha, [a]), (odd, [b])]
+    for bad in (hb._replace(gso_type=TCPV4), hb._replace(flags=VirtioNetHdrFlag.DATA_VALID)):
+        with pytest.raises(ValueError, match="NEEDS_CSUM"):
+            co.add(b, bad)
 
 
 def test_coalescer_state_and_arguments():

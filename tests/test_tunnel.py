@@ -556,7 +556,7 @@ def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
     assert out[10:] == bytes(partial)  # on the wire it was complete; written back partial, with GSO
 
 
-def test_datagrams_with_partial_checksums_are_finished_and_merged(hosts):
+def test_datagrams_with_partial_checksums_are_merged(hosts):
     from tunkit.packet import pseudo_header_sum, transport_checksum_ok
 
     a, b = hosts("a", "b", vnet=True)
@@ -576,6 +576,27 @@ def test_datagrams_with_partial_checksums_are_finished_and_merged(hosts):
     segments = split_read(out[0])  # what the kernel will send: the six datagrams, checksums finished
     assert [bytes(x[28:]) for x in segments] == [bytes([i]) * 200 for i in range(6)]
     assert all(transport_checksum_ok(x) for x in segments)
+
+
+def test_authenticated_partial_checksum_packets_are_trusted_not_finished(hosts):
+    """The MAC vouches for them: a lone one is written under its own NEEDS_CSUM header, unchanged."""
+    from tunkit.packet import pseudo_header_sum
+
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b, uso=True)
+    d = ipv4_udp(ADDR["a"], ADDR["b"], 7000, 7001, b"lonely datagram", ident=3, df=True)
+    ack = ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, b"", flags=0x10)  # a pure ACK: never merged
+    sent = []
+    for pkt, field in ((d, 26), (ack, 36)):
+        p = bytearray(pkt)
+        struct.pack_into("!H", p, field, pseudo_header_sum(pkt[12:16], pkt[16:20], pkt[9], len(pkt) - 20))
+        vh = VNET.pack(1, 0, 0, 0, 20, field - 20)
+        a.q.inject(bytes(p), vh)
+        sent.append(vh + bytes(p))
+    a.t.on_tun_readable()
+    pump((b.sock, b.t.on_udp_readable))
+    assert sorted(b.q.take_all()) == sorted(sent)  # same header, same bytes: nothing finished in Python
+    assert b.t.peers[0].rx_packets == 2 and not b.t.drops
 
 
 def test_specs_from_an_example_config_build_a_tunnel(hosts):

@@ -410,10 +410,11 @@ _ECE = int(TcpFlag.ECE)
 class _Chain:
     """An open or closed run of same-flow segments that will go out as one super-packet."""
 
-    __slots__ = ("seed", "l3", "hlen", "tcp", "v6", "size", "nbytes", "next_seq", "bufs", "shape", "ident", "psh")
+    __slots__ = ("seed", "seed_hdr", "l3", "hlen", "tcp", "v6", "size", "nbytes", "next_seq", "bufs", "shape", "ident", "psh")
 
-    def __init__(self, seed, l3, hlen, tcp, v6, size, next_seq, shape, ident):
+    def __init__(self, seed, seed_hdr, l3, hlen, tcp, v6, size, next_seq, shape, ident):
         self.seed = seed  # the first packet, verbatim (emitted alone if nothing joins it)
+        self.seed_hdr = seed_hdr  # its header if emitted alone: DATA_VALID, or its own NEEDS_CSUM one
         self.l3 = l3
         self.hlen = hlen
         self.tcp = tcp
@@ -460,12 +461,21 @@ class Coalescer:
       packet that fails goes out verbatim (the kernel drops it) and seals its
       flow.  ``verify_checksums=False`` skips this, only for packets the
       caller built itself and knows to be correct.
+    * A packet added with its own NEEDS_CSUM header (``add(pkt, hdr)``: its
+      checksum field holds only the pseudo-header sum, as a TUN hands it
+      out) is *trusted*: the caller vouches for it (the overlay's MAC did),
+      so it is not verified.  It merges like any other packet when
+      ``csum_start``/``csum_offset`` point at its own TCP/UDP checksum field;
+      whatever of it goes out unmerged keeps that header, so the kernel
+      still finishes or trusts the checksum as it would have.
     * UDP datagrams merge only with ``uso=True`` (USO negotiated): same
       length except a shorter last one; zero-length datagrams and IPv4
       datagrams without a checksum go out verbatim and seal the flow.
     * Anything else (not IPv4/IPv6, bad lengths, fragments, IPv4 options,
       IPv6 extension headers, other protocols, UDP without USO) goes out
       verbatim and seals every open chain: its flow is unknown here.
+      (Verbatim means under an all-zero header, or the packet's own
+      NEEDS_CSUM header if it was added with one.)
 
     Output order is the order in which chains were started and verbatim
     packets added.  A chain of one segment is emitted as the original packet
@@ -495,23 +505,30 @@ class Coalescer:
         """Number of results :meth:`flush` would return now."""
         return len(self._slots)
 
-    def _verbatim(self, pkt, seal_key=None, seal_all: bool = False) -> None:
+    def _verbatim(self, pkt, hdr, seal_key=None, seal_all: bool = False) -> None:
         if seal_all:
             self._open.clear()
         elif seal_key is not None:
             self._open.pop(seal_key, None)
-        self._slots.append((ZERO_HDR, [pkt]))
+        self._slots.append((hdr or ZERO_HDR, [pkt]))
 
-    def add(self, pkt) -> None:
-        """Add one IP packet (never raises for its contents)."""
+    def add(self, pkt, hdr: VirtioNetHdr | None = None) -> None:
+        """Add one IP packet (never raises for its contents).
+
+        ``hdr``: the packet's own virtio header when its checksum is partial
+        (NEEDS_CSUM, GSO_NONE); see the rules above.  None: the checksum is
+        complete and is verified before merging.
+        """
+        if hdr is not None and (hdr.gso_type != _GSO_NONE or not hdr.flags & _NEEDS_CSUM):
+            raise ValueError(f"Coalescer.add: hdr must be a GSO_NONE NEEDS_CSUM header, got {hdr}")
         n = len(pkt)
         if n < IPV4_MIN_HEADER_LEN + UDP_HEADER_LEN:
-            return self._verbatim(pkt, seal_all=True)
+            return self._verbatim(pkt, hdr, seal_all=True)
         b0 = pkt[0]
         if b0 == 0x45:  # IPv4 without options: the only IPv4 shape that coalesces
             _v, tos, tot, ident, frag, ttl, proto, _c, src, dst = IPV4_HEADER.unpack_from(pkt)
             if tot != n or frag & IPV4_FRAG_MASK:
-                return self._verbatim(pkt, seal_all=True)
+                return self._verbatim(pkt, hdr, seal_all=True)
             l3 = IPV4_MIN_HEADER_LEN
             v6 = False
             ipshape = (tos, frag, ttl)
@@ -521,29 +538,32 @@ class Coalescer:
         elif b0 >> 4 == 6 and n >= IPV6_HEADER_LEN + UDP_HEADER_LEN:
             vtcfl, plen, proto, hlim, src, dst = IPV6_HEADER.unpack_from(pkt)
             if plen + IPV6_HEADER_LEN != n:
-                return self._verbatim(pkt, seal_all=True)
+                return self._verbatim(pkt, hdr, seal_all=True)
             l3 = IPV6_HEADER_LEN
             v6 = True
             ipshape = (vtcfl, hlim)
             addr_off = IPV6_ADDRS_OFFSET
             ident = None
         else:
-            return self._verbatim(pkt, seal_all=True)
+            return self._verbatim(pkt, hdr, seal_all=True)
         if proto == IPPROTO_TCP:
             if n < l3 + TCP_MIN_HEADER_LEN:
-                return self._verbatim(pkt, seal_all=True)
+                return self._verbatim(pkt, hdr, seal_all=True)
             sport, dport, seq, ack, off, flags, win, _c, urg = TCP_HEADER.unpack_from(pkt, l3)
             hlen = l3 + (off >> 4) * 4
             if off < 0x50 or hlen > n:
-                return self._verbatim(pkt, seal_all=True)
+                return self._verbatim(pkt, hdr, seal_all=True)
             key = (IPPROTO_TCP, src, dst, sport, dport)
             if flags & ~_TCP_OK or not flags & _ACK:
-                return self._verbatim(pkt, seal_key=key)  # SYN/FIN/RST/URG/CWR: seen in order
+                return self._verbatim(pkt, hdr, seal_key=key)  # SYN/FIN/RST/URG/CWR: seen in order
             if hlen == n:
-                return self._verbatim(pkt)  # pure ACK: no ordering duty toward the data
+                return self._verbatim(pkt, hdr)  # pure ACK: no ordering duty toward the data
             mv = memoryview(pkt)
-            if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_TCP + n - l3) != 0xFFFF:
-                return self._verbatim(pkt, seal_key=key)
+            if hdr is None:
+                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_TCP + n - l3) != 0xFFFF:
+                    return self._verbatim(pkt, hdr, seal_key=key)
+            elif hdr.csum_start != l3 or hdr.csum_offset != TCP_CHECKSUM_OFFSET:
+                return self._verbatim(pkt, hdr, seal_key=key)  # trusted, but not a shape merging can keep
             shape = (ipshape, ack, off, win, urg, flags & _ECE, bytes(mv[l3 + TCP_MIN_HEADER_LEN : hlen]))
             chain = self._open.get(key)
             if chain is not None:
@@ -567,10 +587,10 @@ class Coalescer:
                     return None
                 del self._open[key]  # cannot extend (gap, header change, full): start afresh
             if n > self.max_bytes:
-                return self._verbatim(pkt, seal_key=key)
+                return self._verbatim(pkt, hdr, seal_key=key)
             payload = n - hlen
             nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, l3, hlen, True, v6, payload, (seq + payload) & 0xFFFFFFFF, shape, nxt)
+            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, hlen, True, v6, payload, (seq + payload) & 0xFFFFFFFF, shape, nxt)
             self._slots.append(chain)
             if not flags & _PSH:
                 self._open[key] = chain
@@ -578,14 +598,17 @@ class Coalescer:
         if proto == IPPROTO_UDP and self.uso:
             sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(pkt, l3)
             if ulen != n - l3:
-                return self._verbatim(pkt, seal_all=True)
+                return self._verbatim(pkt, hdr, seal_all=True)
             key = (IPPROTO_UDP, src, dst, sport, dport)
             payload = ulen - UDP_HEADER_LEN
             if payload == 0 or (ucsum == 0 and not v6) or n > self.max_bytes:
-                return self._verbatim(pkt, seal_key=key)  # nothing to merge, or nothing to verify
+                return self._verbatim(pkt, hdr, seal_key=key)  # nothing to merge, or nothing to verify
             mv = memoryview(pkt)
-            if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_UDP + ulen) != 0xFFFF:
-                return self._verbatim(pkt, seal_key=key)
+            if hdr is None:
+                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_UDP + ulen) != 0xFFFF:
+                    return self._verbatim(pkt, hdr, seal_key=key)
+            elif hdr.csum_start != l3 or hdr.csum_offset != UDP_CHECKSUM_OFFSET:
+                return self._verbatim(pkt, hdr, seal_key=key)
             chain = self._open.get(key)
             if chain is not None:
                 if (
@@ -604,11 +627,11 @@ class Coalescer:
                     return None
                 del self._open[key]
             nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, l3, l3 + UDP_HEADER_LEN, False, v6, payload, None, ipshape, nxt)
+            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, l3 + UDP_HEADER_LEN, False, v6, payload, None, ipshape, nxt)
             self._slots.append(chain)
             self._open[key] = chain
             return None
-        return self._verbatim(pkt, seal_all=True)
+        return self._verbatim(pkt, hdr, seal_all=True)
 
     def flush(self) -> list:
         """Return ``[(VirtioNetHdr, bufs)]`` for everything added since the last flush, and reset."""
@@ -620,7 +643,7 @@ class Coalescer:
             if type(s) is tuple:
                 append(s)
             elif len(s.bufs) == 1:
-                append((DATA_VALID_HDR, [s.seed]))
+                append((s.seed_hdr, [s.seed]))
             else:
                 append(_finish(s))
         return out
