@@ -87,6 +87,8 @@ INVALID = [
     ("listen bad port", None, "network.listen", "port '99999' is not 1..65535"),
     ("listen hostname", None, "network.listen", "is not an IP address"),
     ("insecure not bool", None, "network.insecure", "expected true or false"),
+    ("partial checksums not bool", None, "network.partial_checksums", "expected true or false"),
+    ("partial checksums authenticated", None, "network.partial_checksums", "needs network.insecure = true"),
     ("no peers", None, "peers", "is required"),
     ("peer no name", None, "peers[0].name", "is required"),
     ("peer dup name", None, "peers[1].name", "already the name of peers[0]"),
@@ -133,6 +135,8 @@ REPLACEMENTS = {
     "listen bad port": ('insecure = true', 'insecure = true\nlisten = "0.0.0.0:99999"'),
     "listen hostname": ('insecure = true', 'insecure = true\nlisten = "example.org:4800"'),
     "insecure not bool": ('insecure = true', 'insecure = 1'),
+    "partial checksums not bool": ('insecure = true', 'insecure = true\npartial_checksums = "yes"'),
+    "partial checksums authenticated": ('insecure = true', 'key_file = "net.key"\npartial_checksums = true'),
     "no peers": (BASE[BASE.index("[[peers]]"):], ''),
     "peer no name": ('name = "b"\n', ''),
     "peer dup name": ('name = "c"', 'name = "b"'),
@@ -322,6 +326,15 @@ def test_reload_plan_mtu_peers_and_fixed_settings():
     assert len(p.cannot_change_live) == 1 and "device.workers changed from 1 to 2" in p.cannot_change_live[0]
     assert p.config.device.workers == 1 and p.config.device.mtu == 1380  # fixed kept, the rest taken
     assert plan_reload(cfg(), p.config).cannot_change_live == ()
+
+
+def test_partial_checksums_default_off_and_fixed_while_running():
+    assert not cfg().partial_checksums
+    on = cfg(base=BASE.replace("insecure = true", "insecure = true\npartial_checksums = true"))
+    assert on.partial_checksums and to_json(on)["network"]["partial_checksums"] is True
+    p = plan_reload(cfg(), on)
+    assert p.cannot_change_live == ("network.partial_checksums changed from false to true: cannot change while "
+                                    "running; restart tunkit",) and not p.config.partial_checksums
 
 
 def test_reload_plan_key_change_counts_as_peer_change(tmp_path):

@@ -556,6 +556,81 @@ def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
     assert out[10:] == bytes(partial)  # on the wire it was complete; written back partial, with GSO
 
 
+def _partial_tcp_super_packet(payload: bytes, src=ADDR["a"], dst=ADDR["b"]):
+    """A TCP super-packet as the kernel hands it over (pseudo-header sum in the field), the full one, its header."""
+    from tunkit.packet import pseudo_header_sum
+
+    full = ipv4_tcp(src, dst, 40000, 5201, payload, flags=0x10)
+    partial = bytearray(full)
+    struct.pack_into("!H", partial, 36, pseudo_header_sum(full[12:16], full[16:20], 6, len(full) - 20))
+    return bytes(partial), full, VNET.pack(1, 1, 40, 1000, 20, 16)
+
+
+@pytest.mark.parametrize("partial_checksums", [False, True])
+def test_insecure_partial_checksums_leave_super_packets_unfinished_on_the_wire(hosts, partial_checksums):
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b, insecure=True, partial_checksums=partial_checksums)
+    partial, full, vh = _partial_tcp_super_packet(bytes(range(250)) * 20)
+    sniff = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sniff.bind(("127.0.0.1", 0))
+    try:
+        real = a.t.peers[0].addr
+        a.t.peers[0].addr = sniff.getsockname()
+        send(a, partial, vnet=vh)
+        sniff.settimeout(2)
+        wire = sniff.recv(70000)
+        # default: finished, as a foo-over-UDP receiver needs; partial_checksums: left as the kernel gave it
+        assert wire == (partial if partial_checksums else full)
+        a.t.peers[0].addr = real
+        send(a, partial, vnet=vh, dst=b)
+        out = b.q.take()  # either way the tunkit receiver writes it back whole, with GSO metadata
+        assert VNET.unpack_from(out) == (1, 1, 40, 1300 - 40, 20, 16) and out[10:] == partial
+    finally:
+        sniff.close()
+    assert a.t.status()["partial_checksums"] is partial_checksums
+
+
+@pytest.mark.parametrize("partial_checksums", [False, True])
+def test_insecure_super_packet_into_a_plain_tun_is_split_with_real_checksums(hosts, partial_checksums):
+    from tunkit.packet import transport_checksum_ok
+
+    (a,) = hosts("a", vnet=True)
+    (b,) = hosts("b", vnet=False)
+    _wire(a, b, insecure=True, partial_checksums=partial_checksums)
+    payload = bytes(range(250)) * 20
+    partial, _full, vh = _partial_tcp_super_packet(payload)
+    send(a, partial, vnet=vh, dst=b)
+    segs = b.q.take_all()
+    assert [len(p) for p in segs] == [1300] * 3 + [5040 - 3 * 1260]  # cut at the receiver's MTU
+    assert all(transport_checksum_ok(p) for p in segs) and b"".join(p[40:] for p in segs) == payload
+    assert b.t.drops == {}
+
+
+def test_insecure_udp_super_packet_keeps_its_datagram_boundaries(hosts):
+    """Raw IP cannot carry gso_size: the sender splits a USO super-packet into its datagrams."""
+    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+
+    a, b = hosts("a", "b", vnet=True)
+    _wire(a, b, insecure=True, partial_checksums=True)
+    payload = bytes(range(200)) * 9  # 1,800 bytes in datagrams of 700: 700, 700, 400
+    sp = bytearray(ipv4_udp(ADDR["a"], ADDR["b"], 7000, 7001, payload, ident=9, df=True))
+    struct.pack_into("!H", sp, 26, pseudo_header_sum(sp[12:16], sp[16:20], 17, len(sp) - 20))
+    send(a, bytes(sp), vnet=VNET.pack(1, 5, 28, 700, 20, 6), dst=b)
+    out = [x[10:] for x in b.q.take_all()]
+    assert [len(x) - 28 for x in out] == [700, 700, 400]
+    assert all(transport_checksum_ok(x) for x in out) and b"".join(x[28:] for x in out) == payload
+    # one big datagram that arrives whole (a foo-over-UDP sender's) stays one datagram
+    big = ipv4_udp(ADDR["a"], ADDR["b"], 7000, 7001, bytes(3000), ident=10, df=False)
+    send(a, big, dst=b)
+    assert b.q.take_all() == [bytes(10) + big]
+
+
+def test_partial_checksums_is_an_insecure_mode_setting(hosts):
+    a, b = hosts("a", "b")
+    with pytest.raises(ConfigError, match="partial_checksums"):
+        a.start([b.spec()], partial_checksums=True)
+
+
 def test_datagrams_with_partial_checksums_are_merged(hosts):
     from tunkit.packet import pseudo_header_sum, transport_checksum_ok
 

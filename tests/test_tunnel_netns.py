@@ -39,14 +39,14 @@ class Host:
     """A TunnelNode running in a thread inside namespace ``ns``."""
 
     def __init__(self, ns, i, tmp_path, peers, routes=(), *, v6=False, workers=1, insecure=False, mtu=1400,
-                 system_routes=False):
+                 system_routes=False, tunnel_options=None):
         self.ns, self.i = ns, i
         self.status_path = str(tmp_path / f"h{i}-{time.monotonic_ns()}.sock")
         self.kw = dict(
             device=f"tk{i}", peers=peers, routes=routes, listen=("::" if v6 else "0.0.0.0", PORT), mtu=mtu,
             addresses=[ipaddress.ip_address(overlay4(i)), ipaddress.ip_address(overlay6(i))],
             insecure=insecure, workers=workers, status_path=self.status_path,
-            system_routes=system_routes,
+            system_routes=system_routes, tunnel_options=tunnel_options,
         )
         self.node = None
         self.error = None
@@ -168,11 +168,11 @@ def _no_ping(ns, addr):
     return not _ping(ns, addr, tries=1, timeout=0.3)
 
 
-def _mesh(lab, nss, *, v6=False, workers=1, insecure=False, keys=None):
+def _mesh(lab, nss, *, v6=False, workers=1, insecure=False, keys=None, tunnel_options=None):
     hosts = []
     for i, ns in enumerate(nss):
-        peers = [peer_spec(j, v6=v6, key=(keys or {}).get((i, j), KEY)) for j in range(len(nss)) if j != i]
-        hosts.append(lab.run(ns, i, peers, v6=v6, workers=workers, insecure=insecure))
+        peers = [peer_spec(j, v6=v6, key=(keys or {}).get((i, j), None if insecure else KEY)) for j in range(len(nss)) if j != i]
+        hosts.append(lab.run(ns, i, peers, v6=v6, workers=workers, insecure=insecure, tunnel_options=tunnel_options))
     return hosts
 
 
@@ -197,6 +197,18 @@ def test_insecure_mode_and_two_workers(lab):
     _mesh(lab, nss, insecure=True, workers=2)
     assert _ping(nss[0], overlay4(1)) and _ping(nss[1], overlay6(0))
     assert tcp_round_trip(nss[0], nss[1], overlay4(1), 5003, 2 << 20)
+
+
+def test_insecure_partial_checksums_carry_tcp_intact_both_families(lab):
+    """Super-packets cross with the kernel's partial checksum; the receiver's kernel still gets it right."""
+    nss = lab(2)
+    hosts = _mesh(lab, nss, insecure=True, tunnel_options={"partial_checksums": True})
+    assert tcp_round_trip(nss[0], nss[1], overlay4(1), 5004, 3 << 20)
+    assert tcp_round_trip(nss[1], nss[0], overlay6(0), 5005, 1 << 20)
+    st = hosts[1].status()
+    assert st["partial_checksums"] is True and st["mode"] == "insecure" and not st["drops"].get("malformed")
+    peer = st["peers"][0]
+    assert peer["rx_bytes"] > 3 << 20 and peer["rx_bytes"] / peer["rx_packets"] > 1400  # super-packets came whole
 
 
 def test_every_bad_datagram_is_dropped_and_counted_while_traffic_continues(lab):

@@ -21,6 +21,8 @@ Schema (every key optional unless marked required)::
     listen = "0.0.0.0:4800"  # UDP underlay address:port ("[::]:4800" for IPv6)
     key_file = "net.key"     # pre-shared key for every peer (relative to this file)
     insecure = false         # true: raw IP in UDP, no authentication (trusted underlays only)
+    partial_checksums = false  # insecure only: TCP super-packets keep the kernel's partial checksum
+                             # (faster; every peer must be tunkit, a foo-over-UDP receiver drops them)
     use_system_route_table = false   # mirror kernel routes that point into the overlay
 
     [[peers]]                # required, at least one
@@ -139,6 +141,7 @@ class Config:
     key: bytes | None = field(default=None, repr=False)
     key_file: str | None = None
     insecure: bool = False
+    partial_checksums: bool = False
     use_system_route_table: bool = False
     log_level: str = "info"
 
@@ -366,7 +369,7 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
 
     # [network]
     n = c.table(top.get("network", {}), "network")
-    c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "use_system_route_table"))
+    c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "partial_checksums", "use_system_route_table"))
     if "network" not in top:
         c.bad("network", "is required (at least network.addresses)")
     addresses: list[IPInterface] = []
@@ -405,6 +408,10 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         except ValueError as e:
             c.bad("network.listen", str(e))
     insecure = c.boolean(n, "network", "insecure", False)
+    partial = c.boolean(n, "network", "partial_checksums", False)
+    if partial and not insecure:
+        c.bad("network.partial_checksums", "true needs network.insecure = true (authenticated messages already "
+              "carry the kernel's partial checksum)")
     use_srt = c.boolean(n, "network", "use_system_route_table", False)
     net_key_file = c.string(n, "network", "key_file")
     net_key = _load_key(c, "network.key_file", net_key_file, base_dir, key_reader) if net_key_file else None
@@ -522,6 +529,7 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         key=net_key,
         key_file=net_key_file,
         insecure=insecure,
+        partial_checksums=bool(partial),
         use_system_route_table=use_srt,
         log_level=(level or "info").lower(),
     )
@@ -709,6 +717,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
             ("device.offloads", old.device.offloads, new.device.offloads),
             ("network.listen", old.listen, new.listen),
             ("network.insecure", old.insecure, new.insecure),
+            ("network.partial_checksums", old.partial_checksums, new.partial_checksums),
             ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
         )
         if a != b
@@ -718,6 +727,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         device=replace(new.device, name=old.device.name, workers=old.device.workers, offloads=old.device.offloads),
         listen=old.listen,
         insecure=old.insecure,
+        partial_checksums=old.partial_checksums,
         use_system_route_table=old.use_system_route_table,
     )
     old_k = {k.identity: k for k in kernel_routes(old)}
@@ -752,6 +762,9 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
 
 
 def _fmt(v: Any) -> str:
+    """A value as the config file spells it (true/false, quoted strings)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return repr(v) if isinstance(v, str) else str(v)
 
 
@@ -772,6 +785,7 @@ def to_json(cfg: Config) -> dict:
             "listen": str(cfg.listen),
             "key_file": cfg.key_file,
             "insecure": cfg.insecure,
+            "partial_checksums": cfg.partial_checksums,
             "use_system_route_table": cfg.use_system_route_table,
         },
         "peers": [

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag
+from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag, VirtioNetHdrGso
 from tunkit.ecmp import GatewaySet, flow_hash_packet
 from tunkit.errors import ConfigError, DecodeError
 from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
@@ -70,6 +70,7 @@ _VNET = VIRTIO_NET_HDR  # one Struct for virtio_net_hdr: tunkit.offload's
 _VNET_UNPACK = VIRTIO_NET_HDR.unpack_from
 _VNET_NONE = ZERO_HDR.encode()
 _NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
+_GSO_UDP_L4 = int(VirtioNetHdrGso.UDP_L4)
 
 
 # ---------------------------------------------------------------------------
@@ -262,10 +263,15 @@ class Tunnel:
         clock_ns: Callable[[], int] = time.time_ns,
         max_age_ms: int | None = None,
         underlay_mtu: int = UNDERLAY_MTU,
+        partial_checksums: bool = False,
     ) -> None:
+        if partial_checksums and not insecure:
+            raise ConfigError("partial_checksums is an insecure-mode setting (authenticated messages carry "
+                              "the checksum state in their header)")
         self.queue = queue
         self.sock = sock
         self.insecure = insecure
+        self.partial_checksums = partial_checksums
         self.mtu = mtu
         self.batch = batch
         self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False) if vnet_hdr is None else vnet_hdr)
@@ -477,9 +483,21 @@ class Tunnel:
             self._too_big(pkt, mtu, peer)
             return
         if self.insecure:
-            if gso is not None and gso.flags & _NEEDS_CSUM:  # raw IP carries no GSO metadata:
-                try:  # finish the checksum and send the (super-)packet whole; the underlay fragments it
-                    pkt = checksum_partial(_virtio(gso), pkt)
+            # Raw IP carries no GSO metadata: the (super-)packet goes whole and the underlay fragments
+            # it.  Its checksum is finished here, for foo-over-UDP receivers; a super-packet may keep
+            # the partial one with partial_checksums, because a tunkit receiver rebuilds the metadata
+            # and the checksum field of anything longer than its MTU from the headers (see _regso).
+            if gso is not None:
+                gtype = gso.type & ~VIRTIO_NET_HDR_GSO_ECN
+                try:
+                    if gtype == _GSO_UDP_L4:  # datagram boundaries: split here, each goes as it is
+                        for d in gso_split(_virtio(gso), pkt):
+                            self.batcher.add(peer.addr, len(d), [d])
+                        peer.tx_packets += 1
+                        peer.tx_bytes += n
+                        return
+                    if gso.flags & _NEEDS_CSUM and not (gtype and self.partial_checksums and gso.csum_start == _plain_l3(pkt)):
+                        pkt = checksum_partial(_virtio(gso), pkt)
                 except DecodeError:
                     self._drop("malformed", peer)
                     return
@@ -530,7 +548,7 @@ class Tunnel:
         if self.insecure:
             for off in range(0, n, seg):
                 d = block[off : off + seg]
-                gso = _regso(d, self.mtu) if self.vnet_hdr and len(d) > self.mtu else None
+                gso = _regso(d, self.mtu) if len(d) > self.mtu else None  # a super-packet: see _outbound
                 self._deliver(peer, (d,), len(d), gso)
             return
         opener = peer.opener
@@ -643,6 +661,7 @@ class Tunnel:
             "sender": self.sender,
             "session": self.session,
             "mode": "insecure" if self.insecure else "authenticated",
+            "partial_checksums": self.partial_checksums,
             "mtu": self.mtu,
             "vnet_hdr": self.vnet_hdr,
             "tun": {"rx_packets": self.tun_rx, "tx_packets": self.tun_tx},
@@ -683,30 +702,39 @@ def _vnet_header(pkt, gso: Gso | None) -> bytes:
 
 
 def _regso(pkt: memoryview, mtu: int) -> Gso | None:
-    """GSO metadata for a whole super-packet that arrived as raw IP (insecure mode), so that the
-    kernel can segment it again if it forwards it.  Rewrites the L4 checksum field in place to the
-    pseudo-header sum that NEEDS_CSUM wants.  None if it is not TCP/UDP over plain IPv4/IPv6."""
+    """GSO metadata for a TCP super-packet that arrived whole as raw IP (insecure mode), so that the
+    kernel can segment it again if it forwards it (or tunkit can, for a TUN without virtio headers).
+    Rewrites the TCP checksum field in place to the pseudo-header sum that NEEDS_CSUM wants, so the
+    field's old value (complete, or partial from a ``partial_checksums`` sender) does not matter.
+
+    None for anything else, which is written as it came: a big UDP packet is one datagram (the
+    sender splits USO super-packets, whose datagram boundaries raw IP cannot carry), and IPv4
+    fragments, IPv6 extension headers and other protocols are not re-segmented."""
     v = pkt[0] >> 4
-    if v == 4:
-        l3, proto, gtype = (pkt[0] & 15) * 4, pkt[9], 1
+    n = len(pkt)
+    if v == 4 and n >= 20:
+        if pkt[9] != IPPROTO_TCP or (pkt[6] & 0x3F) or pkt[7]:  # not TCP, or a fragment (MF / offset)
+            return None
+        l3, gtype = (pkt[0] & 15) * 4, 1
         src, dst = pkt[12:16], pkt[16:20]
-    elif v == 6:
-        l3, proto, gtype = 40, pkt[6], 4
+    elif v == 6 and n >= 40 and pkt[6] == IPPROTO_TCP:
+        l3, gtype = 40, 4
         src, dst = pkt[8:24], pkt[24:40]
     else:
         return None
-    n = len(pkt)
-    if proto == IPPROTO_TCP and n >= l3 + 20:
-        l4, field = (pkt[l3 + 12] >> 4) * 4, 16
-    elif proto == IPPROTO_UDP and n >= l3 + 8:
-        l4, field, gtype = 8, 6, 5
-    else:
+    if n < l3 + 20 or pkt.readonly:
         return None
+    l4 = (pkt[l3 + 12] >> 4) * 4
     size = mtu - l3 - l4
-    if size <= 0 or pkt.readonly:
+    if l4 < 20 or l3 + l4 > n or size <= 0:
         return None
-    struct.pack_into("!H", pkt, l3 + field, pseudo_header_sum(bytes(src), bytes(dst), proto, n - l3))
-    return Gso(gtype, _NEEDS_CSUM, size, l3, field)
+    struct.pack_into("!H", pkt, l3 + 16, pseudo_header_sum(bytes(src), bytes(dst), IPPROTO_TCP, n - l3))
+    return Gso(gtype, _NEEDS_CSUM, size, l3, 16)
+
+
+def _plain_l3(pkt) -> int:
+    """Where TCP/UDP starts when no IPv6 extension header sits before it (IPv4: the IHL)."""
+    return (pkt[0] & 15) * 4 if pkt[0] >> 4 == 4 else IPV6_HEADER_LEN
 
 
 def _virtio(gso: Gso) -> VirtioNetHdr:

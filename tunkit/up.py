@@ -61,6 +61,7 @@ class Host:
             mtu=cfg.device_mtu,
             addresses=[a.ip for a in cfg.addresses],  # ICMP errors are sourced from these
             insecure=cfg.insecure,
+            tunnel_options={"partial_checksums": True} if cfg.partial_checksums else None,
             workers=worker_count(cfg),
             offloads=cfg.device.offloads,
             system_routes=cfg.use_system_route_table,
