@@ -7,11 +7,12 @@ Not a test: it prints figures.  In one run:
    BLAKE2b, HMAC-SHA256) for 64, 256, 1400 and 65536 bytes;
 2. TCP throughput (iperf3, installed with apt if missing) between two
    namespaces joined by a bridge, through two tunkit instances (each a
-   forked process), authenticated and insecure, with 1 and 2 workers (2
+   forked process), authenticated, insecure, and insecure with
+   ``partial_checksums`` (insecure-pc), with 1 and 2 workers (2
    workers: ``iperf3 -P 2``), and through the kernel's VXLAN on the same veth;
 3. 256-byte UDP datagrams delivered per second (iperf3 -u, 400 Mbit/s offered).
 
-Usage: sudo python3 bench/bench_tunnel.py [--seconds 5] [--skip-mac] [--only auth|insecure|vxlan]
+Usage: sudo python3 bench/bench_tunnel.py [--seconds 5] [--skip-mac] [--only auth|insecure|insecure-pc|vxlan]
 
 The machine may be shared with other work: figures are for comparison within
 one run, and the run prints the CPU count it had.
@@ -92,7 +93,7 @@ def ensure_iperf3() -> str | None:
     return path
 
 
-def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mtu: int) -> int:
+def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mtu: int, partial: bool = False) -> int:
     """Fork a process that runs a TunnelNode inside ``ns``; returns its pid once the device is up."""
     r, w = os.pipe()
     pid = os.fork()
@@ -108,7 +109,8 @@ def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mt
                             (ipaddress.ip_network(f"{overlay4(peer)}/32"),), None if insecure else KEY)
             node = TunnelNode(device="tk0", peers=[spec], listen=("0.0.0.0", PORT), mtu=mtu,
                               addresses=[ipaddress.ip_address(overlay4(i))], insecure=insecure,
-                              workers=workers, status_path=f"/tmp/tunkit-bench-{os.getpid()}.sock")
+                              workers=workers, status_path=f"/tmp/tunkit-bench-{os.getpid()}.sock",
+                              tunnel_options={"partial_checksums": True} if partial else None)
             node.start()
             subprocess.run(["ip", "addr", "add", f"{overlay4(i)}/24", "dev", node.device_name], check=True)
             os.write(w, b"1")
@@ -201,10 +203,11 @@ def udp_pps(res: dict) -> tuple[float, float] | None:
 
 
 # -- 2./3. throughput --------------------------------------------------------------------------------
-def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: float, mtu: int, udp: bool = True) -> None:
-    mode = "insecure" if insecure else "authenticated"
-    pa = start_node(a, 0, 1, insecure=insecure, workers=workers, mtu=mtu)
-    pb = start_node(b, 1, 0, insecure=insecure, workers=workers, mtu=mtu)
+def run_tunkit(a: NetNS, b: NetNS, *, insecure: bool, workers: int, seconds: float, mtu: int, udp: bool = True,
+               partial: bool = False) -> None:
+    mode = ("insecure+pc" if partial else "insecure") if insecure else "authenticated"
+    pa = start_node(a, 0, 1, insecure=insecure, workers=workers, mtu=mtu, partial=partial)
+    pb = start_node(b, 1, 0, insecure=insecure, workers=workers, mtu=mtu, partial=partial)
     try:
         time.sleep(0.3)
         par = ["-P", str(workers)] if workers > 1 else []
@@ -257,7 +260,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--mtu", type=int, default=1400, help="overlay MTU (default 1400)")
     ap.add_argument("--skip-mac", action="store_true")
-    ap.add_argument("--only", choices=["auth", "insecure", "vxlan"])
+    ap.add_argument("--only", choices=["auth", "insecure", "insecure-pc", "vxlan"],
+                    help="one mode; insecure-pc is insecure with network.partial_checksums")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-udp", action="store_true", help="skip the 256-byte UDP runs")
     args = ap.parse_args()
@@ -282,12 +286,12 @@ def main() -> int:
         a, b = build_lab(make, 2)
         if args.only in (None, "vxlan"):
             run_vxlan(a, b, args.seconds, udp=not args.no_udp)
-        for insecure in (False, True):
-            if args.only == ("insecure" if not insecure else "auth") or args.only == "vxlan":
+        for mode in ("auth", "insecure", "insecure-pc"):
+            if args.only not in (None, mode):
                 continue
             for workers in args.workers:
-                run_tunkit(a, b, insecure=insecure, workers=workers, seconds=args.seconds, mtu=args.mtu,
-                           udp=not args.no_udp)
+                run_tunkit(a, b, insecure=mode != "auth", workers=workers, seconds=args.seconds, mtu=args.mtu,
+                           udp=not args.no_udp, partial=mode == "insecure-pc")
     finally:
         for ns in made:
             ns.close()
