@@ -75,3 +75,13 @@ def test_python_m_tunkit_help_and_version():
     assert out.returncode == 0 and out.stdout.startswith("tunkit ")
     out = subprocess.run([sys.executable, "-m", "tunkit"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 1 and "usage" in out.stderr
+
+
+@pytest.mark.parametrize("extra,mode", [("", "insecure (no authentication)"),
+                                        ("partial_checksums = true\n", "partial checksums: tunkit peers only")])
+def test_check_names_the_mode(tmp_path, capsys, extra, mode):
+    cfg = tmp_path / "i.toml"
+    cfg.write_text('[network]\naddresses = ["198.18.0.1/16"]\ninsecure = true\n' + extra +
+                   '[[peers]]\nname = "b"\nendpoint = "198.51.100.2:4800"\nprefixes = ["198.18.0.2/32"]\n')
+    assert main(["check", str(cfg)]) == 0
+    assert mode in capsys.readouterr().out
