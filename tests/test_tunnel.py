@@ -623,6 +623,11 @@ def test_insecure_udp_super_packet_keeps_its_datagram_boundaries(hosts):
     big = ipv4_udp(ADDR["a"], ADDR["b"], 7000, 7001, bytes(3000), ident=10, df=False)
     send(a, big, dst=b)
     assert b.q.take_all() == [bytes(10) + big]
+    # a big IPv4 fragment of TCP (MF set) is not a super-packet: written as it came
+    frag = bytearray(ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, bytes(3000), flags=0x10))
+    frag[6] = 0x20  # MF, offset 0
+    send(a, bytes(frag), dst=b)
+    assert b.q.take_all() == [bytes(10) + bytes(frag)]
 
 
 def test_partial_checksums_is_an_insecure_mode_setting(hosts):
