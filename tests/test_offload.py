@@ -8,6 +8,7 @@ built one by one the way a sender without offloads emits them.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 import sys
@@ -541,8 +542,6 @@ def test_df_ids_are_restamped_but_nothing_else_changes():
 # keeps its own NEEDS_CSUM header.  Rows about checksums themselves do not apply.
 def _as_partial(pkt):
     """(pkt with its L4 checksum field holding the pseudo-header sum, its NEEDS_CSUM header), or (pkt, None)."""
-    import ipaddress
-
     if len(pkt) >= 28 and pkt[0] == 0x45 and struct.unpack_from("!H", pkt, 2)[0] == len(pkt) and pkt[9] in (6, 17):
         l3, proto, src, dst = 20, pkt[9], pkt[12:16], pkt[16:20]
     elif len(pkt) >= 48 and pkt[0] >> 4 == 6 and struct.unpack_from("!H", pkt, 4)[0] + 40 == len(pkt) and pkt[6] in (6, 17):

@@ -34,6 +34,7 @@ back as a super-packet: no per-segment Python work at either end.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -308,7 +309,6 @@ class Tunnel:
         # with virtio headers, plain packets of one read are merged per flow before the TUN write; a read
         # holds several datagrams only with UDP_GRO, so without it there is nothing to merge
         self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce and self.udp_gro else None
-        self._partial_hdrs: dict = {}  # Gso -> VirtioNetHdr for trusted partial-checksum packets (a few shapes)
         # (buffer, the 1-tuple readv takes, its view): built once, so a TUN read allocates nothing
         self._bufs = [(b, (b,), memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]
         self._rbuf = bytearray(READ_BUF)
@@ -487,21 +487,19 @@ class Tunnel:
             # it.  Its checksum is finished here, for foo-over-UDP receivers; a super-packet may keep
             # the partial one with partial_checksums, because a tunkit receiver rebuilds the metadata
             # and the checksum field of anything longer than its MTU from the headers (see _regso).
-            if gso is not None:
-                gtype = gso.type & ~VIRTIO_NET_HDR_GSO_ECN
-                try:
-                    if gtype == _GSO_UDP_L4:  # datagram boundaries: split here, each goes as it is
-                        for d in gso_split(_virtio(gso), pkt):
-                            self.batcher.add(peer.addr, len(d), [d])
-                        peer.tx_packets += 1
-                        peer.tx_bytes += n
-                        return
-                    if gso.flags & _NEEDS_CSUM and not (gtype and self.partial_checksums and gso.csum_start == _plain_l3(pkt)):
+            try:
+                if gso is None:
+                    self.batcher.add(peer.addr, n, [pkt])
+                elif gso.type & ~VIRTIO_NET_HDR_GSO_ECN == _GSO_UDP_L4:  # datagram boundaries: split here
+                    for d in gso_split(_virtio(gso), pkt):
+                        self.batcher.add(peer.addr, len(d), [d])
+                else:
+                    if gso.flags & _NEEDS_CSUM and not (gso.type and self.partial_checksums and gso.csum_start == _plain_l3(pkt)):
                         pkt = checksum_partial(_virtio(gso), pkt)
-                except DecodeError:
-                    self._drop("malformed", peer)
-                    return
-            self.batcher.add(peer.addr, n, [pkt])
+                    self.batcher.add(peer.addr, n, [pkt])
+            except DecodeError:
+                self._drop("malformed", peer)
+                return
         elif n + OVERHEAD <= self.max_datagram:
             hdr, tag = peer.sealer.seal(pkt, self._now_ms, gso)
             self.batcher.add(peer.addr, n + OVERHEAD, [hdr, pkt, tag])
@@ -592,24 +590,14 @@ class Tunnel:
             self._drop("not_allowed", peer)
             return
         if self._co is not None:
-            if len(parts) == 1 and n <= self.mtu:
-                if gso is None:
-                    self._co.add(parts[0])  # written, merged with its flow's neighbours, after this read
-                    peer.rx_packets += 1
-                    peer.rx_bytes += n
-                    return
-                if not gso.type and gso.flags & _NEEDS_CSUM:
-                    # a plain packet with a partial checksum, authenticated by the overlay's MAC: the
-                    # coalescer trusts it (no checksum to finish or verify) and keeps its header if alone
-                    hdr = self._partial_hdrs.get(gso)
-                    if hdr is None:
-                        if len(self._partial_hdrs) >= 64:
-                            self._partial_hdrs.clear()
-                        hdr = self._partial_hdrs[gso] = _virtio(gso)
-                    self._co.add(parts[0], hdr)
-                    peer.rx_packets += 1
-                    peer.rx_bytes += n
-                    return
+            if len(parts) == 1 and n <= self.mtu and (gso is None or (not gso.type and gso.flags & _NEEDS_CSUM)):
+                # written, merged with its flow's neighbours, after this read.  A packet with a partial
+                # checksum (authenticated by the overlay's MAC) is trusted: nothing to finish or verify,
+                # and if it stays alone it keeps its NEEDS_CSUM header
+                self._co.add(parts[0], None if gso is None else _virtio(gso))
+                peer.rx_packets += 1
+                peer.rx_bytes += n
+                return
             self._flush_coalesced()  # keep the order of this read's packets
         failed = self._write_tun(parts, gso)
         if failed is not None:
@@ -737,6 +725,7 @@ def _plain_l3(pkt) -> int:
     return (pkt[0] & 15) * 4 if pkt[0] >> 4 == 4 else IPV6_HEADER_LEN
 
 
+@functools.lru_cache(maxsize=64)  # a flow's packets share a few shapes: one header object per shape
 def _virtio(gso: Gso) -> VirtioNetHdr:
     return VirtioNetHdr(gso.flags, gso.type, 0, gso.size, gso.csum_start, gso.csum_offset)
 

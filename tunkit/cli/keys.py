@@ -43,9 +43,8 @@ def cmd_check(args) -> int:
     if args.json:
         emit_json(to_json(cfg), pretty=args.pretty)
         return EXIT_OK
-    mode = "insecure (no authentication)" if cfg.insecure else "authenticated"
-    if cfg.partial_checksums:
-        mode = "insecure (no authentication; partial checksums: tunkit peers only)"
+    pc = "; partial checksums: tunkit peers only" if cfg.partial_checksums else ""
+    mode = f"insecure (no authentication{pc})" if cfg.insecure else "authenticated"
     print(f"{cfg.file}: valid")
     print(f"  device {cfg.device.name} mtu {cfg.device_mtu} workers {cfg.device.workers or 'auto'}")
     print(f"  addresses {' '.join(map(str, cfg.addresses))}; listen {cfg.listen}; {mode}")
