@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
+    "netns",
     "status",
 ]
 

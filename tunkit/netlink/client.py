@@ -1,7 +1,8 @@
 """Rtnl: links, addresses, routes and monitoring over one netlink socket; does I/O.
 
 Everything happens in the network namespace of the thread that created the
-:class:`Rtnl` (its socket stays there).  Links are named by name or index
+:class:`Rtnl` (its socket stays there), or in ``Rtnl(netns=...)``'s (a name
+under /run/netns, a path, an fd or a :class:`tunkit.netns.NetNS`).  Links are named by name or index
 everywhere.  Kernel refusals raise :class:`tunkit.errors.NetlinkError`
 (an ``OSError``) whose text names the operation, the object and the
 kernel's extended-ack message::
@@ -113,13 +114,23 @@ def _network(dst, family: int | None):
 class Rtnl(Closing):
     """An rtnetlink client (see the module docstring).  Use as a context manager."""
 
-    def __init__(self, sock: NetlinkSocket | None = None) -> None:
-        self.sock = sock if sock is not None else NetlinkSocket()
+    def __init__(self, sock: NetlinkSocket | None = None, *, netns=None) -> None:
+        # netns (a name under /run/netns, a path, an fd or a NetNS): the socket is opened there by a
+        # helper thread (tunkit.netns.call_in); this thread never enters it, and monitors follow it.
+        self.netns = netns
+        self.sock = sock if sock is not None else self._socket()
         self._index_by_name: dict[str, int] = {}
         self._name_by_index: dict[int, str] = {}
 
     def close(self) -> None:
         self.sock.close()
+
+    def _socket(self, **kw) -> NetlinkSocket:
+        if self.netns is None:
+            return NetlinkSocket(**kw)
+        from tunkit.netns import call_in
+
+        return call_in(self.netns, NetlinkSocket, **kw)
 
     # ------------------------------------------------------------------ links
     def _remember(self, link: LinkMessage) -> LinkMessage:
@@ -582,7 +593,7 @@ class RtnlMonitor(Closing):
             groups += MONITOR_GROUPS[o]
         self.rtnl = rtnl
         self.monitor = Monitor()
-        self.sock = NetlinkSocket(groups=groups, rcvbuf=rcvbuf)
+        self.sock = rtnl._socket(groups=groups, rcvbuf=rcvbuf)  # in the rtnl's namespace
         self.sock.setblocking(False)
         self.resyncs = 0
         if initial:
