@@ -45,6 +45,7 @@ Behaviour worth knowing (each one learned the hard way by the Go TUN layers):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import enum
@@ -452,6 +453,17 @@ class Queue:
         if self._closing:
             raise DeviceClosedError(self.name, "queue is closed")
         return self._fd
+
+    @contextlib.contextmanager
+    def held(self):
+        """``(fd, wake_fd)`` kept open for the ``with`` body, for an event loop's readiness
+        registration (:mod:`tunkit.device_aio`): :meth:`close` from any thread makes
+        ``wake_fd`` readable, and both are closed only after the body ends."""
+        fd = self._enter()
+        try:
+            yield fd, self._wake
+        finally:
+            self._leave()
 
     def close(self) -> None:
         """Close the queue; wakes threads waiting on it.  Closing twice is harmless."""
