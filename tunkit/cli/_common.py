@@ -36,12 +36,41 @@ def emit_json(obj: Any, pretty: bool = False, stream=None) -> None:
     stream.write("\n")
 
 
+_COLUMNS: list[int] = []
+
+
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns without importing shutil (and bz2, lzma...): argparse
+    asks for every argument it adds, so the answer is kept for the process."""
+    if not _COLUMNS:
+        import os
+
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+                columns = 0
+        _COLUMNS.append(columns if columns > 0 else 80)
+    return _COLUMNS[0]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's RawDescriptionHelpFormatter, sized as it sizes itself, minus the shutil import."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
 def subparser(sub, name: str, help: str, description: str | None = None, **kw) -> argparse.ArgumentParser:
     """Add a subcommand parser whose description and help read well in --help."""
     return sub.add_parser(
         name,
         help=help,
         description=description or help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         **kw,
     )

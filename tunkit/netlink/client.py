@@ -26,7 +26,7 @@ import errno
 import ipaddress
 import select
 from dataclasses import replace
-from typing import Iterable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Union
 
 from tunkit._uapi import (
     AF_INET,
@@ -44,7 +44,6 @@ from tunkit._uapi import (
     RtScope,
 )
 from tunkit.errors import NetlinkError
-from tunkit.netlink.events import Event, Monitor
 from tunkit.netlink.rtnl import (
     VERB_FLAGS,
     AddressMessage,
@@ -57,6 +56,9 @@ from tunkit.netlink.rtnl import (
     decode_message,
 )
 from tunkit.netlink.socket import Closing, NetlinkSocket
+
+if TYPE_CHECKING:
+    from tunkit.netlink.events import Event  # imported by RtnlMonitor when one is made (start-up cost)
 
 __all__ = ["MONITOR_GROUPS", "Rtnl", "RtnlMonitor"]
 
@@ -591,6 +593,8 @@ class RtnlMonitor(Closing):
             if o not in MONITOR_GROUPS:
                 raise ValueError(f"monitor: unknown object {o!r}; want one of {', '.join(MONITOR_GROUPS)}")
             groups += MONITOR_GROUPS[o]
+        from tunkit.netlink.events import Monitor  # not at module level: `link show` needs no events
+
         self.rtnl = rtnl
         self.monitor = Monitor()
         self.sock = rtnl._socket(groups=groups, rcvbuf=rcvbuf)  # in the rtnl's namespace

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
-import socket as _socket
+import _socket  # the C module: socket.py (with selectors and its enums) costs ~2 ms at start-up
 import struct
 import sys
 from typing import Callable, Iterable, Iterator, TypeVar
