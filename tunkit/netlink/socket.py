@@ -10,8 +10,8 @@ request), each where the kernel supports it.
 * :meth:`NetlinkSocket.request` sends one message and waits for its ack or
   reply; an error ack raises :class:`tunkit.errors.NetlinkError`.
 * :meth:`NetlinkSocket.dump` runs a dump, decoding each part while its
-  buffer is valid, and restarts it (bounded) when the kernel flags
-  ``NLM_F_DUMP_INTR``.
+  buffer is valid (with the cyclic GC paused), and restarts it (bounded)
+  when the kernel flags ``NLM_F_DUMP_INTR``.
 * :meth:`NetlinkSocket.pipeline` sends many requests packed into few
   datagrams, collects the acks in bulk and reports each failure against
   the request that caused it.
@@ -25,6 +25,7 @@ Set ``NLDEBUG=1`` in the environment to trace messages on stderr.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import _socket  # the C module: socket.py (with selectors and its enums) costs ~2 ms at start-up
 import struct
@@ -248,7 +249,22 @@ class NetlinkSocket(Closing):
     ) -> list[T]:
         """Run a dump request; ``decode(type, payload)`` turns each reply into an
         item (``None`` items are dropped).  Restarted up to ``retries`` times if
-        the kernel reports the dump inconsistent (``NLM_F_DUMP_INTR``)."""
+        the kernel reports the dump inconsistent (``NLM_F_DUMP_INTR``).
+
+        The cyclic garbage collector is paused while the parts are decoded (if
+        it was on): a dump makes tens of thousands of acyclic objects, and the
+        full collections they would trigger walk the caller's whole heap, which
+        cost 30-60% of a 10,000-route dump with a few such lists alive."""
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._dump(msg_type, payload, decode, op, obj, retries)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _dump(self, msg_type: int, payload: bytes, decode, op: str, obj: str, retries: int) -> list:
         for _attempt in range(retries + 1):
             seq, data = self._message(msg_type, int(NlmFlag.REQUEST | NlmFlag.DUMP), payload)
             self.send(data)
