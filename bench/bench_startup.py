@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,17 +50,22 @@ _BASE = {"tunkit link show -j": "python -c pass", "python -m tunkit ...": "pytho
          "tunkit (python -S)": "python -S -c pass"}
 
 
-def measure(runs: int, env: dict[str, str]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {k: [] for k in COMMANDS}
+def measure(runs: int, env: dict[str, str]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock seconds and CPU seconds (the child's user + system time) of each run."""
+    wall: dict[str, list[float]] = {k: [] for k in COMMANDS}
+    cpu: dict[str, list[float]] = {k: [] for k in COMMANDS}
     for cmd in COMMANDS.values():  # warm the byte-code cache and the page cache
         for _ in range(3):
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
     for _ in range(runs):
         for name, cmd in COMMANDS.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
-            times[name].append(time.perf_counter() - t)
-    return times
+            wall[name].append(time.perf_counter() - t)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def import_profile(env: dict[str, str], top: int = 25) -> list[tuple[int, int, str]]:
@@ -90,15 +96,19 @@ def main() -> int:
     env = environment()
     load = os.getloadavg()[0]
     with NetNS("bench-startup") as ns, ns.entered():  # children inherit the namespace
-        times = measure(args.runs, env)
+        times, cpu = measure(args.runs, env)
         profile = import_profile(env) if args.profile else []
     print(f"start-up, median of {args.runs} runs each (interleaved), byte code cached; "
-          f"load average {load:.2f} at start (other load makes figures vary):")
+          f"load average {load:.2f} at start (other load makes figures vary; CPU time varies less):")
+    print(f"  {'command':24s} {'wall':>9s} {'min':>8s} {'CPU':>8s}")
     for name, ts in times.items():
         med = statistics.median(ts)
         base = _BASE.get(name)
-        extra = f"   (+{(med - statistics.median(times[base])) * 1e3:.1f} ms over {base})" if base else ""
-        print(f"  {name:24s} {med * 1e3:7.1f} ms   min {min(ts) * 1e3:6.1f} ms{extra}")
+        extra = ""
+        if base:
+            extra = (f"   (+{(med - statistics.median(times[base])) * 1e3:.1f} ms wall,"
+                     f" +{(statistics.median(cpu[name]) - statistics.median(cpu[base])) * 1e3:.1f} ms CPU over {base})")
+        print(f"  {name:24s} {med * 1e3:6.1f} ms {min(ts) * 1e3:5.1f} ms {statistics.median(cpu[name]) * 1e3:5.1f} ms{extra}")
     print("  target: tunkit link show -j under 40 ms")
     if profile:
         print("import-time profile of tunkit link show -j under python -S (-X importtime, median of 5; us):")

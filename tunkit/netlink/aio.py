@@ -313,8 +313,13 @@ class _ReplaySocket:
         self._done = done
         self._next = 0
 
-    def __getattr__(self, name: str):  # pid and other plain attributes of the real socket
-        return getattr(self._real, name)
+    def __getattr__(self, name: str):
+        """Plain attributes of the real socket (pid, its lock...) and ``error``; any other
+        method would do I/O behind the event loop's back, so it is refused by name."""
+        value = getattr(self._real, name)
+        if callable(value) and name != "error" and not hasattr(value, "__enter__"):
+            raise NotImplementedError(f"AsyncRtnl cannot replay NetlinkSocket.{name}(); only request, dump and pipeline")
+        return value
 
     def _io(self, kind: str, key: tuple, args: tuple, kw: dict):
         i = self._next
