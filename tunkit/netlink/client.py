@@ -22,11 +22,10 @@ route.
 
 from __future__ import annotations
 
+import _socket  # inet_pton/inet_ntop for _ipv4_prefix (the C module: socket.py costs start-up time)
 import errno
 import ipaddress
 import select
-from _socket import inet_ntop as _inet_ntop
-from _socket import inet_pton as _inet_pton
 from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, Union
 
@@ -92,6 +91,28 @@ ADDR_GEN_MODES = {
 }
 
 
+def _ipv4_prefix(text: str) -> ipaddress.IPv4Network | None:
+    """``a.b.c.d[/n]`` written as ipaddress accepts it (canonical dotted decimal, n in 0..32 as
+    at most two ASCII digits, no host bits) as an IPv4Network, else None, and ipaddress decides
+    with its own errors.  Bulk route building from text spent half its time in ``ip_network``;
+    this takes a third of that."""
+    addr, slash, plen = text.partition("/")
+    if not slash:
+        plen = "32"
+    elif not (plen.isdigit() and plen.isascii() and len(plen) <= 2):
+        return None
+    try:
+        packed = _socket.inet_pton(AF_INET, addr)
+    except (OSError, ValueError):  # not a dotted quad (or embedded NUL, non-ASCII): ipaddress decides
+        return None
+    if _socket.inet_ntop(AF_INET, packed) != addr:  # only the canonical spelling, exactly as ipaddress accepts
+        return None
+    value, n = int.from_bytes(packed, "big"), int(plen)
+    if n > 32 or value & ((1 << (32 - n)) - 1):
+        return None
+    return ipaddress.IPv4Network((value, n))
+
+
 def _interface(address: AddressLike):
     if isinstance(address, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
         return address
@@ -117,28 +138,6 @@ def _network(dst, family: int | None):
         if net is not None:
             return net
     return ipaddress.ip_network(dst, strict=True)
-
-
-def _ipv4_prefix(text: str) -> ipaddress.IPv4Network | None:
-    """``a.b.c.d[/n]`` written as ipaddress accepts it (canonical dotted decimal, n in 0..32 as
-    at most two ASCII digits, no host bits) as an IPv4Network, else None, and ipaddress decides
-    with its own errors.  Bulk route building from text spent half its time in ``ip_network``;
-    this takes a third of that."""
-    addr, slash, plen = text.partition("/")
-    if not slash:
-        plen = "32"
-    elif not (plen.isdigit() and plen.isascii() and len(plen) <= 2):
-        return None
-    try:
-        packed = _inet_pton(AF_INET, addr)
-    except (OSError, ValueError):  # not a dotted quad (or embedded NUL, non-ASCII): ipaddress decides
-        return None
-    if _inet_ntop(AF_INET, packed) != addr:  # only the canonical spelling, exactly as ipaddress accepts
-        return None
-    value, n = int.from_bytes(packed, "big"), int(plen)
-    if n > 32 or value & ((1 << (32 - n)) - 1):
-        return None
-    return ipaddress.IPv4Network((value, n))
 
 
 class Rtnl(Closing):
