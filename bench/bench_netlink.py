@@ -17,9 +17,10 @@ tunkit's add is reported from text (``route_message("198.18.0.4/30", ...)``,
 parsing included, as ``ip -batch`` parses its file), from network objects, and
 for prebuilt messages; the ratio against ``ip -batch`` uses the text figure.
 Neighbours and rules (add, dump, delete) compare tunkit (when this tree's
-``Rtnl`` has ``add_neighbour``/``neighbours``/``delete_neighbour`` and
-``add_rule``/``rules``/``delete_rule``; otherwise "not available"), pyroute2 and
-``ip -batch``.  pyroute2 is never a dependency: it runs only if ``--pyroute2``
+``Rtnl`` has ``add_neighbour`` or ``add_neigh``, ``neighbours``, ``delete_neighbour``
+or ``delete_neigh``, and ``add_rule``/``rules``/``delete_rule``; otherwise "not
+available"), one request per object and pipelined (``neigh_message``/``rule_message``
++ ``NetlinkSocket.pipeline``), against pyroute2 and ``ip -batch``.  pyroute2 is never a dependency: it runs only if ``--pyroute2``
 names a Python that has it (e.g. ``python3 -m venv /tmp/tk-bench-venv &&
 /tmp/tk-bench-venv/bin/pip install pyroute2``; that path is the default).
 Figures depend on the machine and its load; they are printed, never asserted.
@@ -173,49 +174,72 @@ def rule_specs(n: int) -> list[tuple[str, int]]:
     return [(f"{ipaddress.IPv4Address(base + i)}/32", 1000 + i) for i in range(n)]
 
 
-def _missing(*names: str) -> list[str]:
-    return [name for name in names if not callable(getattr(Rtnl, name, None))]
+def _method(*names: str):
+    """The first of ``names`` that Rtnl has (the methods are written on another branch), or None."""
+    return next((n for n in names if callable(getattr(Rtnl, n, None))), None)
 
 
-def tunkit_neighbours(ns: NetNS, specs, runs: int) -> dict[str, list[float]] | str:
-    missing = _missing("add_neighbour", "neighbours", "delete_neighbour")
-    if missing:
-        return f"not available (Rtnl has no {', '.join(missing)} on this branch)"
-    t: dict[str, list[float]] = {"add": [], "dump": [], "del": []}
+NEIGH_METHODS = (("add_neighbour", "add_neigh"), ("neighbours",), ("delete_neighbour", "delete_neigh"))
+RULE_METHODS = (("add_rule",), ("rules",), ("delete_rule",))
+# message types (linux/rtnetlink.h) for the pipelined variant
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE = 28, 29, 32, 33
+
+
+def _methods(table) -> tuple[list[str] | None, str]:
+    found = [_method(*alts) for alts in table]
+    missing = [alts[0] for alts, f in zip(table, found) if f is None]
+    return (None, f"not available (Rtnl has no {', '.join(missing)} on this branch)") if missing else (found, "")
+
+
+def tunkit_objects(ns: NetNS, kind: str, specs, runs: int) -> dict[str, dict[str, list[float]] | str]:
+    """tunkit, one request per object (the plain methods) and pipelined (``*_message`` + ``sock.pipeline``)."""
+    names, why = _methods(NEIGH_METHODS if kind == "neigh" else RULE_METHODS)
+    if names is None:
+        return {"one": why, "pipelined": why}
+    add, show, delete = names
+    builder = "neigh_message" if kind == "neigh" else "rule_message"
+    one: dict[str, list[float]] = {"add": [], "dump": [], "del": []}
+    piped: dict[str, list[float]] | str = {"add": [], "dump": [], "del": []}
+    if not callable(getattr(Rtnl, builder, None)):
+        piped = f"not available (Rtnl has no {builder})"
     try:
         with ns.entered(), Rtnl() as rt:
             tk0 = rt.index("tk0")
+            if kind == "neigh":
+                args = [((a,), {"lladdr": mac, "dev": tk0}) for a, mac in specs]
+                del_args = [((a,), {"dev": tk0}) for a, _mac in specs]
+                build = lambda verb: [rt.neigh_message(a, lladdr=mac, dev=tk0) if verb == "add"
+                                      else rt.neigh_message(a, dev=tk0) for a, mac in specs]
+                types = (RTM_NEWNEIGH, RTM_DELNEIGH)
+            else:
+                args = [((), {"src": s, "table": 1000, "priority": p}) for s, p in specs]
+                del_args = args
+                build = lambda verb: [rt.rule_message(verb, src=s, table=1000, priority=p) for s, p in specs]
+                types = (RTM_NEWRULE, RTM_DELRULE)
             for _ in range(runs):
-                secs, _ = timed(lambda: [rt.add_neighbour(a, lladdr=mac, dev=tk0) for a, mac in specs])
-                t["add"].append(secs)
-                secs, shown = timed(lambda: rt.neighbours())
+                secs, _ = timed(lambda: [getattr(rt, add)(*a, **k) for a, k in args])
+                one["add"].append(secs)
+                secs, shown = timed(lambda: getattr(rt, show)())
                 assert len(shown) >= len(specs), len(shown)
-                t["dump"].append(secs)
-                secs, _ = timed(lambda: [rt.delete_neighbour(a, dev=tk0) for a, _mac in specs])
-                t["del"].append(secs)
+                one["dump"].append(secs)
+                secs, _ = timed(lambda: [getattr(rt, delete)(*a, **k) for a, k in del_args])
+                one["del"].append(secs)
+                if isinstance(piped, dict):
+                    from tunkit.netlink.rtnl import VERB_FLAGS
+
+                    secs, failed = timed(lambda: rt.sock.pipeline(
+                        [(types[0], int(VERB_FLAGS["add"]), m.encode()) for m in build("add")]))
+                    assert not failed, failed[:3]
+                    piped["add"].append(secs)
+                    secs, shown = timed(lambda: getattr(rt, show)())
+                    piped["dump"].append(secs)
+                    secs, failed = timed(lambda: rt.sock.pipeline(
+                        [(types[1], int(VERB_FLAGS["delete"]), m.encode()) for m in build("delete")]))
+                    assert not failed, failed[:3]
+                    piped["del"].append(secs)
     except TypeError as e:  # written before the methods existed: their signature may differ
-        return f"not available (signature differs: {e})"
-    return t
-
-
-def tunkit_rules(ns: NetNS, specs, runs: int) -> dict[str, list[float]] | str:
-    missing = _missing("add_rule", "rules", "delete_rule")
-    if missing:
-        return f"not available (Rtnl has no {', '.join(missing)} on this branch)"
-    t: dict[str, list[float]] = {"add": [], "dump": [], "del": []}
-    try:
-        with ns.entered(), Rtnl() as rt:
-            for _ in range(runs):
-                secs, _ = timed(lambda: [rt.add_rule(src=s, table=1000, priority=p) for s, p in specs])
-                t["add"].append(secs)
-                secs, shown = timed(lambda: rt.rules())
-                assert len(shown) >= len(specs), len(shown)
-                t["dump"].append(secs)
-                secs, _ = timed(lambda: [rt.delete_rule(src=s, table=1000, priority=p) for s, p in specs])
-                t["del"].append(secs)
-    except TypeError as e:
-        return f"not available (signature differs: {e})"
-    return t
+        return {"one": f"not available (signature differs: {e})", "pipelined": f"not available ({e})"}
+    return {"one": one, "pipelined": piped}
 
 
 def ip_neighbours_rules(ns: NetNS, neigh, rules, runs: int, tmp: str) -> dict[str, dict[str, list[float]]]:
@@ -317,21 +341,23 @@ def _rate(count: int, seconds: list[float]) -> float:
     return count / statistics.median(seconds)
 
 
-def _print_trio(what: str, count: int, tk, p2, ip: dict[str, list[float]]) -> None:
+def _print_trio(what: str, count: int, tk: dict, p2, ip: dict[str, list[float]]) -> None:
     print(f"  {what}: {count} each, objects/s (median)")
     for verb in ("add", "dump", "del"):
         ip_rate = _rate(count, ip[verb])
-        cells = [f"ip -batch {ip_rate:9,.0f}" if verb != "dump" else f"ip -j + json {ip_rate:9,.0f}"]
-        if isinstance(tk, dict):
-            tk_rate = _rate(count, tk[verb])
-            cells.insert(0, f"tunkit {tk_rate:9,.0f} ({tk_rate / ip_rate:.2f}x ip)")
+        cells = []
+        for label, t in (("tunkit", tk["one"]), ("tunkit pipelined", tk["pipelined"])):
+            if isinstance(t, dict):
+                r = _rate(count, t[verb])
+                vs = f", {r / _rate(count, p2[verb]):.1f}x pyroute2" if isinstance(p2, dict) else ""
+                cells.append(f"{label} {r:9,.0f} ({r / ip_rate:.2f}x ip{vs})")
+        cells.append(f"ip -batch {ip_rate:9,.0f}" if verb != "dump" else f"ip -j + json {ip_rate:9,.0f}")
         if isinstance(p2, dict):
-            p2_rate = _rate(count, p2[verb])
-            ratio = f", tunkit {_rate(count, tk[verb]) / p2_rate:.1f}x" if isinstance(tk, dict) else ""
-            cells.append(f"pyroute2 {p2_rate:9,.0f}{ratio}")
+            cells.append(f"pyroute2 {_rate(count, p2[verb]):9,.0f}")
         print(f"    {verb:5s} " + "   ".join(cells))
-    if not isinstance(tk, dict):
-        print(f"    tunkit: {tk}")
+    for label, t in (("tunkit", tk["one"]), ("tunkit pipelined", tk["pipelined"])):
+        if not isinstance(t, dict):
+            print(f"    {label}: {t}")
     if not isinstance(p2, dict):
         print(f"    pyroute2: {p2}")
 
@@ -369,8 +395,8 @@ def main() -> int:
         a = bench_addrs(ns, args.addrs, args.runs, tmp) if "addrs" not in skip else None
         if "neigh" not in skip:
             neigh, rules = neighbour_specs(args.neighbours), rule_specs(args.rules)
-            tk_n = tunkit_neighbours(ns, neigh, args.runs)
-            tk_r = tunkit_rules(ns, rules, args.runs)
+            tk_n = tunkit_objects(ns, "neigh", neigh, args.runs)
+            tk_r = tunkit_objects(ns, "rule", rules, args.runs)
             p2 = pyroute2_neighbours_rules(ns, args.pyroute2 or None, neigh, rules, args.runs)
             ipnr = ip_neighbours_rules(ns, neigh, rules, args.runs, tmp)
     imp = bench_import() if "import" not in skip else None
