@@ -14,7 +14,6 @@ code.  Exit codes (documented in ``--help`` and the README):
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from tunkit import __version__
@@ -48,6 +47,10 @@ COMMAND_WORDS: dict[str, str] = {
     "monitor": "ip",
     "netns": "netns",
     "status": "status",
+    # commands of modules added on other branches (used once their module is in COMMAND_MODULES)
+    "rule": "rule",
+    "neigh": "neigh",
+    "nexthop": "nexthop",
 }
 _GLOBAL_FLAGS = ("-j", "--json")  # global options that may come before the command word
 
@@ -95,7 +98,8 @@ def build_parser(modules: list[str] | None = None, *, command: str | None = None
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     target = sub if command is None else _OnlyCommand(sub, command)
     for name in COMMAND_MODULES if modules is None else modules:
-        importlib.import_module(f"tunkit.cli.{name}").register(target)
+        __import__(f"tunkit.cli.{name}")  # (importlib.import_module would import the importlib package)
+        sys.modules[f"tunkit.cli.{name}"].register(target)
     return parser
 
 
@@ -104,7 +108,7 @@ def command_word(argv: list[str]) -> str | None:
     for arg in argv:
         if arg in _GLOBAL_FLAGS:
             continue
-        return arg if arg in COMMAND_WORDS else None
+        return arg if COMMAND_WORDS.get(arg) in COMMAND_MODULES else None
     return None
 
 
