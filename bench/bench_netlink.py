@@ -6,8 +6,8 @@ Run as root: ``python3 bench/bench_netlink.py [--routes 10000] [--runs 5] [--nei
 Everything happens in a throwaway network namespace this script creates;
 nothing on the host is touched.  Every figure is the **median** of ``--runs``
 rounds (each round runs every tool once, interleaved, so load changes hit all
-alike), with the garbage collector left on and no collection forced between
-steps: what an application sees.  Route work is measured for two shapes:
+alike; for routes, who goes first alternates between rounds), with the garbage
+collector left on and no collection forced between steps: what an application sees.  Route work is measured for two shapes:
 
 * ``/30``: 10,000 IPv4 /30 routes in 198.18.0.0/15, 1 in 4 with a metric and an MTU;
 * ``/32+/24``: 5,000 /32 host routes (1 in 4 with an MTU) and 5,000 /24 routes
@@ -99,30 +99,33 @@ def bench_routes(ns: NetNS, specs: list, runs: int, tmp: str, tag: str) -> dict[
                                                  "ip_add", "ip_dump", "ip_del")}
     with ns.entered(), Rtnl() as rt:
         tk0 = rt.index("tk0")  # looked up once: a name may be looked up per message
-        for _ in range(runs):
-            def add_from(items):
-                msgs = [rt.route_message(d, dev=tk0, metric=m, mtu=u) for d, m, u in items]
-                return msgs, rt.add_routes(msgs)
 
-            secs, (msgs, errors) = timed(lambda: add_from(texts))
-            assert not errors, errors[:3]
-            t["tk_add_text"].append(secs)
-            secs, routes = timed(lambda: rt.routes(table=254))
-            assert len(routes) >= n, len(routes)
-            t["tk_dump"].append(secs)
-            del routes
-            secs, errors = timed(lambda msgs=msgs: rt.delete_routes(msgs))
-            assert not errors, errors[:3]
-            t["tk_del"].append(secs)
-            secs, (msgs, errors) = timed(lambda: add_from(specs))
-            assert not errors
-            t["tk_add_obj"].append(secs)
-            assert not rt.delete_routes(msgs)
-            secs, errors = timed(lambda msgs=msgs: rt.add_routes(msgs))
+        def add_from(items):
+            msgs = [rt.route_message(d, dev=tk0, metric=m, mtu=u) for d, m, u in items]
+            return msgs, rt.add_routes(msgs)
+
+        def tunkit_round(first: str) -> None:
+            # the add right after another tool's work is the slowest one: which variant that is alternates
+            for variant in ("text", "obj") if first == "text" else ("obj", "text"):
+                secs, (msgs, errors) = timed(lambda: add_from(texts if variant == "text" else specs))
+                assert not errors, errors[:3]
+                t[f"tk_add_{variant}"].append(secs)
+                if variant == "text":
+                    secs, routes = timed(lambda: rt.routes(table=254))
+                    assert len(routes) >= n, len(routes)
+                    t["tk_dump"].append(secs)
+                    del routes
+                    secs, errors = timed(lambda: rt.delete_routes(msgs))
+                    assert not errors, errors[:3]
+                    t["tk_del"].append(secs)
+                else:
+                    assert not rt.delete_routes(msgs)
+            secs, errors = timed(lambda: rt.add_routes(msgs))
             assert not errors
             t["tk_add"].append(secs)
             assert not rt.delete_routes(msgs)
-            del msgs
+
+        def ip_round() -> None:
             secs, _ = timed(lambda: ns.run(["ip", "-batch", add_file]))
             t["ip_add"].append(secs)
             secs, shown = timed(lambda: json.loads(ns.run(["ip", "-j", "route", "show"]).stdout))
@@ -131,6 +134,14 @@ def bench_routes(ns: NetNS, specs: list, runs: int, tmp: str, tag: str) -> dict[
             del shown
             secs, _ = timed(lambda: ns.run(["ip", "-batch", del_file]))
             t["ip_del"].append(secs)
+
+        for r in range(runs):  # who goes first alternates: what the previous step left behind hits both
+            if r % 2 == 0:
+                tunkit_round("text" if r % 4 == 0 else "obj")
+                ip_round()
+            else:
+                ip_round()
+                tunkit_round("obj" if r % 4 == 1 else "text")
     return t
 
 
