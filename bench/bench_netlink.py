@@ -198,7 +198,7 @@ RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE = 28, 29, 32, 33
 
 def _methods(table) -> tuple[list[str] | None, str]:
     found = [_method(*alts) for alts in table]
-    missing = [alts[0] for alts, f in zip(table, found) if f is None]
+    missing = ["/".join(alts) for alts, f in zip(table, found) if f is None]
     return (None, f"not available (Rtnl has no {', '.join(missing)} on this branch)") if missing else (found, "")
 
 
