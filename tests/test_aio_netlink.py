@@ -375,3 +375,34 @@ def test_rtnl_in_another_namespace_from_asyncio():
         assert run(main()) == ["lo", "tkq0", "tkq1"]
         assert {l["ifname"] for l in support.ip_json("link", ns=ns)} == {"lo", "tkq0", "tkq1"}
     assert support.thread_netns_inode() == start
+
+
+def test_async_rtnl_mirrors_every_public_rtnl_call():
+    from tunkit.netlink.aio import AsyncRtnl
+    from tunkit.netlink.client import Rtnl
+
+    rt = AsyncRtnl()  # a plain netlink socket: no privileges needed to open one
+    try:
+        public = {n for n in dir(Rtnl) if not n.startswith("_") and callable(getattr(Rtnl, n))}
+        assert public - {"close", "monitor"} <= set(dir(rt))
+        for name in public - {"close", "monitor"}:
+            assert asyncio.iscoroutinefunction(getattr(rt, name)), name
+            assert getattr(rt, name).__doc__ == getattr(Rtnl, name).__doc__
+        with pytest.raises(AttributeError):
+            rt.no_such_call
+        with pytest.raises(AttributeError):
+            rt._route  # private helpers are not exposed
+    finally:
+        rt.close()
+
+
+def test_replay_socket_refuses_raw_io():
+    from tunkit.netlink.aio import _ReplaySocket
+
+    peer = Peer()
+    replay = _ReplaySocket(peer.nl, [])
+    assert replay.pid == PID
+    for name in ("send", "recv", "setblocking"):
+        with pytest.raises(NotImplementedError, match=name):
+            getattr(replay, name)
+    peer.close()
