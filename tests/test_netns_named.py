@@ -91,8 +91,10 @@ def test_cli_add_exec_del(ns_name):
     assert _tunkit("netns", "exec", ns_name, "ls", "/sys/class/net").stdout.split() == ["lo"]
     proc = _tunkit("netns", "exec", ns_name, "sh", "-c", "exit 7", check=False)
     assert proc.returncode == 7  # the command's own status (exec replaces tunkit)
+    proc = _tunkit("netns", "exec", ns_name, "tk-no-such-command", check=False)
+    assert proc.returncode == 2 and 'exec of "tk-no-such-command" failed' in proc.stderr
     proc = _tunkit("netns", "add", ns_name, check=False)
-    assert proc.returncode == 2 and ns_name in proc.stderr
+    assert proc.returncode == 2 and "already exists" in proc.stderr and ns_name in proc.stderr
     _tunkit("netns", "del", ns_name)
     proc = _tunkit("netns", "del", ns_name, check=False)
     assert proc.returncode == 2 and "no such namespace" in proc.stderr

@@ -369,7 +369,7 @@ def call_in(netns, fn, *args, **kw):
             os.close(fd)
 
 
-def _enter_for_exec(fd: int, name: str | None) -> None:
+def enter_for_exec(fd: int, name: str | None) -> None:
     """In a child about to exec (single-threaded): what ``ip netns exec`` does before execvp.
 
     Enter the namespace, then in a private mount namespace remount /sys (so it
@@ -399,7 +399,7 @@ def run(netns, args: Sequence[str], *, check: bool = True, timeout: float = 30.0
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     try:
-        proc = subprocess.run(list(args), preexec_fn=lambda: _enter_for_exec(fd, name), timeout=timeout,
+        proc = subprocess.run(list(args), preexec_fn=lambda: enter_for_exec(fd, name), timeout=timeout,
                               check=False, **kw)
     finally:
         if owned:
@@ -414,6 +414,6 @@ def exec_(name: str, args: Sequence[str]):
     if not args:
         raise ValueError("netns exec: no command given")
     fd, _owned = open_netns(name)
-    _enter_for_exec(fd, name if "/" not in name else None)
+    enter_for_exec(fd, name if "/" not in name else None)
     os.close(fd)
     os.execvp(args[0], list(args))

@@ -7,6 +7,7 @@ tunkit sees ip's.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tunkit.cli._common import EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, add_json_flags, emit_json, subparser
@@ -63,12 +64,18 @@ def _check_name(name: str) -> None:
         raise CliError(str(e)) from None
 
 
+def _refused(verb: str, name: str, e: OSError) -> CliError:
+    # our own errors (no such namespace, already exists) carry the whole text in strerror
+    text = e.strerror if e.strerror and name in e.strerror else f"netns {verb} {name}: {e.strerror or e}"
+    return CliError(text, EXIT_SYSTEM)
+
+
 def cmd_add(args) -> int:
     _check_name(args.name)
     try:
         _netns().add(args.name)
     except OSError as e:
-        raise CliError(f"netns add {args.name}: {e.strerror or e}", EXIT_SYSTEM) from None
+        raise _refused("add", args.name, e) from None
     return EXIT_OK
 
 
@@ -77,7 +84,7 @@ def cmd_del(args) -> int:
     try:
         _netns().delete(args.name)
     except OSError as e:
-        raise CliError(f"netns del {args.name}: {e.strerror or e}", EXIT_SYSTEM) from None
+        raise _refused("del", args.name, e) from None
     return EXIT_OK
 
 
@@ -95,10 +102,17 @@ def cmd_exec(args) -> int:
     _check_name(args.name)
     if not args.command:
         raise CliError("netns exec: no command given (tunkit netns exec NAME COMMAND [ARGS...])")
+    netns = _netns()
     try:
-        _netns().exec_(args.name, args.command)
-    except FileNotFoundError as e:
-        raise CliError(f"netns exec {args.name}: {e.strerror or e}", EXIT_SYSTEM) from None
+        fd, _owned = netns.open_netns(args.name)
+        netns.enter_for_exec(fd, args.name)
+        os.close(fd)
     except OSError as e:
-        raise CliError(f"netns exec {args.name} {args.command[0]}: {e.strerror or e}", EXIT_SYSTEM) from None
-    return EXIT_SYSTEM  # exec_ only returns by raising
+        raise _refused("exec", args.name, e) from None
+    sys.stdout.flush()
+    try:
+        os.execvp(args.command[0], args.command)
+    except OSError as e:  # as ip: exec of "cmd" failed
+        raise CliError(f'netns exec {args.name}: exec of "{args.command[0]}" failed: {e.strerror or e}',
+                       EXIT_SYSTEM) from None
+    return EXIT_SYSTEM  # not reached: execvp returns only by raising
