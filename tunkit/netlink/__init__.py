@@ -4,7 +4,8 @@ Layout (lower layers never import higher ones):
 
 * pure, no I/O: ``message`` (nlmsghdr, acks), ``attr`` (attributes),
   ``rtnl`` (link/address/route messages), ``events`` (sans-IO Monitor);
-* thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor).
+* thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor),
+  ``aio`` (AsyncRtnl, AsyncMonitor: the same calls awaited under asyncio).
 
 Names are loaded on first use (PEP 562), so ``import tunkit.netlink`` costs
 well under a millisecond: ``from tunkit.netlink import Rtnl`` imports the
@@ -19,6 +20,8 @@ from tunkit._lazy import lazy_exports
 _LAZY = {
     "Rtnl": "tunkit.netlink.client",
     "RtnlMonitor": "tunkit.netlink.client",
+    "AsyncRtnl": "tunkit.netlink.aio",
+    "AsyncMonitor": "tunkit.netlink.aio",
     "NetlinkSocket": "tunkit.netlink.socket",
     "LinkMessage": "tunkit.netlink.rtnl",
     "LinkInfo": "tunkit.netlink.rtnl",
