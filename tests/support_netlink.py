@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import socket
 import struct
+import threading
 from typing import Callable
 
 from tunkit._uapi import NlmFlag, NlmsgType
@@ -93,4 +94,5 @@ def fake_socket(handler: Callable[[Message], list[bytes]], pid: int = 4242):
     s._seq = 0
     s._buf = bytearray(64 * 1024)
     s._scratch = bytearray(16)
+    s._lock = threading.RLock()
     return s
