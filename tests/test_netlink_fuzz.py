@@ -170,4 +170,4 @@ def test_the_nesting_count_is_released_after_errors_and_early_exits():
         for _a in AttrDecoder(attr_chain(2)):
             break
     assert LinkMessage.decode(veth_chain(MAX_NESTING // 4)).linkinfo.kind == "veth"
-    assert attr._nesting.depth == 0
+    assert attr._depth.get() == 0

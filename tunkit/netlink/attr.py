@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import contextvars
 import struct
-import threading
 from typing import Callable, Iterator, NamedTuple
 
 from tunkit._uapi import NLA_ALIGNTO, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN, NLA_TYPE_MASK
@@ -256,7 +256,8 @@ class Attr(NamedTuple):
 # hostile input could otherwise nest until RecursionError.  Real messages
 # nest well under 10 deep; the kernel's own policies stop at 10.
 MAX_NESTING = 32
-_nesting = threading.local()  # .depth: AttrDecoder iterations running in this thread, one inside another
+# AttrDecoder iterations running one inside another, per thread (and per asyncio task)
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("tunkit_attr_nesting", default=0)
 
 
 class AttrDecoder:
@@ -284,7 +285,8 @@ class AttrDecoder:
         end = len(data)
         off = 0
         unpack = _HDR.unpack_from
-        depth = _nesting.depth = getattr(_nesting, "depth", 0) + 1
+        depth = _depth.get() + 1
+        _depth.set(depth)
         try:
             if depth > MAX_NESTING:
                 raise DecodeError(f"attributes nested more than {MAX_NESTING} deep")
@@ -297,7 +299,7 @@ class AttrDecoder:
                 yield Attr(t & NLA_TYPE_MASK, t & (NLA_F_NESTED | NLA_F_NET_BYTEORDER), data[off + NLA_HDRLEN : off + n], names)
                 off += (n + 3) & ~3
         finally:
-            _nesting.depth -= 1
+            _depth.set(_depth.get() - 1)
 
     def to_dict(self) -> dict[int, Attr]:
         """The attributes by type (the last one wins, as in the kernel's nla_parse)."""
