@@ -718,7 +718,10 @@ examples:
 ROUTE_EPILOG = """\
 'metric' is the route's priority; 'mtu', 'advmss' (optionally 'lock'ed) go
 into its metrics, as with ip.  -j prints ip's JSON: "metric" and
-"metrics":[{"mtu":..,"advmss":..}] are two different things.
+"metrics":[{"mtu":..,"advmss":..}] are two different things.  Numbers are
+ASCII decimal or 0x hex: weight 1..256; mtu, advmss, metric, table 0..4294967295;
+proto, scope, pref and type also take iproute2's names.  A device that does
+not exist is bad input (exit 1).
 
 examples:
   tunkit route add 198.51.100.0/24 via 192.0.2.2 dev tk0 metric 10 mtu 1400 advmss 1360

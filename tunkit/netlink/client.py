@@ -17,6 +17,11 @@ kernel's extended-ack message::
 Bulk helpers (:meth:`Rtnl.add_routes`, :meth:`Rtnl.delete_routes`) pipeline
 requests: many per datagram, acks collected in bulk, failures reported per
 route.
+
+Link names are never cached (a name means the device carrying it at the
+time of the request), a missing one raises :class:`LinkNotFound` naming the
+operation, and one :class:`Rtnl` may be shared by several threads; see
+:class:`Rtnl`.
 """
 
 from __future__ import annotations
@@ -204,7 +209,7 @@ class Rtnl(Closing):
         once more and the request retried; if it is gone, :class:`LinkNotFound`."""
         if isinstance(link, int) and not isinstance(link, bool):
             return send(link)
-        for attempt in range(2):
+        for _attempt in range(2):
             idx = self.index(link, op=op)
             try:
                 return send(idx)
