@@ -163,7 +163,10 @@ CLI_REFUSALS = [
 def _cli(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
     with redirect_stdout(io.StringIO()), redirect_stderr(err):
-        code = cli_main(argv)
+        try:
+            code = cli_main(argv)
+        except SystemExit as e:  # argparse's usage errors
+            code = e.code
     return code, err.getvalue()
 
 
@@ -188,3 +191,32 @@ def test_cli_refuses_bad_input_naming_it_with_exit_1_like_ip(netns):
     code, err = _cli(["link", "set", "v0", "name", ""])  # an empty name: refused, not a silent no-op
     assert (code, err.strip()) == (1, "tunkit: link set: interface name '' is empty: want 1 to 15 bytes")
     assert _state() == before
+
+
+# Random word salads: every one ends in exit 0, 1 or 2 with a message, never a traceback or an internal
+# error text.  No "netns" word: a move to /proc/1/ns/net would reach the host's namespace.
+_WORDS = ["via", "dev", "v0", "nope0", "192.0.2.2", "198.51.100.0/24", "default", "metric", "table", "mtu", "lock",
+          "advmss", "nexthop", "weight", "onlink", "src", "from", "scope", "proto", "pref", "expires", "type",
+          "blackhole", "inet6", "2001:db8::1", "0", "-1", "300", "99999999999", "１２", "0x10", "high", "main", "static",
+          "link", "", "zz", "198.51.100.1/24", "::/0", "name", "up", "down", "address", "txqlen", "addrgenmode", "none",
+          "valid_lft", "preferred_lft", "forever", "peer", "label", "nodad", "brd", "192.0.2.255", "oif", "iif", "mark",
+          "fibmatch"]
+_COMMANDS = [["route", "add"], ["route", "del"], ["route", "replace"], ["route", "get"], ["route", "show"],
+             ["addr", "add"], ["addr", "del"], ["addr", "show"], ["link", "set"], ["link", "add"]]
+_INTERNAL = ("Traceback", "struct", "format requires", "argument out of range", "fromhex", "object has no attribute", "unsupported operand")
+
+
+def test_cli_word_salad_never_raises_or_leaks_internal_messages(netns):
+    import random
+
+    support.ip("link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    support.ip("addr", "add", "192.0.2.1/24", "dev", "v0")
+    rng = random.Random("tunkit-cli-words")
+    wrong = []
+    for _ in range(400):
+        argv = rng.choice(_COMMANDS) + [rng.choice(_WORDS) for _ in range(rng.randrange(8))]
+        assert "netns" not in argv
+        code, err = _cli(argv)
+        if code not in (0, 1, 2) or any(t in err for t in _INTERNAL) or (code and not err.startswith(("tunkit", "usage:"))):
+            wrong.append((argv, code, err.strip()[:200]))
+    assert wrong == []

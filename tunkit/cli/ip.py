@@ -831,12 +831,11 @@ def _register(sub) -> None:
         q.add_argument("words", nargs=argparse.REMAINDER)
         q.set_defaults(func=cmd_addr_change, verb=verb)
     q = _subparser(asub, "show", "list addresses per link", epilog=ADDR_EPILOG)
-    q.add_argument("dev", nargs="?", help="'dev DEV' or DEV")
-    q.add_argument("dev2", nargs="?", help=argparse.SUPPRESS)
+    q.add_argument("words", nargs=argparse.REMAINDER, metavar="[dev] DEV", help="only this link")
     _family_flags(q)
     add_json_flags(q)
     q.set_defaults(func=_addr_show_entry)
-    p.set_defaults(func=_addr_show_entry, dev=None, dev2=None, json=False, pretty=False, ipv4=False, ipv6=False)
+    p.set_defaults(func=_addr_show_entry, words=[], json=False, pretty=False, ipv4=False, ipv6=False)
 
     # route
     p = _subparser(sub, "route", "show and change routes (like 'ip route')", epilog=ROUTE_EPILOG)
@@ -869,10 +868,15 @@ def _register(sub) -> None:
 
 
 def _addr_show_entry(args) -> int:
-    if args.dev == "dev":
-        args.dev = args.dev2
-    elif args.dev2 is not None:
-        raise CliError(f"addr show: unexpected argument {args.dev2!r}")
+    w = Words(args.words, "addr show", args)
+    args.dev = None
+    if w.peek() == "dev":
+        w.next()
+        args.dev = w.value("dev")
+    elif w:
+        args.dev = w.next()
+    if w:
+        raise CliError(f"addr show: unexpected argument {w.peek()!r}")
     return cmd_addr_show(args)
 
 

@@ -591,7 +591,8 @@ class Rtnl(Closing):
         if r.priority is not None:
             parts += ["metric", str(r.priority)]
         for h in r.multipath or ():
-            parts += ["nexthop", "via", str(h.gateway or h.via)] + (["dev", name(h.oif)] if h.oif else [])
+            gw = h.gateway or h.via
+            parts += ["nexthop"] + (["via", str(gw)] if gw is not None else []) + (["dev", name(h.oif)] if h.oif else [])
             parts += ["weight", str(h.weight)]
         return " ".join(parts)
 
