@@ -400,7 +400,7 @@ def cmd_link_set(args) -> int:
 def _open_netns(ref: str) -> int:
     import os
 
-    path = f"/proc/{ref}/ns/net" if ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
+    path = f"/proc/{ref}/ns/net" if ref.isascii() and ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
