@@ -206,17 +206,20 @@ class Rtnl(Closing):
     def _on_link(self, link: LinkRef, op: str, send: Callable[[int], T]) -> T:
         """``send(index)`` for a link by name or index.  A name is looked up now; if the
         kernel answers ENODEV (deleted, maybe re-created, meanwhile) it is looked up
-        once more and the request retried; if it is gone, :class:`LinkNotFound`."""
+        once more and the request retried with the new index; if it is gone,
+        :class:`LinkNotFound`."""
         if isinstance(link, int) and not isinstance(link, bool):
             return send(link)
-        for _attempt in range(2):
-            idx = self.index(link, op=op)
-            try:
-                return send(idx)
-            except NetlinkError as e:
-                if e.errno != errno.ENODEV:
-                    raise
-        raise LinkNotFound(op, link)
+        idx = self.index(link, op=op)
+        try:
+            return send(idx)
+        except NetlinkError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            again = self.index(link, op=op)  # LinkNotFound if the name is gone
+            if again == idx:
+                raise
+        return send(again)
 
     def add_link(self, msg: LinkMessage, *, obj: str | None = None) -> None:
         """Create a link from a full :class:`LinkMessage` (RTM_NEWLINK, create+excl)."""
@@ -692,7 +695,7 @@ def _named(value, names: dict[int, str], what: str, hi: int):
         for k, v in names.items():
             if v == value:
                 return k
-        raise ValueError(f"{what} {value!r}: unknown name; want one of {', '.join(names.values())} or a number in 0..{hi}")
+        raise ValueError(f"{what} {value!r}: unknown name; want one of {', '.join(names.values())} or an integer in 0..{hi}")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
         choices = f"one of {', '.join(names.values())} or " if names else ""
         raise ValueError(f"{what} {value!r}: want {choices}an integer in 0..{hi}")
