@@ -220,3 +220,55 @@ def test_cli_word_salad_never_raises_or_leaks_internal_messages(netns):
         if code not in (0, 1, 2) or any(t in err for t in _INTERNAL) or (code and not err.startswith(("tunkit", "usage:"))):
             wrong.append((argv, code, err.strip()[:200]))
     assert wrong == []
+
+
+# --- item 15: docs/netlink.md's command lines run as shown, in a fresh namespace ---------------------------
+def _doc_blocks(lang: str) -> list[str]:
+    """The fenced blocks of docs/netlink.md whose info string is ``lang`` ("" for plain fences)."""
+    from pathlib import Path
+
+    blocks, current, info = [], None, ""
+    for line in (Path(__file__).resolve().parent.parent / "docs" / "netlink.md").read_text().splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, info = [], line[3:].strip()
+            else:
+                if info == lang:
+                    blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_docs_cli_block_and_transcripts_run_as_shown(netns):
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+
+    def tunkit(words: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tunkit", *words], capture_output=True, text=True, timeout=30,
+                              cwd=root)
+
+    [block] = _doc_blocks("sh")
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        assert words[0] == "tunkit", line
+        p = tunkit(words[1:])
+        assert p.returncode == 0, (line, p.stderr)
+    transcripts = [b for b in _doc_blocks("") if b.startswith("$ tunkit ")]
+    assert len(transcripts) >= 2
+    for t in transcripts:
+        lines = t.splitlines()
+        i = 0
+        while i < len(lines):
+            cmd, expected = lines[i], []
+            i += 1
+            while i < len(lines) and not lines[i].startswith("$ "):
+                expected.append(lines[i])
+                i += 1
+            p = tunkit(shlex.split(cmd[2:])[1:])
+            assert p.returncode in (1, 2) and (p.stdout + p.stderr).splitlines() == expected, (cmd, p.stderr)
