@@ -759,6 +759,9 @@ class RtnlMonitor(Closing):
         self.monitor = Monitor()
         self.sock = NetlinkSocket(groups=groups, rcvbuf=rcvbuf)
         self.sock.setblocking(False)
+        # poll, not select: select() cannot wait on a descriptor numbered 1024 or above
+        self._poll = select.poll()
+        self._poll.register(self.sock.fileno(), select.POLLIN)
         self.resyncs = 0
         if initial:
             self._resync("initial")
@@ -777,10 +780,7 @@ class RtnlMonitor(Closing):
 
     def events(self, timeout: float | None = None) -> list[Event]:
         """Wait up to ``timeout`` seconds (None: forever) for notifications; return their events."""
-        # poll, not select: select() cannot wait on a descriptor numbered 1024 or above
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))):
+        if not self._poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))):  # ms, rounded up
             return []
         events: list[Event] = []
         while True:
