@@ -2,8 +2,9 @@
 # Run tunkit's whole test suite: the README's test command, and what .ci/run calls.
 #
 # Installs what the tests need on a bare Debian/Ubuntu machine (pytest from
-# PyPI; iproute2, wireguard-go and wireguard-tools from apt, always without
-# recommends: wireguard-tools would otherwise pull in a kernel image) and then runs pytest.  Privileged tests run as root inside
+# PyPI; iproute2, wireguard-go and wireguard-tools from apt, always with
+# --no-install-recommends: wireguard-tools would otherwise pull in a kernel
+# image) and then runs pytest.  Privileged tests run as root inside
 # throwaway network namespaces; without root they skip, except with CI=true
 # where a privileged test that cannot run is a failure.
 #
