@@ -33,8 +33,11 @@ def parse_key(text: str, what: str = "key") -> bytes:
     except (binascii.Error, ValueError):
         raise KeyFormatError(f"{what} {shown!r}: not valid base64 (expected {_B64_LEN} characters of A-Z a-z 0-9 + / "
                         f"ending in '=')") from None
-    if len(raw) != KEY_LEN or base64.b64encode(raw).decode() != s:
+    if len(raw) != KEY_LEN:
         raise KeyFormatError(f"{what} {shown!r}: decodes to {len(raw)} bytes, expected {KEY_LEN}")
+    if base64.b64encode(raw).decode() != s:
+        raise KeyFormatError(f"{what} {shown!r}: not canonical base64 (the last character before '=' has "
+                             f"padding bits set; wg writes {base64.b64encode(raw).decode()!r})")
     return raw
 
 
