@@ -61,6 +61,8 @@ _c_void_p = ctypes.c_void_p
 _c_int = ctypes.c_int
 _c_size_t = ctypes.c_size_t
 _c_char_p = ctypes.c_char_p
+_c_char = ctypes.c_char
+_addressof = ctypes.addressof
 
 
 class CryptoUnavailable(RuntimeError):
@@ -158,10 +160,10 @@ def available() -> bool:
 
 def _address(buf, offset: int, size: int):
     """(ctypes anchor, address) of writable ``buf[offset:offset+size]``; TypeError for read-only memory."""
-    if offset < 0 or size < 0 or offset + size > len(buf):
+    if offset < 0 or size <= 0 or offset + size > len(buf):
         raise ValueError(f"range {offset}..{offset + size} is outside the {len(buf)}-byte buffer")
-    anchor = (ctypes.c_char * len(buf)).from_buffer(buf)  # raises TypeError for bytes / read-only views
-    return anchor, ctypes.addressof(anchor) + offset
+    anchor = _c_char.from_buffer(buf, offset)  # raises TypeError for bytes / read-only views
+    return anchor, _addressof(anchor)
 
 
 class ChaCha20Poly1305:

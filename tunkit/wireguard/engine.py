@@ -103,6 +103,7 @@ class Engine(HandshakeMixin):
         self._index: dict[int, Any] = {}       # receiver index -> Handshake or Keypair
         self._outbox: deque = deque()
         self._next = _INF
+        self._jitter_rng = None
         watch = getattr(crypto, "watch_fork", None)
         if watch is not None:
             watch(self)  # the I/O layer calls forked() in a child process
@@ -272,7 +273,7 @@ class Engine(HandshakeMixin):
         """Send what waited for a session; False if nothing was staged."""
         if not peer.staged:
             return False
-        while peer.staged and peer.current is not None:
+        for _ in range(len(peer.staged)):  # a packet that cannot go yet is staged again, not retried here
             out = self.seal(peer, peer.staged.popleft(), now)
             if out is not None:
                 self._emit(*out)

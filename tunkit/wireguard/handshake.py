@@ -5,6 +5,7 @@ A mixin of :class:`tunkit.wireguard.engine.Engine`; see there for the API.
 
 from __future__ import annotations
 
+import random as _random
 import struct
 
 from tunkit.wireguard import messages as m
@@ -179,7 +180,11 @@ class HandshakeMixin:
         return clamp(self.random(32))
 
     def _jitter(self) -> float:
-        return int.from_bytes(self.random(2), "little") / 65535 * REKEY_TIMEOUT_JITTER
+        """0..REKEY_TIMEOUT_JITTER seconds; timing jitter needs no secrecy, so a PRNG seeded once."""
+        rng = self._jitter_rng
+        if rng is None:
+            rng = self._jitter_rng = _random.Random(self.random(16))
+        return rng.random() * REKEY_TIMEOUT_JITTER
 
     # ------------------------------------------------------------- timers
 
