@@ -355,9 +355,11 @@ def _real_messages(link: Link) -> list[bytes]:
     return [d for _, d in link.wire] + [bytes(out), bytes(cookie)]
 
 
-def test_garbage_and_truncated_datagrams_are_dropped_and_counted():
+@pytest.mark.parametrize("under_load", [False, True])
+def test_garbage_and_truncated_datagrams_are_dropped_and_counted(under_load):
     link = Link()
     real = _real_messages(link)
+    link.b.under_load = under_load
     rng = random.Random(12)
     sent = 0
     before = dict(link.b.drops)
@@ -381,7 +383,9 @@ def test_garbage_and_truncated_datagrams_are_dropped_and_counted():
     assert counted == sent  # every one of them, by reason
     assert set(link.drops(link.b)) <= {"malformed", "mac1", "unknown_receiver", "decrypt", "replayed_transport",
                                        "cookie_invalid", "expired_session", "handshake_invalid",
-                                       "replayed_initiation"}  # a real initiation with mac2 changed
+                                       "replayed_initiation",  # a real initiation with mac2 changed
+                                       "cookie_sent"}  # ... under load
+    assert len(link.b._outbox) <= 3000 and len(link.b.limiter) == 0
     assert link.pb.endpoint == ADDR_A and len(link.b._index) <= 3
     _transfer_still_works(link)
 

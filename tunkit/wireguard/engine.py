@@ -61,6 +61,7 @@ _pack_hdr = _HDR.pack_into
 _U16 = struct.Struct("!H")  # IPv4 total length / IPv6 payload length
 _OUTBOX_LIMIT = 4096
 _INF = math.inf
+_PAD = [bytes(k) for k in range(16)]  # zero padding, 0..15 bytes, without allocating per packet
 
 
 class Event(NamedTuple):
@@ -237,7 +238,8 @@ class Engine(HandshakeMixin):
             padded = length if length + 32 <= len(buf) else -1
             if padded < 0:
                 raise ValueError(f"buffer of {len(buf)} bytes has no room for a {length}-byte packet's header and tag")
-        buf[16 + length:16 + padded] = bytes(padded - length)
+        if padded != length:
+            buf[16 + length:16 + padded] = _PAD[padded - length]
         self._seal_with(peer, kp, buf, length, padded, now)
         return padded + 32
 
