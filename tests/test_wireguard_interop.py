@@ -116,7 +116,12 @@ def parse_udp(pkt: bytes):
 class Lab:
     """wireguard-go in one namespace, a UDP socket driving an Engine in the other."""
 
-    def __init__(self, netns_factory, tmp_path) -> None:
+    def __init__(self) -> None:
+        self.proc = None
+        self.socks = {}
+        self.sock_path = None
+
+    def start(self, netns_factory, tmp_path) -> None:
         for tool in ("wireguard-go", "wg"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is missing: scripts/test.sh installs wireguard-go and wireguard-tools")
@@ -150,7 +155,6 @@ class Lab:
         self.wg.run(["ip", "addr", "add", f"{WG4}/24", "dev", self.ifname])
         self.wg.run(["ip", "addr", "add", f"{WG6}/64", "dev", self.ifname, "nodad"])
         self.wg.run(["ip", "link", "set", self.ifname, "mtu", "1420", "up"])
-        self.socks = {}
         with self.tk.entered():
             for a in (TK_UNDERLAY, TK_UNDERLAY2):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -175,20 +179,23 @@ class Lab:
             time.sleep(0.02)
 
     def close(self) -> None:
+        """Undo whatever start() got to: sockets, the wireguard-go process, its UAPI socket."""
         for s in self.socks.values():
             s.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc.stderr.close()
+        if self.sock_path is not None:
             try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stderr.close()
-        try:
-            os.unlink(self.sock_path)
-        except FileNotFoundError:
-            pass
+                os.unlink(self.sock_path)
+            except FileNotFoundError:
+                pass
 
     # -- driving the engine ------------------------------------------------
     def flush(self) -> None:
@@ -275,8 +282,9 @@ class Lab:
 
 @pytest.fixture
 def lab(netns_factory, tmp_path):
-    lab = Lab(netns_factory, tmp_path)
+    lab = Lab()
     try:
+        lab.start(netns_factory, tmp_path)
         yield lab
     finally:
         lab.close()
@@ -354,3 +362,30 @@ def test_forced_rekey_and_roaming_with_wireguard_go(lab):
     lab.echo_roundtrip(4, 3)
     assert lab.wg_dump()["endpoint"] == f"{TK_UNDERLAY2}:{lab.tk_port_hint}"
     assert lab._drops() == {}
+
+
+def test_garbage_from_the_underlay_is_counted_while_wireguard_go_traffic_continues(lab):
+    lab.eng.initiate(lab.peer, time.monotonic())
+    assert lab.pump(lambda: lab.events("handshake_complete") == 1, timeout=10)
+    lab.echo_roundtrip(4, 1)
+    with lab.wg.entered():
+        attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        attacker.bind((WG_UNDERLAY, 0))
+        import random
+
+        rng = random.Random(5)
+        index = lab.peer.current.local_index
+        junk = [rng.randbytes(rng.randrange(1, 200)) for _ in range(40)]
+        junk += [struct.pack("<IIQ", 4, index, 10**6 + i) + rng.randbytes(48) for i in range(40)]  # forged transport
+        junk += [bytes([1, 0, 0, 0]) + rng.randbytes(144) for _ in range(20)]  # initiations with a bad mac1
+        for d in junk:
+            attacker.sendto(d, (TK_UNDERLAY, lab.tk_port_hint))
+        assert lab.pump(lambda: sum(lab.eng.drops.values()) >= len(junk), timeout=10), lab._drops()
+    finally:
+        attacker.close()
+    assert lab.eng.drops["decrypt"] == 40 and lab.eng.drops["mac1"] >= 20
+    assert sum(lab.eng.drops.values()) == len(junk)
+    assert lab.peer.endpoint == (WG_UNDERLAY, WG_PORT)  # the attacker's address was never taken
+    lab.echo_roundtrip(4, 2)
+    lab.echo_roundtrip(6, 2)
