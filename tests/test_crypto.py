@@ -210,3 +210,22 @@ def test_a_library_without_the_functions_is_refused(tmp_path):
     libc = ctypes.util.find_library("c")
     with pytest.raises(CryptoUnavailable, match="lacks EVP_CIPHER_fetch"):
         c._Lib(libc)
+
+
+def test_a_forked_child_can_use_a_context_whose_lock_was_held_at_fork():
+    a = ChaCha20Poly1305(KEY)
+    r, w = os.pipe()
+    with a._lock:  # as if another thread were inside seal() when the process forked
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.write(w, a.seal(RFC8439_NONCE, SUNSCREEN, AAD))
+            finally:
+                os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 4096):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert data == RFC8439_CT + RFC8439_TAG

@@ -189,6 +189,7 @@ class ChaCha20Poly1305:
             lib.ERR_clear_error()
             raise CryptoUnavailable("EVP_CipherInit_ex2 refused a ChaCha20-Poly1305 key")
         self._lock = threading.Lock()
+        _locked_objects.add(self)
         self._iv = bytearray(NONCE_SIZE)
         self._iv_anchor, self._iv_addr = _address(self._iv, 0, NONCE_SIZE)
         self._outl = _c_int(0)
@@ -285,6 +286,10 @@ class ChaCha20Poly1305:
 _NONCE = struct.Struct("<IQ")
 
 
+# Every object with a lock, so a forked child can renew them (see _after_fork_in_child).
+_locked_objects: "weakref.WeakSet" = weakref.WeakSet()
+
+
 # ---------------------------------------------------------------- XChaCha20-Poly1305
 
 _SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
@@ -335,7 +340,7 @@ def xchacha20poly1305_open(key: bytes, nonce24: bytes, ciphertext, aad: bytes = 
 class X25519PrivateKey:
     """An X25519 private key with its native key and derive context cached."""
 
-    __slots__ = ("_lib", "_pkey", "_dctx", "_lock", "public")
+    __slots__ = ("_lib", "_pkey", "_dctx", "_lock", "public", "__weakref__")
 
     def __init__(self, private: bytes) -> None:
         if len(private) != KEY_SIZE:
@@ -357,6 +362,7 @@ class X25519PrivateKey:
             lib.ERR_clear_error()
             raise CryptoUnavailable("EVP_PKEY_derive_init failed for X25519")
         self._lock = threading.Lock()
+        _locked_objects.add(self)
 
     def __del__(self) -> None:
         lib = getattr(self, "_lib", None)
@@ -448,6 +454,9 @@ _fork_watchers: "weakref.WeakSet" = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    # a lock another thread held at fork time would stay held forever in the child: renew them all
+    for obj in list(_locked_objects):
+        obj._lock = threading.Lock()
     for engine in list(_fork_watchers):
         engine.forked()
 
