@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import pytest
@@ -218,6 +219,7 @@ def test_a_forked_child_can_use_a_context_whose_lock_was_held_at_fork():
     with a._lock:  # as if another thread were inside seal() when the process forked
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
+            signal.alarm(10)  # a deadlocked child dies, and the test fails instead of hanging
             try:
                 os.write(w, a.seal(RFC8439_NONCE, SUNSCREEN, AAD))
             finally:
