@@ -489,3 +489,44 @@ def test_a_cookie_reply_is_taken_once_and_only_for_what_was_sent():
     forged[20] ^= 1
     link.a.receive(forged, ADDR_B, link.now)
     assert link.drops(link.a) == {"cookie_invalid": 2}
+
+
+# ------------------------------------------------------------------ live changes (reload)
+
+def test_changing_the_preshared_key_keeps_sessions_and_applies_to_the_next_handshake():
+    link = Link()
+    link.handshake()
+    session = link.pa.current
+    link.a.set_preshared_key(link.pa, b"\x03" * 32)
+    _transfer_still_works(link)
+    assert link.pa.current is session
+    link.now += 6
+    link.a.initiate(link.pa, link.now)
+    link.pump()
+    assert link.drops(link.a) == {"handshake_invalid": 1}  # the PSK is mixed in at the response
+    link.b.set_preshared_key(link.pb, b"\x03" * 32)
+    link.now += 6
+    link.a.initiate(link.pa, link.now)
+    link.pump()
+    assert link.pa.current is not session and link.pa.current.initiator
+
+
+def test_changing_the_private_key_drops_sessions_and_peers_must_learn_the_new_key():
+    link = Link()
+    link.handshake()
+    with pytest.raises(ValueError):
+        link.a.set_private_key(b"short")
+    with pytest.raises(ValueError, match="peers"):
+        link.a.set_private_key(KEY_B)
+    assert link.a.public_key == public_key(KEY_A)  # nothing half-applied
+    link.a.set_private_key(KEY_C)
+    assert link.pa.current is None and link.a.public_key == public_key(KEY_C)
+    link.now += 6
+    link.a.initiate(link.pa, link.now)
+    link.pump()
+    assert link.drops(link.b) == {"unknown_peer": 1}
+    link.b.remove_peer(link.pb)
+    link.pb = link.b.add_peer(public_key(KEY_C), allowed_ips=[f"{A4}/32"], endpoint=ADDR_A)
+    link.now += 6
+    link.send(link.a, ip4(A4, B4, b"new identity"))
+    assert link.got[link.b][-1] == ip4(A4, B4, b"new identity")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -187,6 +188,7 @@ def _child(fn) -> bytes:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
+        signal.alarm(10)  # a stuck child dies, so the test fails instead of hanging
         code = 0
         try:
             os.write(w, fn())

@@ -155,6 +155,33 @@ class Engine(HandshakeMixin):
     def set_endpoint(self, peer: Peer, endpoint) -> None:
         peer.endpoint = endpoint
 
+    def set_preshared_key(self, peer: Peer, preshared_key: bytes | None) -> None:
+        """Change a peer's PSK; the running sessions stay, the next handshake uses it (as wg does)."""
+        self._set_remote(peer, Remote(self.local, peer.public_key, preshared_key))
+
+    def set_private_key(self, private_key: bytes) -> None:
+        """Change this interface's key: every peer is re-derived and every session dropped.
+
+        Raises ValueError, changing nothing, if the key is malformed or a peer's
+        key would give an all-zero shared secret with it.
+        """
+        local = Local(self.crypto, private_key)
+        if local.public in self.peers:
+            raise ValueError("the new private key's public key is one of the peers'")
+        remotes = {pk: Remote(local, pk, p.remote.psk) for pk, p in self.peers.items()}
+        self.local, self.public_key = local, local.public
+        self.checker = CookieChecker(self.crypto, local.mac1_key, local.cookie_key)
+        for pk, peer in self.peers.items():
+            self._set_remote(peer, remotes[pk])
+            for kp in peer.keypairs():
+                self._forget(kp)
+            peer.current = peer.previous = peer.next = None
+            self._drop_handshake(peer)
+
+    def _set_remote(self, peer: Peer, remote: Remote) -> None:
+        peer.remote = remote
+        peer.cookies = CookieGenerator(self.crypto, remote.mac1_key, remote.cookie_key)
+
     # ------------------------------------------------------------- outputs
 
     def pop_datagrams(self) -> list:
