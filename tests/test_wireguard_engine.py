@@ -184,6 +184,25 @@ def test_seal_into_in_place_and_receive_of_immutable_bytes():
     assert bytes(link.b.receive(bytes(buf[:n]), ADDR_A, link.now)) == pkt
     with pytest.raises(ValueError):
         link.a.seal_into(link.pa, bytearray(40), 20, link.now)
+    tight = bytearray(32 + 21)  # no room for padding: sealed unpadded
+    tight[16:37] = ip4(A4, B4, b"x")
+    assert link.a.seal_into(link.pa, tight, 21, link.now) == 53
+    assert bytes(link.b.receive(tight, ADDR_A, link.now)) == ip4(A4, B4, b"x")
+
+
+def test_a_batch_of_datagrams_sealed_into_one_buffer_and_opened_in_place():
+    link = Link()
+    link.handshake()
+    pkts = [ip4(A4, B4, bytes([i]) * (100 + i)) for i in range(5)]
+    seg = 32 + 128  # every packet pads to 128 bytes here
+    batch = bytearray(seg * len(pkts))
+    for i, p in enumerate(pkts):
+        batch[i * seg + 16:i * seg + 16 + len(p)] = p
+        assert link.a.seal_into(link.pa, batch, len(p), link.now, offset=i * seg) == seg
+    view = memoryview(batch)
+    got = [bytes(link.b.receive(view[i * seg:(i + 1) * seg], ADDR_A, link.now)) for i in range(len(pkts))]
+    assert got == pkts
+    assert link.b.route(ip4(B4, A4)) is link.pb and link.b.route(b"junk") is None
 
 
 def test_preshared_key_must_match():

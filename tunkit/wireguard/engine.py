@@ -219,17 +219,20 @@ class Engine(HandshakeMixin):
         Returns ``(datagram, endpoint)``, or None when it was staged (a
         handshake is then queued) or dropped (counted).
         """
-        n = len(packet)
-        if n >= 20 and packet[0] >> 4 == 4:
-            peer = self.allowed.lookup(packet[16:20])
-        elif n >= 40 and packet[0] >> 4 == 6:
-            peer = self.allowed.lookup(packet[24:40])
-        else:
-            peer = None
+        peer = self.route(packet)
         if peer is None:
             self._drop("no_route")
             return None
         return self.seal(peer, packet, now)
+
+    def route(self, packet) -> Peer | None:
+        """The peer whose allowed IPs cover the packet's destination (cryptokey routing), or None."""
+        n = len(packet)
+        if n >= 20 and packet[0] >> 4 == 4:
+            return self.allowed.lookup(packet[16:20])
+        if n >= 40 and packet[0] >> 4 == 6:
+            return self.allowed.lookup(packet[24:40])
+        return None
 
     def seal(self, peer: Peer, packet, now: float):
         """Encrypt ``packet`` for ``peer``: ``(datagram, endpoint)`` or None (staged)."""
@@ -246,35 +249,41 @@ class Engine(HandshakeMixin):
         self._seal_with(peer, kp, out, n, padded, now)
         return out, peer.endpoint
 
-    def seal_into(self, peer: Peer, buf, length: int, now: float) -> int:
-        """In-place :meth:`seal`: the packet is at ``buf[16:16+length]``, the header goes in ``buf[:16]``.
+    def seal_into(self, peer: Peer, buf, length: int, now: float, offset: int = 0) -> int:
+        """In-place :meth:`seal`: the packet is at ``buf[offset+16:offset+16+length]``.
 
-        ``buf`` must be writable with room for padding and the tag
-        (``len(buf) >= 16 + round_up(length, 16) + 16``).  Returns the
-        datagram length, sent to ``peer.endpoint``; or -1 if the packet was
-        staged (copied) because there is no usable session.
+        The header goes in the 16 bytes before it, padding and the tag after
+        it, so ``buf`` needs ``16 + round_up(length, 16) + 16`` writable bytes
+        from ``offset`` (with less room the packet is sealed unpadded; with no
+        room for the tag, ValueError).  Several datagrams can be sealed into
+        one buffer at different offsets (a UDP_SEGMENT batch).  Returns the
+        datagram length, to be sent to ``peer.endpoint``; or -1 if the packet
+        was staged (copied) because there is no usable session.
         """
+        start = offset + 16
         kp = peer.current
         if kp is None or peer.endpoint is None or not kp.can_send(now, self.owner):
-            self._no_session(peer, memoryview(buf)[16:16 + length], now)
+            self._no_session(peer, memoryview(buf)[start:start + length], now)
             return -1
+        room = len(buf) - offset - 32
+        if length > room or offset < 0:
+            raise ValueError(f"buffer of {len(buf)} bytes has no room at offset {offset} for a {length}-byte "
+                             "packet's header and tag")
         padded = (length + 15) & ~15
         if padded > self.mtu:
             padded = length if length > self.mtu else self.mtu
-        if padded + 32 > len(buf):
-            padded = length if length + 32 <= len(buf) else -1
-            if padded < 0:
-                raise ValueError(f"buffer of {len(buf)} bytes has no room for a {length}-byte packet's header and tag")
+        if padded > room:
+            padded = length
         if padded != length:
-            buf[16 + length:16 + padded] = _PAD[padded - length]
-        self._seal_with(peer, kp, buf, length, padded, now)
+            buf[start + length:start + padded] = _PAD[padded - length]
+        self._seal_with(peer, kp, buf, length, padded, now, offset)
         return padded + 32
 
-    def _seal_with(self, peer: Peer, kp: Keypair, buf, n: int, padded: int, now: float) -> None:
+    def _seal_with(self, peer: Peer, kp: Keypair, buf, n: int, padded: int, now: float, offset: int = 0) -> None:
         counter = kp.send_counter
         kp.send_counter = counter + kp.send_step
-        _pack_hdr(buf, 0, m.MSG_TRANSPORT, kp.remote_index, counter)
-        kp.send.seal_into(buf, 16, padded, counter)
+        _pack_hdr(buf, offset, m.MSG_TRANSPORT, kp.remote_index, counter)
+        kp.send.seal_into(buf, offset + 16, padded, counter)
         peer.tx_bytes += padded + 32
         peer.t_keepalive = None
         if n and peer.t_new_handshake is None:
