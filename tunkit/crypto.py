@@ -92,7 +92,7 @@ def libcrypto_path() -> str:
             for line in f:
                 path = line.rstrip("\n").split(None, 5)[-1] if line.count(" ") >= 5 else ""
                 base = os.path.basename(path)
-                if base.startswith("libcrypto.so"):
+                if base.startswith("libcrypto") and ".so" in base:
                     return path
     except OSError as e:
         raise CryptoUnavailable(f"/proc/self/maps is unreadable ({e.strerror})") from None
