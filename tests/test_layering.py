@@ -28,6 +28,17 @@ PURE_MODULES = [
     "tunkit.trie",
     "tunkit.ecmp",
     "tunkit.overlay",
+    "tunkit.wireguard.__init__",
+    "tunkit.wireguard.constants",
+    "tunkit.wireguard.primitives",
+    "tunkit.wireguard.keys",
+    "tunkit.wireguard.messages",
+    "tunkit.wireguard.noise",
+    "tunkit.wireguard.cookie",
+    "tunkit.wireguard.replay",
+    "tunkit.wireguard.peer",
+    "tunkit.wireguard.handshake",
+    "tunkit.wireguard.engine",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 
