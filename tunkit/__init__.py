@@ -39,4 +39,26 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+# What type checkers see: the same names, imported for real (never run: TYPE_CHECKING is
+# False here, and mypy and pyright take any module-level TYPE_CHECKING to be True).
+# tests/test_public_api.py checks that these names and modules equal _LAZY's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tunkit.batch import OffloadIO as OffloadIO
+    from tunkit.config import load_config as load_config
+    from tunkit.device import Device as Device, Queue as Queue, open_tun as open_tun
+    from tunkit.ecmp import GatewaySet as GatewaySet
+    from tunkit.errors import (
+        ConfigError as ConfigError,
+        DecodeError as DecodeError,
+        DeviceClosedError as DeviceClosedError,
+        DeviceError as DeviceError,
+        NetlinkError as NetlinkError,
+        TunkitError as TunkitError,
+    )
+    from tunkit.netlink.client import Rtnl as Rtnl
+    from tunkit.netns import NetNS as NetNS
+    from tunkit.node import TunnelNode as TunnelNode
+    from tunkit.trie import PrefixTable as PrefixTable
+
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
