@@ -1,13 +1,10 @@
-"""tunkit: Linux TUN/TAP devices, rtnetlink and an overlay tunnel in pure Python.
+"""tunkit: Linux TUN/TAP devices, rtnetlink and an overlay tunnel in pure Python; importing it does no I/O.
 
-This package module does no I/O and imports nothing heavy: submodules are
-loaded on first attribute access, so ``import tunkit`` stays cheap for the
-CLI.  Layout (lower layers never import higher ones):
-
-* layer 0, pure codecs: ``_uapi`` (kernel constants), ``errors``,
-  ``netlink.message/attr/rtnl/events``, ``packet``, ``offload``, ``trie``;
-* layer 1, thin I/O: ``netlink.socket/client``, ``device``, ``netns``;
-* layer 2, orchestration: ``loop``, ``config``, ``cli``.
+The names below are loaded on first attribute access (PEP 562), so
+``import tunkit`` stays cheap for the CLI; type checkers see them as real
+imports (the ``if TYPE_CHECKING:`` block).  The packages and their layers
+(pure codecs, thin I/O, orchestration; lower never imports higher) are
+described in ARCHITECTURE.md and enforced by tests/test_layering.py.
 """
 
 from __future__ import annotations
