@@ -6,7 +6,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from typing import Callable
 
 from tunkit._uapi import NlmFlag, NlmsgType
 from tunkit.netlink.message import HEADER, Message, encode_message, parse_messages
