@@ -41,6 +41,7 @@ LAYERS = {
     "tunkit.netlink": PURE,  # message, attr, rtnl, events: the rtnetlink codec and the sans-IO monitor
     "tunkit.netlink.socket": IO,
     "tunkit.netlink.client": IO,
+    "tunkit.netlink.aio": IO,  # asyncio client (rtnlb branch)
     "tunkit.crypto": PURE,  # libcrypto through ctypes: computation, no I/O (ctypes allowed, below)
     "tunkit.wireguard": PURE,  # sans-IO protocol engine: bytes in, bytes and timers out
     "tunkit.tun": IO,  # device (TUN/TAP, queues), batch (the offload-aware packet path)
