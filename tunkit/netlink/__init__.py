@@ -54,7 +54,7 @@ __all__ = sorted(_LAZY)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tunkit.netlink.attr import Attr as Attr, AttrDecoder as AttrDecoder, AttrEncoder as AttrEncoder
-    from tunkit.netlink.client import Rtnl as Rtnl, RtnlMonitor as RtnlMonitor
+    from tunkit.netlink.client import LinkNotFound as LinkNotFound, Rtnl as Rtnl, RtnlMonitor as RtnlMonitor
     from tunkit.netlink.events import (
         AddressEvent as AddressEvent,
         LinkEvent as LinkEvent,
