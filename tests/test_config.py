@@ -29,6 +29,7 @@ name = "tk%d"
 mtu = 1400
 [network]
 addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]
+listen = "[::]:4800"
 insecure = true
 [[peers]]
 name = "b"
@@ -49,7 +50,7 @@ def test_valid_minimal_and_defaults():
     c = cfg()
     assert c.device.name == "tk%d" and c.device.mtu == 1400 and c.device.workers == 1 and c.device.offloads
     assert [str(a) for a in c.addresses] == ["198.18.0.1/16", "2001:db8:1::1/64"]
-    assert str(c.listen) == "0.0.0.0:4800"
+    assert str(c.listen) == "[::]:4800"
     assert [p.name for p in c.peers] == ["b", "c"]
     assert str(c.peers[1].endpoint) == "[2001:db8:ff::3]:4800"
     assert c.peer_key(c.peers[0]) is None  # insecure
@@ -58,7 +59,7 @@ def test_valid_minimal_and_defaults():
 def test_json_is_accepted_and_equivalent():
     doc = {
         "device": {"name": "tk%d", "mtu": 1400},
-        "network": {"addresses": ["198.18.0.1/16", "2001:db8:1::1/64"], "insecure": True},
+        "network": {"addresses": ["198.18.0.1/16", "2001:db8:1::1/64"], "listen": "[::]:4800", "insecure": True},
         "peers": [
             {"name": "b", "endpoint": "198.51.100.2:4800", "prefixes": ["198.18.0.2/32", "2001:db8:1::2/128"]},
             {"name": "c", "endpoint": "[2001:db8:ff::3]:4800", "prefixes": ["198.18.0.3/32"]},
@@ -131,9 +132,9 @@ REPLACEMENTS = {
     "address without length": ('"198.18.0.1/16", ', '"198.18.0.1", '),
     "address overlap": ('"2001:db8:1::1/64"', '"198.18.7.1/24"'),
     "address is network": ('"198.18.0.1/16"', '"198.18.0.0/16"'),
-    "no network": ('[network]\naddresses = ["198.18.0.1/16", "2001:db8:1::1/64"]\ninsecure = true\n', ''),
-    "listen bad port": ('insecure = true', 'insecure = true\nlisten = "0.0.0.0:99999"'),
-    "listen hostname": ('insecure = true', 'insecure = true\nlisten = "example.org:4800"'),
+    "no network": ('[network]\naddresses = ["198.18.0.1/16", "2001:db8:1::1/64"]\nlisten = "[::]:4800"\ninsecure = true\n', ''),
+    "listen bad port": ('listen = "[::]:4800"', 'listen = "0.0.0.0:99999"'),
+    "listen hostname": ('listen = "[::]:4800"', 'listen = "example.org:4800"'),
     "insecure not bool": ('insecure = true', 'insecure = 1'),
     "partial checksums not bool": ('insecure = true', 'insecure = true\npartial_checksums = "yes"'),
     "partial checksums authenticated": ('insecure = true', 'key_file = "net.key"\npartial_checksums = true'),
@@ -218,7 +219,7 @@ def test_key_files(tmp_path):
     with pytest.raises(FileExistsError):
         generate_key_file(str(k))  # never overwrites
     os.chmod(k, 0o644)
-    with pytest.raises(ValueError, match="accessible by other users .mode 0644."):
+    with pytest.raises(ValueError, match="accessible by its group and other users .mode 0644."):
         read_key_file(str(k))
     bad = tmp_path / "bad.key"
     bad.write_text("not base64!!\n")

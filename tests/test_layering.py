@@ -28,6 +28,7 @@ PURE_MODULES = [
     "tunkit.trie",
     "tunkit.ecmp",
     "tunkit.overlay",
+    "tunkit.spec",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 

@@ -52,7 +52,6 @@ import base64
 import ipaddress
 import json
 import os
-import re
 import stat
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -62,6 +61,9 @@ from tunkit.ecmp import MAX_WEIGHT, Gateway
 from tunkit.errors import ConfigError
 from tunkit.overlay import DEFAULT_MTU, KEY_LEN
 from tunkit.ifname import validate_name
+from tunkit.spec import PeerSpec, RouteSpec
+from tunkit.spec import problems as spec_problems
+from tunkit.spec import render as render_where
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -73,7 +75,9 @@ MAX_MTU = 65535
 MAX_METRIC = 2**31 - 1
 KEY_BYTES = KEY_LEN  # the overlay's pre-shared key length
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_PEER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SECTIONS = ("device", "network", "peers", "routes", "unsafe_routes", "logging")
+MAX_DEPTH = 16  # tables and arrays nested; the schema needs 5 (unsafe_routes -> entry -> via -> gateway)
+MAX_FILE_BYTES = 4 << 20  # a configuration larger than this is not one
 
 
 # ---------------------------------------------------------------------------
@@ -144,6 +148,32 @@ class Config:
     partial_checksums: bool = False
     use_system_route_table: bool = False
     log_level: str = "info"
+    warnings: tuple[str, ...] = ()  # allowed but unsafe (e.g. a file others can write); logged by check and up
+
+    @property
+    def peer_specs(self) -> tuple[PeerSpec, ...]:
+        """The peers as the tunnel runs them (key resolved, endpoint as (address, port))."""
+        return tuple(PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port), p.prefixes, self.peer_key(p))
+                     for p in self.peers)
+
+    @property
+    def route_specs(self) -> tuple[RouteSpec, ...]:
+        """The ``unsafe_routes`` as the tunnel runs them (installed in the kernel or not)."""
+        return tuple(RouteSpec(r.route, tuple((g.address, g.weight) for g in r.via), r.mtu or None)
+                     for r in self.unsafe_routes)
+
+    def check_specs(self) -> None:
+        """Raise ConfigError (naming this file) unless the tunnel accepts these specs with these settings.
+
+        :func:`validate` has run the same rules with key paths; this is for a
+        configuration combined by :func:`plan_reload` (new file, running settings).
+        """
+        found, _ = spec_problems(self.peer_specs, self.route_specs, insecure=self.insecure,
+                                 v6sock=self.listen.address.version == 6)
+        if found:
+            where, message = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise ConfigError(message + more, file=self.file, key=render_where(where))
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
@@ -177,6 +207,11 @@ class _Checker:
 
     def bad(self, key: str, message: str) -> None:
         self.problems.append((key, message))
+
+    def bad_once(self, key: str, message: str) -> None:
+        """A problem unless one is recorded at ``key`` already (a set rule restating a field's problem)."""
+        if not any(k == key for k, _ in self.problems):
+            self.problems.append((key, message))
 
     def finish(self) -> None:
         if not self.problems:
@@ -279,30 +314,43 @@ def parse_endpoint(text: str, default_port: int | None = None) -> Endpoint:
 
 
 def _port(p: str, text: str) -> int:
-    if not p.isdigit() or not 0 < int(p) < 65536:
+    # ASCII digits only: str.isdigit() and int() also take full-width and other Unicode digits
+    if not (p.isascii() and p.isdigit()) or not 0 < int(p) < 65536:
         raise ValueError(f"{text!r}: port {p!r} is not 1..65535")
     return int(p)
 
 
-def read_key_file(path: str) -> bytes:
-    """Read a key file written by ``tunkit genkey``: base64 of 32 random bytes.
+# Permission bits that make a secret readable or writable by someone other than its owner.
+_KEY_MODE_BAD = stat.S_IRWXG | stat.S_IRWXO
 
-    Raises ``ValueError`` if the file is readable by others, malformed or of
-    the wrong length, ``OSError`` if it cannot be read.
+
+def read_key_file(path: str) -> bytes:
+    """Read a key file written by ``tunkit genkey``: base64 of 32 random bytes.  The one key reader.
+
+    Raises ``ValueError`` naming the file if it is not a regular file, if its
+    group or other users may read or write it (any of mode 0077: 0640, 0660,
+    0620 and 0604 are refused alike), if it is not base64, or if it decodes
+    to anything but 32 bytes; ``OSError`` if it cannot be read.
     """
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{path} is not a regular file")
-    if st.st_mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ValueError(f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
-    with open(path, "rb") as f:
-        text = f.read(4096).strip()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO cannot hang us
+    try:
+        st = os.fstat(fd)  # the file read is the file checked
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if st.st_mode & _KEY_MODE_BAD:
+            who = " and ".join(w for w, bits in (("its group", stat.S_IRWXG), ("other users", stat.S_IRWXO))
+                               if st.st_mode & bits)
+            raise ValueError(f"{path} is accessible by {who} (mode {stat.S_IMODE(st.st_mode):04o}); "
+                             f"chmod 600 {path}")
+        text = os.read(fd, 4096).strip()
+    finally:
+        os.close(fd)
     try:
         key = base64.b64decode(text, validate=True)
     except ValueError:
         raise ValueError(f"{path} does not hold a base64 key (make one with 'tunkit genkey')") from None
     if len(key) != KEY_BYTES:
-        raise ValueError(f"{path} holds a {len(key)}-byte key, expected {KEY_BYTES}")
+        raise ValueError(f"{path} holds a {len(key)}-byte key, expected {KEY_BYTES} (make one with 'tunkit genkey')")
     return key
 
 
@@ -317,41 +365,168 @@ def generate_key_file(path: str) -> None:
         os.close(fd)
 
 
+def file_warnings(path: str, st: os.stat_result) -> list[str]:
+    """Warnings about a configuration file others may change (it names the key files and routes)."""
+    bits = stat.S_IMODE(st.st_mode) & (stat.S_IWGRP | stat.S_IWOTH)
+    if not bits:
+        return []
+    who = " and ".join(w for w, b in (("its group", stat.S_IWGRP), ("other users", stat.S_IWOTH)) if bits & b)
+    return [f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): they can change routes and keys "
+            f"at the next reload; chmod go-w {path}"]
+
+
 def load(path: str) -> Config:
-    """Read, parse and validate a configuration file; raises ConfigError (ValueError)."""
+    """Read, parse and validate a configuration file; raises ConfigError (ValueError).
+
+    ``Config.warnings`` lists what is allowed but unsafe (a file others can write).
+    """
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            st = os.fstat(f.fileno())
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
-    return loads(raw, file=path)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"larger than {MAX_FILE_BYTES} bytes; not a tunkit configuration", file=path)
+    cfg = loads(raw, file=path)
+    warnings = file_warnings(path, st)
+    return replace(cfg, warnings=tuple(warnings)) if warnings else cfg
 
 
 load_config = load  # the name the tunkit package exports
 
 
 def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
-    """Parse and validate configuration text (TOML, or JSON if it starts with '{')."""
+    """Parse and validate configuration text (TOML, or JSON if it starts with '{').
+
+    Raises only :class:`~tunkit.errors.ConfigError`, also for text nested too
+    deeply (at most :data:`MAX_DEPTH` levels of tables and arrays).
+    """
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    is_json = file.endswith(".json") or text.lstrip().startswith("{")
+    kind = "JSON" if is_json else "TOML"
+    depth = _bracket_depth(text)
+    if depth > MAX_DEPTH:  # before parsing: the parsers recurse once per level
+        raise ConfigError(f"nested {depth} levels deep; a tunkit configuration needs at most {MAX_DEPTH}", file=file)
     try:
-        if file.endswith(".json") or text.lstrip().startswith("{"):
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if is_json else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"not valid {'JSON' if isinstance(e, json.JSONDecodeError) else 'TOML'}: {e}", file=file) from None
+        raise ConfigError(f"not valid {kind}: {e}", file=file) from None
+    except RecursionError:  # the pre-scan bounds nesting; this guards what it cannot see
+        raise ConfigError(f"not valid {kind}: nested too deeply", file=file) from None
     return validate(data, file=file, key_reader=key_reader)
 
 
+def _bracket_depth(text: str) -> int:
+    """An upper bound of the nesting of ``[``/``{`` in ``text`` (brackets inside strings counted too).
+
+    Counting every bracket over-estimates only for brackets inside strings or
+    comments, which real configurations do not stack :data:`MAX_DEPTH` deep.
+    """
+    depth = top = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > top:
+                top = depth
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return top
+
+
+def _tree_depth(data: Any) -> int:
+    """Nesting depth of parsed data, without recursion."""
+    top = 0
+    stack = [(data, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            top = max(top, d)
+            if d <= MAX_DEPTH:
+                stack.extend((x, d + 1) for x in v)
+    return top
+
+
+# ---------------------------------------------------------------------------
+# Per-section validators: each reads one section, records problems, returns typed values
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Network:
+    addresses: tuple[IPInterface, ...]
+    listen: Endpoint
+    insecure: bool
+    partial_checksums: bool
+    use_system_route_table: bool
+    key_file: str | None
+    key: bytes | None
+
+    @property
+    def networks(self) -> list[IPNetwork]:
+        return [a.network for a in self.addresses]
+
+
+@dataclass
+class _Paths:
+    """Where a typed peer or route came from in the file, to name key paths for the set rules."""
+
+    peers: list[dict] = field(default_factory=list)  # per Peer: {"": "peers[i]", "prefixes": [...]}
+    routes: list[dict] = field(default_factory=list)  # per UnsafeRoute: {"": "unsafe_routes[i]", "via": [...]}
+    key_failed: set[int] = field(default_factory=set)  # Peer indexes whose key file was named but not read
+
+    def key_path(self, where: tuple) -> str:
+        kind, i, *rest = where
+        base = (self.peers if kind == "peers" else self.routes)[i]
+        if not rest:
+            return base[""]
+        name = rest[0]
+        if name == "key":
+            return f"{base['']}.key_file"
+        if len(rest) >= 2 and name in ("prefixes", "via"):
+            path = base[name][rest[1]]
+            if len(rest) == 3:  # ("via", j, "weight")
+                return path.rsplit(".", 1)[0] + ".weight" if path.endswith(".gateway") else path
+            return path
+        return f"{base['']}.{name}"
+
+
 def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
-    """Validate an already parsed document (a dict) into a Config."""
+    """Validate an already parsed document (a dict) into a Config: every problem reported together."""
+    if _tree_depth(data) > MAX_DEPTH:
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", file=file)
     c = _Checker(file)
     base_dir = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
     top = c.table(data, "(top level)")
-    c.known(top, "", ("device", "network", "peers", "routes", "unsafe_routes", "logging"))
+    c.known(top, "", SECTIONS)
+    device = _device_section(c, c.table(top.get("device", {}), "device"))
+    net = _network_section(c, top, device, base_dir, key_reader)
+    paths = _Paths()
+    peers = _peers_section(c, top, net, base_dir, key_reader, paths)
+    routes = _routes_section(c, top, net.networks)
+    unsafe = _unsafe_routes_section(c, top, net.networks, paths)
+    level = _logging_section(c, top)
+    cfg = Config(
+        file=file,
+        device=device,
+        addresses=net.addresses,
+        listen=net.listen,
+        peers=tuple(peers),
+        routes=tuple(routes),
+        unsafe_routes=tuple(unsafe),
+        key=net.key,
+        key_file=net.key_file,
+        insecure=net.insecure,
+        partial_checksums=net.partial_checksums,
+        use_system_route_table=net.use_system_route_table,
+        log_level=level,
+    )
+    _peer_set_rules(c, cfg, paths)
+    c.finish()
+    return cfg
 
-    # [device]
-    d = c.table(top.get("device", {}), "device")
+
+def _device_section(c: _Checker, d: dict) -> DeviceConfig:
     c.known(d, "device", ("name", "mtu", "txqueuelen", "workers", "offloads"))
     name = c.string(d, "device", "name", default="tunkit%d")
     if name is not None:
@@ -359,7 +534,7 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
             validate_name(name)
         except ValueError as e:  # the kernel's rule, with its own wording of what is wrong
             c.bad("device.name", str(e))
-    device = DeviceConfig(
+    return DeviceConfig(
         name=name or "tunkit%d",
         mtu=c.integer(d, "device", "mtu", 576, MAX_MTU, default=DEFAULT_MTU),
         txqueuelen=c.integer(d, "device", "txqueuelen", 1, 1_000_000),
@@ -367,13 +542,36 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         offloads=c.boolean(d, "device", "offloads", True),
     )
 
-    # [network]
+
+def _network_section(c: _Checker, top: dict, device: DeviceConfig, base_dir: str, key_reader) -> _Network:
     n = c.table(top.get("network", {}), "network")
     c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "partial_checksums", "use_system_route_table"))
     if "network" not in top:
         c.bad("network", "is required (at least network.addresses)")
+    addresses = _addresses(c, n, required="network" in top)
+    if any(a.version == 6 for a in addresses) and device.mtu < 1280:
+        c.bad("device.mtu", f"{device.mtu} is below 1280, the IPv6 minimum, and network.addresses has IPv6")
+    listen = Endpoint(ipaddress.ip_address("0.0.0.0"), DEFAULT_PORT)
+    ltext = c.string(n, "network", "listen")
+    if ltext is not None:
+        try:
+            listen = parse_endpoint(ltext, default_port=DEFAULT_PORT)
+        except ValueError as e:
+            c.bad("network.listen", str(e))
+    insecure = c.boolean(n, "network", "insecure", False)
+    partial = c.boolean(n, "network", "partial_checksums", False)
+    if partial and not insecure:
+        c.bad("network.partial_checksums", "true needs network.insecure = true (authenticated messages already "
+              "carry the kernel's partial checksum)")
+    key_file = c.string(n, "network", "key_file")
+    key = _load_key(c, "network.key_file", key_file, base_dir, key_reader) if key_file else None
+    return _Network(tuple(addresses), listen, insecure, bool(partial),
+                    c.boolean(n, "network", "use_system_route_table", False), key_file, key)
+
+
+def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
     addresses: list[IPInterface] = []
-    for i, a in enumerate(c.array(n, "network", "addresses", required="network" in top)):
+    for i, a in enumerate(c.array(n, "network", "addresses", required=required)):
         where = f"network.addresses[{i}]"
         if not isinstance(a, str):
             c.bad(where, f"expected an address with prefix length like '198.18.0.1/16', got {_show(a)}")
@@ -389,54 +587,28 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
             c.bad(where, f"{a!r} is the network address itself, not a host address")
             continue
-        for j, other in enumerate(addresses):
-            if other.network.overlaps(iface.network):
-                c.bad(where, f"{a!r} overlaps network.addresses[{j}] ({other})")
-                break
-        else:
-            addresses.append(iface)
+        clash = next((j for j, other in enumerate(addresses) if other.network.overlaps(iface.network)), None)
+        if clash is not None:
+            c.bad(where, f"{a!r} overlaps network.addresses[{clash}] ({addresses[clash]})")
+            continue
+        addresses.append(iface)
     if "addresses" in n and not addresses and not any(k.startswith("network.addresses") for k, _ in c.problems):
         c.bad("network.addresses", "must list at least one address")
-    if any(a.version == 6 for a in addresses) and device.mtu < 1280:
-        c.bad("device.mtu", f"{device.mtu} is below 1280, the IPv6 minimum, and network.addresses has IPv6")
+    return addresses
 
-    listen = Endpoint(ipaddress.ip_address("0.0.0.0"), DEFAULT_PORT)
-    ltext = c.string(n, "network", "listen")
-    if ltext is not None:
-        try:
-            listen = parse_endpoint(ltext, default_port=DEFAULT_PORT)
-        except ValueError as e:
-            c.bad("network.listen", str(e))
-    insecure = c.boolean(n, "network", "insecure", False)
-    partial = c.boolean(n, "network", "partial_checksums", False)
-    if partial and not insecure:
-        c.bad("network.partial_checksums", "true needs network.insecure = true (authenticated messages already "
-              "carry the kernel's partial checksum)")
-    use_srt = c.boolean(n, "network", "use_system_route_table", False)
-    net_key_file = c.string(n, "network", "key_file")
-    net_key = _load_key(c, "network.key_file", net_key_file, base_dir, key_reader) if net_key_file else None
-    networks = [a.network for a in addresses]
 
-    # [[peers]]
+def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_reader, paths: _Paths) -> list[Peer]:
+    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.spec)."""
     peers: list[Peer] = []
+    claimed: list[tuple[IPNetwork, str]] = []
     raw_peers = c.array(top, "", "peers", required=True)
     if "peers" in top and isinstance(top["peers"], list) and not raw_peers:
         c.bad("peers", "must list at least one peer")
-    own = [a.ip for a in addresses]
-    seen_names: dict[str, int] = {}
-    claimed: list[tuple[IPNetwork, str]] = []
     for i, p in enumerate(raw_peers):
         path = f"peers[{i}]"
         p = c.table(p, path)
         c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
         pname = c.string(p, path, "name", required=True)
-        if pname is not None:
-            if not _PEER_RE.match(pname):
-                c.bad(f"{path}.name", f"{pname!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
-            elif pname in seen_names:
-                c.bad(f"{path}.name", f"{pname!r} is already the name of peers[{seen_names[pname]}]")
-            else:
-                seen_names[pname] = i
         endpoint = None
         etext = c.string(p, path, "endpoint", required=True)
         if etext is not None:
@@ -444,34 +616,44 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
                 endpoint = parse_endpoint(etext)
             except ValueError as e:
                 c.bad(f"{path}.endpoint", str(e))
+        if endpoint is not None and endpoint.address.version == 4 and net.listen.address.version == 6 \
+                and not net.listen.address.is_unspecified:
+            c.bad(f"{path}.endpoint", f"{endpoint} is IPv4 and network.listen ({net.listen}) a specific IPv6 "
+                  "address: listen on [::] or an IPv4 address to reach it")
+            endpoint = None
         prefixes: list[IPNetwork] = []
+        prefix_paths: list[str] = []
         for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
             where = f"{path}.prefixes[{j}]"
-            net = _network(c, where, pre)
-            if net is None:
+            pfx = _network(c, where, pre)
+            if pfx is None:
                 continue
-            for mine in own:
-                if mine in net:
-                    c.bad(where, f"{net} contains this host's own address {mine}")
-                    break
-            else:
-                for other, owner in claimed:
-                    if other.overlaps(net):
-                        c.bad(where, f"{net} overlaps {other} of peer {owner!r}: each source must belong to one peer")
-                        break
-                else:
-                    prefixes.append(net)
-                    claimed.append((net, pname or path))
+            mine = next((a.ip for a in net.addresses if a.ip in pfx), None)
+            if mine is not None:
+                c.bad(where, f"{pfx} contains this host's own address {mine}")
+                continue
+            other = next(((o, owner) for o, owner in claimed if o.overlaps(pfx)), None)
+            if other is not None:  # a file's rule: each inner source belongs to exactly one peer
+                c.bad(where, f"{pfx} overlaps {other[0]} of peer {other[1]!r}: each source must belong to one peer")
+                continue
+            claimed.append((pfx, pname or path))
+            prefixes.append(pfx)
+            prefix_paths.append(where)
         if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
             c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
         pkey_file = c.string(p, path, "key_file")
         pkey = _load_key(c, f"{path}.key_file", pkey_file, base_dir, key_reader) if pkey_file else None
-        if not insecure and pkey_file is None and net_key_file is None:
+        if not net.insecure and pkey_file is None and net.key_file is None:
             c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
-        if pname and endpoint and prefixes:
+        if pname is not None and endpoint is not None and prefixes:
+            if (pkey_file and pkey is None) or (not pkey_file and net.key_file and net.key is None):
+                paths.key_failed.add(len(peers))
             peers.append(Peer(pname, endpoint, tuple(prefixes), pkey, pkey_file))
+            paths.peers.append({"": path, "prefixes": prefix_paths})
+    return peers
 
-    # [[routes]]
+
+def _routes_section(c: _Checker, top: dict, networks: list[IPNetwork]) -> list[MtuRoute]:
     routes: list[MtuRoute] = []
     for i, r in enumerate(c.array(top, "", "routes")):
         path = f"routes[{i}]"
@@ -484,8 +666,10 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
             net = None
         if net is not None and mtu is not None:
             routes.append(MtuRoute(net, mtu))
+    return routes
 
-    # [[unsafe_routes]]
+
+def _unsafe_routes_section(c: _Checker, top: dict, networks: list[IPNetwork], paths: _Paths) -> list[UnsafeRoute]:
     unsafe: list[UnsafeRoute] = []
     for i, r in enumerate(c.array(top, "", "unsafe_routes")):
         path = f"unsafe_routes[{i}]"
@@ -499,40 +683,37 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         metric = c.integer(r, path, "metric", 0, MAX_METRIC)
         install = c.boolean(r, path, "install", True)
         if net is not None:
-            for vn in networks:
-                if net.network_address in vn:
-                    c.bad(f"{path}.route", f"{net} starts inside the overlay network {vn}; use [[routes]] for that")
-                    net = None
-                    break
-        via = _via(c, f"{path}.via", r, networks, peers)
+            inside = next((vn for vn in networks if net.network_address in vn), None)
+            if inside is not None:
+                c.bad(f"{path}.route", f"{net} starts inside the overlay network {inside}; use [[routes]] for that")
+                net = None
+        via = _via(c, f"{path}.via", r, networks)
         if net is None or via is None:
             continue
-        unsafe.append(UnsafeRoute(net, via, mtu or None, metric, install))
+        unsafe.append(UnsafeRoute(net, tuple(Gateway(a, w) for a, w, _ in via), mtu or None, metric, install))
+        paths.routes.append({"": path, "via": [gpath for _, _, gpath in via]})
+    return unsafe
 
-    # [logging]
+
+def _logging_section(c: _Checker, top: dict) -> str:
     lg = c.table(top.get("logging", {}), "logging")
     c.known(lg, "logging", ("level",))
     level = c.string(lg, "logging", "level", default="info")
     if level is not None and level.lower() not in LOG_LEVELS:
         c.bad("logging.level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
         level = "info"
+    return (level or "info").lower()
 
-    c.finish()
-    return Config(
-        file=file,
-        device=device,
-        addresses=tuple(addresses),
-        listen=listen,
-        peers=tuple(peers),
-        routes=tuple(routes),
-        unsafe_routes=tuple(unsafe),
-        key=net_key,
-        key_file=net_key_file,
-        insecure=insecure,
-        partial_checksums=bool(partial),
-        use_system_route_table=use_srt,
-        log_level=(level or "info").lower(),
-    )
+
+def _peer_set_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
+    """The rules between peers and routes: :func:`tunkit.spec.problems`, the same ones the tunnel runs."""
+    peers = list(cfg.peer_specs)
+    for i in paths.key_failed:  # already reported at the key file: check the rest as if it had been read
+        peers[i] = replace(peers[i], key=bytes(KEY_BYTES))
+    routes = list(cfg.route_specs) if peers else []  # no peers: "peers is required" says it all
+    found, _ = spec_problems(peers, routes, insecure=cfg.insecure, v6sock=cfg.listen.address.version == 6)
+    for where, message in found:
+        c.bad_once(paths.key_path(where), message)
 
 
 def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPNetwork | None:
@@ -554,7 +735,12 @@ def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPN
         return None
 
 
-def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) -> tuple[Gateway, ...] | None:
+def _via(c: _Checker, where: str, r: dict, networks: list) -> list[tuple[IPAddress, Any, str]] | None:
+    """The gateways of one unsafe route: (address, weight as written, key path of the gateway).
+
+    Checked here: the shape, and that each gateway is an address inside the
+    overlay.  Weights and which peer each gateway is are set rules (tunkit.spec).
+    """
     if "via" not in r:
         c.bad(where, "is required: a gateway address or a list of {gateway, weight}")
         return None
@@ -576,13 +762,9 @@ def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) ->
     else:
         c.bad(where, f"expected a gateway address or a non-empty list of {{gateway, weight}}, got {_show(v)}")
         return None
-    gws: list[Gateway] = []
+    gws: list[tuple[IPAddress, Any, str]] = []
     ok = True
     for gpath, gtext, weight in items:
-        wpath = gpath.rsplit(".", 1)[0] + ".weight" if gpath.endswith(".gateway") else gpath
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
-            c.bad(wpath, f"{_show(weight)} is not an integer weight in 1..{MAX_WEIGHT}")
-            ok = False
         if not isinstance(gtext, str):
             c.bad(gpath, f"expected a gateway address, got {_show(gtext)}")
             ok = False
@@ -597,16 +779,8 @@ def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) ->
             c.bad(gpath, f"{addr} is not inside any overlay network ({', '.join(map(str, networks)) or 'none'})")
             ok = False
             continue
-        if peers and not any(addr in pre for p in peers for pre in p.prefixes):
-            c.bad(gpath, f"{addr} belongs to no peer's prefixes: no peer could carry this route")
-            ok = False
-            continue
-        if any(g.address == addr for g in gws):
-            c.bad(gpath, f"{addr} is listed twice")
-            ok = False
-            continue
-        gws.append(Gateway(addr, weight if isinstance(weight, int) and not isinstance(weight, bool) else 1))
-    return tuple(gws) if ok and gws else None
+        gws.append((addr, weight, gpath))
+    return gws if ok and gws else None
 
 
 def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callable[[str], bytes]) -> bytes | None:
