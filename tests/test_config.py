@@ -345,3 +345,45 @@ def test_reload_plan_key_change_counts_as_peer_change(tmp_path):
 
     p = plan_reload(keyed(1), keyed(2))
     assert set(p.peers_changed) == {"b", "c"}
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o660, 0o620, 0o604, 0o602, 0o610, 0o700 | 0o040])
+def test_key_files_open_to_the_group_or_others_are_refused_naming_file_and_mode(tmp_path, mode):
+    k = tmp_path / "net.key"
+    generate_key_file(str(k))
+    os.chmod(k, mode)
+    with pytest.raises(ValueError) as ei:
+        read_key_file(str(k))
+    assert str(k) in str(ei.value) and f"mode {mode:04o}" in str(ei.value) and "chmod 600" in str(ei.value)
+    os.chmod(k, 0o400)  # read-only for the owner is fine
+    assert len(read_key_file(str(k))) == 32
+
+
+def test_a_key_of_the_wrong_length_names_the_file_and_both_lengths(tmp_path):
+    k = tmp_path / "long.key"
+    k.write_text(base64.b64encode(b"x" * 45).decode())
+    os.chmod(k, 0o600)
+    with pytest.raises(ValueError, match=r"long.key holds a 45-byte key, expected 32"):
+        read_key_file(str(k))
+
+
+@pytest.mark.parametrize("mode,warned", [(0o600, False), (0o644, False), (0o664, True), (0o646, True)])
+def test_a_config_file_others_can_write_is_warned_about(tmp_path, mode, warned, capsys):
+    from tunkit.cli import main
+    from tunkit.config import load
+
+    path = tmp_path / "h.toml"
+    path.write_text(BASE)
+    os.chmod(path, mode)
+    c = load(str(path))
+    assert bool(c.warnings) == warned
+    if warned:
+        assert str(path) in c.warnings[0] and f"mode {mode:04o}" in c.warnings[0]
+    assert main(["check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert ("warning:" in err) == warned
+
+
+def test_port_digits_are_ascii_only():
+    with pytest.raises(ValueError, match="port"):
+        parse_endpoint("198.51.100.2:\uff14\uff18\uff10\uff10")  # full-width 4800

@@ -418,19 +418,34 @@ def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str
 
 
 def _bracket_depth(text: str) -> int:
-    """An upper bound of the nesting of ``[``/``{`` in ``text`` (brackets inside strings counted too).
+    """How deeply ``[``/``{`` nest in TOML or JSON text, outside strings and comments; no recursion.
 
-    Counting every bracket over-estimates only for brackets inside strings or
-    comments, which real configurations do not stack :data:`MAX_DEPTH` deep.
+    Run before parsing (the stdlib parsers recurse once per level).  Strings
+    are skipped as TOML spells them (``"..."`` with escapes, ``'...'``, and the
+    triple-quoted forms), which covers JSON's; ``#`` starts a comment to the
+    end of the line.  Unterminated strings end the scan: the parser reports them.
     """
     depth = top = 0
-    for ch in text:
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
         if ch in "[{":
             depth += 1
-            if depth > top:
-                top = depth
+            top = max(top, depth)
         elif ch in "]}":
             depth = max(depth - 1, 0)
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if ch == '"' and text[i] == "\\" else 1
+            i += len(quote)
+            continue
+        i += 1
     return top
 
 
@@ -863,6 +878,9 @@ class ReloadPlan:
     peers_added: tuple[str, ...] = ()
     peers_removed: tuple[str, ...] = ()
     peers_changed: tuple[str, ...] = ()  # endpoint, prefixes or key changed
+    # (old name, new name): a peer removed and one added with the same endpoint and key, i.e. the same
+    # peer under a new name (what identifies a peer on the wire is its endpoint and key, not its name)
+    peers_renamed: tuple[tuple[str, str], ...] = ()
     routing_changed: bool = False  # the overlay routing table must be rebuilt
     log_level: str | None = None
     cannot_change_live: tuple[str, ...] = ()  # messages: restart tunkit to apply
@@ -881,7 +899,11 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
 
     Settings that cannot change while running keep their old values in
     ``plan.config`` (each change is named in ``cannot_change_live``); every
-    other difference is computed against that configuration.
+    other difference is computed against that configuration, and that
+    configuration is checked with the set rules the tunnel runs
+    (:meth:`Config.check_specs`): a plan exists only for something that
+    applies, so nothing is touched for a reload that would fail (raises
+    :class:`~tunkit.errors.ConfigError`).
     """
     fixed = [
         f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit"
@@ -904,6 +926,12 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         partial_checksums=old.partial_checksums,
         use_system_route_table=old.use_system_route_table,
     )
+    try:
+        new.check_specs()
+    except ConfigError as e:
+        kept = ", ".join(m.split(" changed", 1)[0] for m in fixed)
+        raise ConfigError(f"{e.message}, with {kept} kept as running" if fixed else e.message,
+                          file=new.file, key=e.key) from None
     old_k = {k.identity: k for k in kernel_routes(old)}
     new_k = {k.identity: k for k in kernel_routes(new)}
     delete = tuple(k for i, k in old_k.items() if i not in new_k)
@@ -913,6 +941,14 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
     changed = tuple(
         n for n in np_ if n in op and (op[n] != np_[n] or old.peer_key(op[n]) != new.peer_key(np_[n]))
     )
+    gone = [n for n in op if n not in np_]
+    renamed = []
+    for n in (n for n in np_ if n not in op):
+        was = next((g for g in gone if op[g].endpoint == np_[n].endpoint
+                    and old.peer_key(op[g]) == new.peer_key(np_[n])), None)
+        if was is not None:
+            gone.remove(was)
+            renamed.append((was, n))
     routing = (
         changed != () or set(op) != set(np_)
         or [(u.route, u.via) for u in old.unsafe_routes] != [(u.route, u.via) for u in new.unsafe_routes]
@@ -928,6 +964,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
         peers_added=tuple(n for n in np_ if n not in op),
         peers_removed=tuple(n for n in op if n not in np_),
         peers_changed=changed,
+        peers_renamed=tuple(renamed),
         routing_changed=routing,
         log_level=new.log_level if new.log_level != old.log_level else None,
         cannot_change_live=tuple(fixed),

@@ -60,6 +60,8 @@ def cmd_up(args) -> int:
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
+    for w in cfg.warnings:
+        logging.getLogger("tunkit.up").warning("%s", w)
     host = Host(cfg, status_path=args.status_socket)
     try:
         host.start()
