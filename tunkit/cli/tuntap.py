@@ -17,7 +17,10 @@ import pwd
 if TYPE_CHECKING:
     from tunkit import device
 
-from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, subparser
+from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, parse_int, subparser
+
+# TUNSETOWNER/TUNSETGROUP take the id as the ioctl's int argument: 0..2^31-1 here ((uid_t)-1 means "none").
+MAX_ID = 2**31 - 1
 
 ADD_EPILOG = """\
 The device is persistent: it stays after tunkit exits, until 'tunkit tuntap del'.
@@ -90,13 +93,30 @@ def _usage(parser) -> int:
     raise CliError("tuntap: a command is required (add, del, show)")
 
 
+def resolve_id(value: str | None, kind: str) -> int | None:
+    """``--user``/``--group``: a name from the passwd/group database, or a number 0..2^31-1.
+
+    Anything made of digits is a number and must be ASCII (full-width digits
+    are refused, not looked up or converted); ValueError names the option and value.
+    """
+    if value is None:
+        return None
+    if value.lstrip("-").isdigit() or value.lstrip("-").isdecimal():
+        return parse_int(value, f"--{kind}", 0, MAX_ID)
+    try:
+        return pwd.getpwnam(value).pw_uid if kind == "user" else grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ValueError(f"--{kind} {value!r}: no such {kind} (give a name or a number 0..{MAX_ID})") from None
+
+
 def _add(args) -> int:
     from tunkit import device
 
+    owner, group = resolve_id(args.user, "user"), resolve_id(args.group, "group")  # before the device exists
     dev = device.open_tun(
         args.name, mode=args.mode, pi=args.pi, multi_queue=args.multi_queue,
         vnet_hdr=args.vnet_hdr, offloads=0 if args.vnet_hdr else None,  # like ip: set no offloads
-        persist=True, owner=args.user, group=args.group, create_node=args.create_node,
+        persist=True, owner=owner, group=group, create_node=args.create_node,
     )
     with dev:
         if "%" in args.name:
