@@ -37,7 +37,10 @@ pid = os.getpid() if claim == "self" else int(claim)
 print("ready", flush=True)
 while True:
     c, _ = s.accept()
-    c.sendall(json.dumps({"pid": pid, "device": "fake0"}).encode() + b"\n")
+    try:
+        c.sendall(json.dumps({"pid": pid, "device": "fake0"}).encode() + b"\n")
+    except OSError:  # the client hung up first (it refused us before reading)
+        pass
     c.close()
 """
 
