@@ -7,7 +7,8 @@ directly.  Either way the rules on a peer/route *set* are written once, here,
 in :func:`problems`:
 
 * a peer's name is 1-64 characters of ``A-Z a-z 0-9 _ . -`` and unique;
-* with authentication on, every peer has a key the overlay's MAC accepts;
+* with authentication on, every peer has a key of :data:`~tunkit.overlay.KEY_LEN` (32) bytes,
+  what ``tunkit genkey`` makes (a 45-byte key is a key file's base64 text read raw);
 * an endpoint is an IP address and a port 1..65535, reachable from the
   socket's family (no IPv6 endpoint on an IPv4 socket), and no two peers
   share one (compared as the socket reports them, so ``2001:DB8::1`` and
@@ -37,7 +38,7 @@ from typing import Any
 
 from tunkit.ecmp import MAX_WEIGHT
 from tunkit.errors import ConfigError
-from tunkit.overlay import Mac
+from tunkit.overlay import KEY_LEN
 from tunkit.trie import PrefixTable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -128,11 +129,10 @@ def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, ins
             if not spec.key:
                 out.append((("peers", i, "key"), f"peer {spec.name}: no key (authentication is on; set a key "
                                                  "or insecure mode)"))
-            else:
-                try:
-                    Mac(spec.key)  # the overlay's own rule on key lengths
-                except (TypeError, ValueError) as e:
-                    out.append((("peers", i, "key"), f"peer {spec.name}: {e}"))
+            elif not isinstance(spec.key, (bytes, bytearray)) or len(spec.key) != KEY_LEN:
+                what = f"a {len(spec.key)}-byte key" if isinstance(spec.key, (bytes, bytearray)) else repr(spec.key)
+                out.append((("peers", i, "key"), f"peer {spec.name}: {what}; keys are {KEY_LEN} bytes (a key file "
+                                                 "holds base64: read it with tunkit.config.read_key_file)"))
         addr = None
         try:
             addr = sockaddr(spec.endpoint, v6sock)
