@@ -387,3 +387,86 @@ def test_a_config_file_others_can_write_is_warned_about(tmp_path, mode, warned, 
 def test_port_digits_are_ascii_only():
     with pytest.raises(ValueError, match="port"):
         parse_endpoint("198.51.100.2:\uff14\uff18\uff10\uff10")  # full-width 4800
+
+
+# -- fuzz: loads() raises only ConfigError, whatever the text ------------------------------------------
+def _random_value(rng, depth):
+    kind = rng.randrange(8 if depth < 6 else 5)
+    if kind == 0:
+        return rng.randrange(-2**40, 2**40)
+    if kind == 1:
+        return rng.choice(["198.18.0.2", "192.0.2.0/24", "x", "", "[::]:4800", "tk%d", "\uff11\uff12"])
+    if kind == 2:
+        return rng.choice([True, False])
+    if kind == 3:
+        return rng.random() * 1e6
+    if kind == 4:
+        return None
+    if kind == 5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = ["name", "mtu", "route", "via", "gateway", "weight", "prefixes", "endpoint", "addresses", "peers",
+            "device", "network", "unsafe_routes", "routes", "logging", "level", "insecure", "listen", "key_file"]
+    return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def _must_be_config_error(text, file):
+    try:
+        loads(text, file=file, key_reader=lambda p: bytes(32))
+    except ConfigError as e:
+        assert file in str(e)
+
+
+def test_fuzz_random_documents_raise_only_config_error():
+    import random
+
+    rng = random.Random(1414)
+    for _ in range(400):
+        doc = {k: _random_value(rng, 1) for k in rng.sample(["device", "network", "peers", "routes",
+                                                             "unsafe_routes", "logging", "x"], rng.randrange(1, 5))}
+        if rng.random() < 0.5:
+            doc["peers"] = [_random_value(rng, 2) for _ in range(rng.randrange(3))]
+        _must_be_config_error(json.dumps(doc), "f.json")
+
+
+def test_fuzz_truncated_and_mutated_files_raise_only_config_error():
+    import random
+
+    rng = random.Random(1415)
+    good = BASE + '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.2", weight = 2}]\n'
+    for _ in range(300):
+        cut = good[: rng.randrange(len(good))]
+        _must_be_config_error(cut, "t.toml")
+        b = bytearray(good.encode())
+        for _ in range(rng.randrange(1, 6)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        _must_be_config_error(bytes(b), "t.toml")
+
+
+@pytest.mark.parametrize("text,file", [
+    ("x = " + "[" * 100_000 + "]" * 100_000, "deep.toml"),  # arrays, far past the recursion limit
+    ("x = " + "{a = " * 5000 + "1" + "}" * 5000, "deep.toml"),  # inline tables
+    ("[" * 100_000, "deep.toml"),  # unterminated
+    ("{" + '"a": {' * 100_000 + "}" * 100_001, "deep.json"),
+    ("[" * 100_000 + "]" * 100_000, "deep.json"),
+    ("{" + '"a": [' * 17 + "]" * 17 + "}", "d.json"),  # just past MAX_DEPTH
+])
+def test_deep_nesting_is_a_config_error_naming_the_file(text, file):
+    with pytest.raises(ConfigError, match=rf"^{file}: .*nested"):
+        loads(text, file=file)
+
+
+def test_nesting_inside_strings_and_comments_does_not_count():
+    c = cfg(base=BASE.replace('name = "tk%d"', 'name = "tk%d"  # ' + "[" * 100))
+    assert c.device.name == "tk%d"
+    with pytest.raises(ConfigError, match=r"device.name"):  # a name of brackets is refused by the name rule
+        cfg(base=BASE.replace('name = "tk%d"', 'name = "' + "[" * 40 + '"'))
+
+
+def test_validate_refuses_deep_data_without_recursion():
+    from tunkit.config import validate
+
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested more than 16 levels"):
+        validate({"device": deep}, file="api")
