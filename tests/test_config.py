@@ -470,3 +470,76 @@ def test_validate_refuses_deep_data_without_recursion():
         deep = [deep]
     with pytest.raises(ConfigError, match="nested more than 16 levels"):
         validate({"device": deep}, file="api")
+
+
+# The set rules (tunkit.spec) as the file reports them: the tunnel refused each of these while check passed.
+_D = '\n[[peers]]\nname = "d"\nendpoint = "{ep}"\nprefixes = ["198.18.0.4/32"]\n'
+SET_RULES = [
+    ("one endpoint, two peers", BASE + _D.format(ep="198.51.100.2:4800"), "peers[2].endpoint",
+     "198.51.100.2:4800 is also the endpoint of peer 'b' (peers[0])"),
+    ("one endpoint spelled twice", BASE + _D.format(ep="[2001:DB8:FF::3]:4800"), "peers[2].endpoint",
+     "also the endpoint of peer 'c'"),
+    ("IPv4 and IPv4-mapped are one endpoint", BASE + _D.format(ep="[::ffff:198.51.100.2]:4800"), "peers[2].endpoint",
+     "also the endpoint of peer 'b'"),
+    ("IPv6 endpoint, IPv4 listen", BASE.replace('listen = "[::]:4800"', 'listen = "198.51.100.1:4800"'),
+     "peers[1].endpoint", "an IPv6 endpoint needs an IPv6 listen address"),
+    ("IPv4 endpoint, one IPv6 listen address", BASE.replace('listen = "[::]:4800"', 'listen = "[2001:db8:ff::1]:4800"'),
+     "peers[0].endpoint", "is IPv4 and network.listen ([2001:db8:ff::1]:4800) a specific IPv6 address"),
+    ("three gateways in one peer (nebula's multipath example)",
+     BASE.replace('["198.18.0.3/32"]', '["198.18.0.8/29"]')
+     + '[[unsafe_routes]]\nroute = "192.0.2.0/24"\nvia = [{gateway = "198.18.0.9"}, {gateway = "198.18.0.10"}, '
+       '{gateway = "198.18.0.11"}]\n', "unsafe_routes[0].via[2].gateway",
+     "198.18.0.11 and 198.18.0.9 (via[0]) both belong to peer 'c'"),
+]
+
+
+@pytest.mark.parametrize("name,text,key,fragment", SET_RULES, ids=[c[0] for c in SET_RULES])
+def test_set_rules_name_the_key(name, text, key, fragment):
+    with pytest.raises(ConfigError) as ei:
+        loads(text, file="t.toml")
+    problems = dict(ei.value.problems)
+    assert key in problems and fragment in problems[key], ei.value.problems
+
+
+def test_the_same_rules_refuse_the_specs_directly():
+    """The tunnel's check_config is the config's rule set: what a file is refused for, specs are too."""
+    from tunkit.spec import check_config
+
+    c = cfg()
+    assert len(check_config(c.peer_specs, c.route_specs, insecure=True, v6sock=True)) == 2
+    dup = [*c.peer_specs, replace_spec(c.peer_specs[0], name="z")]
+    with pytest.raises(ConfigError, match=r"peers\[2\].endpoint: .*also the endpoint of peer 'b'"):
+        check_config(dup, insecure=True, v6sock=True)
+    with pytest.raises(ConfigError, match="an IPv6 endpoint needs an IPv6 listen address"):
+        check_config(c.peer_specs, insecure=True, v6sock=False)
+
+
+def replace_spec(spec, **kw):
+    import dataclasses
+
+    return dataclasses.replace(spec, **kw)
+
+
+def test_a_wrong_length_key_is_refused_by_the_set_rules_too():
+    text = BASE.replace("insecure = true", 'key_file = "k"')
+    with pytest.raises(ConfigError, match=r"peers\[0\].key_file: peer b: a 45-byte key; keys are 32 bytes"):
+        loads(text, file="t.toml", key_reader=lambda p: b"x" * 45)  # a key file's base64 text read raw
+    assert len(loads(text, file="t.toml", key_reader=lambda p: bytes(32)).peer_specs[0].key) == 32
+
+
+def test_reload_plan_is_refused_when_the_kept_settings_break_the_new_file():
+    old = cfg(base=BASE.replace('listen = "[::]:4800"', 'listen = "[::]:4800"'))
+    v4 = BASE.replace('listen = "[::]:4800"', 'listen = "0.0.0.0:4800"').replace(
+        'endpoint = "[2001:db8:ff::3]:4800"', 'endpoint = "198.51.100.3:4800"')
+    new_v4 = cfg(base=v4)
+    plan_reload(old, new_v4)  # IPv4 endpoints on the kept [::] socket: fine
+    back = cfg(base=v4)
+    with_v6 = cfg(base=BASE)  # needs [::] again
+    with pytest.raises(ConfigError, match="IPv6 listen address, with network.listen kept as running"):
+        plan_reload(back, with_v6)
+
+
+def test_reload_plan_names_a_renamed_peer():
+    new = cfg(base=BASE.replace('name = "c"', 'name = "c2"'))
+    p = plan_reload(cfg(), new)
+    assert p.peers_renamed == (("c", "c2"),) and p.peers_added == ("c2",) and p.peers_removed == ("c",)
