@@ -29,6 +29,7 @@ PURE_MODULES = [
     "tunkit.ecmp",
     "tunkit.overlay",
     "tunkit.spec",
+    "tunkit.plan",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 

@@ -1,11 +1,22 @@
-"""tunkit's configuration file: schema, validation, kernel route plan and reload diff; reads files (I/O).
+"""tunkit's configuration file: schema and validation into typed specs; reads files (I/O).
 
 A configuration is one TOML file (also accepted as JSON: ``.json`` suffix or
 content starting with ``{``).  :func:`load` returns a frozen :class:`Config`
 or raises :class:`~tunkit.errors.ConfigError` listing *every* problem, each
 naming the file, the key path (``unsafe_routes[2].via[0].weight``) and the bad
-value.  Nothing is applied by this module; :func:`plan_reload` compares two
-configurations and returns what must change (pure).
+value.  Validation is one function per section (``_device_section``,
+``_network_section``, ...) for what a file spells, then the rules on the
+peer/route set, which are :func:`tunkit.spec.problems`, the very ones the
+tunnel runs: ``tunkit check``, ``tunkit up`` and a reload cannot disagree.
+``Config.peer_specs``/``route_specs`` are what the tunnel consumes.
+
+Nothing is applied by this module.  Neighbours (re-exported here):
+:mod:`tunkit.plan` (the kernel routes a config implies, and the reload diff;
+pure) and :mod:`tunkit.keyfile` (key files and file-permission rules).
+(About 800 lines: the schema below, its typed result and one validator per
+section, with the file's error wording, are kept together so that a new key
+is added in one place; the rules shared with the tunnel, the plan and key
+files live in those modules.)
 
 Schema (every key optional unless marked required)::
 
@@ -48,19 +59,19 @@ Schema (every key optional unless marked required)::
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 import os
-import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
 
-from tunkit.ecmp import MAX_WEIGHT, Gateway
+from tunkit.ecmp import Gateway
 from tunkit.errors import ConfigError
-from tunkit.overlay import DEFAULT_MTU, KEY_LEN
+from tunkit.overlay import DEFAULT_MTU
 from tunkit.ifname import validate_name
+from tunkit.keyfile import KEY_BYTES, file_warnings, generate_key_file, read_key_file  # noqa: F401 (re-exported)
+from tunkit.plan import KernelRoute, ReloadPlan, advmss_for, kernel_routes, plan_reload  # noqa: F401 (re-exported)
 from tunkit.spec import PeerSpec, RouteSpec
 from tunkit.spec import problems as spec_problems
 from tunkit.spec import render as render_where
@@ -73,7 +84,6 @@ DEFAULT_PORT = 4800
 MIN_ROUTE_MTU = 500  # nebula's lower bound for route MTUs
 MAX_MTU = 65535
 MAX_METRIC = 2**31 - 1
-KEY_BYTES = KEY_LEN  # the overlay's pre-shared key length
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECTIONS = ("device", "network", "peers", "routes", "unsafe_routes", "logging")
 MAX_DEPTH = 16  # tables and arrays nested; the schema needs 5 (unsafe_routes -> entry -> via -> gateway)
@@ -318,61 +328,6 @@ def _port(p: str, text: str) -> int:
     if not (p.isascii() and p.isdigit()) or not 0 < int(p) < 65536:
         raise ValueError(f"{text!r}: port {p!r} is not 1..65535")
     return int(p)
-
-
-# Permission bits that make a secret readable or writable by someone other than its owner.
-_KEY_MODE_BAD = stat.S_IRWXG | stat.S_IRWXO
-
-
-def read_key_file(path: str) -> bytes:
-    """Read a key file written by ``tunkit genkey``: base64 of 32 random bytes.  The one key reader.
-
-    Raises ``ValueError`` naming the file if it is not a regular file, if its
-    group or other users may read or write it (any of mode 0077: 0640, 0660,
-    0620 and 0604 are refused alike), if it is not base64, or if it decodes
-    to anything but 32 bytes; ``OSError`` if it cannot be read.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO cannot hang us
-    try:
-        st = os.fstat(fd)  # the file read is the file checked
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{path} is not a regular file")
-        if st.st_mode & _KEY_MODE_BAD:
-            who = " and ".join(w for w, bits in (("its group", stat.S_IRWXG), ("other users", stat.S_IRWXO))
-                               if st.st_mode & bits)
-            raise ValueError(f"{path} is accessible by {who} (mode {stat.S_IMODE(st.st_mode):04o}); "
-                             f"chmod 600 {path}")
-        text = os.read(fd, 4096).strip()
-    finally:
-        os.close(fd)
-    try:
-        key = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError(f"{path} does not hold a base64 key (make one with 'tunkit genkey')") from None
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"{path} holds a {len(key)}-byte key, expected {KEY_BYTES} (make one with 'tunkit genkey')")
-    return key
-
-
-def generate_key_file(path: str) -> None:
-    """Write a new random key to ``path`` (mode 0600); refuses to overwrite."""
-    key = base64.b64encode(os.urandom(KEY_BYTES)) + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
-        os.write(fd, key)
-    finally:
-        os.close(fd)
-
-
-def file_warnings(path: str, st: os.stat_result) -> list[str]:
-    """Warnings about a configuration file others may change (it names the key files and routes)."""
-    bits = stat.S_IMODE(st.st_mode) & (stat.S_IWGRP | stat.S_IWOTH)
-    if not bits:
-        return []
-    who = " and ".join(w for w, b in (("its group", stat.S_IWGRP), ("other users", stat.S_IWOTH)) if bits & b)
-    return [f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): they can change routes and keys "
-            f"at the next reload; chmod go-w {path}"]
 
 
 def load(path: str) -> Config:
@@ -809,174 +764,6 @@ def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callabl
     except OSError as e:
         c.bad(where, f"{full}: {e.strerror}")
     return None
-
-
-# ---------------------------------------------------------------------------
-# What the kernel should carry, and what a reload changes (pure)
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True, order=True)
-class KernelRoute:
-    """One route tunkit installs through the overlay device.
-
-    ``mtu``/``advmss`` are ``None`` when the route simply inherits the device MTU.
-    Its kernel identity (what replace/delete match) is (dst, metric).
-    """
-
-    dst: IPNetwork
-    metric: int | None = None
-    mtu: int | None = None
-    advmss: int | None = None
-    src: IPAddress | None = None
-
-    @property
-    def identity(self) -> tuple:
-        return (self.dst.version, self.dst, self.metric)
-
-
-def advmss_for(mtu: int, version: int) -> int:
-    """TCP MSS for a route MTU: minus 40 bytes of IPv4+TCP, or 60 of IPv6+TCP."""
-    return mtu - (40 if version == 4 else 60)
-
-
-def kernel_routes(cfg: Config) -> list[KernelRoute]:
-    """The routes ``tunkit up`` installs on the device for ``cfg``."""
-    dev_mtu = cfg.device_mtu
-    out: dict[tuple, KernelRoute] = {}
-
-    def add(dst: IPNetwork, mtu: int, metric: int | None, src: IPAddress | None = None) -> None:
-        explicit = mtu != dev_mtu
-        kr = KernelRoute(
-            dst,
-            metric=metric,
-            mtu=mtu if explicit else None,
-            advmss=advmss_for(mtu, dst.version) if explicit else None,
-            src=src,
-        )
-        out[kr.identity] = kr  # a later entry for the same prefix and metric wins, as in the kernel
-
-    if dev_mtu != cfg.device.mtu:
-        # The device MTU was raised for some route: connected overlay networks keep the default.
-        for a in cfg.addresses:
-            add(a.network, cfg.device.mtu, None if a.version == 4 else 256, a.ip)
-    for r in cfg.routes:
-        add(r.route, r.mtu, None)
-    for u in cfg.unsafe_routes:
-        if u.install:
-            add(u.route, u.mtu or cfg.device.mtu, u.metric)
-    return sorted(out.values(), key=lambda k: (k.dst.version, k.dst, k.metric or 0))
-
-
-@dataclass(frozen=True)
-class ReloadPlan:
-    """The difference between a running configuration and a new one."""
-
-    routes_delete: tuple[KernelRoute, ...] = ()
-    routes_replace: tuple[KernelRoute, ...] = ()
-    device_mtu: int | None = None  # new device MTU, or None if unchanged
-    txqueuelen: int | None = None
-    addresses_changed: bool = False
-    peers_added: tuple[str, ...] = ()
-    peers_removed: tuple[str, ...] = ()
-    peers_changed: tuple[str, ...] = ()  # endpoint, prefixes or key changed
-    # (old name, new name): a peer removed and one added with the same endpoint and key, i.e. the same
-    # peer under a new name (what identifies a peer on the wire is its endpoint and key, not its name)
-    peers_renamed: tuple[tuple[str, str], ...] = ()
-    routing_changed: bool = False  # the overlay routing table must be rebuilt
-    log_level: str | None = None
-    cannot_change_live: tuple[str, ...] = ()  # messages: restart tunkit to apply
-    config: Config | None = None  # what runs after the reload: the new file, fixed settings kept
-
-    @property
-    def empty(self) -> bool:
-        return not (self.routes_delete or self.routes_replace or self.device_mtu or self.txqueuelen
-                    or self.addresses_changed or self.peers_added or self.peers_removed or self.peers_changed
-                    or self.routing_changed or self.log_level or self.cannot_change_live)
-
-
-def plan_reload(old: Config, new: Config) -> ReloadPlan:
-    """Compare two configurations; pure.  Routes removed are deleted before
-    changed or added ones are replaced; unchanged routes are left alone.
-
-    Settings that cannot change while running keep their old values in
-    ``plan.config`` (each change is named in ``cannot_change_live``); every
-    other difference is computed against that configuration, and that
-    configuration is checked with the set rules the tunnel runs
-    (:meth:`Config.check_specs`): a plan exists only for something that
-    applies, so nothing is touched for a reload that would fail (raises
-    :class:`~tunkit.errors.ConfigError`).
-    """
-    fixed = [
-        f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit"
-        for label, a, b in (
-            ("device.name", old.device.name, new.device.name),
-            ("device.workers", old.device.workers, new.device.workers),
-            ("device.offloads", old.device.offloads, new.device.offloads),
-            ("network.listen", old.listen, new.listen),
-            ("network.insecure", old.insecure, new.insecure),
-            ("network.partial_checksums", old.partial_checksums, new.partial_checksums),
-            ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
-        )
-        if a != b
-    ]
-    new = replace(
-        new,
-        device=replace(new.device, name=old.device.name, workers=old.device.workers, offloads=old.device.offloads),
-        listen=old.listen,
-        insecure=old.insecure,
-        partial_checksums=old.partial_checksums,
-        use_system_route_table=old.use_system_route_table,
-    )
-    try:
-        new.check_specs()
-    except ConfigError as e:
-        kept = ", ".join(m.split(" changed", 1)[0] for m in fixed)
-        raise ConfigError(f"{e.message}, with {kept} kept as running" if fixed else e.message,
-                          file=new.file, key=e.key) from None
-    old_k = {k.identity: k for k in kernel_routes(old)}
-    new_k = {k.identity: k for k in kernel_routes(new)}
-    delete = tuple(k for i, k in old_k.items() if i not in new_k)
-    replace_ = tuple(k for i, k in new_k.items() if old_k.get(i) != k)
-    op = {p.name: p for p in old.peers}
-    np_ = {p.name: p for p in new.peers}
-    changed = tuple(
-        n for n in np_ if n in op and (op[n] != np_[n] or old.peer_key(op[n]) != new.peer_key(np_[n]))
-    )
-    gone = [n for n in op if n not in np_]
-    renamed = []
-    for n in (n for n in np_ if n not in op):
-        was = next((g for g in gone if op[g].endpoint == np_[n].endpoint
-                    and old.peer_key(op[g]) == new.peer_key(np_[n])), None)
-        if was is not None:
-            gone.remove(was)
-            renamed.append((was, n))
-    routing = (
-        changed != () or set(op) != set(np_)
-        or [(u.route, u.via) for u in old.unsafe_routes] != [(u.route, u.via) for u in new.unsafe_routes]
-        or old.addresses != new.addresses
-        or old.routes != new.routes
-    )
-    return ReloadPlan(
-        routes_delete=delete,
-        routes_replace=replace_,
-        device_mtu=new.device_mtu if new.device_mtu != old.device_mtu else None,
-        txqueuelen=new.device.txqueuelen if new.device.txqueuelen != old.device.txqueuelen else None,
-        addresses_changed=old.addresses != new.addresses,
-        peers_added=tuple(n for n in np_ if n not in op),
-        peers_removed=tuple(n for n in op if n not in np_),
-        peers_changed=changed,
-        peers_renamed=tuple(renamed),
-        routing_changed=routing,
-        log_level=new.log_level if new.log_level != old.log_level else None,
-        cannot_change_live=tuple(fixed),
-        config=new,
-    )
-
-
-def _fmt(v: Any) -> str:
-    """A value as the config file spells it (true/false, quoted strings)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return repr(v) if isinstance(v, str) else str(v)
 
 
 def to_json(cfg: Config) -> dict:
