@@ -29,7 +29,7 @@ Schema (every key optional unless marked required)::
 
     [network]
     addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]   # required: this host's overlay addresses
-    listen = "0.0.0.0:4800"  # UDP underlay address:port ("[::]:4800" for IPv6)
+    listen = "0.0.0.0:4800"  # UDP underlay address:port; "[::]:4800" reaches IPv6 and IPv4 endpoints
     key_file = "net.key"     # pre-shared key for every peer (relative to this file)
     insecure = false         # true: raw IP in UDP, no authentication (trusted underlays only)
     partial_checksums = false  # insecure only: TCP super-packets keep the kernel's partial checksum

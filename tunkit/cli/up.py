@@ -14,8 +14,10 @@ Creates the TUN device, sets its MTU and txqueuelen, makes it carry exactly the
 configured addresses, installs the configured routes (with mtu, advmss,
 metric), and runs the tunnel in the foreground with logs on stderr.  On SIGINT
 or SIGTERM it removes what it added (the device, and with it its addresses and
-routes) and exits 0.  SIGHUP (or 'tunkit reload') re-reads CONFIG and applies
-only the difference; an invalid file keeps the running configuration.
+routes) and exits 0.  SIGHUP (or 'tunkit reload') re-reads CONFIG, validates it
+as 'tunkit check' does and applies only the difference; an invalid file keeps
+the running configuration, and a failure while applying undoes the kernel
+changes made so far.  A reload never stops the process.
 
 examples:
   tunkit up /etc/tunkit/host-a.toml
