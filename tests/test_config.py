@@ -449,10 +449,23 @@ def test_fuzz_truncated_and_mutated_files_raise_only_config_error():
     ("{" + '"a": {' * 100_000 + "}" * 100_001, "deep.json"),
     ("[" * 100_000 + "]" * 100_000, "deep.json"),
     ("{" + '"a": [' * 17 + "]" * 17 + "}", "d.json"),  # just past MAX_DEPTH
+    ("a" + ".a" * 100_000 + " = 1", "dotted.toml"),  # no bracket at all; tomllib is quadratic in the parts
+    ("[" + "a." * 50_000 + "a]\nx = 1", "dotted.toml"),  # a table header
+    ('x = {' + 'a."b".' * 20_000 + 'c = 1}', "dotted.toml"),  # quoted parts, inside an inline table
 ])
 def test_deep_nesting_is_a_config_error_naming_the_file(text, file):
     with pytest.raises(ConfigError, match=rf"^{file}: .*nested"):
         loads(text, file=file)
+
+
+def test_floats_and_quoted_dots_do_not_count_as_nesting():
+    c = cfg('[[routes]]\nroute = "198.18.5.0/24"\nmtu = 1280\n', base=BASE.replace(
+        'name = "tk%d"', 'name = "tk%d"  # a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s'))
+    assert c.routes[0].mtu == 1280
+    from tunkit.config import _bracket_depth
+
+    assert _bracket_depth(json.dumps({"x": [1.5] * 100, "y": "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q"})) == 2
+    assert _bracket_depth('a."b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r".s = 1') == 3  # a quoted part is one part
 
 
 def test_nesting_inside_strings_and_comments_does_not_count():

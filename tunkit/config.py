@@ -372,15 +372,21 @@ def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str
     return validate(data, file=file, key_reader=key_reader)
 
 
-def _bracket_depth(text: str) -> int:
-    """How deeply ``[``/``{`` nest in TOML or JSON text, outside strings and comments; no recursion.
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_- \t")
 
-    Run before parsing (the stdlib parsers recurse once per level).  Strings
-    are skipped as TOML spells them (``"..."`` with escapes, ``'...'``, and the
-    triple-quoted forms), which covers JSON's; ``#`` starts a comment to the
-    end of the line.  Unterminated strings end the scan: the parser reports them.
+
+def _bracket_depth(text: str) -> int:
+    """How deeply TOML or JSON text nests, outside strings and comments; no recursion, one pass.
+
+    Run before parsing: the stdlib parsers recurse once per ``[``/``{`` level,
+    and tomllib takes quadratic time in the parts of one dotted key
+    (``a.a.a...``), so both are bounded here: the result is the larger of the
+    bracket depth and the longest dotted key (parts + 1).  Strings are skipped
+    as TOML spells them (``"..."`` with escapes, ``'...'``, and the
+    triple-quoted forms), which covers JSON's; ``#`` starts a comment.  An
+    unterminated string ends the scan (the parser reports it).
     """
-    depth = top = 0
+    depth = top = run = 0
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
@@ -389,6 +395,11 @@ def _bracket_depth(text: str) -> int:
             top = max(top, depth)
         elif ch in "]}":
             depth = max(depth - 1, 0)
+        elif ch == ".":
+            run += 1  # a dotted key's parts (a float has one dot: harmless)
+            top = max(top, run + 1)
+            i += 1
+            continue
         elif ch == "#":
             j = text.find("\n", i)
             i = n if j < 0 else j
@@ -399,7 +410,9 @@ def _bracket_depth(text: str) -> int:
             while i < n and not text.startswith(quote, i):
                 i += 2 if ch == '"' and text[i] == "\\" else 1
             i += len(quote)
-            continue
+            continue  # a quoted key part continues a dotted key
+        if ch not in _KEY_CHARS:
+            run = 0
         i += 1
     return top
 
