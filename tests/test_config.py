@@ -556,3 +556,23 @@ def test_reload_plan_names_a_renamed_peer():
     new = cfg(base=BASE.replace('name = "c"', 'name = "c2"'))
     p = plan_reload(cfg(), new)
     assert p.peers_renamed == (("c", "c2"),) and p.peers_added == ("c2",) and p.peers_removed == ("c",)
+
+
+def test_first_overlaps_matches_the_pairwise_oracle():
+    import random
+
+    from tunkit.config import first_overlaps
+
+    rng = random.Random(77)
+    for _ in range(1500):
+        nets = []
+        for _ in range(rng.randrange(1, 12)):
+            v6 = rng.random() < 0.3
+            length = rng.randrange(100, 129) if v6 else rng.randrange(20, 33)
+            base = (0x20010DB8 << 96) if v6 else (198 << 24 | 18 << 16)
+            addr = base | rng.randrange(0, 2**12) << (8 if v6 else 0)
+            nets.append(ipaddress.ip_network((addr, length), strict=False))
+        got = first_overlaps(nets)
+        oracle = {i for i in range(len(nets)) if any(nets[j].overlaps(nets[i]) for j in range(i))}
+        assert set(got) == oracle, nets
+        assert all(b < a and nets[a].overlaps(nets[b]) for a, b in got.items())

@@ -59,6 +59,7 @@ Schema (every key optional unless marked required)::
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import os
@@ -449,6 +450,14 @@ class _Network:
     def networks(self) -> list[IPNetwork]:
         return [a.network for a in self.addresses]
 
+    def own_address_in(self, pfx: IPNetwork) -> IPAddress | None:
+        """One of this host's addresses inside ``pfx``, or None; a bisection, not a scan."""
+        ips = sorted(int(a.ip) for a in self.addresses if a.version == pfx.version)
+        k = bisect.bisect_left(ips, int(pfx.network_address))
+        if k < len(ips) and ips[k] <= int(pfx.broadcast_address):
+            return ipaddress.ip_address(ips[k]) if pfx.version == 4 else ipaddress.IPv6Address(ips[k])
+        return None
+
 
 @dataclass
 class _Paths:
@@ -554,6 +563,7 @@ def _network_section(c: _Checker, top: dict, device: DeviceConfig, base_dir: str
 
 def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
     addresses: list[IPInterface] = []
+    wheres: list[int] = []  # each address's index in the file
     for i, a in enumerate(c.array(n, "network", "addresses", required=required)):
         where = f"network.addresses[{i}]"
         if not isinstance(a, str):
@@ -570,70 +580,102 @@ def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
         if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
             c.bad(where, f"{a!r} is the network address itself, not a host address")
             continue
-        clash = next((j for j, other in enumerate(addresses) if other.network.overlaps(iface.network)), None)
-        if clash is not None:
-            c.bad(where, f"{a!r} overlaps network.addresses[{clash}] ({addresses[clash]})")
-            continue
         addresses.append(iface)
+        wheres.append(i)
+    for later, earlier in sorted(first_overlaps([x.network for x in addresses]).items()):
+        c.bad(f"network.addresses[{wheres[later]}]", f"{str(addresses[later])!r} overlaps "
+              f"network.addresses[{wheres[earlier]}] ({addresses[earlier]})")
+    bad = set(first_overlaps([x.network for x in addresses]))
+    addresses = [x for k, x in enumerate(addresses) if k not in bad]
     if "addresses" in n and not addresses and not any(k.startswith("network.addresses") for k, _ in c.problems):
         c.bad("network.addresses", "must list at least one address")
     return addresses
 
 
 def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_reader, paths: _Paths) -> list[Peer]:
-    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.spec)."""
-    peers: list[Peer] = []
-    claimed: list[tuple[IPNetwork, str]] = []
+    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.spec),
+    except that prefixes may not overlap, a file's rule (each inner source belongs to exactly one peer)."""
     raw_peers = c.array(top, "", "peers", required=True)
     if "peers" in top and isinstance(top["peers"], list) and not raw_peers:
         c.bad("peers", "must list at least one peer")
-    for i, p in enumerate(raw_peers):
-        path = f"peers[{i}]"
-        p = c.table(p, path)
-        c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
-        pname = c.string(p, path, "name", required=True)
-        endpoint = None
-        etext = c.string(p, path, "endpoint", required=True)
-        if etext is not None:
-            try:
-                endpoint = parse_endpoint(etext)
-            except ValueError as e:
-                c.bad(f"{path}.endpoint", str(e))
-        if endpoint is not None and endpoint.address.version == 4 and net.listen.address.version == 6 \
-                and not net.listen.address.is_unspecified:
-            c.bad(f"{path}.endpoint", f"{endpoint} is IPv4 and network.listen ({net.listen}) a specific IPv6 "
-                  "address: listen on [::] or an IPv4 address to reach it")
-            endpoint = None
-        prefixes: list[IPNetwork] = []
-        prefix_paths: list[str] = []
-        for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
-            where = f"{path}.prefixes[{j}]"
-            pfx = _network(c, where, pre)
-            if pfx is None:
-                continue
-            mine = next((a.ip for a in net.addresses if a.ip in pfx), None)
-            if mine is not None:
-                c.bad(where, f"{pfx} contains this host's own address {mine}")
-                continue
-            other = next(((o, owner) for o, owner in claimed if o.overlaps(pfx)), None)
-            if other is not None:  # a file's rule: each inner source belongs to exactly one peer
-                c.bad(where, f"{pfx} overlaps {other[0]} of peer {other[1]!r}: each source must belong to one peer")
-                continue
-            claimed.append((pfx, pname or path))
-            prefixes.append(pfx)
-            prefix_paths.append(where)
-        if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
-            c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
-        pkey_file = c.string(p, path, "key_file")
-        pkey = _load_key(c, f"{path}.key_file", pkey_file, base_dir, key_reader) if pkey_file else None
-        if not net.insecure and pkey_file is None and net.key_file is None:
-            c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
-        if pname is not None and endpoint is not None and prefixes:
-            if (pkey_file and pkey is None) or (not pkey_file and net.key_file and net.key is None):
+    entries = [_peer_entry(c, f"peers[{i}]", c.table(p, f"peers[{i}]"), net, base_dir, key_reader)
+               for i, p in enumerate(raw_peers)]
+    flat = [(pfx, where, e) for e in entries for pfx, where in e["prefixes"]]
+    for later, earlier in first_overlaps([pfx for pfx, _, _ in flat]).items():
+        pfx, where, e = flat[later]
+        other, _, owner = flat[earlier]
+        c.bad(where, f"{pfx} overlaps {other} of peer {owner['name'] or owner['path']!r}: each source must belong "
+              "to one peer")
+        e["prefixes"] = [(x, w) for x, w in e["prefixes"] if w != where]
+    peers: list[Peer] = []
+    for e in entries:
+        if e["name"] is not None and e["endpoint"] is not None and e["prefixes"]:
+            if e["key_failed"]:
                 paths.key_failed.add(len(peers))
-            peers.append(Peer(pname, endpoint, tuple(prefixes), pkey, pkey_file))
-            paths.peers.append({"": path, "prefixes": prefix_paths})
+            peers.append(Peer(e["name"], e["endpoint"], tuple(x for x, _ in e["prefixes"]), e["key"], e["key_file"]))
+            paths.peers.append({"": e["path"], "prefixes": [w for _, w in e["prefixes"]]})
     return peers
+
+
+def _peer_entry(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, key_reader) -> dict:
+    """One ``[[peers]]`` entry's fields, each checked on its own."""
+    c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
+    pname = c.string(p, path, "name", required=True)
+    endpoint = None
+    etext = c.string(p, path, "endpoint", required=True)
+    if etext is not None:
+        try:
+            endpoint = parse_endpoint(etext)
+        except ValueError as e:
+            c.bad(f"{path}.endpoint", str(e))
+    if endpoint is not None and endpoint.address.version == 4 and net.listen.address.version == 6 \
+            and not net.listen.address.is_unspecified:
+        c.bad(f"{path}.endpoint", f"{endpoint} is IPv4 and network.listen ({net.listen}) a specific IPv6 "
+              "address: listen on [::] or an IPv4 address to reach it")
+        endpoint = None
+    prefixes: list[tuple[IPNetwork, str]] = []
+    for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
+        where = f"{path}.prefixes[{j}]"
+        pfx = _network(c, where, pre)
+        if pfx is None:
+            continue
+        mine = net.own_address_in(pfx)
+        if mine is not None:
+            c.bad(where, f"{pfx} contains this host's own address {mine}")
+            continue
+        prefixes.append((pfx, where))
+    if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
+        c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
+    key_file = c.string(p, path, "key_file")
+    key = _load_key(c, f"{path}.key_file", key_file, base_dir, key_reader) if key_file else None
+    if not net.insecure and key_file is None and net.key_file is None:
+        c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
+    failed = bool((key_file and key is None) or (not key_file and net.key_file and net.key is None))
+    return {"path": path, "name": pname, "endpoint": endpoint, "prefixes": prefixes, "key": key,
+            "key_file": key_file, "key_failed": failed}
+
+
+def first_overlaps(nets: list[IPNetwork]) -> dict[int, int]:
+    """For each network that overlaps one listed before it, the index of one it overlaps; O(n log n).
+
+    CIDR blocks either nest or are disjoint, so after sorting by start
+    (shorter prefix first) a block overlaps an earlier one exactly when it lies
+    inside a block still open on a stack of nested blocks.
+    """
+    order = sorted(range(len(nets)), key=lambda i: (nets[i].version, int(nets[i].network_address), nets[i].prefixlen))
+    out: dict[int, int] = {}
+    stack: list[int] = []  # indexes of nested blocks containing the current start
+    for i in order:
+        net = nets[i]
+        while stack and (nets[stack[-1]].version != net.version
+                         or int(nets[stack[-1]].broadcast_address) < int(net.network_address)):
+            stack.pop()
+        if stack:  # net lies inside every block on the stack: report the later one of a pair
+            j = min(stack)  # the first listed of the blocks containing it
+            a, b = (i, j) if i > j else (j, i)
+            out.setdefault(a, b)
+        stack.append(i)
+    return out
 
 
 def _routes_section(c: _Checker, top: dict, networks: list[IPNetwork]) -> list[MtuRoute]:
