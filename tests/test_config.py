@@ -576,3 +576,14 @@ def test_first_overlaps_matches_the_pairwise_oracle():
         oracle = {i for i in range(len(nets)) if any(nets[j].overlaps(nets[i]) for j in range(i))}
         assert set(got) == oracle, nets
         assert all(b < a and nets[a].overlaps(nets[b]) for a, b in got.items())
+
+
+def test_a_fifo_or_directory_is_refused_without_blocking(tmp_path):
+    from tunkit.config import load
+
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load(str(fifo))  # no writer: a plain open() would block here forever
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load(str(tmp_path))

@@ -63,6 +63,7 @@ import bisect
 import ipaddress
 import json
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
@@ -337,11 +338,19 @@ def load(path: str) -> Config:
     ``Config.warnings`` lists what is allowed but unsafe (a file others can write).
     """
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang a reload
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError("not a regular file", file=path)
+        with os.fdopen(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(f"larger than {MAX_FILE_BYTES} bytes; not a tunkit configuration", file=path)
     cfg = loads(raw, file=path)
