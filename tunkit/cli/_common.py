@@ -27,46 +27,26 @@ class UsageParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def parse_int(text: str | int, name: str, lo: int, hi: int) -> int:
-    """A strict integer in ``lo..hi``: ASCII digits with an optional ``-``, nothing else.
-
-    ``int()`` also takes full-width and other Unicode digits, ``+``, ``_`` and
-    surrounding spaces; these are refused here.  Raises ``ValueError`` naming
-    ``name``, the value and the range, e.g. ``--user 4294967295 is out of range 0..2147483647``.
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"{name} {text!r} is not an integer")
-    if isinstance(text, int):
-        value = text
-    else:
-        digits = text[1:] if text.startswith("-") else text
-        if not digits or not digits.isascii() or not digits.isdigit():
-            raise ValueError(f"{name} {text!r} is not an integer (ASCII digits only)")
-        value = int(text)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} {text} is out of range {lo}..{hi}")
-    return value
-
-
-def int_arg(name: str, lo: int, hi: int):
-    """An argparse ``type=`` for :func:`parse_int` (a bad value is a usage error, exit 1)."""
-
-    def convert(text: str) -> int:
-        try:
-            return parse_int(text, name, lo, hi)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = name
-    return convert
-
-
 class CliError(Exception):
     """A user-facing error: printed as ``tunkit: <message>``, exits with ``exit_code``."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def parse_int(text: str, name: str, lo: int, hi: int) -> int:
+    """``text`` as an integer in ``lo..hi`` (ASCII decimal, or hex with ``0x``); else a
+    usage error naming the value and the range, e.g. ``mtu '１２００' is not an integer in 0..4294967295``.
+
+    The one number parser of the command line: ``int()`` would also take
+    full-width and other Unicode digits, ``+``, ``_`` and spaces."""
+    t = text.lower()
+    base = 16 if t.startswith("0x") else 10
+    digits = t[2:] if base == 16 else t
+    if digits and all(c in "0123456789abcdef"[:base] for c in digits) and lo <= (value := int(digits, base)) <= hi:
+        return value
+    raise CliError(f"{name} {text!r} is not an integer in {lo}..{hi}")
 
 
 def add_json_flags(parser: argparse.ArgumentParser) -> None:

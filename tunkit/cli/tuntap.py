@@ -102,7 +102,7 @@ def resolve_id(value: str | None, kind: str) -> int | None:
     """
     if value is None:
         return None
-    if value.lstrip("-").isdigit() or value.lstrip("-").isdecimal():
+    if value[:1] in "-+" or value.isdecimal() or value.lower().startswith("0x"):  # a number, as ip takes it
         return parse_int(value, f"--{kind}", 0, MAX_ID)
     try:
         return pwd.getpwnam(value).pw_uid if kind == "user" else grp.getgrnam(value).gr_gid

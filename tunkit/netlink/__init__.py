@@ -19,6 +19,7 @@ from tunkit._lazy import lazy_exports
 _LAZY = {
     "Rtnl": "tunkit.netlink.client",
     "RtnlMonitor": "tunkit.netlink.client",
+    "LinkNotFound": "tunkit.netlink.client",
     "NetlinkSocket": "tunkit.netlink.socket",
     "LinkMessage": "tunkit.netlink.rtnl",
     "LinkInfo": "tunkit.netlink.rtnl",
