@@ -18,6 +18,14 @@ section, with the file's error wording, are kept together so that a new key
 is added in one place; the rules shared with the tunnel, the plan and key
 files live in those modules.)
 
+Adding a key: write it in the schema below and in the README's reference,
+read it in its section's validator (``_<section>_section``) with the
+``_Checker`` getters (type and range named in the message), carry it in the
+section's dataclass, show it in :func:`to_json`, and if it cannot change while
+running add it to :func:`tunkit.plan.plan_reload`'s fixed list.  A rule that
+relates peers or routes to each other goes in :func:`tunkit.spec.problems`,
+so that the tunnel enforces it too.
+
 Schema (every key optional unless marked required)::
 
     [device]
