@@ -13,7 +13,7 @@ tunnel runs: ``tunkit check``, ``tunkit up`` and a reload cannot disagree.
 Nothing is applied by this module.  Neighbours (re-exported here):
 :mod:`tunkit.plan` (the kernel routes a config implies, and the reload diff;
 pure) and :mod:`tunkit.keyfile` (key files and file-permission rules).
-(About 800 lines: the schema below, its typed result and one validator per
+(About 880 lines: the schema below, its typed result and one validator per
 section, with the file's error wording, are kept together so that a new key
 is added in one place; the rules shared with the tunnel, the plan and key
 files live in those modules.)
