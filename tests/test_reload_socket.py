@@ -2,8 +2,9 @@
 
 Each fake instance is a child interpreter that binds a status socket in a tmp dir, optionally drops to
 ``nobody`` (before or after binding), listens, and answers every connection with a status document
-claiming some pid.  A victim process (``sleep``) stands for the pid an attacker would want signalled;
-SIGHUP would end it, so "still running" means "not signalled".  Needs root (to become nobody).
+claiming some pid.  A victim process stands for the pid an attacker would want signalled; it blocks
+SIGHUP, so a signal sent to it stays pending in /proc/PID/status (no waiting, no race).  Needs root
+(to become nobody).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pathlib
 import pwd
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,12 +61,29 @@ def _reload(path):
                           capture_output=True, text=True, timeout=60)
 
 
+VICTIM = r"""
+import signal, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # a SIGHUP sent stays pending: visible in /proc
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
 @pytest.fixture
 def victim():
-    p = subprocess.Popen(["sleep", "60"])
+    """The pid an attacker wants signalled; SIGHUP is blocked there, so a signal sent shows as pending."""
+    p = subprocess.Popen([sys.executable, "-c", VICTIM], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
     yield p
     p.kill()
     p.wait(timeout=10)
+
+
+def _hup_pending(pid: int) -> bool:
+    """Whether SIGHUP is pending for ``pid`` (set by kill() before it returns: no waiting needed)."""
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(m & (1 << (1 - 1)) for m in masks)  # SIGHUP is signal 1
 
 
 @pytest.fixture
@@ -105,8 +122,7 @@ def test_reload_refuses_a_socket_it_cannot_trust_and_signals_nothing(public_tmp,
         out = _reload(path)
         assert out.returncode == 2, out
         assert "reload refused" in out.stderr and fragment in out.stderr and str(path.parent) in out.stderr, out.stderr
-        time.sleep(0.2)  # a signal sent would have ended the victim by now (generous: it is delivered at once)
-        assert victim.poll() is None and server.poll() is None
+        assert not _hup_pending(victim.pid) and victim.poll() is None and server.poll() is None
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -118,7 +134,7 @@ def test_reload_refuses_a_server_that_claims_another_pid(public_tmp, victim):
     try:
         out = _reload(path)
         assert out.returncode == 2 and f"says it is pid {victim.pid} but the kernel says pid {server.pid}" in out.stderr
-        assert victim.poll() is None and server.poll() is None
+        assert not _hup_pending(victim.pid) and server.poll() is None
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -131,7 +147,7 @@ def test_reload_signals_a_trusted_server(public_tmp, victim):
         out = _reload(path)
         assert out.returncode == 0 and f"pid {server.pid}" in out.stdout, out
         assert server.wait(timeout=10) == 7  # its SIGHUP handler ran
-        assert victim.poll() is None
+        assert not _hup_pending(victim.pid)
     finally:
         server.kill()
         server.wait(timeout=10)
