@@ -879,4 +879,5 @@ def to_json(cfg: Config) -> dict:
             for r in kernel_routes(cfg)
         ],
         "logging": {"level": cfg.log_level},
+        "warnings": list(cfg.warnings),
     }

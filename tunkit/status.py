@@ -16,6 +16,7 @@ one (counters added, per peer and per drop reason).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -23,6 +24,8 @@ import struct
 from collections.abc import Callable, Iterable
 
 DEFAULT_DIR = "/run/tunkit"
+
+log = logging.getLogger("tunkit.status")
 
 
 def socket_path(device: str, directory: str = DEFAULT_DIR) -> str:
@@ -36,7 +39,13 @@ class StatusServer:
     def __init__(self, path: str, provider: Callable[[], dict]) -> None:
         self.path = path
         self.provider = provider
-        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        st = os.stat(directory)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            log.warning("%s: others may write to the status socket's directory (mode %04o): they can replace "
+                        "the socket, and 'tunkit reload' will refuse it; use a directory only you can write",
+                        directory, stat.S_IMODE(st.st_mode))
         try:
             os.unlink(path)  # a stale socket from an instance that died
         except FileNotFoundError:  # the normal case
