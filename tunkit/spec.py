@@ -130,7 +130,9 @@ def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, ins
                 out.append((("peers", i, "key"), f"peer {spec.name}: no key (authentication is on; set a key "
                                                  "or insecure mode)"))
             elif not isinstance(spec.key, (bytes, bytearray)) or len(spec.key) != KEY_LEN:
-                what = f"a {len(spec.key)}-byte key" if isinstance(spec.key, (bytes, bytearray)) else repr(spec.key)
+                # the length or the type, never the value: this message is logged
+                what = (f"a {len(spec.key)}-byte key" if isinstance(spec.key, (bytes, bytearray))
+                        else f"a key of type {type(spec.key).__name__}")
                 out.append((("peers", i, "key"), f"peer {spec.name}: {what}; keys are {KEY_LEN} bytes (a key file "
                                                  "holds base64: read it with tunkit.config.read_key_file)"))
         addr = None
