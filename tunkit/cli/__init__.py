@@ -18,7 +18,7 @@ import importlib
 import sys
 
 from tunkit import __version__
-from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError
+from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, UsageParser
 
 # Subcommand groups, in the order --help lists them: (module under tunkit.cli).
 COMMAND_MODULES: list[str] = [
@@ -37,7 +37,7 @@ exit status: 0 success, 1 bad usage or input, 2 refused by the kernel/system,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(  # usage errors exit 1 here and in every subcommand (argparse's default is 2)
         prog="tunkit",
         description="Linux TUN/TAP devices, rtnetlink configuration and an overlay tunnel, in pure Python.",
         epilog=EPILOG,
@@ -57,9 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) or a usage error (1, see UsageParser)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
+        parser.print_usage(sys.stderr)
+        print("tunkit: error: a command is required (tunkit --help lists them)", file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "global_json", False) and hasattr(args, "json"):
         args.json = True
