@@ -40,6 +40,8 @@ EXPECT = {
     "docs/trie.md#0": [re.escape("['0.0.0.0/0', '192.0.2.0/24', '198.51.100.0/24', '2001:db8::/32']")],
     "docs/tunnel.md#0": ["45" + "0" * 38, r"replay: sender 0 counter \d+ already seen or too old"],
     "docs/tunnel.md#1": ["32 tunkit0"],
+    "docs/wireguard.md#0": ["44", "None", "True True True", re.escape("64 ('192.0.2.1', 51820)"),
+                            re.escape("b'world'"), "None 1", re.escape("['handshake_complete']")],
 }
 
 CANNOT_RUN: dict[str, str] = {}  # snippet id -> why it cannot run as a test
