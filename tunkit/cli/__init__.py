@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from tunkit import __version__
-from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, HelpFormatter
+from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, HelpFormatter, UsageParser
 
 # Subcommand groups, in the order --help lists them: (module under tunkit.cli).
 COMMAND_MODULES: list[str] = [
@@ -84,7 +84,7 @@ class _OnlyCommand:
 def build_parser(modules: list[str] | None = None, *, command: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser with the commands of ``modules`` (default: every module, in --help order);
     with ``command``, only that command's parser is built (what ``main`` does to start fast)."""
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(  # usage errors exit 1 here and in every subcommand (argparse's default is 2)
         prog="tunkit",
         description="Linux TUN/TAP devices, rtnetlink configuration and an overlay tunnel, in pure Python.",
         epilog=EPILOG,
@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     word = command_word(argv)
     parser = build_parser() if word is None else build_parser([COMMAND_WORDS[word]], command=word)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) or a usage error (1, see UsageParser)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
+        parser.print_usage(sys.stderr)
+        print("tunkit: error: a command is required (tunkit --help lists them)", file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "global_json", False) and hasattr(args, "json"):
         args.json = True

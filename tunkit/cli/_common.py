@@ -13,12 +13,40 @@ EXIT_SYSTEM = 2
 EXIT_INTERRUPTED = 130
 
 
+class UsageParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with tunkit's exit status: a usage error exits 1, not 2.
+
+    The one mechanism for every command: :func:`tunkit.cli.build_parser` makes
+    the top parser one of these, and argparse gives every subparser (and their
+    subparsers) the class of its parent.  The message names the command:
+    ``tunkit tuntap add: error: the following arguments are required: NAME``.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 class CliError(Exception):
     """A user-facing error: printed as ``tunkit: <message>``, exits with ``exit_code``."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def parse_int(text: str, name: str, lo: int, hi: int) -> int:
+    """``text`` as an integer in ``lo..hi`` (ASCII decimal, or hex with ``0x``); else a
+    usage error naming the value and the range, e.g. ``mtu '１２００' is not an integer in 0..4294967295``.
+
+    The one number parser of the command line: ``int()`` would also take
+    full-width and other Unicode digits, ``+``, ``_`` and spaces."""
+    t = text.lower()
+    base = 16 if t.startswith("0x") else 10
+    digits = t[2:] if base == 16 else t
+    if digits and all(c in "0123456789abcdef"[:base] for c in digits) and lo <= (value := int(digits, base)) <= hi:
+        return value
+    raise CliError(f"{name} {text!r} is not an integer in {lo}..{hi}")
 
 
 def add_json_flags(parser: argparse.ArgumentParser) -> None:

@@ -5,18 +5,26 @@ dev tk0 metric 10 mtu 1400``.  ``-j`` prints the JSON ``ip -j`` prints (same
 keys: ``metric`` is the route priority, ``metrics`` the list of RTAX values,
 ``nexthops`` for multipath).  ``tunkit monitor -j`` prints one JSON object
 per event, which ``ip monitor`` cannot do.  Kernel errors print the
-kernel's extended-ack text and exit 2; usage errors exit 1.
+kernel's extended-ack text and exit 2; usage errors exit 1, and so does a
+device that does not exist (``route add: device "tk9" does not exist``, as
+``ip`` exits 1 with ``Cannot find device``).  Numbers are ASCII decimal or
+``0x`` hex within the field's range (``weight`` 1..256; ``mtu``, ``table``,
+``metric``, lifetimes 0..4294967295), and a refusal names the value and
+the range.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import sys
 from typing import Any, Callable
 
-from tunkit.cli._common import CliError, add_json_flags, emit_json, subparser
+from tunkit.cli._common import CliError, add_json_flags, emit_json, parse_int, subparser
+
+U32 = 0xFFFFFFFF
 
 # ---------------------------------------------------------------------------
 # names iproute2 uses (kept here, not in the codec: they are presentation)
@@ -42,15 +50,15 @@ def _u():
     return _uapi
 
 
-def _lookup(value: str, names: dict[int, str], what: str) -> int:
-    """A number, or a name from ``names`` (iproute2 tables), as an int."""
+def _lookup(value: str, names: dict[int, str], what: str, hi: int = 0xFF) -> int:
+    """A name from ``names`` (iproute2 tables) or a number in 0..hi, as an int."""
     for k, v in names.items():
         if v == value:
             return k
     try:
-        return int(value, 0)
-    except ValueError:
-        raise CliError(f"{what} {value!r}: want a number or one of {', '.join(names.values())}") from None
+        return parse_int(value, what, 0, hi)
+    except CliError:
+        raise CliError(f"{what} {value!r}: want one of {', '.join(names.values())} or an integer in 0..{hi}") from None
 
 
 def _name(value: int, names: dict[int, str]) -> str:
@@ -264,12 +272,9 @@ class Words:
             raise CliError(f"{self.what}: '{key}' needs a value")
         return self.words.pop(0)
 
-    def number(self, key: str) -> int:
-        v = self.value(key)
-        try:
-            return int(v, 0)
-        except ValueError:
-            raise CliError(f"{self.what}: {key} {v!r} is not a number") from None
+    def number(self, key: str, lo: int = 0, hi: int = U32) -> int:
+        """The next word as an integer in lo..hi (default: a u32, as ip's get_unsigned)."""
+        return parse_int(self.value(key), f"{self.what}: {key}", lo, hi)
 
     def parse(self, grammar: dict[str, tuple[str, Any]]) -> dict[str, Any]:
         """Consume every word by ``grammar``: word -> (keyword, how), where how is
@@ -292,10 +297,21 @@ class Words:
         return kw
 
 
-def _rtnl():
-    from tunkit.netlink.client import Rtnl
+@contextlib.contextmanager
+def _rtnl(what: str):
+    """An Rtnl for command ``what``: a device that does not exist, or a value the
+    client refuses, is bad input (exit 1, as ip), named with the command."""
+    from tunkit.netlink.client import LinkNotFound, Rtnl
 
-    return Rtnl()
+    with Rtnl() as rt:
+        try:
+            yield rt
+        except LinkNotFound as e:
+            raise CliError(str(e), 1) from None
+        except ValueError as e:
+            if isinstance(e, CliError) or str(e).startswith(what):
+                raise
+            raise CliError(f"{what}: {e}", 1) from None
 
 
 def _family(args) -> int:
@@ -347,7 +363,7 @@ def _link_text(j: dict[str, Any]) -> str:
 
 
 def cmd_link_show(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("link show") as rt:
         links = rt.links()
         names = {l.index: l.ifname for l in links}
         if args.dev:
@@ -371,7 +387,7 @@ def cmd_link_set(args) -> int:
     if not kw:
         raise CliError("link set: nothing to change (up, down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns PATH|PID)")
     try:
-        with _rtnl() as rt:
+        with _rtnl("link set") as rt:
             rt.set_link(args.dev, **kw)
     finally:
         if "netns" in kw:
@@ -384,7 +400,7 @@ def cmd_link_set(args) -> int:
 def _open_netns(ref: str) -> int:
     import os
 
-    path = f"/proc/{ref}/ns/net" if ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
+    path = f"/proc/{ref}/ns/net" if ref.isascii() and ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -403,7 +419,7 @@ LINK_ADD_GRAMMAR: dict[str, tuple[str, Any]] = {"type": ("kind", str), "peer": (
 def cmd_link_add(args) -> int:
     kw = Words(args.words, "link add").parse(LINK_ADD_GRAMMAR)
     kind, peer, mtu = kw.get("kind"), kw.get("peer"), kw.get("mtu")
-    with _rtnl() as rt:
+    with _rtnl("link add") as rt:
         if kind == "veth":
             if peer is None:
                 raise CliError("link add: type veth needs 'peer name NAME'")
@@ -416,7 +432,7 @@ def cmd_link_add(args) -> int:
 
 
 def cmd_link_del(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("link del") as rt:
         rt.delete_link(args.dev)
     return 0
 
@@ -437,7 +453,7 @@ def _addr_text(j: dict[str, Any]) -> str:
 
 
 def cmd_addr_show(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("addr show") as rt:
         links = rt.links()
         names = {l.index: l.ifname for l in links}
         addrs = rt.addresses(args.dev, family=_family(args)) if args.dev else rt.addresses(family=_family(args))
@@ -453,21 +469,14 @@ def cmd_addr_show(args) -> int:
 
 def _lifetime(w: Words, word: str) -> int:
     v = w.value(word)
-    return 0xFFFFFFFF if v == "forever" else _int(w, word, v)
-
-
-def _int(w: Words, word: str, v: str) -> int:
-    try:
-        return int(v, 0)
-    except ValueError:
-        raise CliError(f"{w.what}: {word} {v!r} is not a number") from None
+    return U32 if v == "forever" else parse_int(v, f"{w.what}: {word}", 0, U32)
 
 
 _ADDR_FLAG_WORDS = {"nodad": 0x02, "noprefixroute": 0x200, "home": 0x10, "mngtmpaddr": 0x100, "autojoin": 0x400}
 ADDR_GRAMMAR: dict[str, tuple[str, Any]] = {
     "dev": ("dev", str), "peer": ("peer", str), "broadcast": ("broadcast", str), "brd": ("broadcast", str),
     "label": ("label", str), "metric": ("metric", int),
-    "scope": ("scope", lambda w, word: _lookup(w.value(word), _u().RT_SCOPE_NAMES, "scope")),
+    "scope": ("scope", lambda w, word: _lookup(w.value(word), _u().RT_SCOPE_NAMES, f"{w.what}: scope")),
     "valid_lft": ("valid_lft", _lifetime), "preferred_lft": ("preferred_lft", _lifetime),
     **{name: (f"flag_{name}", bit) for name, bit in _ADDR_FLAG_WORDS.items()},
 }
@@ -483,7 +492,7 @@ def cmd_addr_change(args) -> int:
         iface = ipaddress.ip_interface(args.address)
     except ValueError as e:
         raise CliError(f"addr {args.verb}: {e}") from None
-    with _rtnl() as rt:
+    with _rtnl(f"addr {args.verb}") as rt:
         if args.verb == "del":
             rt.delete_address(dev, iface)
         elif args.verb == "replace":
@@ -516,7 +525,7 @@ def _parse_route(w: Words) -> dict[str, Any]:
         elif word in ("dev", "oif"):
             target["dev"] = w.value(word)
         elif word == "weight":
-            target["weight"] = w.number(word)
+            target["weight"] = w.number(word, 1, 256)
         elif word == "onlink":
             target["onlink"] = True
         elif word == "src":
@@ -527,28 +536,25 @@ def _parse_route(w: Words) -> dict[str, Any]:
             kw["metric"] = w.number(word)
         elif word == "table":
             v = w.value(word)
-            kw["table"] = _lookup(v, u.RT_TABLE_NAMES, "table")
+            kw["table"] = _lookup(v, u.RT_TABLE_NAMES, f"{w.what}: table", U32)
         elif word == "scope":
-            kw["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "scope")
+            kw["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, f"{w.what}: scope")
         elif word in ("proto", "protocol"):
-            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "proto")
+            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, f"{w.what}: proto")
         elif word in ("mtu", "advmss"):
             v = w.value(word)
             if v == "lock":
                 kw["lock"].append(word)
                 v = w.value(word)
-            try:
-                kw[word] = int(v, 0)
-            except ValueError:
-                raise CliError(f"route: {word} {v!r} is not a number") from None
+            kw[word] = parse_int(v, f"{w.what}: {word}", 0, U32)
         elif word == "pref":
-            kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, "pref")
+            kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, f"{w.what}: pref")
         elif word == "expires":
             kw["expires"] = w.number(word)
         elif word == "type" or word in _RTN_NAMES[1:]:
             name = w.value(word) if word == "type" else word
             if name not in _RTN_NAMES:
-                raise CliError(f"route: unknown type {name!r}")
+                raise CliError(f"{w.what}: type {name!r}: want one of {', '.join(_RTN_NAMES)}")
             kw["type"] = _RTN_NAMES.index(name)
             if word != "type" and w.peek() and not kw.get("_dst_set"):
                 kw["dst"] = w.next()
@@ -557,7 +563,7 @@ def _parse_route(w: Words) -> dict[str, Any]:
             kw["dst"] = word
             kw["_dst_set"] = True
         else:
-            raise CliError(f"route: unknown argument {word!r}")
+            raise CliError(f"{w.what}: unknown argument {word!r}")
     kw.pop("_dst_set", None)
     if hops:
         kw["nexthops"] = hops
@@ -571,7 +577,7 @@ def cmd_route_change(args) -> int:
         raise CliError(f"route {args.verb}: a destination (PREFIX or 'default') is required")
     verb = {"del": "delete"}.get(args.verb, args.verb)
     family = _family(args) or None
-    with _rtnl() as rt:
+    with _rtnl(f"route {args.verb}") as rt:
         try:
             msg = rt.route_message(dst, verb=verb, family=family, **kw)
         except ValueError as e:
@@ -589,7 +595,7 @@ def cmd_route_show(args) -> int:
         word = w.next()
         if word == "table":
             v = w.value(word)
-            table = None if v == "all" else _lookup(v, u.RT_TABLE_NAMES, "table")
+            table = None if v == "all" else _lookup(v, u.RT_TABLE_NAMES, "route show: table", U32)
         elif word == "dev":
             dev = w.value(word)
         else:
@@ -597,7 +603,7 @@ def cmd_route_show(args) -> int:
     family = _family(args)
     if not family and table is not None:
         family = u.AF_INET  # like ip: IPv4 unless -6, or 'table all' (every family)
-    with _rtnl() as rt:
+    with _rtnl("route show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
         routes = rt.routes(family=family, table=table, link=dev)
         shown = [route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN) for r in routes]
@@ -616,7 +622,7 @@ def cmd_route_get(args) -> int:
         ipaddress.ip_address(args.address)
     except ValueError as e:
         raise CliError(f"route get: {e}") from None
-    with _rtnl() as rt:
+    with _rtnl("route get") as rt:
         r = rt.get_route(args.address, **kw)
         names = {l.index: l.ifname for l in rt.links()}
         return _show(args, [route_json(r, names, get=not kw.get("fibmatch"))], route_text)
@@ -669,7 +675,7 @@ def cmd_monitor(args) -> int:
 
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     count = 0
-    with _rtnl() as rt, rt.monitor(objects, initial=True) as mon:
+    with _rtnl("monitor") as rt, rt.monitor(objects, initial=True) as mon:
         names = {l.index: l.ifname for l in rt.links()}
         while deadline is None or time.monotonic() < deadline:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -712,7 +718,10 @@ examples:
 ROUTE_EPILOG = """\
 'metric' is the route's priority; 'mtu', 'advmss' (optionally 'lock'ed) go
 into its metrics, as with ip.  -j prints ip's JSON: "metric" and
-"metrics":[{"mtu":..,"advmss":..}] are two different things.
+"metrics":[{"mtu":..,"advmss":..}] are two different things.  Numbers are
+ASCII decimal or 0x hex: weight 1..256; mtu, advmss, metric, table 0..4294967295;
+proto, scope, pref and type also take iproute2's names.  A device that does
+not exist is bad input (exit 1).
 
 examples:
   tunkit route add 198.51.100.0/24 via 192.0.2.2 dev tk0 metric 10 mtu 1400 advmss 1360
@@ -738,6 +747,30 @@ examples:
   tunkit monitor route -j              routes only, JSON lines
   tunkit monitor link --count 1        exit after the first event
 """
+
+
+def _arg_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type`` with parse_int's rules (argparse reports the error, exit 1)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_int(text, name, lo, hi)
+        except CliError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def _arg_seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1e9:
+        raise argparse.ArgumentTypeError(f"--timeout {text!r} is not a number of seconds in 0..1e9")
+    return value
 
 
 def _family_flags(p: argparse.ArgumentParser) -> None:
@@ -798,12 +831,11 @@ def _register(sub) -> None:
         q.add_argument("words", nargs=argparse.REMAINDER)
         q.set_defaults(func=cmd_addr_change, verb=verb)
     q = _subparser(asub, "show", "list addresses per link", epilog=ADDR_EPILOG)
-    q.add_argument("dev", nargs="?", help="'dev DEV' or DEV")
-    q.add_argument("dev2", nargs="?", help=argparse.SUPPRESS)
+    q.add_argument("words", nargs=argparse.REMAINDER, metavar="[dev] DEV", help="only this link")
     _family_flags(q)
     add_json_flags(q)
     q.set_defaults(func=_addr_show_entry)
-    p.set_defaults(func=_addr_show_entry, dev=None, dev2=None, json=False, pretty=False, ipv4=False, ipv6=False)
+    p.set_defaults(func=_addr_show_entry, words=[], json=False, pretty=False, ipv4=False, ipv6=False)
 
     # route
     p = _subparser(sub, "route", "show and change routes (like 'ip route')", epilog=ROUTE_EPILOG)
@@ -830,16 +862,21 @@ def _register(sub) -> None:
     p = _subparser(sub, "monitor", "print link/address/route events as they happen (-j: JSON lines)", epilog=MONITOR_EPILOG)
     p.add_argument("objects", nargs="*", metavar="OBJECT", help="link, addr, route or all (default: all)")
     p.add_argument("-j", "--json", action="store_true", help="one JSON object per event")
-    p.add_argument("--count", type=int, default=0, help="exit after N events")
-    p.add_argument("--timeout", type=float, default=None, help="exit after SECONDS")
+    p.add_argument("--count", type=_arg_int("--count", 0, 2**31 - 1), default=0, help="exit after N events")
+    p.add_argument("--timeout", type=_arg_seconds, default=None, help="exit after SECONDS")
     p.set_defaults(func=cmd_monitor)
 
 
 def _addr_show_entry(args) -> int:
-    if args.dev == "dev":
-        args.dev = args.dev2
-    elif args.dev2 is not None:
-        raise CliError(f"addr show: unexpected argument {args.dev2!r}")
+    w = Words(args.words, "addr show", args)
+    args.dev = None
+    if w.peek() == "dev":
+        w.next()
+        args.dev = w.value("dev")
+    elif w:
+        args.dev = w.next()
+    if w:
+        raise CliError(f"addr show: unexpected argument {w.peek()!r}")
     return cmd_addr_show(args)
 
 

@@ -19,6 +19,13 @@ request), each where the kernel supports it.
 Every reply is checked against this socket's port id and matched to its
 request by sequence number, as :func:`tunkit.netlink.message.validate` does;
 replies to older requests (e.g. one abandoned after an exception) are skipped.
+
+Thread safety: :meth:`~NetlinkSocket.request`, :meth:`~NetlinkSocket.dump`
+and :meth:`~NetlinkSocket.pipeline` each hold the socket's lock for their
+whole exchange (send, then every reply up to the ack or DONE), so threads
+sharing one socket take turns and never read each other's replies or
+buffer.  The raw :meth:`~NetlinkSocket.send`/:meth:`~NetlinkSocket.recv`
+are for a single reader (a monitor socket).
 Set ``NLDEBUG=1`` in the environment to trace messages on stderr.
 """
 
@@ -30,6 +37,7 @@ import os
 import _socket  # the C module: socket.py (with selectors and its enums) costs ~2 ms at start-up
 import struct
 import sys
+import threading
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from tunkit._uapi import (
@@ -155,6 +163,7 @@ class NetlinkSocket(Closing):
         self._seq = 0
         self._buf = bytearray(64 * 1024)
         self._scratch = bytearray(16)
+        self._lock = threading.RLock()  # one request/response exchange at a time (see the module docstring)
 
     # -- plumbing -----------------------------------------------------------
     def fileno(self) -> int:
@@ -224,6 +233,10 @@ class NetlinkSocket(Closing):
         non-multipart reply (or the end of a multipart one).  An error ack
         raises :class:`NetlinkError` with ``op`` and ``obj`` in its text.
         """
+        with self._lock:
+            return self._request(msg_type, flags, payload, op, obj)
+
+    def _request(self, msg_type: int, flags: int, payload: bytes, op: str, obj: str) -> list[Message]:
         seq, data = self._message(msg_type, flags, payload)
         self.send(data)
         reply = Reply(seq, flags, op, obj)
@@ -259,7 +272,8 @@ class NetlinkSocket(Closing):
         if paused:
             gc.disable()
         try:
-            return self._dump(msg_type, payload, decode, op, obj, retries)
+            with self._lock:
+                return self._dump(msg_type, payload, decode, op, obj, retries)
         finally:
             if paused:
                 gc.enable()
@@ -323,6 +337,10 @@ class NetlinkSocket(Closing):
         receive buffer.  Returns ``(index, ack)`` for each failed request, in
         order (empty: all succeeded).
         """
+        with self._lock:
+            return self._pipeline(requests, window, max_bytes)
+
+    def _pipeline(self, requests: Iterable[tuple[int, int, bytes]], window: int, max_bytes: int) -> list[tuple[int, Ack]]:
         failures: list[tuple[int, Ack]] = []
         index = 0
         for first_seq, last_seq, count, data in self.batches(requests, window=window, max_bytes=max_bytes):
