@@ -40,6 +40,11 @@ EXPECT = {
     "docs/trie.md#0": [re.escape("['0.0.0.0/0', '192.0.2.0/24', '198.51.100.0/24', '2001:db8::/32']")],
     "docs/tunnel.md#0": ["45" + "0" * 38, r"replay: sender 0 counter \d+ already seen or too old"],
     "docs/tunnel.md#1": ["32 tunkit0"],
+    "docs/asyncio.md#0": [re.escape("['lo', 'tk0', 'tk1'] 100"),
+                          re.escape("route add 198.18.7.0/24 dev tk0 metric 10: File exists")],
+    "docs/asyncio.md#1": ["changed tk1 1300", "monitor closed"],
+    "docs/asyncio.md#2": [re.escape("33 b'hello'"), "33"],
+    "docs/netns.md#0": ["True", re.escape("['192.0.2.1']"), "1500", "False"],
     "docs/wireguard.md#0": ["44", "None", "True True True", re.escape("64 ('192.0.2.1', 51820)"),
                             re.escape("b'world'"), "None 1", re.escape("['handshake_complete']")],
 }
@@ -66,9 +71,17 @@ def test_pure_snippet_runs_anywhere(sid, code):
     _run_and_check(sid, code)
 
 
+def _own_namespace(code: str) -> bool:
+    """The snippet configures only a namespace it makes: an anonymous NetNS it enters or hands to a
+    client (``netns=ns``), or a named one it adds, uses by name and deletes."""
+    anonymous = "NetNS(" in code and ("ns.entered()" in code or "netns=ns" in code)
+    named = "netns.add(" in code and "netns.delete(" in code and "netns=name" in code
+    return anonymous or named
+
+
 @pytest.mark.parametrize("sid,code", _PRIV, ids=[s[0] for s in _PRIV])
 def test_privileged_snippet_runs_in_a_namespace_of_its_own(sid, code, netns):
-    assert "NetNS(" in code and "ns.entered()" in code, f"{sid} would configure the namespace it runs in"
+    assert _own_namespace(code), f"{sid} would configure the namespace it runs in"
     _run_and_check(sid, code)  # started from this thread: inside the test's namespace, and makes its own
 
 
