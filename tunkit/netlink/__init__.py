@@ -56,6 +56,7 @@ __all__ = sorted(_LAZY)
 # tests/test_public_api.py checks that these names and modules equal _LAZY's.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tunkit.netlink.aio import AsyncMonitor as AsyncMonitor, AsyncRtnl as AsyncRtnl
     from tunkit.netlink.attr import Attr as Attr, AttrDecoder as AttrDecoder, AttrEncoder as AttrEncoder
     from tunkit.netlink.client import LinkNotFound as LinkNotFound, Rtnl as Rtnl, RtnlMonitor as RtnlMonitor
     from tunkit.netlink.events import (
