@@ -59,7 +59,7 @@ def test_link_show_path_does_not_import_what_it_does_not_need():
         "heavy = ('tunkit.device', 'tunkit.netlink.events', 'tunkit.netlink.aio', 'tunkit.netns', 'tunkit.tunnel',\n"
         "         'tunkit.node', 'tunkit.config', 'tunkit.offload', 'tunkit.trie', 'tunkit.cli.up', 'tunkit.cli.demo',\n"
         "         'tunkit.cli.tuntap', 'tunkit.cli.keys', 'tunkit.cli.status', 'tunkit.cli.netns', 'logging',\n"
-        "         'signal', 'shutil', 'socket', 'selectors', 'ctypes', 'subprocess', 'asyncio')\n"
+        "         'signal', 'shutil', 'socket', 'selectors', 'ctypes', 'subprocess', 'asyncio', 'threading')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -37,7 +37,7 @@ import os
 import _socket  # the C module: socket.py (with selectors and its enums) costs ~2 ms at start-up
 import struct
 import sys
-import threading
+from _thread import RLock  # threading's RLock itself; threading.py is start-up cost `link show` need not pay
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from tunkit._uapi import (
@@ -163,7 +163,7 @@ class NetlinkSocket(Closing):
         self._seq = 0
         self._buf = bytearray(64 * 1024)
         self._scratch = bytearray(16)
-        self._lock = threading.RLock()  # one request/response exchange at a time (see the module docstring)
+        self._lock = RLock()  # one request/response exchange at a time (see the module docstring)
 
     # -- plumbing -----------------------------------------------------------
     def fileno(self) -> int:
