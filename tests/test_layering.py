@@ -39,6 +39,8 @@ PURE_MODULES = [
     "tunkit.wireguard.peer",
     "tunkit.wireguard.handshake",
     "tunkit.wireguard.engine",
+    "tunkit.wireguard.train",
+    "tunkit.wireguard.extension",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 
