@@ -59,8 +59,8 @@ ENGINE_PENDING_BYTES = 16 * 1024 * 1024   # unauthenticated bytes over all peers
 OFFER_ATTEMPTS = 3          # offers per session to a peer that has not answered (a WireGuard peer never does)
 OFFER_RETRY = 1.0           # seconds between them (times the attempt number)
 MAX_DELIVERED = 4096        # super-packets queued for pop_super_packets()
-_U16 = struct.Struct("<H")  # the fragment index field
 _IP16 = struct.Struct("!H")  # IPv4 total length / IPv6 payload length
+_INDEXES = bytes(range(128))  # the low index bytes of a whole train (the high bytes are 0: count <= 128)
 
 
 class SuperPacket(NamedTuple):
@@ -267,13 +267,14 @@ class ExtensionMixin:
         src = offset + FRAGMENT_HEADER_SIZE
         for i in range(count - 1, 0, -1):   # the last first: every move goes forward into free space
             size = shape.last if i == count - 1 else chunk
-            h = offset + i * seg
-            d = h + FRAGMENT_HEADER_SIZE
+            d = offset + i * seg + FRAGMENT_HEADER_SIZE
             s = src + i * chunk
             mv[d:d + size] = mv[s:s + size]
-            mv[h:h + FRAGMENT_HEADER_SIZE] = h0
-            _U16.pack_into(buf, h + 16, i)
-        mv[offset:offset + FRAGMENT_HEADER_SIZE] = h0
+        # the headers: one strided write per header byte (not one per fragment); then the indexes
+        end = offset + (count - 1) * seg + 1
+        for k in range(FRAGMENT_HEADER_SIZE):
+            mv[offset + k:end + k:seg] = h0[k:k + 1] * count
+        mv[offset + 16:end + 16:seg] = _INDEXES[:count]
         # the same bookkeeping a data message gets (_seal_with)
         peer.tx_bytes += shape.wire_size
         peer.t_keepalive = None
@@ -364,11 +365,19 @@ class ExtensionMixin:
         if segment <= 0 or segment > n:
             segment = n
         out: list = []
-        for off in range(0, n, segment):
+        off = 0
+        while off < n:
             d = mv[off:off + segment]
             if len(d) >= 4 and d[0] in EXT_TYPES:
+                if d[0] == MSG_EXT_TRAIN and d[16] == 0 and d[17] == 0:
+                    took = self._train_block(mv, off, n, segment, addr, now, out)
+                    if took:
+                        off += took
+                        continue
                 self._ext_receive(d, len(d), addr, now, out)
+                off += segment
                 continue
+            off += segment
             p = self.receive(d, addr, now)
             if p is not None:
                 out.append(SuperPacket(p, None))
@@ -401,6 +410,46 @@ class ExtensionMixin:
         tr = self._train_add(peer, kp, counter, index, shape, data, n, now)
         if tr is not None:
             self._train_open(peer, kp, tr, addr, now, out)
+
+    def _train_block(self, mv, off: int, n: int, segment: int, addr, now: float, out) -> int:
+        """A whole train, in order, at ``mv[off:]`` of a GRO block: checked and opened at once.
+
+        Only when nothing of it is held yet and every fragment is there; the
+        headers are compared with strided slices (one per header byte, not one
+        per fragment).  Returns the bytes it took, or 0 to let the
+        per-fragment path handle them (which counts whatever is wrong).
+        """
+        try:
+            receiver, counter, index, shape = parse_fragment(mv[off:off + segment], min(segment, n - off))
+        except DecodeError:
+            return 0
+        count, seg = shape.count, FRAGMENT_HEADER_SIZE + shape.chunk
+        size = shape.wire_size
+        if count < 2 or seg != segment or off + size > n:
+            return 0
+        kp = self._index.get(receiver)
+        if (type(kp) is not Keypair or now - kp.created >= REJECT_AFTER_TIME or kp.ext is None or not kp.ext.offers
+                or not fresh(kp.replay, counter) or (kp.local_index, counter, shape) in kp.peer.trains):
+            return 0
+        end = off + (count - 1) * seg + 1
+        head = mv[off:off + FRAGMENT_HEADER_SIZE].tobytes()
+        for k in range(FRAGMENT_HEADER_SIZE):
+            if k == 16:
+                if mv[off + 16:end + 16:seg] != _INDEXES[:count]:
+                    return 0
+            elif mv[off + k:end + k:seg] != head[k:k + 1] * count:
+                return 0
+        body = bytearray((count - 1) * shape.chunk + shape.last)
+        chunk = shape.chunk
+        src = off + FRAGMENT_HEADER_SIZE
+        for i in range(count - 1):
+            body[i * chunk:(i + 1) * chunk] = mv[src:src + chunk]
+            src += seg
+        body[(count - 1) * chunk:] = mv[src:src + shape.last]
+        tr = Train(kp, counter, shape, now)
+        tr.body = body
+        self._train_open(kp.peer, kp, tr, addr, now, out)
+        return size
 
     def _ext_control(self, data, n: int, addr, now: float) -> None:
         if n != CONTROL_SIZE:
