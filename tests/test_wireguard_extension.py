@@ -566,3 +566,26 @@ def test_shape_and_fragment_header_round_trip():
         tr.shape_for(65564, 1452)
     with pytest.raises(ValueError):
         tr.shape_for(5000, 500)
+
+
+def test_a_gro_block_with_an_injected_fragment_falls_back_to_per_fragment_reassembly():
+    link = negotiated()
+    rng = random.Random(22)
+    pkt, dg = legit_train(link)
+    block = b"".join(dg[:4] + [forge(dg[4], rng)] + dg[4:])   # an injected copy breaks the in-order run
+    got = link.b.receive_block(bytearray(block), len(dg[0]), ADDR_A, link.now)
+    assert [bytes(sp.packet) for sp in got] == [pkt]
+    assert link.b.ext_drops["train_conflict"] == 1 and link.pb.train_bytes == 0
+
+
+def test_a_forged_whole_train_block_before_the_real_one_is_dropped_and_holds_nothing():
+    link = negotiated()
+    rng = random.Random(23)
+    pkt, dg = legit_train(link)
+    forged = b"".join(forge(d, rng) for d in dg)
+    assert link.b.receive_block(bytearray(forged), len(dg[0]), ADDR_A, link.now) == []
+    assert link.b.ext_drops["train_decrypt"] == 1 and link.pb.train_bytes == 0 and not link.pb.trains
+    got = link.b.receive_block(bytearray(b"".join(dg)), len(dg[0]), ADDR_A, link.now)
+    assert [bytes(sp.packet) for sp in got] == [pkt]
+    assert link.b.receive_block(bytearray(b"".join(dg)), len(dg[0]), ADDR_A, link.now) == []   # replayed block
+    assert link.b.ext_drops["train_replayed"] == len(dg)

@@ -440,14 +440,15 @@ class ExtensionMixin:
             elif mv[off + k:end + k:seg] != head[k:k + 1] * count:
                 return 0
         body = bytearray((count - 1) * shape.chunk + shape.last)
+        dst = memoryview(body)   # a memoryview target copies straight (a bytearray slice copies via a temporary)
         chunk = shape.chunk
         src = off + FRAGMENT_HEADER_SIZE
         for i in range(count - 1):
-            body[i * chunk:(i + 1) * chunk] = mv[src:src + chunk]
+            dst[i * chunk:(i + 1) * chunk] = mv[src:src + chunk]
             src += seg
-        body[(count - 1) * chunk:] = mv[src:src + shape.last]
-        tr = Train(kp, counter, shape, now)
-        tr.body = body
+        dst[(count - 1) * chunk:] = mv[src:src + shape.last]
+        dst.release()
+        tr = Train(kp, counter, shape, now, body)
         self._train_open(kp.peer, kp, tr, addr, now, out)
         return size
 

@@ -218,11 +218,11 @@ class Train:
 
     __slots__ = ("kp", "counter", "shape", "body", "alt", "have", "filled", "deadline")
 
-    def __init__(self, kp, counter: int, shape: Shape, deadline: float) -> None:
+    def __init__(self, kp, counter: int, shape: Shape, deadline: float, body: bytearray | None = None) -> None:
         self.kp = kp
         self.counter = counter
         self.shape = shape
-        self.body = bytearray((shape.count - 1) * shape.chunk + shape.last)
+        self.body = bytearray((shape.count - 1) * shape.chunk + shape.last) if body is None else body
         self.alt: bytearray | None = None
         self.have = 0        # bit i: fragment i arrived
         self.filled = 0
