@@ -4,7 +4,7 @@ Pure engine API, two engines in memory (no sockets, no namespaces).  Prints,
 for each way, the microseconds per super-packet (seal + open, both sides'
 CPU on one core) and what that is per GB of inner traffic, best of --rounds.
 
-    python3 bench/bench_train.py [--rounds 7] [--iterations 300] [--size 64000]
+    python3 bench/bench_train.py [--rounds 7] [--iterations 300] [--size 64000] [--mss 1380]
 
 Ways:
   train          seal_super_into on a negotiated peer + receive_block of the train (one AEAD each way)
@@ -95,11 +95,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--size", type=int, default=64000, help="inner super-packet size in bytes (<= 65535)")
+    ap.add_argument("--mss", type=int, default=1380, help="gso_size: TCP payload per segment (1380 fills a 1420 MTU)")
     args = ap.parse_args()
     pkt = tcp_packet(args.size)
-    meta = VirtioNetHdr(1, 1, 40, 1380, 20, 16)   # NEEDS_CSUM, TCPV4, MSS 1380: 1420-byte segments
+    meta = VirtioNetHdr(1, 1, 40, args.mss, 20, 16)   # NEEDS_CSUM, TCPV4: segments of mss + 40 bytes
     segments = len(gso_split(meta, pkt))
-    print(f"super-packet {args.size} bytes = {segments} segments of MSS 1380; best of {args.rounds} rounds "
+    print(f"super-packet {args.size} bytes = {segments} segments of MSS {args.mss}; best of {args.rounds} rounds "
           f"x {args.iterations}; seal + open, both engines on one core")
     results = {}
     for way in ("train", "plain-super", "plain-prealloc"):

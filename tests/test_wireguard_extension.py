@@ -589,3 +589,71 @@ def test_a_forged_whole_train_block_before_the_real_one_is_dropped_and_holds_not
     assert [bytes(sp.packet) for sp in got] == [pkt]
     assert link.b.receive_block(bytearray(b"".join(dg)), len(dg[0]), ADDR_A, link.now) == []   # replayed block
     assert link.b.ext_drops["train_replayed"] == len(dg)
+
+
+# ------------------------------------------------------------------ the doc
+
+
+def test_the_extension_doc_matches_the_code():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "wireguard-extension.md").read_text()
+    assert all(f"| `{r}` |" in text for r in ext.EXT_DROP_REASONS)
+    assert f"### Control message (the offer): {tr.CONTROL_SIZE} bytes" in text
+    assert f"{tr.FRAGMENT_HEADER_SIZE}-byte header" in text and f"SUPER_HEADROOM` = {ext.SUPER_HEADROOM}" in text
+    assert f"`0x{tr.MSG_EXT_CONTROL:02X}`" in text and f"`0x{tr.MSG_EXT_TRAIN:02X}`" in text
+    # the sizes table: train fragments and wire bytes from shape_for, plain segments of MSS 1,380
+    rows = re.findall(r"^\| ([\d,]+) B \| (\d+) \| ([\d,]+) \| (\d+) \| ([\d,]+) \|$", text, re.M)
+    assert len(rows) == 3
+    for size, frags, wire, segs, plain in rows:
+        n = int(size.replace(",", ""))
+        s = tr.shape_for(tr.RECORD_SIZE + n + 16, 1452)
+        k = -(-(n - 40) // 1380)
+        assert (int(frags), int(wire.replace(",", "")), int(segs), int(plain.replace(",", ""))) == \
+            (s.count, s.wire_size, k, k * 1452)
+    assert f"at most `OFFER_ATTEMPTS` = {ext.OFFER_ATTEMPTS} per session" in text
+    assert f"`TRAIN_TIMEOUT` = {ext.TRAIN_TIMEOUT} s" in text and f"{ext.MAX_PENDING_TRAINS} incomplete trains" in text
+
+
+def test_the_engine_wide_limit_holds_and_a_removed_peers_trains_free_it(monkeypatch):
+    monkeypatch.setattr(ext, "ENGINE_PENDING_BYTES", 100_000)
+    link = negotiated()
+    rng = random.Random(24)
+    recv = link.pa.current.remote_index
+    for i in range(50):
+        hdr = tr.FRAGMENT.pack(tr.MSG_EXT_TRAIN, recv, 100 + i, 0, 40, 1428, 1000)
+        link.b.receive(bytearray(hdr + rng.randbytes(1428)), ADDR_A, link.now)
+        assert link.b._ext_held <= 100_000
+    assert link.b.ext_drops["train_table_full"] == 50 - 100_000 // (39 * 1428 + 1000)
+    link.b.remove_peer(link.pb)   # its held trains go with it; the engine's count is stale until recounted
+    link.pb = link.b.add_peer(link.a.public_key, allowed_ips=[f"{A4}/32", f"{A6}/128"], endpoint=ADDR_A)
+    link.now += 6   # past REKEY_TIMEOUT: a may initiate again
+    link.handshake()
+    assert link.b.extension_active(link.pb) and link.b._ext_held > 0   # stale until a train needs room
+    pkt, dg = legit_train(link, 60000)
+    assert feed(link, dg) == [pkt]
+
+
+def test_seal_super_into_refuses_a_small_buffer_before_using_a_counter():
+    for extension in (True, False):
+        link = ext_link(extension, extension)
+        link.handshake()
+        pkt = tcp(4, 30000, random.Random(25))
+        buf = bytearray(ext.SUPER_HEADROOM + len(pkt) + 100)
+        buf[ext.SUPER_HEADROOM:ext.SUPER_HEADROOM + len(pkt)] = pkt
+        before = link.pa.current.send_counter
+        with pytest.raises(ValueError):
+            link.a.seal_super_into(link.pa, buf, len(pkt), tso_meta(pkt), link.now)
+        assert link.pa.current.send_counter == before
+        with pytest.raises(ValueError):
+            link.a.seal_super_into(link.pa, buf, len(buf), None, link.now)   # no packet that long in the buffer
+
+
+def test_a_local_super_packet_with_bad_metadata_is_dropped_not_sent():
+    link = negotiated()
+    pkt = tcp(4, 30000, random.Random(26))
+    batch, _ = seal_super(link.a, link.pa, pkt, tso_meta(pkt, gso_size=8), link.now)
+    assert batch is None and link.a.ext_drops["bad_gso"] == 1
+    batch, _ = seal_super(link.a, link.pa, pkt[:-1], tso_meta(pkt), link.now)   # IP length disagrees
+    assert batch is None and link.a.ext_drops["bad_gso"] == 2

@@ -177,12 +177,12 @@ class ExtensionMixin:
             return None
         kp = peer.current
         if kp is None or peer.endpoint is None or not kp.can_send(now, self.owner):
-            for seg in gso_split(meta, pkt):
+            for seg in gso_split(meta, pkt):   # check_meta passed, so this cannot raise
                 self._no_session(peer, seg, now)
             return None
         if not self.extension_active(peer):
             segs = [bytes(s) for s in gso_split(meta, pkt)]
-            return self._seal_plain_run(peer, kp, segs, buf, offset, now)
+            return self._seal_plain_run(peer, kp, segs, buf, offset, now, whole=True)
         rs = offset + FRAGMENT_HEADER_SIZE
         shape = shape_for(RECORD_SIZE + length + TAG, self._train_segment())
         if len(buf) < offset + shape.wire_size:
@@ -236,14 +236,16 @@ class ExtensionMixin:
     def _train_segment(self) -> int:
         return self.train_segment or self.mtu + 32
 
-    def _seal_plain_run(self, peer: Peer, kp: Keypair, packets: list, buf, offset: int, now: float) -> Batch:
-        """Standard transport messages of one padded size, back to back from ``offset``."""
+    def _seal_plain_run(self, peer: Peer, kp: Keypair, packets: list, buf, offset: int, now: float,
+                        whole: bool = False) -> Batch:
+        """Standard transport messages of one padded size, back to back from ``offset`` (``whole``: all or none)."""
         mtu = self.mtu
         padded = max(_pad(len(p), mtu) for p in packets)
         seg = padded + 32
         fit = min(len(packets), (len(buf) - offset) // seg if offset >= 0 else 0)
-        if fit < 1:
-            raise ValueError(f"buffer of {len(buf)} bytes has no room at offset {offset} for a {seg}-byte datagram")
+        if fit < 1 or (whole and fit < len(packets)):
+            raise ValueError(f"buffer of {len(buf)} bytes has no room at offset {offset} for"
+                             f" {len(packets) if whole else 1} datagram(s) of {seg} bytes")
         mv = memoryview(buf)
         for i in range(fit):
             p = packets[i]
@@ -307,7 +309,7 @@ class ExtensionMixin:
         ext.ack_sent = ext.ack_sent or ext.remote
         if not ext.remote and ext.offers < OFFER_ATTEMPTS:
             ext.next_try = now + OFFER_RETRY * ext.offers
-            self._arm(peer, "t_ext", ext.next_try)
+            self._ext_arm(peer, ext.next_try)
 
     # ------------------------------------------------------------- hooks into the engine
 
@@ -339,7 +341,19 @@ class ExtensionMixin:
         if ext is not None and not ext.remote and 0 < ext.offers < OFFER_ATTEMPTS:
             when.append(ext.next_try)
         if when:
-            self._arm(peer, "t_ext", min(when))
+            self._ext_arm(peer, min(when))
+
+    def _ext_arm(self, peer: Peer, when: float) -> None:
+        if peer.t_ext is None or when < peer.t_ext:
+            self._arm(peer, "t_ext", when)
+
+    def _ext_room(self, peer: Peer, size: int) -> bool:
+        """Whether ``size`` more unauthenticated bytes fit the peer's and the engine's limits."""
+        if peer.train_bytes + size > MAX_PENDING_BYTES:
+            return False
+        if self._ext_held + size > ENGINE_PENDING_BYTES:   # recount: a removed peer's trains leave with it
+            self._ext_held = sum(p.train_bytes for p in self.peers.values())
+        return self._ext_held + size <= ENGINE_PENDING_BYTES
 
     def _ext_release(self, peer: Peer, keys) -> None:
         for k in keys:
@@ -511,13 +525,12 @@ class ExtensionMixin:
                 self._xdrop("train_timeout", len(expired))
                 self._ext_release(peer, expired)
             size = (shape.count - 1) * shape.chunk + shape.last
-            if (len(peer.trains) >= MAX_PENDING_TRAINS or peer.train_bytes + size > MAX_PENDING_BYTES
-                    or self._ext_held + size > ENGINE_PENDING_BYTES):
+            if len(peer.trains) >= MAX_PENDING_TRAINS or not self._ext_room(peer, size):
                 return self._xdrop("train_table_full")   # never evicts a train already held
             tr = peer.trains[key] = Train(kp, counter, shape, now + TRAIN_TIMEOUT)
             peer.train_bytes += size
             self._ext_held += size
-            self._arm(peer, "t_ext", tr.deadline)
+            self._ext_arm(peer, tr.deadline)
         pos = index * shape.chunk
         end = pos + n - FRAGMENT_HEADER_SIZE
         piece = data[FRAGMENT_HEADER_SIZE:n]
@@ -528,7 +541,7 @@ class ExtensionMixin:
             self._xdrop("train_conflict")
             if tr.alt is None:
                 size = len(tr.body)
-                if peer.train_bytes + size > MAX_PENDING_BYTES or self._ext_held + size > ENGINE_PENDING_BYTES:
+                if not self._ext_room(peer, size):
                     return None
                 tr.alt = bytearray(tr.body)
                 peer.train_bytes += size
