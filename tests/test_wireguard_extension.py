@@ -657,3 +657,16 @@ def test_a_local_super_packet_with_bad_metadata_is_dropped_not_sent():
     assert batch is None and link.a.ext_drops["bad_gso"] == 1
     batch, _ = seal_super(link.a, link.pa, pkt[:-1], tso_meta(pkt), link.now)   # IP length disagrees
     assert batch is None and link.a.ext_drops["bad_gso"] == 2
+
+
+def test_releasing_the_pin_negotiates_on_a_new_session():
+    link = ext_link()
+    link.a.set_plain(link.pa)
+    link.handshake()
+    assert not link.a.extension_active(link.pa)
+    link.now += 6
+    link.a.set_plain(link.pa, False, link.now)
+    link.pump()
+    assert link.a.extension_active(link.pa) and link.b.extension_active(link.pb)
+    pkt, dg = legit_train(link)
+    assert feed(link, dg) == [pkt]

@@ -122,8 +122,8 @@ class ExtensionMixin:
         peer's trains on sessions negotiated before still open, and with
         ``now`` a new handshake starts at once: its session has no offer from
         us, so the peer falls back to plain without losing anything.
-        Releasing the pin offers on the current session if ``now`` is given,
-        else from the next handshake on.
+        Releasing the pin takes effect with the next session: at once (a new
+        handshake) if ``now`` is given.
         """
         peer.plain = bool(plain)
         if plain:
@@ -132,9 +132,8 @@ class ExtensionMixin:
                     kp.ext.remote = False   # we send no more trains; trains it sends on these sessions still open
             if now is not None:
                 self._initiate(peer, now, force=True)   # the new session carries no offer: it falls back to plain
-        elif now is not None and self.extension and peer.current is not None:
-            peer.current.ext = None
-            self._ext_offer(peer, peer.current, now)
+        elif now is not None:
+            self._initiate(peer, now, force=True)   # a new session, negotiated from its start
 
     def extension_active(self, peer: Peer) -> bool:
         """Whether the next super-packet to ``peer`` goes as a train (the current session negotiated it)."""
