@@ -670,3 +670,14 @@ def test_releasing_the_pin_negotiates_on_a_new_session():
     assert link.a.extension_active(link.pa) and link.b.extension_active(link.pb)
     pkt, dg = legit_train(link)
     assert feed(link, dg) == [pkt]
+
+
+def test_offers_never_stand_in_for_a_keepalive_a_wireguard_peer_expects():
+    link = ext_link(a_on=True, b_on=False)
+    link.handshake()
+    link.send(link.b, ip4(B4, A4, b"data from the plain peer"))   # a owes b a keepalive in 10 s
+    mark = len(link.wire)
+    link.advance(10.5)
+    from_a = [d for s, d in link.wire[mark:] if s is link.a]
+    assert sum(d[0] == tr.MSG_EXT_CONTROL for d in from_a) == ext.OFFER_ATTEMPTS - 1   # the two retries ...
+    assert any(d[0] == 4 and len(d) == 32 for d in from_a)                              # ... and the keepalive
