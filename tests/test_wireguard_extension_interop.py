@@ -69,6 +69,8 @@ def test_wireguard_go_drops_the_offers_unread_and_traffic_is_plain_wireguard(lab
     # wireguard-go counted our transport messages but none of the offers (dropped before any lookup)
     assert dump["rx"] <= lab.peer.tx_bytes - offers * tr.CONTROL_SIZE
     assert lab._drops() == {} and not any(lab.eng.ext_drops.values())
+    if initiator != "tunkit":
+        return
     # a pinned peer: a new session on which not one extension message goes out
     lab.eng.set_plain(lab.peer, True, time.monotonic())
     mark = len(sent)
