@@ -25,9 +25,12 @@ PURE_MODULES = [
     "tunkit.netlink.events",
     "tunkit.packet",
     "tunkit.offload",
+    "tunkit.coalesce",
+    "tunkit.tunnel_options",
     "tunkit.trie",
     "tunkit.ecmp",
     "tunkit.overlay",
+    "tunkit.overlay_crypto",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 
@@ -91,6 +94,26 @@ def test_no_bare_except():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ExceptHandler) and node.type is None:
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, bad
+
+
+def test_only_the_tun_io_module_reads_or_writes_a_tun_descriptor_or_packs_a_virtio_header():
+    """Issue 11: one TUN packet path.  Only tunkit.batch (the TUN I/O module) and the device layer's raw
+    byte I/O (Queue.read/write, which interpret nothing) call os.read/readv/write/writev (config.py writes a
+    key file); only tunkit.batch and the codec tunkit.offload touch the virtio_net_hdr layout."""
+    allowed_io = {"tunkit/batch.py", "tunkit/device.py", "tunkit/config.py"}
+    allowed_vnet = {"tunkit/batch.py", "tunkit/offload.py"}
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr in ("read", "readv", "write", "writev")
+                    and isinstance(node.value, ast.Name) and node.value.id == "os" and rel not in allowed_io):
+                bad.append(f"{rel}:{node.lineno}: os.{node.attr}")
+            if isinstance(node, (ast.Name, ast.alias)) and (getattr(node, "id", None) or getattr(node, "name", None)) in (
+                "VIRTIO_NET_HDR", "_VNET", "_VNET_UNPACK"
+            ) and rel not in allowed_vnet:
+                bad.append(f"{rel}:{getattr(node, 'lineno', '?')}: virtio_net_hdr layout")
     assert not bad, bad
 
 

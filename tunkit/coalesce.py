@@ -197,93 +197,101 @@ class Coalescer:
         else:
             return self._verbatim(pkt, hdr, seal_all=True)
         if proto == IPPROTO_TCP:
-            if n < l3 + TCP_MIN_HEADER_LEN:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            sport, dport, seq, ack, off, flags, win, _c, urg = TCP_HEADER.unpack_from(pkt, l3)
-            hlen = l3 + (off >> 4) * 4
-            if off < 0x50 or hlen > n:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            key = (IPPROTO_TCP, src, dst, sport, dport)
-            if flags & ~_TCP_OK or not flags & _ACK:
-                return self._verbatim(pkt, hdr, seal_key=key)  # SYN/FIN/RST/URG/CWR: seen in order
-            if hlen == n:
-                return self._verbatim(pkt, hdr)  # pure ACK: no ordering duty toward the data
-            mv = memoryview(pkt)
-            if hdr is None:
-                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_TCP + n - l3) != 0xFFFF:
-                    return self._verbatim(pkt, hdr, seal_key=key)
-            elif hdr.csum_start != l3 or hdr.csum_offset != TCP_CHECKSUM_OFFSET:
-                return self._verbatim(pkt, hdr, seal_key=key)  # trusted, but not a shape merging can keep
-            shape = (ipshape, ack, off, win, urg, flags & _ECE, bytes(mv[l3 + TCP_MIN_HEADER_LEN : hlen]))
-            chain = self._open.get(key)
-            if chain is not None:
-                payload = n - hlen
-                if (
-                    seq == chain.next_seq
-                    and chain.shape == shape
-                    and payload <= chain.size
-                    and len(chain.bufs) < self.max_segments
-                    and chain.nbytes + payload <= self.max_bytes
-                    and (chain.ident is None or chain.ident == ident)
-                ):
-                    chain.bufs.append(mv[hlen:])
-                    chain.nbytes += payload
-                    chain.next_seq = (seq + payload) & 0xFFFFFFFF
-                    if chain.ident is not None:
-                        chain.ident = (chain.ident + 1) & 0xFFFF
-                    if flags & _PSH or payload < chain.size:
-                        chain.psh = bool(flags & _PSH)
-                        del self._open[key]
-                    return None
-                del self._open[key]  # cannot extend (gap, header change, full): start afresh
-            if n > self.max_bytes:
-                return self._verbatim(pkt, hdr, seal_key=key)
-            payload = n - hlen
-            nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, hlen, True, v6, payload, (seq + payload) & 0xFFFFFFFF, shape, nxt)
-            self._slots.append(chain)
-            if not flags & _PSH:
-                self._open[key] = chain
-            return None
+            return self._add_tcp(pkt, hdr, n, l3, v6, ipshape, addr_off, src, dst, ident)
         if proto == IPPROTO_UDP and self.uso:
-            sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(pkt, l3)
-            if ulen != n - l3:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            key = (IPPROTO_UDP, src, dst, sport, dport)
-            payload = ulen - UDP_HEADER_LEN
-            if payload == 0 or (ucsum == 0 and not v6) or n > self.max_bytes:
-                return self._verbatim(pkt, hdr, seal_key=key)  # nothing to merge, or nothing to verify
-            mv = memoryview(pkt)
-            if hdr is None:
-                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_UDP + ulen) != 0xFFFF:
-                    return self._verbatim(pkt, hdr, seal_key=key)
-            elif hdr.csum_start != l3 or hdr.csum_offset != UDP_CHECKSUM_OFFSET:
-                return self._verbatim(pkt, hdr, seal_key=key)
-            chain = self._open.get(key)
-            if chain is not None:
-                if (
-                    chain.shape == ipshape
-                    and payload <= chain.size
-                    and len(chain.bufs) < self.max_segments
-                    and chain.nbytes + payload <= self.max_bytes
-                    and (chain.ident is None or chain.ident == ident)
-                ):
-                    chain.bufs.append(mv[l3 + UDP_HEADER_LEN :])
-                    chain.nbytes += payload
-                    if chain.ident is not None:
-                        chain.ident = (chain.ident + 1) & 0xFFFF
-                    if payload < chain.size:
-                        del self._open[key]
-                    return None
-                del self._open[key]
-            nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, l3 + UDP_HEADER_LEN, False, v6, payload, None, ipshape, nxt)
-            self._slots.append(chain)
-            self._open[key] = chain
-            return None
+            return self._add_udp(pkt, hdr, n, l3, v6, ipshape, addr_off, src, dst, ident)
         if proto == IPPROTO_UDP:  # no USO: UDP never merges, and it belongs to no TCP chain (nebula)
             return self._verbatim(pkt, hdr)
         return self._verbatim(pkt, hdr, seal_all=True)
+
+    def _add_tcp(self, pkt, hdr, n, l3, v6, ipshape, addr_off, src, dst, ident) -> None:
+        """A TCP segment: extend its flow's open chain, or start one (see the rules above)."""
+        if n < l3 + TCP_MIN_HEADER_LEN:
+            return self._verbatim(pkt, hdr, seal_all=True)
+        sport, dport, seq, ack, off, flags, win, _c, urg = TCP_HEADER.unpack_from(pkt, l3)
+        hlen = l3 + (off >> 4) * 4
+        if off < 0x50 or hlen > n:
+            return self._verbatim(pkt, hdr, seal_all=True)
+        key = (IPPROTO_TCP, src, dst, sport, dport)
+        if flags & ~_TCP_OK or not flags & _ACK:
+            return self._verbatim(pkt, hdr, seal_key=key)  # SYN/FIN/RST/URG/CWR: seen in order
+        if hlen == n:
+            return self._verbatim(pkt, hdr)  # pure ACK: no ordering duty toward the data
+        mv = memoryview(pkt)
+        if hdr is None:
+            if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_TCP + n - l3) != 0xFFFF:
+                return self._verbatim(pkt, hdr, seal_key=key)
+        elif hdr.csum_start != l3 or hdr.csum_offset != TCP_CHECKSUM_OFFSET:
+            return self._verbatim(pkt, hdr, seal_key=key)  # trusted, but not a shape merging can keep
+        shape = (ipshape, ack, off, win, urg, flags & _ECE, bytes(mv[l3 + TCP_MIN_HEADER_LEN : hlen]))
+        chain = self._open.get(key)
+        if chain is not None:
+            payload = n - hlen
+            if (
+                seq == chain.next_seq
+                and chain.shape == shape
+                and payload <= chain.size
+                and len(chain.bufs) < self.max_segments
+                and chain.nbytes + payload <= self.max_bytes
+                and (chain.ident is None or chain.ident == ident)
+            ):
+                chain.bufs.append(mv[hlen:])
+                chain.nbytes += payload
+                chain.next_seq = (seq + payload) & 0xFFFFFFFF
+                if chain.ident is not None:
+                    chain.ident = (chain.ident + 1) & 0xFFFF
+                if flags & _PSH or payload < chain.size:
+                    chain.psh = bool(flags & _PSH)
+                    del self._open[key]
+                return None
+            del self._open[key]  # cannot extend (gap, header change, full): start afresh
+        if n > self.max_bytes:
+            return self._verbatim(pkt, hdr, seal_key=key)
+        payload = n - hlen
+        nxt = None if ident is None else (ident + 1) & 0xFFFF
+        chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, hlen, True, v6, payload, (seq + payload) & 0xFFFFFFFF, shape, nxt)
+        self._slots.append(chain)
+        if not flags & _PSH:
+            self._open[key] = chain
+        return None
+
+    def _add_udp(self, pkt, hdr, n, l3, v6, ipshape, addr_off, src, dst, ident) -> None:
+        """A UDP datagram (USO negotiated): extend its flow's chain, or start one."""
+        sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(pkt, l3)
+        if ulen != n - l3:
+            return self._verbatim(pkt, hdr, seal_all=True)
+        key = (IPPROTO_UDP, src, dst, sport, dport)
+        payload = ulen - UDP_HEADER_LEN
+        if payload == 0 or (ucsum == 0 and not v6) or n > self.max_bytes:
+            return self._verbatim(pkt, hdr, seal_key=key)  # nothing to merge, or nothing to verify
+        mv = memoryview(pkt)
+        if hdr is None:
+            if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_UDP + ulen) != 0xFFFF:
+                return self._verbatim(pkt, hdr, seal_key=key)
+        elif hdr.csum_start != l3 or hdr.csum_offset != UDP_CHECKSUM_OFFSET:
+            return self._verbatim(pkt, hdr, seal_key=key)
+        chain = self._open.get(key)
+        if chain is not None:
+            if (
+                chain.shape == ipshape
+                and payload <= chain.size
+                and len(chain.bufs) < self.max_segments
+                and chain.nbytes + payload <= self.max_bytes
+                and (chain.ident is None or chain.ident == ident)
+            ):
+                chain.bufs.append(mv[l3 + UDP_HEADER_LEN :])
+                chain.nbytes += payload
+                if chain.ident is not None:
+                    chain.ident = (chain.ident + 1) & 0xFFFF
+                if payload < chain.size:
+                    del self._open[key]
+                return None
+            del self._open[key]
+        nxt = None if ident is None else (ident + 1) & 0xFFFF
+        chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, l3 + UDP_HEADER_LEN, False, v6, payload, None, ipshape, nxt)
+        self._slots.append(chain)
+        self._open[key] = chain
+        return None
 
     def flush(self) -> list:
         """Return ``[(VirtioNetHdr, bufs)]`` for everything added since the last flush, and reset."""
