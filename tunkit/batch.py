@@ -81,6 +81,10 @@ _NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
 class TunStats:
     """Counters of one :class:`OffloadIO` (monotonic)."""
 
+    def counters(self) -> dict:
+        """The counters as a dict of ints."""
+        return asdict(self)
+
     reads: int = 0  # packets (or super-packets) read from the queue
     super_reads: int = 0  # reads that carried a GSO super-packet (counted by the convenience readers)
     packets_read: int = 0  # packets handed out by read()/read_batch() after splitting

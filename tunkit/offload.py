@@ -481,57 +481,51 @@ def gso_problem(hdr: VirtioNetHdr, head, n: int) -> str | None:
             return "csum_start" if start or off else None
         if start < IPV4_MIN_HEADER_LEN or start >= n:
             return "csum_start"
-        return "csum_offset" if start + off + 2 > n or off < 0 else None
-    if base not in (_GSO_TCPV4, _GSO_TCPV6, _GSO_UDP_L4) or (gso_type & _GSO_ECN and base == _GSO_UDP_L4):
+        return "csum_offset" if start + off + 2 > n else None
+    if (base != _GSO_TCPV4 and base != _GSO_TCPV6 and base != _GSO_UDP_L4) or (gso_type & _GSO_ECN and base == _GSO_UDP_L4):
         return "gso_type"
     if not flags & _NEEDS_CSUM:
         return "gso_flags"
     if size < MIN_GSO_SIZE:
         return "gso_size"
-    l3, proto = _plain_headers(head, n, base)
-    if l3 < 0:
-        return "gso_headers"
     h = len(head)
-    if proto == IPPROTO_TCP:
-        thl = (head[l3 + 12] >> 4) * 4 if h > l3 + 12 else 0
-        if thl < TCP_MIN_HEADER_LEN or l3 + thl > h:
+    if h < IPV6_HEADER_LEN:  # no TCP/UDP super-packet has less than 40 bytes of headers
+        return "gso_headers"
+    v = head[0] >> 4
+    if v == 4 and base != _GSO_TCPV6:
+        vihl, _tos, tot, _ident, frag, _ttl, proto = _V4_FIELDS.unpack_from(head)
+        l3 = (vihl & 15) * 4
+        if l3 < IPV4_MIN_HEADER_LEN or tot != n or frag & IPV4_FRAG_MASK:
             return "gso_headers"
-        hlen, field = l3 + thl, TCP_CHECKSUM_OFFSET
+    elif v == 6 and base != _GSO_TCPV4:
+        plen, proto = _V6_FIELDS.unpack_from(head, 4)
+        l3 = IPV6_HEADER_LEN
+        if plen + IPV6_HEADER_LEN != n:
+            return "gso_headers"
     else:
-        if h < l3 + UDP_HEADER_LEN or U16.unpack_from(head, l3 + 4)[0] != n - l3:
+        return "gso_headers"
+    if base == _GSO_UDP_L4:
+        if proto != IPPROTO_UDP or h < l3 + UDP_HEADER_LEN or U16.unpack_from(head, l3 + 4)[0] != n - l3:
             return "gso_headers"
         hlen, field = l3 + UDP_HEADER_LEN, UDP_CHECKSUM_OFFSET
+    else:
+        thl = (head[l3 + 12] >> 4) * 4 if h > l3 + 12 else 0
+        if proto != IPPROTO_TCP or thl < TCP_MIN_HEADER_LEN or l3 + thl > h:
+            return "gso_headers"
+        hlen, field = l3 + thl, TCP_CHECKSUM_OFFSET
     if hlen >= n:
         return "gso_headers"
     if start != l3:
         return "csum_start"
     if off != field:
         return "csum_offset"
-    if -(-(n - hlen) // size) > MAX_GSO_SEGMENTS:
+    if n - hlen > size * MAX_GSO_SEGMENTS:
         return "gso_segments"
     return None
 
 
-def _plain_headers(head, n: int, base: int) -> tuple[int, int]:
-    """(L4 offset, protocol) of a super-packet's IP header, or (-1, 0): IPv4 without fragments, IPv6
-    without extension headers, the length fields equal to ``n``, the protocol the gso type says."""
-    h = len(head)
-    if not h:
-        return -1, 0
-    v = head[0] >> 4
-    want = IPPROTO_UDP if base == _GSO_UDP_L4 else IPPROTO_TCP
-    if v == 4 and base != _GSO_TCPV6 and h >= IPV4_MIN_HEADER_LEN:
-        l3 = (head[0] & 15) * 4
-        if l3 < IPV4_MIN_HEADER_LEN or l3 > h or U16.unpack_from(head, 2)[0] != n or head[9] != want:
-            return -1, 0
-        if U16.unpack_from(head, 6)[0] & IPV4_FRAG_MASK:
-            return -1, 0
-        return l3, want
-    if v == 6 and base != _GSO_TCPV4 and h >= IPV6_HEADER_LEN:
-        if U16.unpack_from(head, 4)[0] + IPV6_HEADER_LEN != n or head[6] != want:
-            return -1, 0
-        return IPV6_HEADER_LEN, want
-    return -1, 0
+_V4_FIELDS = struct.Struct("!BBHHHBB")  # IPv4: version/IHL, TOS, total length, ID, flags/fragment, TTL, protocol
+_V6_FIELDS = struct.Struct("!HB")  # IPv6 at offset 4: payload length, next header
 
 
 def regso(pkt, mtu: int) -> VirtioNetHdr | None:

@@ -107,6 +107,7 @@ MAX_PENDING_TRAINS = 8  # unfinished trains
 MAX_PENDING_BYTES = 512 * 1024  # bytes they reserve (frag_count x first datagram size each)
 TRAIN_TTL_MS = 1000  # an unfinished train older than this (receiver's clock) is dropped
 MAX_CANDIDATES = 2  # trains sharing one first header (a forged twin) kept until one authenticates
+_NEVER = float("inf")
 
 
 class MsgType(enum.IntEnum):
@@ -374,6 +375,7 @@ class Opener:
         self.train_count = 0
         self.train_bytes = 0  # reserved by unfinished trains
         self.expired = 0  # trains dropped unfinished after train_ttl_ms
+        self._next_expiry = _NEVER  # receiver time (ms) after which the oldest train has expired
 
     def _admit(self, key_id, sender, session, counter, ts, now_ms):
         """Checks before the tag: key, freshness, replay.  Returns (mac, state or None)."""
@@ -422,7 +424,8 @@ class Opener:
             if not hmac.compare_digest(mac.tag2(mv[: HEADER.size], body), mv[n - TAG_LEN :]):
                 raise OverlayError(DropReason.BAD_MAC, f"tag does not verify (key id {key_id})")
             self._accept(st, sender, session, counter, ts)
-            return Opened([body], n - OVERHEAD, _gso_of(gtype, gflags, gsize, cstart, coff), sender, session, counter)
+            gso = _gso_of(gtype, gflags, gsize, cstart, coff) if gtype | gflags | gsize | cstart | coff else None
+            return Opened([body], n - OVERHEAD, gso, sender, session, counter)
         if mtype != 2:
             raise OverlayError(DropReason.TYPE, f"message type {mtype}")
         _check_frag(mtype, index, count)
@@ -434,6 +437,7 @@ class Opener:
 
     # -- trains -------------------------------------------------------------------------------
     def _expire(self, now_ms: int) -> None:
+        self._next_expiry = _NEVER
         for key, cands in list(self._trains.items()):
             keep = [t for t in cands if now_ms - t.started_ms <= self.train_ttl_ms]
             for t in cands:
@@ -442,6 +446,7 @@ class Opener:
                     self.expired += 1
             if keep:
                 self._trains[key] = keep
+                self._next_expiry = min(self._next_expiry, *(t.started_ms + self.train_ttl_ms for t in keep))
             else:
                 del self._trains[key]
 
@@ -451,7 +456,7 @@ class Opener:
 
     def _start_train(self, mv, fields, count: int, now_ms: int) -> _Train:
         key_id, sender, session, counter, ts, _g = fields
-        if self._trains:
+        if now_ms > self._next_expiry:
             self._expire(now_ms)
         self._admit(key_id, sender, session, counter, ts, now_ms)
         head = bytes(mv[: HEADER.size])
@@ -464,6 +469,8 @@ class Opener:
                                f"{self.train_bytes} bytes (at most {self.max_trains} / {self.max_train_bytes})")
         t = _Train(head, mv[HEADER.size :], reserve, now_ms, fields)
         self._trains.setdefault(head, []).append(t)
+        if now_ms + self.train_ttl_ms < self._next_expiry:
+            self._next_expiry = now_ms + self.train_ttl_ms
         self.train_count += 1
         self.train_bytes += reserve
         self.pending = True
@@ -474,7 +481,7 @@ class Opener:
 
         Returns ``(message, None)`` when a train completed, else ``(None, a candidate that took it)``.
         """
-        if self._trains:
+        if now_ms > self._next_expiry:
             self._expire(now_ms)
         head = bytes(mv[:_FRAG_INDEX]) + b"\0" + bytes(mv[_FRAG_INDEX + 1 : HEADER.size])
         cands = self._trains.get(head, ())
@@ -508,13 +515,25 @@ class Opener:
         raise err
 
     def _finish_train(self, t: _Train) -> Opened:
-        """The last fragment arrived: split off the tag (it may straddle two parts) and check it."""
-        cands = self._trains.get(t.head, [])
-        if t in cands:
-            cands.remove(t)
-            self._release(t)
-            if not cands:
-                del self._trains[t.head]
+        """The last fragment arrived: split off the tag (it may straddle two parts) and check it.
+
+        ``t`` and its fellow candidates leave the store; if ``t`` fails, the others go back.
+        """
+        cands = self._trains.pop(t.head, None) or ()
+        for c in cands:
+            self.train_count -= 1
+            self.train_bytes -= c.reserved
+        try:
+            return self._verify_train(t)
+        except OverlayError:
+            others = [c for c in cands if c is not t]
+            if others:
+                self._trains[t.head] = others
+                self.train_count += len(others)
+                self.train_bytes += sum(c.reserved for c in others)
+            raise
+
+    def _verify_train(self, t: _Train) -> Opened:
         key_id, sender, session, counter, ts, gso = t.fields
         parts = t.parts
         mac = self._macs.get(key_id)
@@ -537,8 +556,6 @@ class Opener:
         if st is not None and session == st.session and not st.window.check(counter):
             raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen")
         self._accept(st, sender, session, counter, ts)
-        for other in self._trains.pop(t.head, ()):  # the message is in: its other candidates are duplicates
-            self._release(other)
         return Opened(parts, sum(map(len, parts)), gso, sender, session, counter)
 
     def open_frags(self, block: memoryview, seg: int, now_ms: int) -> tuple[Opened | None, int]:
@@ -613,6 +630,7 @@ class Opener:
         self._senders.clear()
         self._trains.clear()
         self.train_count = self.train_bytes = 0
+        self._next_expiry = _NEVER
 
 
 def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: VirtioNetHdr | None = None) -> bytes:

@@ -595,7 +595,7 @@ class Tunnel:
             "partial_checksums": self.partial_checksums,
             "mtu": self.mtu,
             "vnet_hdr": self.vnet_hdr,
-            "tun": {"rx_packets": io.reads, "tx_packets": io.packets_written, **self.io.status()},
+            "tun": {"rx_packets": io.reads, "tx_packets": io.packets_written, **io.counters()},  # summed over workers
             "udp": {
                 "gso": self.batcher.gso,
                 "gro": self.udp_gro,
