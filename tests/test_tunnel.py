@@ -17,7 +17,6 @@ from support_tunnel import VNET, FakeQueue, checksum, ipv4_tcp, ipv4_udp, ipv6_u
 from tunkit.errors import ConfigError
 from tunkit.overlay import OVERHEAD, Sealer
 from tunkit.ecmp import flow_hash_packet as flow_hash
-from tunkit.packet import build_too_big
 from tunkit.tunnel import PeerSpec, RouteSpec, Tunnel, TunnelOptions
 from tunkit.offload import split_read
 from tunkit.udp import UdpBatcher
@@ -263,19 +262,6 @@ def test_too_big_with_df_gets_icmp_frag_needed(hosts):
     nodf = ipv4_udp(ADDR["a"], ADDR["b"], 1111, 2222, bytes(700), df=False)
     send(a, nodf, dst=b)
     assert b.q.take_all() == [nodf] and a.q.take(0.05) is None
-
-
-def test_too_big_ipv6_gets_packet_too_big():
-    big = ipv6_udp(ADDR6["a"], ADDR6["b"], 1, 2, bytes(1500))
-    me = ipaddress.ip_address("2001:db8::1").packed
-    icmp = build_too_big(big, 1280, {6: me})
-    assert icmp[6] == 58 and icmp[8:24] == me and icmp[24:40] == big[8:24]
-    assert len(icmp) == 1280
-    pseudo = icmp[8:40] + struct.pack("!II", len(icmp) - 40, 58)
-    assert checksum(pseudo + icmp[40:]) == 0
-    assert struct.unpack_from("!BBHI", icmp, 40)[::3] == (2, 1280)
-    # no error about an error
-    assert build_too_big(icmp, 1280, {6: me}) is None
 
 
 # -- batching ------------------------------------------------------------------------------
