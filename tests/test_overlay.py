@@ -549,3 +549,15 @@ def test_docs_example_runs(capsys):
     exec(compile(code, "docs/tunnel.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "45" + "00" * 19 and out[1].startswith("replay:")
+
+
+def test_a_fragment_bigger_than_its_trains_first_datagram_is_not_taken():
+    s, o = _pair()
+    pkt = random.Random(24).randbytes(5000)
+    d = _train(s, pkt, T0, 1400)
+    assert o.open(d[0], T0) is None
+    reserved = o.train_bytes
+    fat = d[1] + bytes(60000)  # the real header, then far more than the reservation counted
+    assert _reason(o, fat, T0) is DropReason.FRAGMENT
+    assert o.train_bytes == reserved
+    assert [o.open(x, T0) for x in d[1:]][-1].packet == pkt

@@ -122,7 +122,7 @@ class TunnelNode:
     def _make_tunnel(self, index: int) -> Tunnel:
         sock = open_udp(*self.listen, reuseport=True)
         try:
-            return Tunnel(self.device.queues[index], sock, self.peers, self.routes, self.options, sender=index)
+            return Tunnel(self.device.queues[index], sock, self.peers, self.routes, self._options(), sender=index)
         except BaseException:
             sock.close()
             raise
@@ -285,8 +285,12 @@ class TunnelNode:
             finally:
                 child_end.close()
             self._children.append((proc, parent_end))
-            parent_end.sendall(control.encode(WorkerConfig(i, tuple(self.listen), self.options, tuple(self.peers),
+            parent_end.sendall(control.encode(WorkerConfig(i, tuple(self.listen), self._options(), tuple(self.peers),
                                                            tuple(self.routes))))
+
+    def _options(self) -> TunnelOptions:
+        """The one options object, with the MTU as it is now (a link event may have changed it)."""
+        return self.options if self.options.mtu == self.mtu else self.options.replace(mtu=self.mtu)
 
     def _uso(self) -> bool:
         """USO negotiated: merged UDP datagrams may be written to the TUN."""

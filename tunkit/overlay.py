@@ -295,13 +295,14 @@ class _SenderState:
 class _Train:
     """One unfinished train (a candidate: several may share a first header until one authenticates)."""
 
-    __slots__ = ("head", "parts", "next", "reserved", "started_ms", "fields")
+    __slots__ = ("head", "parts", "next", "reserved", "seg", "started_ms", "fields")
 
-    def __init__(self, head: bytes, first, reserved: int, started_ms: int, fields: tuple) -> None:
+    def __init__(self, head: bytes, first, reserved: int, started_ms: int, fields: tuple, seg: int) -> None:
         self.head = head  # the first datagram's header (frag_index 0): the key, and what the tag covers
         self.parts = [first]
         self.next = 1  # the frag_index this candidate takes next
         self.reserved = reserved  # bytes charged to the budget: frag_count x the first datagram's size
+        self.seg = seg  # the first datagram's size: no later one may be bigger (the reservation holds)
         self.started_ms = started_ms  # receiver's clock at fragment 0
         self.fields = fields  # (key_id, sender, session, counter, ts, gso)
 
@@ -467,7 +468,7 @@ class Opener:
         if self.train_count >= self.max_trains or self.train_bytes + reserve > self.max_train_bytes:
             raise OverlayError(DropReason.FRAG_BUDGET, f"{self.train_count} unfinished trains hold "
                                f"{self.train_bytes} bytes (at most {self.max_trains} / {self.max_train_bytes})")
-        t = _Train(head, mv[HEADER.size :], reserve, now_ms, fields)
+        t = _Train(head, mv[HEADER.size :], reserve, now_ms, fields, len(mv))
         self._trains.setdefault(head, []).append(t)
         if now_ms + self.train_ttl_ms < self._next_expiry:
             self._next_expiry = now_ms + self.train_ttl_ms
@@ -485,15 +486,16 @@ class Opener:
             self._expire(now_ms)
         head = bytes(mv[:_FRAG_INDEX]) + b"\0" + bytes(mv[_FRAG_INDEX + 1 : HEADER.size])
         cands = self._trains.get(head, ())
-        takers = [t for t in cands if t.next == index]
+        n = len(mv)  # no bigger than the train's first datagram: what its reservation counted
+        takers = [t for t in cands if t.next == index and n <= t.seg]
         if not takers:
-            have = next((t for t in cands if t.next > index), None)
+            have = next((t for t in cands if t.next > index and n <= t.seg), None)
             if have is None or len(cands) >= MAX_CANDIDATES or self.train_count >= self.max_trains or (
                 self.train_bytes + have.reserved > self.max_train_bytes
             ):
                 raise OverlayError(DropReason.FRAGMENT, f"fragment {index}/{count} continues no train")
             # a second fragment of this index: keep both until one authenticates
-            fork = _Train(head, None, have.reserved, have.started_ms, have.fields)
+            fork = _Train(head, None, have.reserved, have.started_ms, have.fields, have.seg)
             fork.parts = have.parts[:index]
             self._trains[head].append(fork)
             self.train_count += 1

@@ -270,7 +270,7 @@ class Tunnel:
         # a UDP read holds several datagrams only with UDP_GRO: without it there is nothing to merge
         self.io = OffloadIO(queue, vnet_hdr_len=VIRTIO_NET_HDR_LEN if self.vnet_hdr else 0, uso=o.uso,
                             coalesce=o.coalesce and self.udp_gro, batch=o.batch)
-        self._rbuf = bytearray(65536)
+        self._rbuf = bytearray(65536 + 128)  # one UDP_GRO read: up to 64 KB of datagrams
 
     # -- configuration ------------------------------------------------------------
     def reconfigure(self, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, mtu: int | None = None) -> None:
