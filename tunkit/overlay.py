@@ -57,6 +57,11 @@ not used for it.
 Every malformed, forged, replayed or stale datagram makes :meth:`Opener.open`
 raise :class:`OverlayError` (a :class:`~tunkit.errors.DecodeError`), whose
 ``reason`` is one of :class:`DropReason`; nothing else escapes for any input.
+
+(Why this module is over 600 lines: the header layout, the sealer and the
+opener with its bounded train store are one security boundary that shares
+the layout's private offsets; they are read and reviewed together.  The MAC
+and the replay window live in :mod:`tunkit.overlay_crypto`.)
 """
 
 from __future__ import annotations
