@@ -137,6 +137,7 @@ class OffloadIO:
         self._fd = q.fileno()
         self._co = Coalescer(uso=self.uso, verify_checksums=verify_checksums)
         self._refusals = 0  # GSO writes refused since the last one accepted
+        self._queued = False  # add() queued something for the next flush()
         self._pad = bytes(self.hdr_len - VIRTIO_NET_HDR_LEN) if self.hdr_len else b""  # a 12-byte header ends in num_buffers
         self._zero = ZERO_HDR.encode() + self._pad if self.hdr_len else b""
         self._valid = DATA_VALID_HDR.encode() + self._pad if self.hdr_len else b""
@@ -270,6 +271,7 @@ class OffloadIO:
         """
         if self.coalescing:
             self._co.add(pkt, hdr)
+            self._queued = True
             return True
         return self.write_one((pkt,), hdr)
 
@@ -279,8 +281,9 @@ class OffloadIO:
 
     def flush(self) -> int:
         """Write everything :meth:`add` queued (coalesced), in order; returns the write calls made."""
-        if not len(self._co):
+        if not self._queued:
             return 0
+        self._queued = False
         n = 0
         for hdr, bufs in self._co.flush():
             if not hdr.gso_type:
@@ -300,15 +303,25 @@ class OffloadIO:
         a partial checksum is finished, before writing.  False if it was
         dropped (counted).
         """
-        if len(self._co):
+        if self._queued:
             self.flush()  # keep the order of what came first
         if hdr is None:
             return self._write((self._zero, *parts) if self.hdr_len else parts, False, 1) == 1
         if hdr.gso_type:
-            if self.gso_writes:
-                r = self._write((encode_for(hdr, parts[0]) + self._pad, *parts), True, 1)
-                if r >= 0:
-                    return r == 1
+            if self.gso_writes:  # the common case of a received super-packet, inline
+                try:
+                    self._writev(self._fd, (encode_for(hdr, parts[0]) + self._pad, *parts))
+                except OSError as e:
+                    r = self._failed(e, True)
+                    if r >= 0:
+                        return False
+                else:
+                    s = self.stats
+                    s.writes += 1
+                    s.packets_written += 1
+                    s.super_writes += 1
+                    self._refusals = 0
+                    return True
             return self._write_split(hdr, parts[0] if len(parts) == 1 else b"".join(parts), self._zero) > 0
         if self.hdr_len:
             return self._write((encode_for(hdr, parts[0]) + self._pad, *parts), False, 1) == 1
@@ -335,17 +348,7 @@ class OffloadIO:
         try:
             self._writev(self._fd, bufs)
         except OSError as e:
-            if e.errno == errno.EINVAL:
-                if gso:
-                    self._refused(e)
-                    return -1
-                self.stats.rejected += 1
-                log.debug("%s: kernel refused a packet: %s", self.name, e)
-                return 0
-            if e.errno in _WRITE_DROP:
-                self.stats.write_errors += 1
-                return 0
-            raise DeviceError(e.errno, self.name, "write failed") from None
+            return self._failed(e, gso)
         s = self.stats
         s.writes += 1
         s.packets_written += packets
@@ -353,6 +356,20 @@ class OffloadIO:
             s.super_writes += 1
             self._refusals = 0
         return 1
+
+    def _failed(self, e: OSError, gso: bool) -> int:
+        """A refused write: 0 (dropped, counted) or -1 (a GSO write refused with EINVAL: split it); else raise."""
+        if e.errno == errno.EINVAL:
+            if gso:
+                self._refused(e)
+                return -1
+            self.stats.rejected += 1
+            log.debug("%s: kernel refused a packet: %s", self.name, e)
+            return 0
+        if e.errno in _WRITE_DROP:
+            self.stats.write_errors += 1
+            return 0
+        raise DeviceError(e.errno, self.name, "write failed") from None
 
     def _write_split(self, hdr: VirtioNetHdr, pkt, plain_hdr: bytes) -> int:
         """Write a super-packet's segments one by one; returns the writes made."""
