@@ -794,3 +794,26 @@ def test_tunnel_options_round_trip_through_json():
     assert back == o and back.table_factory is PrefixTable
     with pytest.raises(ConfigError, match="unknown bogus"):
         TunnelOptions.from_json({**o.to_json(), "bogus": 1})
+
+
+def test_an_expired_train_is_counted_in_the_status(hosts):
+    import time
+
+    a, b = hosts("a", "b")
+    clock = [time.time_ns()]
+    _wire(a, b, clock_ns=lambda: clock[0])
+    big = ipv4_udp(ADDR["a"], ADDR["b"], 1, 2, bytes(5000), df=False)
+    send(a, big)
+    import select
+
+    first = None
+    while select.select([b.sock], [], [], 0.5)[0]:  # keep the train's first datagram only
+        d = b.sock.recv(70000)
+        first = first or d
+    a.sock.sendto(first, (b.host, b.port))
+    pump((b.sock, b.t.on_udp_readable))
+    clock[0] += 2 * 10**9  # past the train's time to live
+    send(a, big, dst=b)  # the next train finds the old one expired
+    assert b.q.take_all() == [big]
+    st = b.t.status()
+    assert st["drops"]["frag_expired"] == 1 and st["peers"][0]["drops"]["frag_expired"] == 1

@@ -583,10 +583,12 @@ class Tunnel:
         """Counters as a JSON-able dict (the shape ``tunkit status -j`` prints)."""
         io = self.io.stats
         peers = []
+        drops = dict(self.drops)
         for p in self.peers:
             d = p.status()
-            if p.opener is not None and p.opener.expired:
+            if p.opener is not None and p.opener.expired:  # counted by the opener, when a later train came
                 d["drops"]["frag_expired"] = p.opener.expired
+                drops["frag_expired"] = drops.get("frag_expired", 0) + p.opener.expired
             peers.append(d)
         return {
             "sender": self.sender,
@@ -603,7 +605,7 @@ class Tunnel:
                 "gso_sends": self.batcher.gso_sends,
                 "gso_fallbacks": self.batcher.gso_fallbacks,
             },
-            "drops": dict(self.drops),
+            "drops": drops,
             "peers": peers,
         }
 
