@@ -213,14 +213,15 @@ def bench_mode(mode: str, seconds: float, iperf: str | None, mtu: int = 1500, ba
             if ios is not None:
                 r, w = ios[ta].stats, ios[tb].stats
                 segs = w.packets_written / max(w.writes, 1)
-                note = (f"  A->B: {r.super_packets} super-packets split into {r.packets_read} packets, "
+                note = (f"  A->B: {r.super_reads} super-packets split into {r.packets_read} packets, "
                         f"{w.writes} writes ({w.super_writes} coalesced, {segs:.1f} packets/write)")
             return f"{bps / 1e9:6.2f} Gbit/s   relay CPU {cpu * 100:4.0f}% of one core{note}"
 
 
 def micro(rounds: int = 200) -> None:
     """CPU time (not wall time) of the pure-Python work per 64 KB super-packet, and the ceiling it sets."""
-    from tunkit.offload import Coalescer, gso_split
+    from tunkit.coalesce import Coalescer
+    from tunkit.offload import gso_split
     from tunkit.packet import IPV4_HEADER, TCP_HEADER, csum16, internet_checksum, pseudo_header_sum
 
     src, dst, mss, n = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]), 1448, 45

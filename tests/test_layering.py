@@ -48,6 +48,9 @@ LAYERS = {
     "tunkit.netns": IO,
     "tunkit.overlay": IO,  # udp, loop, status
     "tunkit.overlay.wire": PURE,
+    "tunkit.overlay.auth": PURE,  # HMAC-SHA256-128 and the RFC 6479 replay window
+    "tunkit.overlay.options": ORCH,  # TunnelOptions, validated once and shared by a node's workers
+    "tunkit.overlay.control": ORCH,  # typed node <-> worker messages
     "tunkit.overlay.spec": PURE,  # typed peer/route specs and their rules (tunkit/spec.py on the cfghard branch)
     "tunkit.overlay.tunnel": ORCH,
     "tunkit.overlay.node": ORCH,
@@ -93,6 +96,10 @@ OLD_LOCATION.update({
     "tunkit.tun.aio": "tunkit.device_aio",
     "tunkit.app.plan": "tunkit.plan",
     "tunkit.app.keyfile": "tunkit.keyfile",
+    "tunkit.packet.coalesce": "tunkit.coalesce",
+    "tunkit.overlay.auth": "tunkit.overlay_crypto",
+    "tunkit.overlay.options": "tunkit.tunnel_options",
+    "tunkit.overlay.control": "tunkit.control",
 })
 # relayout: old-layout end
 NEW_NAME = {old: new for new, old in OLD_LOCATION.items()} if (PKG / "trie.py").exists() else {}
@@ -275,6 +282,31 @@ def test_no_bare_except():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ExceptHandler) and node.type is None:
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bad, bad
+
+
+def _module_of(path: pathlib.Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    return canonical(".".join(p for p in rel.parts if p != "__init__"))
+
+
+def test_only_the_tun_io_module_reads_or_writes_a_tun_descriptor_or_packs_a_virtio_header():
+    """Issue 11: one TUN packet path.  Only tunkit.tun.batch (the TUN I/O module) and the device layer's
+    raw byte I/O (Queue.read/write, which interpret nothing) call os.read/readv/write/writev on a
+    descriptor (the key-file module reads and writes files); only tunkit.tun.batch and the codec
+    tunkit.packet.offload touch the virtio_net_hdr layout."""
+    allowed_io = {"tunkit.tun.batch", "tunkit.tun.device", "tunkit.app.keyfile"}
+    allowed_vnet = {"tunkit.tun.batch", "tunkit.packet.offload"}
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        mod = _module_of(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr in ("read", "readv", "write", "writev")
+                    and isinstance(node.value, ast.Name) and node.value.id == "os" and mod not in allowed_io):
+                bad.append(f"{mod}:{node.lineno}: os.{node.attr}")
+            name = getattr(node, "id", None) or getattr(node, "name", None) if isinstance(node, (ast.Name, ast.alias)) else None
+            if name in ("VIRTIO_NET_HDR", "_VNET", "_VNET_UNPACK") and mod not in allowed_vnet:
+                bad.append(f"{mod}:{getattr(node, 'lineno', '?')}: virtio_net_hdr layout")
     assert not bad, bad
 
 

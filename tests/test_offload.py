@@ -45,16 +45,15 @@ from support_offload import (
     vnet,
 )
 from tunkit._uapi import VIRTIO_NET_HDR_GSO_ECN, VirtioNetHdrFlag, VirtioNetHdrGso
+from tunkit.coalesce import Coalescer, coalesce
 from tunkit.errors import DecodeError
 from tunkit.offload import (
     DATA_VALID_HDR,
     MAX_BYTES,
     MAX_SEGMENTS,
     ZERO_HDR,
-    Coalescer,
     VirtioNetHdr,
     checksum_partial,
-    coalesce,
     gso_check,
     gso_split,
     split_read,
@@ -397,7 +396,11 @@ COALESCE_CASES = [
     ("sealing is per flow", [seg4(0), tcp4(b"", sport=1, flags=ACK | FIN), seg4(1)], [("gso", [0, 2]), ("raw", [1])]),
     ("unparseable packet seals every flow", [seg4(0), b"\x00" * 40, seg4(1)], [("one", [0]), ("raw", [1]), ("one", [2])]),
     ("ICMP seals every flow", [seg4(0), ICMP, seg4(1)], [("one", [0]), ("raw", [1]), ("one", [2])]),
-    ("UDP without USO is verbatim and seals", [seg4(0), udp4(b"dns?"), seg4(1)], [("one", [0]), ("raw", [1]), ("one", [2])]),
+    # issue 14 item 18: TCP and UDP chains are kept apart, as nebula's and wireguard-go's coalescers do
+    ("UDP without USO is verbatim and seals no TCP chain", [seg4(0), udp4(b"dns?"), seg4(1)], [("gso", [0, 2]), ("raw", [1])]),
+    ("UDP datagrams between TCP segments", [seg4(0), udp4(b"a"), udp4(b"b"), seg4(1), udp4(b"c"), seg4(2)],
+     [("gso", [0, 3, 5]), ("raw", [1]), ("raw", [2]), ("raw", [4])]),
+    ("UDP between IPv6 TCP segments", [seg6(0), udp4(b"q"), seg6(1)], [("gso", [0, 2]), ("raw", [1])]),
     ("too short to parse", [seg4(0), b"\x45" * 27, seg4(1)], [("one", [0]), ("raw", [1]), ("one", [2])]),
     ("IPv4 options never coalesce", [seg4(0, ip_options=bytes(4)), seg4(1, ip_options=bytes(4))], [("raw", [0]), ("raw", [1])]),
     ("IPv4 fragments never coalesce", [seg4(0)[:6] + b"\x20\x00" + seg4(0)[8:]], [("raw", [0])]),
@@ -748,7 +751,7 @@ def _flow(pkt, uso=True):
         return None
     if proto == 6 and len(b) >= l3 + 20 and 5 <= b[l3 + 12] >> 4 and l3 + (b[l3 + 12] >> 4) * 4 <= len(b):
         return (6, addrs, b[l3 : l3 + 4])
-    if proto == 17 and uso and struct.unpack_from("!H", b, l3 + 4)[0] == len(b) - l3:
+    if proto == 17 and struct.unpack_from("!H", b, l3 + 4)[0] == len(b) - l3:  # a UDP flow even without USO
         return (17, addrs, b[l3 : l3 + 4])
     return None
 

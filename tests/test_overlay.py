@@ -8,12 +8,12 @@ import random
 import pytest
 
 from tunkit.errors import DecodeError
+from tunkit.offload import VirtioNetHdr
 from tunkit.overlay import (
     HEADER,
     OVERHEAD,
     TAG_LEN,
     DropReason,
-    Gso,
     Header,
     Mac,
     MsgType,
@@ -55,7 +55,7 @@ HEADER_CASES = [
     (
         "tcpv4 super-packet with ECN, sender 3, key 7",
         Header(MsgType.DATA, 7, 3, 0xFFFFFFFF, 2**64 - 2, T0 + 1,
-               Gso(type=0x81, flags=1, size=1448, csum_start=20, csum_offset=16)),
+               VirtioNetHdr(flags=1, gso_type=0x81, gso_size=1448, csum_start=20, csum_offset=16)),
         bytes.fromhex(
             "01" "01" "07" "03"
             "ffffffff"
@@ -180,7 +180,7 @@ PKT = bytes.fromhex("4500001c000100004011f7c9c6120001c6120002") + b"payload!"
 
 def test_seal_open_round_trip_with_and_without_gso():
     s, o = _pair()
-    gso = Gso(1, 1, 1448, 20, 16)
+    gso = VirtioNetHdr(1, 1, 0, 1448, 20, 16)
     for i, g in enumerate([None, gso, None]):
         dgram = seal_datagram(s, PKT, T0 + i, g)
         assert len(dgram) == len(PKT) + OVERHEAD
@@ -327,7 +327,7 @@ def _train(sealer, packet, now, size, gso=None):
 def test_train_round_trip(plen, size):
     s, o = _pair()
     pkt = random.Random(plen).randbytes(plen)
-    gso = Gso(1, 1, 1000, 20, 16)
+    gso = VirtioNetHdr(1, 1, 0, 1000, 20, 16)
     dgrams = _train(s, pkt, T0, size, gso)
     for d in dgrams[:-1]:
         assert o.open(d, T0) is None
@@ -353,11 +353,13 @@ def test_train_losses_reorders_forgeries_and_replays():
     assert len(d) == 4
     assert _reason(o, d[2], T0) is DropReason.FRAGMENT  # no train started
     o.open(d[0], T0)
-    assert _reason(o, d[2], T0) is DropReason.FRAGMENT  # d[1] lost
-    assert _reason(o, d[3], T0) is DropReason.FRAGMENT  # the train is gone
+    assert _reason(o, d[2], T0) is DropReason.FRAGMENT  # d[1] not there yet: the stray goes, the train stays
+    assert _reason(o, d[3], T0) is DropReason.FRAGMENT
+    assert o.open(d[1], T0) is None and o.open(d[2], T0) is None  # d[1] late: the train continues
+    assert o.open(d[3], T0).packet == pkt
     d2 = _train(s, pkt, T0, 1400)
     o.open(d2[0], T0)
-    assert _reason(o, d[1], T0) is DropReason.FRAGMENT  # a fragment of another train
+    assert _reason(o, d[1], T0) is DropReason.FRAGMENT  # a fragment of a finished train
     d3 = _train(s, pkt, T0, 1400)
     for x in d3[:3]:
         o.open(x, T0)
@@ -367,8 +369,77 @@ def test_train_losses_reorders_forgeries_and_replays():
     d4 = _train(s, pkt, T0, 1400)
     assert [o.open(x, T0) for x in d4][-1].packet == pkt
     assert _reason(o, d4[0], T0) is DropReason.REPLAY  # the same train again
-    o.open(_train(s, pkt, T0, 1400)[0], T0)
-    assert _reason(o, _train(s, pkt, T0, 1400)[0], T0) is DropReason.FRAGMENT  # a new head abandons a train
+    a, b = _train(s, pkt, T0, 1400), _train(s, pkt[::-1], T0, 1400)
+    assert o.open(a[0], T0) is None and o.open(b[0], T0) is None  # a new head does not abandon a train
+    assert [o.open(x, T0) for x in b[1:]][-1].packet == pkt[::-1]
+    assert [o.open(x, T0) for x in a[1:]][-1].packet == pkt
+    assert o.train_count == 1  # d2's, never finished (it expires)
+
+
+# -- unauthenticated fragments: bounded, and unable to cancel a legitimate train (issue 14 item 3) ----
+def _forger(s, counter_ahead=1, sender=0):
+    """A sender without the key: the same session and sender index, counters just ahead (predictable)."""
+    return Sealer(OTHER_KEY, session=s.session, start_counter=s.counter + counter_ahead, sender=sender)
+
+
+def test_a_forged_first_fragment_does_not_cancel_a_train_in_progress():
+    s, o = _pair()
+    pkt = random.Random(21).randbytes(5000)
+    d = _train(s, pkt, T0, 1400)
+    forged = _train(_forger(s, 0), bytes(5000), T0, 1400)  # predicts the next counter too
+    assert o.open(d[0], T0) is None
+    assert o.open(forged[0], T0) is None  # its own train (another header), not an eviction
+    for x in d[1:-1]:
+        assert o.open(x, T0) is None
+    assert o.open(d[-1], T0).packet == pkt
+    for x in forged[1:-1]:
+        o.open(x, T0)
+    assert _reason(o, forged[-1], T0) is DropReason.BAD_MAC
+
+
+def test_a_forged_copy_of_a_fragment_is_kept_apart_until_the_tag_decides():
+    s, o = _pair()
+    pkt = random.Random(22).randbytes(5000)
+    d = _train(s, pkt, T0, 1400)
+    fake1 = d[1][: HEADER.size] + bytes(len(d[1]) - HEADER.size)  # the real header, a forged body
+    assert o.open(d[0], T0) is None
+    assert o.open(fake1, T0) is None  # the forgery came first
+    assert o.open(d[1], T0) is None  # the real fragment 1 forks a second candidate
+    assert o.train_count == 2
+    for x in d[2:-1]:
+        assert o.open(x, T0) is None
+    assert o.open(d[-1], T0).packet == pkt  # the candidate whose tag verifies wins
+    assert o.train_count == 0 and o.train_bytes == 0
+
+
+def test_unauthenticated_trains_are_bounded_per_peer_and_counted():
+    s, o = _pair()
+    legit = _train(s, random.Random(23).randbytes(60000), T0, 1472)
+    o.open(legit[0], T0)
+    reasons = []
+    for i in range(300):  # first fragments of big trains from every sender index, fresh timestamps
+        f = _train(_forger(s, 10 + i, sender=i % 256), bytes(60000), T0, 1472)
+        try:
+            o.open(f[0], T0)
+        except OverlayError as e:
+            reasons.append(e.reason)
+    assert o.train_count <= o.max_trains and o.train_bytes <= o.max_train_bytes
+    assert reasons.count(DropReason.FRAG_BUDGET) >= 300 - o.max_trains
+    for x in legit[1:-1]:
+        o.open(x, T0)
+    assert o.open(legit[-1], T0) is not None  # the train in progress still completes
+
+
+def test_unfinished_trains_expire():
+    s, o = _pair()
+    d = _train(s, bytes(5000), T0, 1400)
+    o.open(d[0], T0)
+    assert o.train_count == 1 and o.train_bytes > 0
+    later = T0 + o.train_ttl_ms + 1
+    d2 = _train(s, bytes(3000), later, 1400)
+    o.open(d2[0], later)
+    assert o.expired == 1 and o.train_count == 1
+    assert _reason(o, d[1], later) is DropReason.FRAGMENT  # its train is gone
 
 
 def test_train_parts_survive_buffer_reuse_after_stabilise():
@@ -478,3 +549,15 @@ def test_docs_example_runs(capsys):
     exec(compile(code, "docs/tunnel.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "45" + "00" * 19 and out[1].startswith("replay:")
+
+
+def test_a_fragment_bigger_than_its_trains_first_datagram_is_not_taken():
+    s, o = _pair()
+    pkt = random.Random(24).randbytes(5000)
+    d = _train(s, pkt, T0, 1400)
+    assert o.open(d[0], T0) is None
+    reserved = o.train_bytes
+    fat = d[1] + bytes(60000)  # the real header, then far more than the reservation counted
+    assert _reason(o, fat, T0) is DropReason.FRAGMENT
+    assert o.train_bytes == reserved
+    assert [o.open(x, T0) for x in d[1:]][-1].packet == pkt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 
@@ -421,3 +422,36 @@ def test_fuzz_decoders_raise_only_decode_error():
                 assert r.payload_offset is None or r.l4_offset <= r.payload_offset <= r.end
                 assert r.ip.header_length <= r.end
     assert parsed > 1000  # the loop exercised the success paths too, not just the errors
+
+
+# -- ICMP errors a router sends (build_too_big, moved here from the tunnel) --------------------------
+def test_too_big_ipv6_gets_packet_too_big():
+    from support_tunnel import checksum, ipv6_udp
+    from tunkit.packet import build_too_big
+
+    big = ipv6_udp("2001:db8::a", "2001:db8::b", 1, 2, bytes(1500))
+    me = ipaddress.ip_address("2001:db8::1").packed
+    icmp = build_too_big(big, 1280, {6: me})
+    assert icmp[6] == 58 and icmp[8:24] == me and icmp[24:40] == big[8:24]
+    assert len(icmp) == 1280
+    pseudo = icmp[8:40] + struct.pack("!II", len(icmp) - 40, 58)
+    assert checksum(pseudo + icmp[40:]) == 0
+    assert struct.unpack_from("!BBHI", icmp, 40)[::3] == (2, 1280)
+    # no error about an error
+    assert build_too_big(icmp, 1280, {6: me}) is None
+
+
+def test_too_big_ipv4_gets_frag_needed_and_nothing_for_later_fragments_or_errors():
+    from support_tunnel import checksum, ipv4_udp
+    from tunkit.packet import build_too_big
+
+    big = ipv4_udp("198.18.0.1", "198.18.0.2", 1, 2, bytes(1400))
+    icmp = build_too_big(big, 1300, {4: bytes([198, 18, 0, 9])})
+    assert icmp[9] == 1 and icmp[12:16] == bytes([198, 18, 0, 9]) and icmp[16:20] == big[12:16]
+    assert checksum(icmp[:20]) == 0 and checksum(icmp[20:]) == 0
+    assert struct.unpack_from("!BBHHH", icmp, 20)[::4] == (3, 1300) and icmp[21] == 4
+    assert icmp[28:] == big[: 576 - 28]  # as much of the packet as fits 576 bytes
+    assert build_too_big(big, 1300, {4: None})[12:16] == big[16:20]  # no address: from the destination
+    later = big[:6] + b"\x00\x10" + big[8:]  # fragment offset 16: not the first fragment
+    assert build_too_big(later, 1300, {}) is None
+    assert build_too_big(icmp, 576, {}) is None  # no error about an error

@@ -39,14 +39,14 @@ class Host:
     """A TunnelNode running in a thread inside namespace ``ns``."""
 
     def __init__(self, ns, i, tmp_path, peers, routes=(), *, v6=False, workers=1, insecure=False, mtu=1400,
-                 system_routes=False, tunnel_options=None):
+                 system_routes=False, tunnel_options=None, offloads=True):
         self.ns, self.i = ns, i
         self.status_path = str(tmp_path / f"h{i}-{time.monotonic_ns()}.sock")
         self.kw = dict(
             device=f"tk{i}", peers=peers, routes=routes, listen=("::" if v6 else "0.0.0.0", PORT), mtu=mtu,
             addresses=[ipaddress.ip_address(overlay4(i)), ipaddress.ip_address(overlay6(i))],
             insecure=insecure, workers=workers, status_path=self.status_path,
-            system_routes=system_routes, tunnel_options=tunnel_options,
+            system_routes=system_routes, tunnel_options=tunnel_options, offloads=offloads,
         )
         self.node = None
         self.error = None
@@ -168,11 +168,12 @@ def _no_ping(ns, addr):
     return not _ping(ns, addr, tries=1, timeout=0.3)
 
 
-def _mesh(lab, nss, *, v6=False, workers=1, insecure=False, keys=None, tunnel_options=None):
+def _mesh(lab, nss, *, v6=False, workers=1, insecure=False, keys=None, tunnel_options=None, offloads=True):
     hosts = []
     for i, ns in enumerate(nss):
         peers = [peer_spec(j, v6=v6, key=(keys or {}).get((i, j), None if insecure else KEY)) for j in range(len(nss)) if j != i]
-        hosts.append(lab.run(ns, i, peers, v6=v6, workers=workers, insecure=insecure, tunnel_options=tunnel_options))
+        hosts.append(lab.run(ns, i, peers, v6=v6, workers=workers, insecure=insecure, tunnel_options=tunnel_options,
+                             offloads=offloads))
     return hosts
 
 
@@ -410,3 +411,48 @@ def test_sigkill_and_restart_of_a_host_process_recovers(lab, workers):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("offloads", [True, False], ids=["vnet-tun", "plain-tun"])
+def test_out_of_range_gso_fields_from_a_key_holder_are_dropped_by_name_while_traffic_continues(lab, offloads):
+    """Issue 14 item 2: one datagram with a bad GSO field used to crash the receiver (csum_start 65535: a
+    struct.error packing the virtio header; gso_size 0 on a plain TUN: range() step 0; gso_size 1: 173 ms of
+    CPU per message).  Each is sealed with the right key, so only the field check stands in the way."""
+    from support_tunnel import ipv4_tcp
+    from tunkit.offload import VirtioNetHdr
+
+    nss = lab(2)
+    hosts = _mesh(lab, nss, offloads=offloads)
+    a, b = nss
+    assert hosts[0].status()["vnet_hdr"] is offloads
+    assert _ping(b, overlay4(0))
+    tb = hosts[1].tunnel()
+    peer = next(p for p in tb.peers if p.name == "h0")
+    pkt = ipv4_tcp(overlay4(1), overlay4(0), 40000, 5201, bytes(1000), flags=0x10)
+    bad = {  # header -> the reason it must be counted under
+        VirtioNetHdr(1, 1, 0, 500, 65535, 16): "csum_start",
+        VirtioNetHdr(1, 0, 0, 0, 65535, 16): "csum_start",
+        VirtioNetHdr(1, 0, 0, 0, 20, 65535): "csum_offset",
+        VirtioNetHdr(1, 1, 0, 0, 20, 16): "gso_size",
+        VirtioNetHdr(1, 1, 0, 1, 20, 16): "gso_size",
+        VirtioNetHdr(1, 3, 0, 500, 20, 16): "gso_type",
+        VirtioNetHdr(5, 1, 0, 500, 20, 16): "gso_flags",
+        VirtioNetHdr(1, 4, 0, 500, 20, 16): "gso_headers",
+    }
+    for hdr in bad:
+        h, tag = peer.sealer.seal(pkt, time.time_ns() // 1_000_000, hdr)
+        tb.sock.sendto(h + pkt + tag, peer.addr)
+    want = {}
+    for reason in bad.values():
+        want[reason] = want.get(reason, 0) + 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        drops = hosts[0].status()["drops"]
+        if all(drops.get(r, 0) >= n for r, n in want.items()):
+            break
+        time.sleep(0.05)
+    assert {r: drops.get(r, 0) for r in want} == want, drops
+    by_peer = {p["name"]: p["drops"] for p in hosts[0].status()["peers"]}
+    assert {r: by_peer["h1"].get(r, 0) for r in want} == want
+    assert _ping(b, overlay4(0))  # the receiver is alive and traffic continues, super-packets included
+    assert tcp_round_trip(b, a, overlay4(0), 5011, 1 << 20)

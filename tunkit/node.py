@@ -39,10 +39,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
+from tunkit import control
+from tunkit.control import AddRoute, ControlError, Reconfigure, RemoveRoute, SetMtu, StatusRequest, WorkerConfig
 from tunkit.errors import ConfigError
 from tunkit.loop import PacketLoop
 from tunkit.status import StatusServer, merge
-from tunkit.tunnel import DEFAULT_MTU, PeerSpec, RouteSpec, Tunnel
+from tunkit.tunnel import DEFAULT_MTU, PeerSpec, RouteSpec, Tunnel, TunnelOptions
 from tunkit.udp import open_udp
 
 log = logging.getLogger("tunkit.node")
@@ -82,15 +84,14 @@ class TunnelNode:
         self.routes = list(routes)
         self.listen = listen
         self.mtu = mtu
-        self.addresses = list(addresses)
-        self.insecure = insecure
         self.workers = workers
         self.offloads = offloads
         self.status_path = status_path
-        self.table_factory = table_factory
-        self.tunnel_options = dict(tunnel_options or {})
-        self.session = int.from_bytes(os.urandom(4), "big")
-        self.start_counter = time.time_ns()
+        # one options object, validated here once, shared by every worker (only the sender index differs)
+        self.options = TunnelOptions(insecure=insecure, mtu=mtu, addresses=tuple(addresses),
+                                     session=int.from_bytes(os.urandom(4), "big"), start_counter=time.time_ns(),
+                                     table_factory=table_factory, **dict(tunnel_options or {}))
+        self.insecure = insecure
         self.device = None
         self.tunnel: Tunnel | None = None  # workers == 1
         self.loop: PacketLoop | None = None
@@ -114,18 +115,14 @@ class TunnelNode:
         if self.device.vnet_hdr:
             limit_gso_size(self.device.ifindex, GSO_MAX_SIZE, self.device_name)
         self.device.up()
+        self.options = self.options.replace(vnet_hdr=self.device.vnet_hdr, uso=self._uso(), mtu=self.mtu)
         log.info("%s: %d queue(s), vnet_hdr %s, offloads %s", self.device.name, self.workers,
                  self.device.vnet_hdr, self.device.offloads.name if self.device.offloads else "none")
 
     def _make_tunnel(self, index: int) -> Tunnel:
         sock = open_udp(*self.listen, reuseport=True)
         try:
-            return Tunnel(
-                self.device.queues[index], sock, self.peers, self.routes,
-                insecure=self.insecure, mtu=self.mtu, addresses=self.addresses, sender=index,
-                session=self.session, start_counter=self.start_counter, vnet_hdr=self.device.vnet_hdr,
-                uso=self._uso(), table_factory=self.table_factory, **self.tunnel_options,
-            )
+            return Tunnel(self.device.queues[index], sock, self.peers, self.routes, self._options(), sender=index)
         except BaseException:
             sock.close()
             raise
@@ -191,9 +188,8 @@ class TunnelNode:
             from tunkit.tunnel import check_config  # noqa: PLC0415
 
             check_config(peers, routes, insecure=self.insecure, v6sock=":" in self.listen[0],
-                         table_factory=self.table_factory)
-            self._broadcast({"op": "reconfigure", "peers": [_peer_json(p) for p in peers],
-                             "routes": [_route_json(r) for r in routes], "mtu": mtu})
+                         table_factory=self.options.table_factory)
+            self._broadcast(Reconfigure(tuple(peers), tuple(routes), mtu))
         self.peers, self.routes = peers, routes
         if mtu is not None:
             self.mtu = mtu
@@ -242,7 +238,7 @@ class TunnelNode:
                 if "mtu" in ev.changed and ev.mtu:
                     log.info("%s: MTU %d -> %d", self.device_name, self.mtu, ev.mtu)
                     self.mtu = ev.mtu
-                    self._broadcast({"op": "mtu", "mtu": ev.mtu})
+                    self._broadcast(SetMtu(ev.mtu))
                 if ev.up != self.link_up:
                     log.info("%s: link %s", self.device_name, "up" if ev.up else "down")
                     self.link_up = ev.up
@@ -257,19 +253,16 @@ class TunnelNode:
         if spec is None:
             if add and r.dst is not None and r.oif == self.device.ifindex:
                 # replaced by a route without a gateway (or another kind): stop mirroring that prefix
-                self._broadcast({"op": "unroute", "prefix": str(r.dst)})
+                self._broadcast(RemoveRoute(r.dst))
             return
-        if add:
-            self._broadcast({"op": "route", **_route_json(spec)})
-        else:
-            self._broadcast({"op": "unroute", "prefix": str(spec.route)})
+        self._broadcast(AddRoute(spec) if add else RemoveRoute(spec.route))
 
-    def _broadcast(self, msg: dict) -> None:
+    def _broadcast(self, msg: control.Message) -> None:
         """Apply a control message here (one worker) or send it to every worker process."""
         if self.tunnel is not None:
             apply_control(self.tunnel, msg)
             return
-        line = json.dumps(msg).encode() + b"\n"
+        line = control.encode(msg)
         for _pid, s in self._children:
             try:
                 s.sendall(line)
@@ -292,7 +285,12 @@ class TunnelNode:
             finally:
                 child_end.close()
             self._children.append((proc, parent_end))
-            parent_end.sendall(json.dumps(self._worker_config(i)).encode() + b"\n")
+            parent_end.sendall(control.encode(WorkerConfig(i, tuple(self.listen), self._options(), tuple(self.peers),
+                                                           tuple(self.routes))))
+
+    def _options(self) -> TunnelOptions:
+        """The one options object, with the MTU as it is now (a link event may have changed it)."""
+        return self.options if self.options.mtu == self.mtu else self.options.replace(mtu=self.mtu)
 
     def _uso(self) -> bool:
         """USO negotiated: merged UDP datagrams may be written to the TUN."""
@@ -301,28 +299,11 @@ class TunnelNode:
         off = self.device.offloads or 0
         return bool(off & TunOffload.USO4 and off & TunOffload.USO6)
 
-    def _worker_config(self, index: int) -> dict:
-        return {
-            "index": index,
-            "session": self.session,
-            "start_counter": self.start_counter,
-            "listen": list(self.listen),
-            "mtu": self.mtu,
-            "insecure": self.insecure,
-            "vnet_hdr": self.device.vnet_hdr,
-            "uso": self._uso(),
-            "addresses": [str(a) for a in self.addresses],
-            "peers": [_peer_json(p) for p in self.peers],
-            "routes": [_route_json(r) for r in self.routes],
-            "table_factory": _import_path(self.table_factory),
-            "tunnel_options": self.tunnel_options,
-        }
-
     def _ask_workers(self, timeout: float = 2.0) -> list[dict]:
         docs = []
         for _pid, s in self._children:
             try:
-                s.sendall(b'{"op": "status"}\n')
+                s.sendall(control.encode(StatusRequest()))
                 s.settimeout(timeout)
                 buf = b""
                 while not buf.endswith(b"\n"):
@@ -411,58 +392,19 @@ def route_spec_from_kernel(r, ifindex: int) -> RouteSpec | None:
     return RouteSpec(dst, tuple(via), mtu)
 
 
-def apply_control(tunnel: Tunnel, msg: dict) -> None:
+def apply_control(tunnel: Tunnel, msg: control.Message) -> None:
     """Apply one control message (from the parent, or the node itself) to a worker's tunnel."""
-    op = msg.get("op")
-    if op == "reconfigure":
-        tunnel.reconfigure([_peer_from_json(p) for p in msg["peers"]], [_route_from_json(r) for r in msg["routes"]],
-                           mtu=msg.get("mtu"))
-    elif op == "mtu":
-        tunnel.set_mtu(int(msg["mtu"]))
-    elif op == "route":
-        if not tunnel.set_route(_route_from_json(msg)):
-            log.info("kernel route %s: no gateway is a peer (or it is configured); not mirrored", msg["prefix"])
-    elif op == "unroute":
-        tunnel.remove_route(ipaddress.ip_network(msg["prefix"]))
+    if isinstance(msg, Reconfigure):
+        tunnel.reconfigure(msg.peers, msg.routes, mtu=msg.mtu)
+    elif isinstance(msg, SetMtu):
+        tunnel.set_mtu(msg.mtu)
+    elif isinstance(msg, AddRoute):
+        if not tunnel.set_route(msg.route):
+            log.info("kernel route %s: no gateway is a peer (or it is configured); not mirrored", msg.route.route)
+    elif isinstance(msg, RemoveRoute):
+        tunnel.remove_route(msg.prefix)
     else:
-        log.warning("unknown control message %r", msg)
-
-
-def _import_path(obj) -> str | None:
-    if obj is None:
-        return None
-    return f"{obj.__module__}:{obj.__qualname__}"
-
-
-def _load_path(path: str | None):
-    if path is None:
-        return None
-    import importlib  # noqa: PLC0415
-
-    mod, _, name = path.partition(":")
-    obj = importlib.import_module(mod)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _peer_json(p: PeerSpec) -> dict:
-    return {"name": p.name, "endpoint": list(p.endpoint), "prefixes": [str(x) for x in p.prefixes],
-            "key": p.key.hex() if p.key else None, "mtu": p.mtu}
-
-
-def _peer_from_json(d: dict) -> PeerSpec:
-    return PeerSpec(d["name"], tuple(d["endpoint"]), tuple(ipaddress.ip_network(x) for x in d["prefixes"]),
-                    bytes.fromhex(d["key"]) if d["key"] else None, d["mtu"])
-
-
-def _route_json(r: RouteSpec) -> dict:
-    return {"prefix": str(r.route), "via": [[str(g), w] for g, w in r.via], "mtu": r.mtu}
-
-
-def _route_from_json(d: dict) -> RouteSpec:
-    return RouteSpec(ipaddress.ip_network(d["prefix"]),
-                     tuple((ipaddress.ip_address(g), int(w)) for g, w in d["via"]), d.get("mtu"))
+        log.warning("control message %r does not apply to a tunnel", msg)
 
 
 class _QueueFd:
@@ -484,18 +426,17 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
         if not chunk:
             return 1
         buf += chunk
-    cfg = json.loads(buf[:nl])
+    try:
+        cfg = control.decode(bytes(buf[:nl]))
+        if not isinstance(cfg, WorkerConfig):
+            raise ControlError(f"the first control message must be a configure, not {type(cfg).__name__}")
+    except ControlError as e:
+        log.error("worker: %s", e)
+        return 1
     del buf[: nl + 1]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
-    peers = [_peer_from_json(p) for p in cfg["peers"]]
-    sock = open_udp(*cfg["listen"], reuseport=True)
-    tunnel = Tunnel(
-        _QueueFd(queue_fd), sock, peers, [_route_from_json(r) for r in cfg["routes"]],
-        insecure=cfg["insecure"], mtu=cfg["mtu"], addresses=[ipaddress.ip_address(a) for a in cfg["addresses"]],
-        sender=cfg["index"], session=cfg["session"], start_counter=cfg["start_counter"], vnet_hdr=cfg["vnet_hdr"],
-        uso=cfg["uso"],
-        table_factory=_load_path(cfg["table_factory"]), **cfg["tunnel_options"],
-    )
+    sock = open_udp(*cfg.listen, reuseport=True)
+    tunnel = Tunnel(_QueueFd(queue_fd), sock, cfg.peers, cfg.routes, cfg.options, sender=cfg.index)
     loop = PacketLoop()
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     tunnel.attach(loop)
@@ -510,21 +451,16 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
             loop.stop()
             return
         buf.extend(data)
+        if len(buf) > control.MAX_LINE and buf.find(b"\n") < 0:
+            log.error("worker %d: control line over %d bytes: dropped", tunnel.sender, control.MAX_LINE)
+            buf.clear()
         process()
 
     def process() -> None:
         while (nl := buf.find(b"\n")) >= 0:
-            msg = json.loads(buf[:nl])
+            line = bytes(buf[:nl])
             del buf[: nl + 1]
-            if msg.get("op") == "status":
-                ctl.setblocking(True)
-                ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
-                ctl.setblocking(False)
-            else:
-                try:
-                    apply_control(tunnel, msg)
-                except ConfigError as e:  # the parent checked the same rules; if one slips, keep serving
-                    log.error("worker %d: control %s refused: %s", tunnel.sender, msg.get("op"), e)
+            handle_line(ctl, tunnel, line)
 
     loop.add_reader(ctl, on_ctl)
     process()  # messages that came with the configuration
@@ -535,6 +471,24 @@ def worker_main(ctl_fd: int, queue_fd: int) -> int:
         sock.close()
         ctl.close()
     return 0
+
+
+def handle_line(ctl: socket.socket, tunnel: Tunnel, line: bytes) -> None:
+    """One control line in a worker: decoded (refused with a logged reason), then applied or answered."""
+    try:
+        msg = control.decode(line)
+    except ControlError as e:
+        log.error("worker %d: control message refused: %s", tunnel.sender, e)
+        return
+    if isinstance(msg, StatusRequest):
+        ctl.setblocking(True)
+        ctl.sendall(json.dumps(tunnel.status()).encode() + b"\n")
+        ctl.setblocking(False)
+        return
+    try:
+        apply_control(tunnel, msg)
+    except ConfigError as e:  # the parent checked the same rules; if one slips, keep serving
+        log.error("worker %d: control %s refused: %s", tunnel.sender, type(msg).__name__, e)
 
 
 if __name__ == "__main__":

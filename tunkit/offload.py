@@ -20,18 +20,15 @@ A non-GSO packet with NEEDS_CSUM gets its checksum finished.  ``hdr_len`` is
 never trusted (in the kernel's forward path it can be the whole first
 packet); the header length is recomputed from the parsed headers.
 
-Write path::
+Write path: :class:`tunkit.coalesce.Coalescer` merges packets into
+super-packets (GRO), and :func:`encode_for` builds the header a packet or
+super-packet is written with (``hdr_len`` recomputed from the headers).
+:mod:`tunkit.batch` is the one module that reads and writes a TUN with these.
 
-    co = Coalescer(uso=bool(offloads & (TunOffload.USO4 | TunOffload.USO6)))
-    for pkt in packets:
-        co.add(pkt)
-    for hdr, bufs in co.flush():
-        os.writev(fd, [hdr.encode(), *bufs])
-
-:class:`Coalescer` follows nebula's strict rules (see its docstring): it only
-merges what the kernel will segment back into the very same packets, and
-checks every L4 checksum before merging so a corrupt segment is never
-"healed" by the fresh checksum of a super-packet.
+Headers from outside (a peer's overlay message): :func:`gso_problem` checks
+every field against the packet's real length and headers, and bounds the work
+a super-packet may cost (``gso_size`` at least :data:`MIN_GSO_SIZE`, at most
+:data:`MAX_GSO_SEGMENTS` segments); it never raises, it names the bad field.
 
 Errors: malformed headers or packets raise :class:`tunkit.errors.DecodeError`
 (a ``ValueError``) and nothing else; the caller drops the packet and counts
@@ -41,6 +38,7 @@ merge goes out verbatim.
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import NamedTuple
 
@@ -81,6 +79,7 @@ from tunkit.packet import (
     csum16,
     csum_fold,
     ipv4_header_checksum,
+    pseudo_header_sum,
 )
 
 __all__ = [
@@ -93,10 +92,15 @@ __all__ = [
     "gso_split",
     "split_read",
     "checksum_partial",
-    "Coalescer",
-    "coalesce",
+    "read_header",
+    "encode_for",
+    "gso_problem",
+    "l4_header_len",
+    "regso",
     "MAX_SEGMENTS",
     "MAX_BYTES",
+    "MIN_GSO_SIZE",
+    "MAX_GSO_SEGMENTS",
 ]
 
 VIRTIO_NET_HDR = struct.Struct(
@@ -123,6 +127,8 @@ _GSO_ECN = VIRTIO_NET_HDR_GSO_ECN
 
 MAX_SEGMENTS = 64  # coalescer cap per super-packet (nebula; kernel UDP_MAX_SEGMENTS on older kernels)
 MAX_BYTES = 65535  # coalescer cap on a super-packet's IP length (IPv4 total length is 16 bits)
+MIN_GSO_SIZE = 64  # smallest segment payload accepted from outside: bounds the per-byte cost of a split
+MAX_GSO_SEGMENTS = 128  # most segments one super-packet from outside may make (the kernel's UDP_MAX_SEGMENTS)
 
 
 class VirtioNetHdr(NamedTuple):
@@ -398,285 +404,161 @@ def split_read(buf) -> list:
 
 
 # ---------------------------------------------------------------------------
-# Write path: coalescing
+# Headers on the hot path: a read's header, the header a write needs
 # ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)  # a flow's packets share a few shapes: each is checked and built once
+def read_header(flags: int, gso_type: int, hdr_len: int, gso_size: int, csum_start: int,
+                csum_offset: int) -> VirtioNetHdr | None:
+    """The header of one TUN read from its six fields, as :meth:`VirtioNetHdr.decode` checks it.
 
-_TCP_OK = int(TcpFlag.ACK | TcpFlag.PSH | TcpFlag.ECE)  # the only flags a chain may carry
-_ACK = int(TcpFlag.ACK)
-_PSH = int(TcpFlag.PSH)
-_ECE = int(TcpFlag.ECE)
-
-
-class _Chain:
-    """An open or closed run of same-flow segments that will go out as one super-packet."""
-
-    __slots__ = ("seed", "seed_hdr", "l3", "hlen", "tcp", "v6", "size", "nbytes", "next_seq", "bufs", "shape", "ident", "psh")
-
-    def __init__(self, seed, seed_hdr, l3, hlen, tcp, v6, size, next_seq, shape, ident):
-        self.seed = seed  # the first packet, verbatim (emitted alone if nothing joins it)
-        self.seed_hdr = seed_hdr  # its header if emitted alone: DATA_VALID, or its own NEEDS_CSUM one
-        self.l3 = l3
-        self.hlen = hlen
-        self.tcp = tcp
-        self.v6 = v6
-        self.size = size  # gso_size: the first segment's payload length
-        self.nbytes = len(seed)  # IP length of the super-packet so far
-        self.next_seq = next_seq  # TCP: the sequence number the next segment must carry
-        self.bufs = [seed[hlen:]]  # payload views, in order
-        self.shape = shape  # everything that must be equal across the chain
-        self.ident = ident  # IPv4 ID the next segment must carry (None: DF set, or IPv6)
-        self.psh = False  # TCP: the last segment carried PSH
-
-
-class Coalescer:
-    """Merge packets bound for a TUN device into super-packets (GRO in user space).
-
-    Feed packets (``bytes``, ``bytearray`` or ``memoryview``, one IP packet
-    each) with :meth:`add`; :meth:`flush` returns ``[(VirtioNetHdr, bufs)]``
-    ready for ``os.writev(fd, [hdr.encode(), *bufs])``.  Buffers are views of
-    the packets that were added: keep those alive and unchanged until the
-    results are written.
-
-    Rules (nebula's stricter coalescer; every one is needed so that the
-    kernel's segmentation of the super-packet reproduces the input packets):
-
-    * Per flow (addresses, ports, family; TCP and UDP kept apart), segments
-      are appended in order only: TCP sequence numbers must be contiguous.
-    * TCP flags must be ACK, optionally with PSH and/or ECE; the ECE bit must
-      agree across a chain.  SYN, FIN, RST, URG, CWR (or no ACK) seal the
-      flow's open chain and go out verbatim, in order.
-    * Pure ACKs (no payload) go out verbatim *without* sealing, so a
-      bidirectional flow keeps coalescing; this is the only reordering
-      (a stale ACK is harmless, as with kernel GRO).
-    * IP header fields equal across the chain: the whole TOS/traffic-class
-      byte (DSCP and ECN, so ECT(0) and ECT(1) never merge into a false CE),
-      IPv4 flags and TTL, IPv6 flow label and hop limit.  IPv4 IDs must be
-      sequential (first + n) unless DF is set.
-    * TCP header equal apart from seq, flags and checksum: ACK number,
-      window, urgent pointer, data offset and option bytes.
-    * Only the last segment may be shorter than the first, and only the last
-      may carry PSH: a short or PSH segment closes the chain.
-    * At most ``max_segments`` (64) segments and ``max_bytes`` (65,535) bytes.
-    * L4 checksums are verified before a packet may seed or join a chain; a
-      packet that fails goes out verbatim (the kernel drops it) and seals its
-      flow.  ``verify_checksums=False`` skips this, only for packets the
-      caller built itself and knows to be correct.
-    * A packet added with its own NEEDS_CSUM header (``add(pkt, hdr)``: its
-      checksum field holds only the pseudo-header sum, as a TUN hands it
-      out) is *trusted*: the caller vouches for it (the overlay's MAC did),
-      so it is not verified.  It merges like any other packet when
-      ``csum_start``/``csum_offset`` point at its own TCP/UDP checksum field;
-      whatever of it goes out unmerged keeps that header, so the kernel
-      still finishes or trusts the checksum as it would have.
-    * UDP datagrams merge only with ``uso=True`` (USO negotiated): same
-      length except a shorter last one; zero-length datagrams and IPv4
-      datagrams without a checksum go out verbatim and seal the flow.
-    * Anything else (not IPv4/IPv6, bad lengths, fragments, IPv4 options,
-      IPv6 extension headers, other protocols, UDP without USO) goes out
-      verbatim and seals every open chain: its flow is unknown here.
-      (Verbatim means under an all-zero header, or the packet's own
-      NEEDS_CSUM header if it was added with one.)
-
-    Output order is the order in which chains were started and verbatim
-    packets added.  A chain of one segment is emitted as the original packet
-    under a DATA_VALID header; verbatim packets get an all-zero header.
+    None for a plain packet with a complete checksum (flags and gso_type 0).
+    ``hdr_len`` is not kept (it is never trusted: :func:`encode_for`
+    recomputes it), nor ``gso_size`` without a GSO type, so equal shapes share
+    one object.  Raises :class:`DecodeError` as ``decode`` does.
     """
-
-    def __init__(
-        self,
-        *,
-        uso: bool = False,
-        verify_checksums: bool = True,
-        max_segments: int = MAX_SEGMENTS,
-        max_bytes: int = MAX_BYTES,
-    ) -> None:
-        if not 1 <= max_segments:
-            raise ValueError(f"max_segments must be at least 1, got {max_segments}")
-        if not 1 <= max_bytes <= MAX_BYTES:
-            raise ValueError(f"max_bytes must be in 1..{MAX_BYTES}, got {max_bytes}")
-        self.uso = uso
-        self.verify_checksums = verify_checksums
-        self.max_segments = max_segments
-        self.max_bytes = max_bytes
-        self._slots: list = []  # _Chain or (VirtioNetHdr, [pkt]) in output order
-        self._open: dict = {}  # (proto, src, dst, sport, dport) -> open _Chain
-
-    def __len__(self) -> int:
-        """Number of results :meth:`flush` would return now."""
-        return len(self._slots)
-
-    def _verbatim(self, pkt, hdr, seal_key=None, seal_all: bool = False) -> None:
-        if seal_all:
-            self._open.clear()
-        elif seal_key is not None:
-            self._open.pop(seal_key, None)
-        self._slots.append((hdr or ZERO_HDR, [pkt]))
-
-    def add(self, pkt, hdr: VirtioNetHdr | None = None) -> None:
-        """Add one IP packet (never raises for its contents).
-
-        ``hdr``: the packet's own virtio header when its checksum is partial
-        (NEEDS_CSUM, GSO_NONE); see the rules above.  None: the checksum is
-        complete and is verified before merging.
-        """
-        if hdr is not None and (hdr.gso_type != _GSO_NONE or not hdr.flags & _NEEDS_CSUM):
-            raise ValueError(f"Coalescer.add: hdr must be a GSO_NONE NEEDS_CSUM header, got {hdr}")
-        n = len(pkt)
-        if n < IPV4_MIN_HEADER_LEN + UDP_HEADER_LEN:
-            return self._verbatim(pkt, hdr, seal_all=True)
-        b0 = pkt[0]
-        if b0 == 0x45:  # IPv4 without options: the only IPv4 shape that coalesces
-            _v, tos, tot, ident, frag, ttl, proto, _c, src, dst = IPV4_HEADER.unpack_from(pkt)
-            if tot != n or frag & IPV4_FRAG_MASK:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            l3 = IPV4_MIN_HEADER_LEN
-            v6 = False
-            ipshape = (tos, frag, ttl)
-            addr_off = IPV4_ADDRS_OFFSET
-            if frag & IPV4_DF:
-                ident = None
-        elif b0 >> 4 == 6 and n >= IPV6_HEADER_LEN + UDP_HEADER_LEN:
-            vtcfl, plen, proto, hlim, src, dst = IPV6_HEADER.unpack_from(pkt)
-            if plen + IPV6_HEADER_LEN != n:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            l3 = IPV6_HEADER_LEN
-            v6 = True
-            ipshape = (vtcfl, hlim)
-            addr_off = IPV6_ADDRS_OFFSET
-            ident = None
-        else:
-            return self._verbatim(pkt, hdr, seal_all=True)
-        if proto == IPPROTO_TCP:
-            if n < l3 + TCP_MIN_HEADER_LEN:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            sport, dport, seq, ack, off, flags, win, _c, urg = TCP_HEADER.unpack_from(pkt, l3)
-            hlen = l3 + (off >> 4) * 4
-            if off < 0x50 or hlen > n:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            key = (IPPROTO_TCP, src, dst, sport, dport)
-            if flags & ~_TCP_OK or not flags & _ACK:
-                return self._verbatim(pkt, hdr, seal_key=key)  # SYN/FIN/RST/URG/CWR: seen in order
-            if hlen == n:
-                return self._verbatim(pkt, hdr)  # pure ACK: no ordering duty toward the data
-            mv = memoryview(pkt)
-            if hdr is None:
-                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_TCP + n - l3) != 0xFFFF:
-                    return self._verbatim(pkt, hdr, seal_key=key)
-            elif hdr.csum_start != l3 or hdr.csum_offset != TCP_CHECKSUM_OFFSET:
-                return self._verbatim(pkt, hdr, seal_key=key)  # trusted, but not a shape merging can keep
-            shape = (ipshape, ack, off, win, urg, flags & _ECE, bytes(mv[l3 + TCP_MIN_HEADER_LEN : hlen]))
-            chain = self._open.get(key)
-            if chain is not None:
-                payload = n - hlen
-                if (
-                    seq == chain.next_seq
-                    and chain.shape == shape
-                    and payload <= chain.size
-                    and len(chain.bufs) < self.max_segments
-                    and chain.nbytes + payload <= self.max_bytes
-                    and (chain.ident is None or chain.ident == ident)
-                ):
-                    chain.bufs.append(mv[hlen:])
-                    chain.nbytes += payload
-                    chain.next_seq = (seq + payload) & 0xFFFFFFFF
-                    if chain.ident is not None:
-                        chain.ident = (chain.ident + 1) & 0xFFFF
-                    if flags & _PSH or payload < chain.size:
-                        chain.psh = bool(flags & _PSH)
-                        del self._open[key]
-                    return None
-                del self._open[key]  # cannot extend (gap, header change, full): start afresh
-            if n > self.max_bytes:
-                return self._verbatim(pkt, hdr, seal_key=key)
-            payload = n - hlen
-            nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, hlen, True, v6, payload, (seq + payload) & 0xFFFFFFFF, shape, nxt)
-            self._slots.append(chain)
-            if not flags & _PSH:
-                self._open[key] = chain
-            return None
-        if proto == IPPROTO_UDP and self.uso:
-            sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(pkt, l3)
-            if ulen != n - l3:
-                return self._verbatim(pkt, hdr, seal_all=True)
-            key = (IPPROTO_UDP, src, dst, sport, dport)
-            payload = ulen - UDP_HEADER_LEN
-            if payload == 0 or (ucsum == 0 and not v6) or n > self.max_bytes:
-                return self._verbatim(pkt, hdr, seal_key=key)  # nothing to merge, or nothing to verify
-            mv = memoryview(pkt)
-            if hdr is None:
-                if self.verify_checksums and csum16(mv[addr_off:], IPPROTO_UDP + ulen) != 0xFFFF:
-                    return self._verbatim(pkt, hdr, seal_key=key)
-            elif hdr.csum_start != l3 or hdr.csum_offset != UDP_CHECKSUM_OFFSET:
-                return self._verbatim(pkt, hdr, seal_key=key)
-            chain = self._open.get(key)
-            if chain is not None:
-                if (
-                    chain.shape == ipshape
-                    and payload <= chain.size
-                    and len(chain.bufs) < self.max_segments
-                    and chain.nbytes + payload <= self.max_bytes
-                    and (chain.ident is None or chain.ident == ident)
-                ):
-                    chain.bufs.append(mv[l3 + UDP_HEADER_LEN :])
-                    chain.nbytes += payload
-                    if chain.ident is not None:
-                        chain.ident = (chain.ident + 1) & 0xFFFF
-                    if payload < chain.size:
-                        del self._open[key]
-                    return None
-                del self._open[key]
-            nxt = None if ident is None else (ident + 1) & 0xFFFF
-            chain = _Chain(mv, hdr or DATA_VALID_HDR, l3, l3 + UDP_HEADER_LEN, False, v6, payload, None, ipshape, nxt)
-            self._slots.append(chain)
-            self._open[key] = chain
-            return None
-        return self._verbatim(pkt, hdr, seal_all=True)
-
-    def flush(self) -> list:
-        """Return ``[(VirtioNetHdr, bufs)]`` for everything added since the last flush, and reset."""
-        slots, self._slots = self._slots, []
-        self._open.clear()
-        out = []
-        append = out.append
-        for s in slots:
-            if type(s) is tuple:
-                append(s)
-            elif len(s.bufs) == 1:
-                append((s.seed_hdr, [s.seed]))
-            else:
-                append(_finish(s))
-        return out
+    if not flags and not gso_type:
+        return None
+    hdr = VirtioNetHdr.decode(VIRTIO_NET_HDR.pack(flags, gso_type, hdr_len, gso_size, csum_start, csum_offset))
+    return VirtioNetHdr(int(hdr.flags), gso_type, 0, gso_size if gso_type else 0, csum_start, csum_offset)
 
 
-def _finish(c: _Chain) -> tuple:
-    """Header and buffers for a chain of two or more segments."""
-    l3, hlen, total = c.l3, c.hlen, c.nbytes
-    hdr = bytearray(c.seed[:hlen])
-    l4len = total - l3
-    if c.v6:
-        U16.pack_into(hdr, IPV6_PAYLOAD_LENGTH_OFFSET, l4len)
-        addrs = int.from_bytes(hdr[IPV6_ADDRS_OFFSET:IPV6_HEADER_LEN], "big")  # src + dst as one number:
-    else:  # fine, 2**128 == 1 (mod 0xFFFF)
-        U16.pack_into(hdr, IPV4_TOTAL_LENGTH_OFFSET, total)
-        U16.pack_into(hdr, IPV4_CHECKSUM_OFFSET, ipv4_header_checksum(hdr, 0, l3))
-        addrs = int.from_bytes(hdr[IPV4_ADDRS_OFFSET:IPV4_MIN_HEADER_LEN], "big")
-    if c.tcp:
-        if c.psh:
-            hdr[l3 + TCP_FLAGS_OFFSET] |= _PSH
-        proto, field, gso_type = IPPROTO_TCP, TCP_CHECKSUM_OFFSET, _GSO_TCPV6 if c.v6 else _GSO_TCPV4
+_ZERO_BYTES = ZERO_HDR.encode()
+
+
+def l4_header_len(pkt, l4: int, gso_type: int) -> int:
+    """Length of the TCP (data offset) or UDP header at ``l4``, for a packet of ``gso_type``."""
+    t = gso_type & ~_GSO_ECN
+    if t in (_GSO_TCPV4, _GSO_TCPV6):
+        if len(pkt) > l4 + 12:
+            return (pkt[l4 + 12] >> 4) * 4
+        return TCP_MIN_HEADER_LEN
+    return UDP_HEADER_LEN
+
+
+def encode_for(hdr: VirtioNetHdr | None, pkt) -> bytes:
+    """The 10 header bytes to write ``pkt`` with: ``hdr`` with ``hdr_len`` recomputed from the packet.
+
+    ``hdr`` must have passed :func:`read_header` or :func:`gso_problem` (fields in range).
+    """
+    if hdr is None:
+        return _ZERO_BYTES
+    flags, gso_type, _, size, start, off = hdr
+    hlen = start + l4_header_len(pkt, start, gso_type) if gso_type else 0
+    return VIRTIO_NET_HDR.pack(flags, gso_type, hlen, size, start, off)
+
+
+# ---------------------------------------------------------------------------
+# Headers from outside: every field checked before use
+# ---------------------------------------------------------------------------
+_PEER_FLAGS = _NEEDS_CSUM | _DATA_VALID
+
+
+def gso_problem(hdr: VirtioNetHdr, head, n: int) -> str | None:
+    """Why ``hdr`` (from a peer) cannot be used with a packet of ``n`` bytes starting with ``head``; None if it can.
+
+    ``head`` holds at least the packet's IP and L4 headers (a whole packet,
+    or a train's first part).  The reasons name the field: ``gso_flags``
+    (unknown bits, RSC_INFO, GSO without NEEDS_CSUM), ``gso_type`` (unknown,
+    legacy UFO, ECN on non-TCP), ``gso_size`` (non-zero without GSO, or below
+    :data:`MIN_GSO_SIZE`), ``gso_segments`` (more than
+    :data:`MAX_GSO_SEGMENTS`), ``gso_headers`` (the IP/L4 headers do not
+    match the type or the length: version, protocol, total length, IPv4
+    fragment, IPv6 extension header, TCP data offset, UDP length, no payload),
+    ``csum_start`` and ``csum_offset`` (not the L4 header and its checksum
+    field, or outside the packet).  Never raises; a super-packet that passes
+    can be written with :func:`encode_for` or split with :func:`gso_split`.
+    """
+    flags, gso_type, _, size, start, off = hdr
+    if flags & ~_PEER_FLAGS:
+        return "gso_flags"
+    base = gso_type & ~_GSO_ECN
+    if base == _GSO_NONE:
+        if gso_type:
+            return "gso_type"
+        if size:
+            return "gso_size"
+        if not flags & _NEEDS_CSUM:
+            return "csum_start" if start or off else None
+        if start < IPV4_MIN_HEADER_LEN or start >= n:
+            return "csum_start"
+        return "csum_offset" if start + off + 2 > n else None
+    if (base != _GSO_TCPV4 and base != _GSO_TCPV6 and base != _GSO_UDP_L4) or (gso_type & _GSO_ECN and base == _GSO_UDP_L4):
+        return "gso_type"
+    if not flags & _NEEDS_CSUM:
+        return "gso_flags"
+    if size < MIN_GSO_SIZE:
+        return "gso_size"
+    h = len(head)
+    if h < IPV6_HEADER_LEN:  # no TCP/UDP super-packet has less than 40 bytes of headers
+        return "gso_headers"
+    v = head[0] >> 4
+    if v == 4 and base != _GSO_TCPV6:
+        vihl, _tos, tot, _ident, frag, _ttl, proto = _V4_FIELDS.unpack_from(head)
+        l3 = (vihl & 15) * 4
+        if l3 < IPV4_MIN_HEADER_LEN or tot != n or frag & IPV4_FRAG_MASK:
+            return "gso_headers"
+    elif v == 6 and base != _GSO_TCPV4:
+        plen, proto = _V6_FIELDS.unpack_from(head, 4)
+        l3 = IPV6_HEADER_LEN
+        if plen + IPV6_HEADER_LEN != n:
+            return "gso_headers"
     else:
-        U16.pack_into(hdr, l3 + UDP_LENGTH_OFFSET, l4len)
-        proto, field, gso_type = IPPROTO_UDP, UDP_CHECKSUM_OFFSET, _GSO_UDP_L4
-    # NEEDS_CSUM: the field holds the folded pseudo-header sum, not inverted.
-    U16.pack_into(hdr, l3 + field, csum_fold(addrs + proto + l4len))
-    vh = VirtioNetHdr(VirtioNetHdrFlag.NEEDS_CSUM, gso_type, hlen, c.size, l3, field)
-    return vh, [bytes(hdr), *c.bufs]
+        return "gso_headers"
+    if base == _GSO_UDP_L4:
+        if proto != IPPROTO_UDP or h < l3 + UDP_HEADER_LEN or U16.unpack_from(head, l3 + 4)[0] != n - l3:
+            return "gso_headers"
+        hlen, field = l3 + UDP_HEADER_LEN, UDP_CHECKSUM_OFFSET
+    else:
+        thl = (head[l3 + 12] >> 4) * 4 if h > l3 + 12 else 0
+        if proto != IPPROTO_TCP or thl < TCP_MIN_HEADER_LEN or l3 + thl > h:
+            return "gso_headers"
+        hlen, field = l3 + thl, TCP_CHECKSUM_OFFSET
+    if hlen >= n:
+        return "gso_headers"
+    if start != l3:
+        return "csum_start"
+    if off != field:
+        return "csum_offset"
+    if n - hlen > size * MAX_GSO_SEGMENTS:
+        return "gso_segments"
+    return None
 
 
-def coalesce(packets, *, uso: bool = False, verify_checksums: bool = True) -> list:
-    """Coalesce an iterable of IP packets in one go: ``Coalescer(...)``, ``add`` each, ``flush``."""
-    co = Coalescer(uso=uso, verify_checksums=verify_checksums)
-    for p in packets:
-        co.add(p)
-    return co.flush()
+_V4_FIELDS = struct.Struct("!BBHHHBB")  # IPv4: version/IHL, TOS, total length, ID, flags/fragment, TTL, protocol
+_V6_FIELDS = struct.Struct("!HB")  # IPv6 at offset 4: payload length, next header
+
+
+def regso(pkt, mtu: int) -> VirtioNetHdr | None:
+    """GSO metadata for a TCP super-packet that arrived whole as raw IP (insecure mode), so that the
+    kernel can segment it again if it forwards it (or tunkit can, for a TUN without virtio headers).
+
+    Rewrites the TCP checksum field in place (``pkt`` must be writable) to the
+    pseudo-header sum that NEEDS_CSUM wants, so the field's old value
+    (complete, or partial from a ``partial_checksums`` sender) does not
+    matter.  None for anything else, which is written as it came: a big UDP
+    packet is one datagram (the sender splits USO super-packets, whose
+    datagram boundaries raw IP cannot carry), and IPv4 fragments, IPv6
+    extension headers and other protocols are not re-segmented.  What it
+    returns passes :func:`gso_problem`.
+    """
+    n = len(pkt)
+    if not n or (isinstance(pkt, memoryview) and pkt.readonly):
+        return None
+    v = pkt[0] >> 4
+    if v == 4 and n >= IPV4_MIN_HEADER_LEN:
+        l3, gtype = (pkt[0] & 15) * 4, _GSO_TCPV4
+        src, dst = bytes(pkt[12:16]), bytes(pkt[16:20])
+    elif v == 6 and n >= IPV6_HEADER_LEN:
+        l3, gtype = IPV6_HEADER_LEN, _GSO_TCPV6
+        src, dst = bytes(pkt[8:24]), bytes(pkt[24:40])
+    else:
+        return None
+    if n < l3 + TCP_MIN_HEADER_LEN:
+        return None
+    l4 = (pkt[l3 + 12] >> 4) * 4
+    size = min(mtu - l3 - l4, 0xFFFF)
+    hdr = VirtioNetHdr(_NEEDS_CSUM, gtype, 0, size, l3, TCP_CHECKSUM_OFFSET)
+    if gso_problem(hdr, pkt, n) is not None:
+        return None
+    U16.pack_into(pkt, l3 + TCP_CHECKSUM_OFFSET, pseudo_header_sum(src, dst, IPPROTO_TCP, n - l3))
+    return hdr

@@ -16,8 +16,10 @@ last have the same size, so the sender hands the whole train to the kernel
 in one ``sendmsg`` with ``UDP_SEGMENT``; it stays one GSO packet through
 veth, bridges and NICs that can, and a receiver with ``UDP_GRO`` usually
 reads it back in one ``recvmsg``.  The tag covers the first header and the
-whole packet; the receiver keeps at most one unfinished train per (peer,
-sender), fragments in order, and drops a train that misses a fragment.
+whole packet.  Until that tag verifies, a train's fragments are
+unauthenticated, so the receiver bounds what they may hold per peer (a few
+trains and bytes, for about a second; see :class:`Opener`), keys each train by
+its whole first header, and never lets a forged fragment cancel a train.
 
 The tag is HMAC-SHA256 truncated to 128 bits (RFC 4868's HMAC-SHA-256-128)
 over header and packet, keyed by a 32-byte pre-shared key.  HMAC-SHA256 was
@@ -55,18 +57,25 @@ not used for it.
 Every malformed, forged, replayed or stale datagram makes :meth:`Opener.open`
 raise :class:`OverlayError` (a :class:`~tunkit.errors.DecodeError`), whose
 ``reason`` is one of :class:`DropReason`; nothing else escapes for any input.
+
+(Why this module is over 600 lines: the header layout, the sealer and the
+opener with its bounded train store are one security boundary that shares
+the layout's private offsets; they are read and reviewed together.  The MAC
+and the replay window live in :mod:`tunkit.overlay_crypto`.)
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
+import functools
 import hmac
 import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from tunkit.errors import DecodeError
+from tunkit.offload import VirtioNetHdr
+from tunkit.overlay_crypto import DEFAULT_WINDOW, KEY_LEN, TAG_LEN, Mac, ReplayWindow
 
 VERSION = 1
 
@@ -93,15 +102,17 @@ _FRAG_INDEX = 32  # offset of frag_index: the only byte in which a train's heade
 _INDEXES = bytes(range(256))  # frag_index values 0, 1, 2, ... (sliced; no per-datagram bytes objects)
 _FRAGS = bytes([2]) * 256  # the type byte of a run of FRAG datagrams
 MAX_FRAGS = 64  # the kernel sends at most 64 segments per UDP_SEGMENT call
-TAG_LEN = 16  # bytes of HMAC-SHA256 kept (RFC 4868 truncation)
 OVERHEAD = HEADER.size + TAG_LEN  # per-message bytes added to the IP packet (52)
-KEY_LEN = 32  # pre-shared key bytes
 DEFAULT_MTU = 1300  # inner MTU of the overlay unless configured (nebula's default tun.mtu)
-_SHA256_BLOCK = 64
 
 COUNTER_MAX = 2**64 - 1
 DEFAULT_MAX_AGE_MS = 10_000  # how far a timestamp may be from the receiver's clock
-DEFAULT_WINDOW = 4096  # replay window in counters (RFC 6479 bitmap bits)
+# Unauthenticated input a peer can make one Opener hold (fragments before the train's tag verifies):
+MAX_PENDING_TRAINS = 8  # unfinished trains
+MAX_PENDING_BYTES = 512 * 1024  # bytes they reserve (frag_count x first datagram size each)
+TRAIN_TTL_MS = 1000  # an unfinished train older than this (receiver's clock) is dropped
+MAX_CANDIDATES = 2  # trains sharing one first header (a forged twin) kept until one authenticates
+_NEVER = float("inf")
 
 
 class MsgType(enum.IntEnum):
@@ -121,7 +132,8 @@ class DropReason(enum.Enum):
     STALE = "stale"  # timestamp outside max_age_ms, or before the receiver started
     REPLAY = "replay"  # counter seen, too old for the window, or an older session
     BAD_MAC = "bad_mac"  # the tag does not verify (wrong key, tampering, garbage)
-    FRAGMENT = "fragment"  # a train fragment out of order, inconsistent, or its train lost one
+    FRAGMENT = "fragment"  # a train fragment that continues no train, or a duplicate first fragment
+    FRAG_BUDGET = "frag_budget"  # a new train while the peer's unfinished trains use their whole budget
 
 
 class OverlayError(DecodeError):
@@ -130,20 +142,6 @@ class OverlayError(DecodeError):
     def __init__(self, reason: DropReason, message: str) -> None:
         super().__init__(f"{reason.value}: {message}")
         self.reason = reason
-
-
-class Gso(NamedTuple):
-    """Super-packet metadata carried from the sender's TUN to the receiver's (virtio_net_hdr fields).
-
-    A NamedTuple, not a frozen dataclass: one is made per packet on both ends, and a
-    frozen dataclass costs about three times as much to construct.
-    """
-
-    type: int  # virtio gso_type (TCPV4 1, TCPV6 4, UDP_L4 5, | 0x80 ECN)
-    flags: int  # virtio flags (NEEDS_CSUM 1)
-    size: int  # segment payload bytes (MSS)
-    csum_start: int
-    csum_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +154,7 @@ class Header:
     session: int
     counter: int
     timestamp_ms: int
-    gso: Gso | None = None
+    gso: VirtioNetHdr | None = None  # flags, gso_type, gso_size, csum_start, csum_offset (hdr_len 0)
     frag_index: int = 0
     frag_count: int = 1
     version: int = VERSION
@@ -165,7 +163,7 @@ class Header:
         g = self.gso or _NO_GSO
         return HEADER.pack(
             self.version, self.type, self.key_id, self.sender, self.session, self.counter,
-            self.timestamp_ms, g.type, g.flags, g.size, g.csum_start, g.csum_offset,
+            self.timestamp_ms, g.gso_type, g.flags, g.gso_size, g.csum_start, g.csum_offset,
             self.frag_index, self.frag_count, 0,
         )
 
@@ -183,8 +181,8 @@ class Header:
         except ValueError:
             raise OverlayError(DropReason.TYPE, f"message type {mtype}") from None
         _check_frag(mtype, index, count)
-        gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
-        return cls(mtype, key_id, sender, session, counter, ts, gso, index, count, version)
+        return cls(mtype, key_id, sender, session, counter, ts, _gso_of(gtype, gflags, gsize, cstart, coff), index, count,
+                   version)
 
 
 def _check_frag(mtype: int, index: int, count: int) -> None:
@@ -195,104 +193,7 @@ def _check_frag(mtype: int, index: int, count: int) -> None:
         raise OverlayError(DropReason.FRAGMENT, f"fragment {index}/{count}")
 
 
-_NO_GSO = Gso(0, 0, 0, 0, 0)
-
-
-# ---------------------------------------------------------------------------
-# The MAC
-# ---------------------------------------------------------------------------
-class Mac:
-    """HMAC-SHA256-128 with the key's inner and outer pads hashed once.
-
-    ``tag(a, b)`` equals ``hmac.digest(key, a + b, "sha256")[:16]`` without
-    concatenating ``a`` and ``b``: the per-message cost is two hash-state
-    copies and the bytes themselves.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if not 16 <= len(key) <= _SHA256_BLOCK:
-            raise ValueError(f"overlay key: {len(key)} bytes, want 16..64 (normally {KEY_LEN})")
-        k = bytes(key).ljust(_SHA256_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
-
-    def tag(self, *parts) -> bytes:
-        inner = self._inner.copy()
-        for p in parts:
-            inner.update(p)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()[:TAG_LEN]
-
-    def tag2(self, a, b) -> bytes:
-        """``tag(a, b)`` without the argument tuple and loop: the per-packet path."""
-        inner = self._inner.copy()
-        inner.update(a)
-        inner.update(b)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()[:TAG_LEN]
-
-    def verify(self, tag, *parts) -> bool:
-        return hmac.compare_digest(self.tag(*parts), tag)
-
-
-# ---------------------------------------------------------------------------
-# Replay window (RFC 6479)
-# ---------------------------------------------------------------------------
-class ReplayWindow:
-    """RFC 6479 anti-replay bitmap: a ring of 64-bit blocks, no bit shifting.
-
-    Accepts each counter at most once, and nothing more than ``size``
-    counters below the highest seen.  Memory is bounded: ``size/64 + 1``
-    ints.  :meth:`check` has no side effect (call it before the MAC);
-    :meth:`update` records a counter (after the MAC verified).
-    """
-
-    __slots__ = ("size", "_blocks", "_nblocks", "top")
-
-    def __init__(self, size: int = DEFAULT_WINDOW) -> None:
-        if size < 64 or size & (size - 1):
-            raise ValueError(f"replay window size {size}: want a power of two >= 64")
-        self.size = size
-        # one spare block, so that the block holding `top` never overlaps the window's tail
-        self._nblocks = size // 64 + 1
-        self._blocks = [0] * self._nblocks
-        self.top: int | None = None  # highest counter recorded; None before the first
-
-    def check(self, counter: int) -> bool:
-        """True if ``counter`` would be accepted (not seen, not too old)."""
-        top = self.top
-        if top is None or counter > top:
-            return True
-        if top - counter >= self.size:
-            return False
-        block = (counter >> 6) % self._nblocks
-        return not (self._blocks[block] >> (counter & 63)) & 1
-
-    def update(self, counter: int) -> None:
-        """Record ``counter`` (which :meth:`check` accepted)."""
-        top = self.top
-        blocks = self._blocks
-        n = self._nblocks
-        if top is None:
-            blocks[:] = [0] * n
-            top = counter
-        elif counter > top:
-            cur = top >> 6
-            new = counter >> 6
-            # clear every block between the old top's block and the new one
-            for i in range(min(new - cur, n)):
-                blocks[(cur + 1 + i) % n] = 0
-            top = counter
-        self.top = top
-        blocks[(counter >> 6) % n] |= 1 << (counter & 63)
-
-    def reset(self) -> None:
-        self.top = None
-        self._blocks = [0] * self._nblocks
+_NO_GSO = VirtioNetHdr()
 
 
 # ---------------------------------------------------------------------------
@@ -330,7 +231,7 @@ class Sealer:
         self.counter = c + 1
         return c
 
-    def seal(self, packet, now_ms: int, gso: Gso | None = None) -> tuple[bytes, bytes]:
+    def seal(self, packet, now_ms: int, gso: VirtioNetHdr | None = None) -> tuple[bytes, bytes]:
         c = self.counter
         if c >= COUNTER_MAX:  # as _next(), inline: this runs once per packet
             raise OverflowError("overlay counter exhausted; restart the sender")
@@ -338,10 +239,12 @@ class Sealer:
         if gso is None:
             hdr = self._pack(VERSION, 1, self.key_id, self.sender, self.session, c, now_ms, 0, 0, 0, 0, 0, 0, 1, 0)
         else:
-            hdr = self._pack(VERSION, 1, self.key_id, self.sender, self.session, c, now_ms, *gso, 0, 1, 0)
+            flags, gtype, _, size, start, off = gso
+            hdr = self._pack(VERSION, 1, self.key_id, self.sender, self.session, c, now_ms, gtype, flags, size, start, off,
+                             0, 1, 0)
         return hdr, self._mac.tag2(hdr, packet)
 
-    def seal_train(self, packet, now_ms: int, gso: Gso | None, max_datagram: int) -> tuple[list, int]:
+    def seal_train(self, packet, now_ms: int, gso: VirtioNetHdr | None, max_datagram: int) -> tuple[list, int]:
         """Cut ``packet`` + tag into datagrams of at most ``max_datagram`` bytes.
 
         Returns ``(datagrams, segment_size)``: per datagram, its buffers
@@ -360,7 +263,7 @@ class Sealer:
         g = gso or _NO_GSO
         h0 = self._pack(
             VERSION, 2, self.key_id, self.sender, self.session, self._next(), now_ms,
-            g.type, g.flags, g.size, g.csum_start, g.csum_offset, 0, count, 0,
+            g.gso_type, g.flags, g.gso_size, g.csum_start, g.csum_offset, 0, count, 0,
         )
         tag = self._mac.tag(h0, packet)
         mv = packet if isinstance(packet, memoryview) else memoryview(packet)
@@ -384,23 +287,29 @@ class Sealer:
 
 
 class _SenderState:
-    """What a receiver remembers about one (peer, sender index), including one unfinished train."""
+    """What a receiver remembers about one (peer, sender index): session, replay window, newest timestamp."""
 
-    __slots__ = ("session", "window", "newest_ms", "train_head", "train_parts", "train_next")
+    __slots__ = ("session", "window", "newest_ms")
 
     def __init__(self, window: int) -> None:
         self.session: int | None = None
         self.window = ReplayWindow(window)
         self.newest_ms = -1
-        self.train_head: bytes | None = None  # first header of the unfinished train
-        self.train_parts: list = []
-        self.train_next = 0
 
-    def drop_train(self) -> bool:
-        had = self.train_head is not None
-        self.train_head = None
-        self.train_parts = []
-        return had
+
+class _Train:
+    """One unfinished train (a candidate: several may share a first header until one authenticates)."""
+
+    __slots__ = ("head", "parts", "next", "reserved", "seg", "started_ms", "fields")
+
+    def __init__(self, head: bytes, first, reserved: int, started_ms: int, fields: tuple, seg: int) -> None:
+        self.head = head  # the first datagram's header (frag_index 0): the key, and what the tag covers
+        self.parts = [first]
+        self.next = 1  # the frag_index this candidate takes next
+        self.reserved = reserved  # bytes charged to the budget: frag_count x the first datagram's size
+        self.seg = seg  # the first datagram's size: no later one may be bigger (the reservation holds)
+        self.started_ms = started_ms  # receiver's clock at fragment 0
+        self.fields = fields  # (key_id, sender, session, counter, ts, gso)
 
 
 class Opened(NamedTuple):
@@ -413,7 +322,7 @@ class Opened(NamedTuple):
 
     parts: list
     length: int
-    gso: Gso | None
+    gso: VirtioNetHdr | None
     sender: int
     session: int
     counter: int
@@ -424,13 +333,29 @@ class Opened(NamedTuple):
         return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
 
 
+@functools.lru_cache(maxsize=256)  # bounded: a peer chooses these fields
+def _gso_of(gtype: int, gflags: int, gsize: int, cstart: int, coff: int) -> VirtioNetHdr | None:
+    """The header fields of a message as one value (None: a plain packet); checked by the caller."""
+    if not (gtype | gflags | gsize | cstart | coff):
+        return None
+    return VirtioNetHdr(gflags, gtype, 0, gsize, cstart, coff)
+
+
 class Opener:
     """The receiving half for one peer: verifies tag, freshness and replay; reassembles trains.
 
     ``keys`` maps key_id to key bytes.  ``not_before_ms`` is the receiver's
-    own start time: messages stamped earlier are stale.  State is bounded:
-    per sender index (256 at most) one :class:`ReplayWindow` and one
-    unfinished train.
+    own start time (or the reload that made this opener): messages stamped
+    earlier are stale.  State is bounded: per sender index (256 at most, made
+    only once a tag verified) one :class:`ReplayWindow`; unfinished trains,
+    whose fragments are not authenticated until the last one arrives, at most
+    ``max_trains`` holding ``max_train_bytes`` (charged as frag_count times
+    the first datagram's size when a train starts) for ``train_ttl_ms``.
+    A train is keyed by its whole first header, so a forged first fragment
+    starts a train of its own (or is refused when the budget is spent) and
+    never cancels one in progress; a fragment that does not continue any
+    train is dropped alone.  Trains are dropped only when they authenticate,
+    fail their tag, or expire (counted in :attr:`expired`).
     """
 
     def __init__(
@@ -440,6 +365,9 @@ class Opener:
         not_before_ms: int,
         max_age_ms: int = DEFAULT_MAX_AGE_MS,
         window: int = DEFAULT_WINDOW,
+        max_trains: int = MAX_PENDING_TRAINS,
+        max_train_bytes: int = MAX_PENDING_BYTES,
+        train_ttl_ms: int = TRAIN_TTL_MS,
     ) -> None:
         self._macs = {k: Mac(v) for k, v in keys.items()}
         self.not_before_ms = not_before_ms
@@ -448,6 +376,12 @@ class Opener:
         self._senders: dict[int, _SenderState] = {}
         self._unpack = HEADER.unpack_from
         self.pending = False  # some train holds views into a receive buffer (see stabilise)
+        self.max_trains, self.max_train_bytes, self.train_ttl_ms = max_trains, max_train_bytes, train_ttl_ms
+        self._trains: dict[bytes, list[_Train]] = {}  # first header -> candidates, oldest first
+        self.train_count = 0
+        self.train_bytes = 0  # reserved by unfinished trains
+        self.expired = 0  # trains dropped unfinished after train_ttl_ms
+        self._next_expiry = _NEVER  # receiver time (ms) after which the oldest train has expired
 
     def _admit(self, key_id, sender, session, counter, ts, now_ms):
         """Checks before the tag: key, freshness, replay.  Returns (mac, state or None)."""
@@ -496,49 +430,119 @@ class Opener:
             if not hmac.compare_digest(mac.tag2(mv[: HEADER.size], body), mv[n - TAG_LEN :]):
                 raise OverlayError(DropReason.BAD_MAC, f"tag does not verify (key id {key_id})")
             self._accept(st, sender, session, counter, ts)
-            gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
+            gso = _gso_of(gtype, gflags, gsize, cstart, coff) if gtype | gflags | gsize | cstart | coff else None
             return Opened([body], n - OVERHEAD, gso, sender, session, counter)
         if mtype != 2:
             raise OverlayError(DropReason.TYPE, f"message type {mtype}")
         _check_frag(mtype, index, count)
-        return self._fragment(mv, n, index, count, key_id, sender, session, counter, ts, now_ms,
-                              (gtype, gflags, gsize, cstart, coff))
-
-    def _fragment(self, mv, n, index, count, key_id, sender, session, counter, ts, now_ms, g) -> Opened | None:
-        st = self._senders.get(sender)
+        fields = (key_id, sender, session, counter, ts, _gso_of(gtype, gflags, gsize, cstart, coff))
         if index == 0:
-            self._start_train(mv, key_id, sender, session, counter, ts, now_ms, count)
+            self._start_train(mv, fields, count, now_ms)
             return None
-        head = st.train_head if st is not None else None
-        if head is None or index != st.train_next or mv[:_FRAG_INDEX] != head[:_FRAG_INDEX] or (
-            mv[_FRAG_INDEX + 1 : HEADER.size] != head[_FRAG_INDEX + 1 :]
-        ):
-            if st is not None:
-                st.drop_train()
-            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: fragment {index}/{count} out of order")
-        st.train_parts.append(mv[HEADER.size :])
-        st.train_next = index + 1
-        if index + 1 < count:
-            return None
-        return self._finish_train(st, key_id, sender, session, counter, ts, g)
+        return self._fragment(mv, index, count, now_ms)[0]
 
-    def _start_train(self, mv, key_id, sender, session, counter, ts, now_ms, count) -> _SenderState:
-        _, st = self._admit(key_id, sender, session, counter, ts, now_ms)
-        if st is None:
-            st = self._senders[sender] = _SenderState(self._window)
-        lost = st.drop_train()
-        st.train_head = bytes(mv[: HEADER.size])
-        st.train_parts = [mv[HEADER.size :]]
-        st.train_next = 1
+    # -- trains -------------------------------------------------------------------------------
+    def _expire(self, now_ms: int) -> None:
+        self._next_expiry = _NEVER
+        for key, cands in list(self._trains.items()):
+            keep = [t for t in cands if now_ms - t.started_ms <= self.train_ttl_ms]
+            for t in cands:
+                if t not in keep:
+                    self._release(t)
+                    self.expired += 1
+            if keep:
+                self._trains[key] = keep
+                self._next_expiry = min(self._next_expiry, *(t.started_ms + self.train_ttl_ms for t in keep))
+            else:
+                del self._trains[key]
+
+    def _release(self, t: _Train) -> None:
+        self.train_count -= 1
+        self.train_bytes -= t.reserved
+
+    def _start_train(self, mv, fields, count: int, now_ms: int) -> _Train:
+        key_id, sender, session, counter, ts, _g = fields
+        if now_ms > self._next_expiry:
+            self._expire(now_ms)
+        self._admit(key_id, sender, session, counter, ts, now_ms)
+        head = bytes(mv[: HEADER.size])
+        cands = self._trains.get(head)
+        if cands is not None and len(cands) >= MAX_CANDIDATES:
+            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: first fragment of counter {counter} seen already")
+        reserve = count * len(mv)
+        if self.train_count >= self.max_trains or self.train_bytes + reserve > self.max_train_bytes:
+            raise OverlayError(DropReason.FRAG_BUDGET, f"{self.train_count} unfinished trains hold "
+                               f"{self.train_bytes} bytes (at most {self.max_trains} / {self.max_train_bytes})")
+        t = _Train(head, mv[HEADER.size :], reserve, now_ms, fields, len(mv))
+        self._trains.setdefault(head, []).append(t)
+        if now_ms + self.train_ttl_ms < self._next_expiry:
+            self._next_expiry = now_ms + self.train_ttl_ms
+        self.train_count += 1
+        self.train_bytes += reserve
         self.pending = True
-        if lost:
-            raise OverlayError(DropReason.FRAGMENT, f"sender {sender}: a train lost its tail")
-        return st
+        return t
 
-    def _finish_train(self, st, key_id, sender, session, counter, ts, g) -> Opened:
-        """The last fragment arrived: split off the tag (it may straddle two parts) and check it."""
-        parts, head = st.train_parts, st.train_head
-        st.train_parts, st.train_head = [], None
+    def _fragment(self, mv, index: int, count: int, now_ms: int) -> tuple[Opened | None, _Train | None]:
+        """A fragment after the first: extend the candidate(s) waiting for it; never cancels a train.
+
+        Returns ``(message, None)`` when a train completed, else ``(None, a candidate that took it)``.
+        """
+        if now_ms > self._next_expiry:
+            self._expire(now_ms)
+        head = bytes(mv[:_FRAG_INDEX]) + b"\0" + bytes(mv[_FRAG_INDEX + 1 : HEADER.size])
+        cands = self._trains.get(head, ())
+        n = len(mv)  # no bigger than the train's first datagram: what its reservation counted
+        takers = [t for t in cands if t.next == index and n <= t.seg]
+        if not takers:
+            have = next((t for t in cands if t.next > index and n <= t.seg), None)
+            if have is None or len(cands) >= MAX_CANDIDATES or self.train_count >= self.max_trains or (
+                self.train_bytes + have.reserved > self.max_train_bytes
+            ):
+                raise OverlayError(DropReason.FRAGMENT, f"fragment {index}/{count} continues no train")
+            # a second fragment of this index: keep both until one authenticates
+            fork = _Train(head, None, have.reserved, have.started_ms, have.fields, have.seg)
+            fork.parts = have.parts[:index]
+            self._trains[head].append(fork)
+            self.train_count += 1
+            self.train_bytes += fork.reserved
+            takers = [fork]
+        body = mv[HEADER.size :]
+        for t in takers:
+            t.parts.append(body)
+            t.next = index + 1
+        self.pending = True
+        if index + 1 < count:
+            return None, takers[0]
+        err = None
+        for t in takers:
+            try:
+                return self._finish_train(t), None
+            except OverlayError as e:  # a forged candidate: the others still may verify
+                err = e
+        raise err
+
+    def _finish_train(self, t: _Train) -> Opened:
+        """The last fragment arrived: split off the tag (it may straddle two parts) and check it.
+
+        ``t`` and its fellow candidates leave the store; if ``t`` fails, the others go back.
+        """
+        cands = self._trains.pop(t.head, None) or ()
+        for c in cands:
+            self.train_count -= 1
+            self.train_bytes -= c.reserved
+        try:
+            return self._verify_train(t)
+        except OverlayError:
+            others = [c for c in cands if c is not t]
+            if others:
+                self._trains[t.head] = others
+                self.train_count += len(others)
+                self.train_bytes += sum(c.reserved for c in others)
+            raise
+
+    def _verify_train(self, t: _Train) -> Opened:
+        key_id, sender, session, counter, ts, gso = t.fields
+        parts = t.parts
         mac = self._macs.get(key_id)
         tag = b""
         while len(tag) < TAG_LEN and parts:
@@ -552,14 +556,13 @@ class Opener:
                 parts.pop()
         if mac is None or len(tag) < TAG_LEN or not parts:
             raise OverlayError(DropReason.TRUNCATED, f"sender {sender}: train too short")
-        if not hmac.compare_digest(mac.tag(head, *parts), tag):
+        if not hmac.compare_digest(mac.tag(t.head, *parts), tag):
             raise OverlayError(DropReason.BAD_MAC, f"train tag does not verify (key id {key_id})")
+        st = self._senders.get(sender)
         # the admission checks ran for fragment 0; the window may have moved since (another train)
-        if session == st.session and not st.window.check(counter):
+        if st is not None and session == st.session and not st.window.check(counter):
             raise OverlayError(DropReason.REPLAY, f"sender {sender} counter {counter} already seen")
         self._accept(st, sender, session, counter, ts)
-        gtype, gflags, gsize, cstart, coff = g
-        gso = None if (gtype | gflags | gsize | cstart | coff) == 0 else Gso(gtype, gflags, gsize, cstart, coff)
         return Opened(parts, sum(map(len, parts)), gso, sender, session, counter)
 
     def open_frags(self, block: memoryview, seg: int, now_ms: int) -> tuple[Opened | None, int]:
@@ -584,17 +587,16 @@ class Opener:
         if mtype != 2:
             raise OverlayError(DropReason.TYPE, f"message type {mtype} where a fragment was expected")
         _check_frag(mtype, index, count)
-        g = (gtype, gflags, gsize, cstart, coff)
         if index == 0:
-            st = self._start_train(first, key_id, sender, session, counter, ts, now_ms, count)
+            fields = (key_id, sender, session, counter, ts, _gso_of(gtype, gflags, gsize, cstart, coff))
+            t = self._start_train(first, fields, count, now_ms)
         else:
-            got = self._fragment(first, len(first), index, count, key_id, sender, session, counter, ts, now_ms, g)
-            if got is not None:
+            got, t = self._fragment(first, index, count, now_ms)
+            if t is None:
                 return got, len(first)
-            st = self._senders[sender]
         off = len(first)
-        parts = st.train_parts
-        nxt = st.train_next
+        parts = t.parts
+        nxt = t.next
         hsize = HEADER.size
         k = min(count - nxt, (n - off) // seg)  # whole datagrams left in the block that the train may take
         if k > 1:  # check their type and index bytes with two strided slices, not one by one
@@ -611,26 +613,34 @@ class Opener:
             parts.append(block[off + hsize : end])
             nxt += 1
             off = end
-        st.train_next = nxt
+        if nxt > t.next:
+            for other in self._trains.get(t.head, ()):  # candidates at the same place take the same parts
+                if other is not t and other.next == t.next:
+                    other.parts += parts[t.next :]
+                    other.next = nxt
+        t.next = nxt
         if nxt < count:
             return None, off
-        return self._finish_train(st, key_id, sender, session, counter, ts, g), off
+        return self._finish_train(t), off
 
     def stabilise(self) -> None:
         """Copy unfinished trains' parts out of the receive buffer before it is reused."""
         if not self.pending:
             return
-        for st in self._senders.values():
-            if st.train_parts:
-                st.train_parts = [bytes(p) for p in st.train_parts]
+        for cands in self._trains.values():
+            for t in cands:
+                t.parts = [p if type(p) is bytes else bytes(p) for p in t.parts]
         self.pending = False
 
     def forget(self) -> None:
-        """Drop all replay state (as a restart would); ``not_before_ms`` still protects."""
+        """Drop all replay state and unfinished trains (as a restart would); ``not_before_ms`` still protects."""
         self._senders.clear()
+        self._trains.clear()
+        self.train_count = self.train_bytes = 0
+        self._next_expiry = _NEVER
 
 
-def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: Gso | None = None) -> bytes:
+def seal_datagram(sealer: Sealer, packet, now_ms: int, gso: VirtioNetHdr | None = None) -> bytes:
     """Convenience for tests and tools: the whole datagram as one bytes object."""
     hdr, tag = sealer.seal(packet, now_ms, gso)
     return b"".join((hdr, bytes(packet), tag))

@@ -38,6 +38,8 @@ from typing import NamedTuple
 
 from tunkit._uapi import (
     IPPROTO_AH,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
     IPPROTO_DSTOPTS,
     IPPROTO_FRAGMENT,
     IPPROTO_HOPOPTS,
@@ -529,3 +531,48 @@ def ipv4_header_checksum(buf, offset: int = 0, length: int = IPV4_MIN_HEADER_LEN
     s = csum16(mv)
     s = csum_fold(s + (~U16.unpack_from(mv, IPV4_CHECKSUM_OFFSET)[0] & 0xFFFF))
     return ~s & 0xFFFF
+
+
+# ---------------------------------------------------------------------------
+# ICMP errors a router sends
+# ---------------------------------------------------------------------------
+_ICMP_TOO_BIG4 = struct.Struct("!BBHHH")  # type 3, code 4, checksum, unused, next-hop MTU (RFC 1191)
+_ICMP_TOO_BIG6 = struct.Struct("!BBHI")  # type 2, code 0, checksum, MTU (RFC 4443)
+_ICMP4_ERRORS = {3, 4, 5, 11, 12}
+
+
+def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | None:
+    """The ICMP error a router sends for ``pkt`` that does not fit ``mtu``; None if none is due.
+
+    ICMP "fragmentation needed" (type 3 code 4, RFC 1191) for IPv4, ICMPv6
+    "packet too big" (type 2, RFC 4443) for IPv6, quoting as much of ``pkt``
+    as fits 576 / 1280 bytes.
+
+    The error comes from this host's overlay address of the family when one
+    is known, else from the packet's destination.  No error answers an ICMP
+    error (RFC 1122 3.2.2).
+    """
+    v = pkt[0] >> 4
+    if v == 4:
+        ihl = (pkt[0] & 15) * 4
+        if pkt[9] == IPPROTO_ICMP and len(pkt) > ihl and pkt[ihl] in _ICMP4_ERRORS:
+            return None
+        if (int.from_bytes(pkt[6:8], "big") & 0x1FFF) != 0:  # not the first fragment
+            return None
+        quote = bytes(pkt[: min(len(pkt), 576 - 28)])
+        icmp = bytearray(_ICMP_TOO_BIG4.pack(3, 4, 0, 0, min(mtu, 0xFFFF)) + quote)
+        struct.pack_into("!H", icmp, 2, internet_checksum(icmp))
+        src = sources.get(4) or bytes(pkt[16:20])
+        ip = bytearray(IPV4_HEADER.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
+        struct.pack_into("!H", ip, 10, internet_checksum(ip))
+        return bytes(ip + icmp)
+    if v == 6:
+        if pkt[6] == IPPROTO_ICMPV6 and len(pkt) > 40 and pkt[40] < 128:
+            return None
+        quote = bytes(pkt[: min(len(pkt), 1280 - 48)])
+        src = sources.get(6) or bytes(pkt[24:40])
+        dst = bytes(pkt[8:24])
+        icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
+        struct.pack_into("!H", icmp, 2, internet_checksum(icmp, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(icmp))))
+        return IPV6_HEADER.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
+    return None

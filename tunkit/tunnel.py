@@ -21,55 +21,43 @@ Every refused packet is counted by reason (:attr:`Tunnel.drops`, and per
 peer); per peer there are rx/tx packet and byte counters.
 :meth:`Tunnel.status` returns all of it as a JSON-able dict.
 
-TUN queues are duck-typed: anything with ``fileno()`` whose descriptor is
-non-blocking and moves one packet per ``read``/``write`` (a
-:class:`tunkit.device.Queue`, or a datagram socketpair in tests).  The hot
-path calls ``os.readv``/``os.writev`` on that descriptor directly.  Pass
-``vnet_hdr=True`` when every packet starts with a 10-byte ``virtio_net_hdr``.  With ``vnet_hdr`` a TSO/USO super-packet travels as
-*one* overlay message (the kernel IP-fragments the UDP datagram on the
-underlay and reassembles it at the peer), and the receiving tunnel writes it
-back as a super-packet: no per-segment Python work at either end.
+TUN I/O goes through one :class:`tunkit.batch.OffloadIO` (the tunnel never
+touches the queue's descriptor or a virtio_net_hdr's bytes); the queue is
+anything that module takes (a :class:`tunkit.device.Queue`, an inherited
+descriptor, a datagram socketpair in tests).  With ``vnet_hdr`` a TSO/USO
+super-packet travels as *one* overlay message (a train of datagrams, one
+``UDP_SEGMENT`` send), and the receiving tunnel writes it back as a
+super-packet: no per-segment Python work at either end.  Every GSO field a
+peer sends is checked against the packet (:func:`tunkit.offload.gso_problem`)
+before use; a message that fails is dropped under the field's name.
+
+Settings come as one :class:`~tunkit.tunnel_options.TunnelOptions`,
+validated once and shared by a node's workers.
 """
 
 from __future__ import annotations
 
-import errno
-import functools
 import ipaddress
 import os
 import socket
-import struct
-import time
 from collections.abc import Callable, Iterable, Sequence
 
-from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag, VirtioNetHdrGso
+from tunkit._uapi import VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag, VirtioNetHdrGso
+from tunkit.batch import OffloadIO
 from tunkit.ecmp import GatewaySet, flow_hash_packet
 from tunkit.errors import ConfigError, DecodeError
-from tunkit.offload import VIRTIO_NET_HDR, ZERO_HDR, Coalescer, VirtioNetHdr, checksum_partial, gso_split
-from tunkit.packet import (
-    IPV4_HEADER,
-    IPV4_MIN_HEADER_LEN,
-    IPV6_HEADER,
-    IPV6_HEADER_LEN,
-    UDP_HEADER_LEN,
-    internet_checksum,
-    pseudo_header_sum,
-)
-from tunkit.overlay import DEFAULT_MTU, OVERHEAD, Gso, Opener, OverlayError, Sealer
+from tunkit.offload import VirtioNetHdr, checksum_partial, gso_problem, gso_split, l4_header_len, regso
+from tunkit.overlay import DEFAULT_MAX_AGE_MS, DEFAULT_MTU, OVERHEAD, Opener, OverlayError, Sealer
+from tunkit.packet import IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN, build_too_big
 from tunkit.spec import PeerSpec, RouteSpec, check_config
 from tunkit.trie import PrefixTable
+from tunkit.tunnel_options import DEFAULT_BATCH, UNDERLAY_MTU, TunnelOptions
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_BATCH = 64
-READ_BUF = 65536 + VIRTIO_NET_HDR_LEN + 64
-UNDERLAY_MTU = 1500
-
-_VNET = VIRTIO_NET_HDR  # one Struct for virtio_net_hdr: tunkit.offload's
-_VNET_UNPACK = VIRTIO_NET_HDR.unpack_from
-_VNET_NONE = ZERO_HDR.encode()
+_MAX_RETIRED = 256  # removed peers whose replay state a reload keeps (for max_age_ms)
 _NEEDS_CSUM = int(VirtioNetHdrFlag.NEEDS_CSUM)
 _GSO_UDP_L4 = int(VirtioNetHdrGso.UDP_L4)
 
@@ -164,89 +152,64 @@ def default_table_factory():
 # The tunnel
 # ---------------------------------------------------------------------------
 class Tunnel:
-    """The data path of one worker: one TUN queue, one UDP socket, shared peer config."""
+    """The data path of one worker: one TUN queue (through :class:`~tunkit.batch.OffloadIO`), one UDP socket."""
 
-    def __init__(
-        self,
-        queue,
-        sock: socket.socket,
-        peers: Iterable[PeerSpec],
-        routes: Iterable[RouteSpec] = (),
-        *,
-        insecure: bool = False,
-        mtu: int = DEFAULT_MTU,
-        addresses: Iterable[IPAddress] = (),
-        sender: int = 0,
-        session: int | None = None,
-        start_counter: int | None = None,
-        batch: int = DEFAULT_BATCH,
-        table_factory: Callable[[], object] | None = None,
-        udp_gso: bool | None = None,
-        udp_gro: bool | None = None,
-        vnet_hdr: bool | None = None,
-        coalesce: bool = True,
-        uso: bool = False,
-        clock_ns: Callable[[], int] = time.time_ns,
-        max_age_ms: int | None = None,
-        underlay_mtu: int = UNDERLAY_MTU,
-        partial_checksums: bool = False,
-    ) -> None:
-        if partial_checksums and not insecure:
-            raise ConfigError("partial_checksums is an insecure-mode setting (authenticated messages carry "
-                              "the checksum state in their header)")
+    def __init__(self, queue, sock: socket.socket, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (),
+                 options: TunnelOptions | None = None, *, sender: int = 0) -> None:
+        o = self.options = options or TunnelOptions()
         self.queue = queue
         self.sock = sock
-        self.insecure = insecure
-        self.partial_checksums = partial_checksums
-        self.mtu = mtu
-        self.batch = batch
-        self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False) if vnet_hdr is None else vnet_hdr)
-        self._fd = queue.fileno()
-        self._clock_ns = clock_ns
-        now_ns = clock_ns()
+        self.insecure = o.insecure
+        self.partial_checksums = o.partial_checksums
+        self.mtu = o.mtu
+        self.batch = o.batch
+        self.vnet_hdr = bool(getattr(queue, "vnet_hdr", False) if o.vnet_hdr is None else o.vnet_hdr)
+        self._clock_ns = o.clock_ns
+        now_ns = o.clock_ns()
         self.started_ms = now_ns // 1_000_000
-        self.session = int.from_bytes(os.urandom(4), "big") if session is None else session
+        self.session = int.from_bytes(os.urandom(4), "big") if o.session is None else o.session
         self.sender = sender
-        start_counter = now_ns if start_counter is None else start_counter
-        self._table_factory = table_factory or default_table_factory
+        self._start_counter = now_ns if o.start_counter is None else o.start_counter
+        self._table_factory = o.table_factory or default_table_factory
         self._v6sock = sock.family == socket.AF_INET6
         self._icmp_src = {4: None, 6: None}
-        for a in addresses:
-            a = ipaddress.ip_address(a)
+        for a in o.addresses:
             if self._icmp_src[a.version] is None:
                 self._icmp_src[a.version] = a.packed
-
-        self._opener_kw = {} if max_age_ms is None else {"max_age_ms": max_age_ms}
-        self._start_counter = start_counter
+        self._opener_kw = {} if o.max_age_ms is None else {"max_age_ms": o.max_age_ms}
+        self._max_age_ms = DEFAULT_MAX_AGE_MS if o.max_age_ms is None else o.max_age_ms
         self.peers: list[PeerState] = []
-        self._by_addr: dict = {}
+        self._by_addr: dict | None = None  # None until the first reconfigure
+        self._by_key: dict = {}  # key -> (sealer, opener): replay state follows the key across reloads
+        self._retired: dict = {}  # key -> (sealer, opener, removed at ms) of peers a reload removed
         self.table = None
         self.extra_routes: dict = {}  # prefix -> RouteSpec learned at run time (kernel routes)
+        self._now_ms = self.started_ms
         self.reconfigure(peers, routes)
 
-        # counters and I/O helpers
         self.drops: dict[str, int] = {}
-        self.tun_rx = self.tun_tx = 0
-        self.udp_gro = enable_gro(sock) if udp_gro is None else (udp_gro and enable_gro(sock))
-        self.max_datagram = underlay_mtu - (IPV6_HEADER_LEN if self._v6sock else IPV4_MIN_HEADER_LEN) - UDP_HEADER_LEN
-        self.batcher = UdpBatcher(sock, gso=udp_gso, max_segment=self.max_datagram, on_error=self._send_failed)
+        self.udp_gro = enable_gro(sock) if o.udp_gro is None else (o.udp_gro and enable_gro(sock))
+        self.max_datagram = o.underlay_mtu - (IPV6_HEADER_LEN if self._v6sock else IPV4_MIN_HEADER_LEN) - UDP_HEADER_LEN
+        self.batcher = UdpBatcher(sock, gso=o.udp_gso, max_segment=self.max_datagram, on_error=self._send_failed)
         self._unstable: list = []  # openers holding views into the receive buffer
-        # with virtio headers, plain packets of one read are merged per flow before the TUN write; a read
-        # holds several datagrams only with UDP_GRO, so without it there is nothing to merge
-        self._co = Coalescer(uso=uso) if self.vnet_hdr and coalesce and self.udp_gro else None
-        # (buffer, the 1-tuple readv takes, its view): built once, so a TUN read allocates nothing
-        self._bufs = [(b, (b,), memoryview(b)) for b in (bytearray(READ_BUF) for _ in range(batch))]
-        self._rbuf = bytearray(READ_BUF)
-        self._now_ms = self.started_ms
+        # a UDP read holds several datagrams only with UDP_GRO: without it there is nothing to merge
+        self.io = OffloadIO(queue, vnet_hdr_len=VIRTIO_NET_HDR_LEN if self.vnet_hdr else 0, uso=o.uso,
+                            coalesce=o.coalesce and self.udp_gro, batch=o.batch)
+        self._rbuf = bytearray(65536 + 128)  # one UDP_GRO read: up to 64 KB of datagrams
 
     # -- configuration ------------------------------------------------------------
     def reconfigure(self, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, mtu: int | None = None) -> None:
         """Apply a new peer and route set (and default MTU) without dropping unchanged peers.
 
-        A peer whose name, endpoint and key are unchanged keeps its sealer
-        (counters), opener (replay windows) and counters.  Everything is
-        validated first; on :class:`~tunkit.errors.ConfigError` nothing changes.
-        The new tables replace the old ones in one assignment.
+        A peer whose name, endpoint and key are unchanged keeps its counters.
+        Replay state follows the key (what identifies a peer
+        cryptographically): a renamed peer, or one whose endpoint changed,
+        keeps its sealer and opener, and a peer removed and re-added within
+        the freshness window (``max_age_ms``) gets its old ones back.  Any
+        other new opener made by a reload refuses messages stamped before the
+        reload, so traffic captured earlier cannot be replayed into it.
+        Everything is validated first; on :class:`~tunkit.errors.ConfigError`
+        nothing changes.  The new tables replace the old ones in one assignment.
         """
         mtu = self.mtu if mtu is None else mtu
         peers, routes = list(peers), list(routes)
@@ -255,7 +218,14 @@ class Tunnel:
         old = {p.name: p for p in self.peers}
         new_peers: list[PeerState] = []
         by_addr: dict = {}
+        by_key: dict = {}
         table = self._table_factory()
+        now_ms = self._clock_ns() // 1_000_000
+        floor = max(self.started_ms, now_ms + 1) if self._by_addr is not None else self.started_ms
+        retired = {k: v for k, v in self._retired.items() if now_ms - v[2] <= self._max_age_ms}
+        same = [old[sp.name] for sp in peers if sp.name in old and (old[sp.name].spec.endpoint, old[sp.name].spec.key)
+                == (sp.endpoint, sp.key)]
+        used = {id(p.opener) for p in same}  # an opener serves one peer (two peers may share a key)
         for spec, addr in zip(peers, addrs):
             allowed = self._table_factory()
             for pfx in spec.prefixes:
@@ -267,18 +237,33 @@ class Tunnel:
             else:
                 sealer = opener = None
                 if not self.insecure:
-                    sealer = Sealer(spec.key, session=self.session, start_counter=max(self._start_counter, self._clock_ns()),
-                                    sender=self.sender)
-                    opener = Opener({0: spec.key}, not_before_ms=self.started_ms, **self._opener_kw)
+                    kept = self._by_key.get(spec.key) or retired.pop(spec.key, None)
+                    if kept is not None and id(kept[1]) in used:
+                        kept = None
+                    sealer, opener = kept[:2] if kept else self._crypto(spec.key, floor)
+                    used.add(id(opener))
                 st = PeerState(spec, addr, allowed, sealer, opener, spec.mtu or mtu)
+            if st.opener is not None:
+                by_key[spec.key] = (st.sealer, st.opener)
             new_peers.append(st)
             by_addr[addr] = st
             for pfx in spec.prefixes:
                 table.insert(pfx, _Route(st, st.mtu))
         for r in [*routes, *self.extra_routes.values()]:
             table.insert(r.route, self._gateway_group(table, r, mtu))
-        self.peers, self._by_addr, self.table, self.mtu = new_peers, by_addr, table, mtu
+        for k, v in self._by_key.items():
+            if k not in by_key:
+                retired[k] = (*v, now_ms)
+        while len(retired) > _MAX_RETIRED:  # the oldest lose their windows; the reload floor still protects
+            del retired[min(retired, key=lambda k: retired[k][2])]
+        self.peers, self._by_addr, self.table, self.mtu, self._by_key = new_peers, by_addr, table, mtu, by_key
+        self._retired = retired
         self._routes = routes
+
+    def _crypto(self, key: bytes, not_before_ms: int) -> tuple[Sealer, Opener]:
+        sealer = Sealer(key, session=self.session, start_counter=max(self._start_counter, self._clock_ns()),
+                        sender=self.sender)
+        return sealer, Opener({0: key}, not_before_ms=not_before_ms, **self._opener_kw)
 
     def _gateway_group(self, table, r: RouteSpec, mtu: int) -> "GatewayGroup":
         gws, weights = [], []
@@ -351,36 +336,10 @@ class Tunnel:
     # -- outbound: TUN -> UDP -----------------------------------------------------------
     def on_tun_readable(self) -> None:
         self._now_ms = self._clock_ns() // 1_000_000
-        fd = self._fd
-        readv = os.readv
-        vnet = self.vnet_hdr
-        outbound = self._outbound
-        for buf, bufs, view in self._bufs:
-            try:
-                n = readv(fd, bufs)
-            except BlockingIOError:  # queue drained
-                break
-            except OSError as e:  # EBADFD/EIO while the device goes away: stop this round, count it
-                self._drop("tun_read")
-                if e.errno in (errno.EIO, errno.EBADFD, errno.EBADF, errno.EFAULT, errno.EINVAL):
-                    break
-                raise
-            if not n:
-                break
-            self.tun_rx += 1
-            if not vnet:
-                outbound(view[:n], None)
-            elif n < VIRTIO_NET_HDR_LEN:
-                self._drop("malformed")
-            else:
-                flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VNET_UNPACK(buf)
-                gso = None
-                if gso_type or flags & _NEEDS_CSUM:
-                    gso = Gso(gso_type, flags, gso_size if gso_type else 0, csum_start, csum_offset)
-                outbound(view[VIRTIO_NET_HDR_LEN:n], gso)
+        self.io.read_each(self._outbound)
         self.batcher.flush()
 
-    def _outbound(self, pkt: memoryview, gso: Gso | None) -> None:
+    def _outbound(self, pkt: memoryview, hdr: VirtioNetHdr | None) -> None:
         n = len(pkt)
         if n < 20:
             self._drop("malformed")
@@ -399,38 +358,24 @@ class Tunnel:
             return
         peer = route.choose(pkt)
         mtu = route.mtu
-        if gso is not None and gso.size:
-            seg_len = gso.csum_start + _l4_header_len(pkt, gso.csum_start, gso.type) + gso.size
-            if seg_len > mtu:
+        if hdr is not None and hdr.gso_type:
+            if gso_problem(hdr, pkt, n) is not None:  # a shape a peer would refuse: send its segments instead
+                self._send_split(pkt, hdr, peer)
+                return
+            if hdr.csum_start + l4_header_len(pkt, hdr.csum_start, hdr.gso_type) + hdr.gso_size > mtu:
                 self._too_big(pkt, mtu, peer)
                 return
         elif n > mtu and (v == 6 or pkt[6] & 0x40):  # IPv6, or IPv4 with DF: a router answers
             self._too_big(pkt, mtu, peer)
             return
         if self.insecure:
-            # Raw IP carries no GSO metadata: the (super-)packet goes whole and the underlay fragments
-            # it.  Its checksum is finished here, for foo-over-UDP receivers; a super-packet may keep
-            # the partial one with partial_checksums, because a tunkit receiver rebuilds the metadata
-            # and the checksum field of anything longer than its MTU from the headers (see _regso).
-            try:
-                if gso is None:
-                    self.batcher.add(peer.addr, n, [pkt])
-                elif gso.type & ~VIRTIO_NET_HDR_GSO_ECN == _GSO_UDP_L4:  # datagram boundaries: split here
-                    for d in gso_split(_virtio(gso), pkt):
-                        self.batcher.add(peer.addr, len(d), [d])
-                else:
-                    if gso.flags & _NEEDS_CSUM and not (gso.type and self.partial_checksums and gso.csum_start == _plain_l3(pkt)):
-                        pkt = checksum_partial(_virtio(gso), pkt)
-                    self.batcher.add(peer.addr, n, [pkt])
-            except DecodeError:
-                self._drop("malformed", peer)
-                return
+            self._send_raw(pkt, hdr, peer)
         elif n + OVERHEAD <= self.max_datagram:
-            hdr, tag = peer.sealer.seal(pkt, self._now_ms, gso)
-            self.batcher.add(peer.addr, n + OVERHEAD, [hdr, pkt, tag])
+            h, tag = peer.sealer.seal(pkt, self._now_ms, hdr)
+            self.batcher.add(peer.addr, n + OVERHEAD, [h, pkt, tag])
         else:  # a super-packet (or a big packet): a train of datagrams, one UDP_SEGMENT send
             try:
-                dgrams, seg = peer.sealer.seal_train(pkt, self._now_ms, gso, self.max_datagram)
+                dgrams, seg = peer.sealer.seal_train(pkt, self._now_ms, hdr, self.max_datagram)
             except ValueError:  # more than 64 datagrams: bigger than any TUN hands out
                 self._drop("too_big", peer)
                 return
@@ -438,10 +383,38 @@ class Tunnel:
         peer.tx_packets += 1
         peer.tx_bytes += n
 
+    def _send_split(self, pkt, hdr: VirtioNetHdr, peer: PeerState) -> None:
+        try:
+            segments = gso_split(hdr, pkt)
+        except DecodeError:
+            self._drop("malformed", peer)
+            return
+        for seg in segments:
+            self._outbound(memoryview(seg), None)
+
+    def _send_raw(self, pkt, hdr: VirtioNetHdr | None, peer: PeerState) -> None:
+        """Insecure mode: raw IP carries no GSO metadata, so the (super-)packet goes whole and the underlay
+        fragments it.  Its checksum is finished here, for foo-over-UDP receivers; a super-packet may keep
+        the partial one with partial_checksums, because a tunkit receiver rebuilds the metadata and the
+        checksum field of anything longer than its MTU from the headers (:func:`~tunkit.offload.regso`)."""
+        n = len(pkt)
+        try:
+            if hdr is None:
+                self.batcher.add(peer.addr, n, [pkt])
+            elif hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN == _GSO_UDP_L4:  # datagram boundaries: split here
+                for d in gso_split(hdr, pkt):
+                    self.batcher.add(peer.addr, len(d), [d])
+            else:
+                if hdr.flags & _NEEDS_CSUM and not (hdr.gso_type and self.partial_checksums):
+                    pkt = checksum_partial(hdr, pkt)
+                self.batcher.add(peer.addr, n, [pkt])
+        except DecodeError:
+            self._drop("malformed", peer)
+
     def _too_big(self, pkt: memoryview, mtu: int, peer: PeerState) -> None:
         self._drop("too_big", peer)
         icmp = build_too_big(pkt, mtu, self._icmp_src)
-        if icmp is not None and self._write_tun((icmp,), None) is not None:
+        if icmp is not None and not self.io.write_one((icmp,)):
             self._drop("tun_write")
 
     # -- inbound: UDP -> TUN ------------------------------------------------------------
@@ -451,9 +424,8 @@ class Tunnel:
                    after_read=self._after_read)
 
     def _after_read(self) -> None:
-        if self._co is not None:
-            self._flush_coalesced()  # its views point into the buffer about to be reused
-        if self._unstable:  # unfinished trains must not keep views into the buffer about to be reused
+        self.io.flush()  # coalesced packets are views into the buffer about to be reused
+        if self._unstable:  # so are unfinished trains' fragments
             for opener in self._unstable:
                 opener.stabilise()
             self._unstable.clear()
@@ -471,8 +443,8 @@ class Tunnel:
         if self.insecure:
             for off in range(0, n, seg):
                 d = block[off : off + seg]
-                gso = _regso(d, self.mtu) if len(d) > self.mtu else None  # a super-packet: see _outbound
-                self._deliver(peer, (d,), len(d), gso)
+                hdr = regso(d, self.mtu) if len(d) > self.mtu else None  # a super-packet: see _send_raw
+                self._deliver(peer, (d,), len(d), hdr)
             return
         opener = peer.opener
         now = self._now_ms
@@ -493,9 +465,13 @@ class Tunnel:
                 if opener.pending and opener not in self._unstable:
                     self._unstable.append(opener)
                 continue
-            self._deliver(peer, opened.parts, opened.length, opened.gso)
+            hdr = opened.gso
+            if hdr is not None and (bad := gso_problem(hdr, opened.parts[0], opened.length)) is not None:
+                self._drop(bad, peer)  # a peer's header fields that do not fit its packet
+                continue
+            self._deliver(peer, opened.parts, opened.length, hdr)
 
-    def _deliver(self, peer: PeerState, parts, n: int, gso: Gso | None) -> None:
+    def _deliver(self, peer: PeerState, parts, n: int, hdr: VirtioNetHdr | None) -> None:
         """Allowed-IPs check, then into the TUN."""
         pkt = parts[0]
         if len(pkt) < 40 and len(parts) > 1:
@@ -514,62 +490,31 @@ class Tunnel:
         if peer.allowed.lookup(src) is None:
             self._drop("not_allowed", peer)
             return
-        if self._co is not None:
-            if len(parts) == 1 and n <= self.mtu and (gso is None or (not gso.type and gso.flags & _NEEDS_CSUM)):
-                # written, merged with its flow's neighbours, after this read.  A packet with a partial
-                # checksum (authenticated by the overlay's MAC) is trusted: nothing to finish or verify,
-                # and if it stays alone it keeps its NEEDS_CSUM header
-                self._co.add(parts[0], None if gso is None else _virtio(gso))
-                peer.rx_packets += 1
-                peer.rx_bytes += n
-                return
-            self._flush_coalesced()  # keep the order of this read's packets
-        failed = self._write_tun(parts, gso)
-        if failed is not None:
-            self._drop(failed, peer)
+        if len(parts) == 1 and n <= self.mtu and (hdr is None or (not hdr.gso_type and hdr.flags & _NEEDS_CSUM)):
+            # merged with its flow's neighbours, written after this read.  A packet with a partial checksum
+            # (authenticated by the overlay's MAC) is trusted: nothing to finish or verify, and if it stays
+            # alone it keeps its NEEDS_CSUM header
+            ok = self.io.add(parts[0], hdr)
+        else:
+            ok = self.io.write_one(parts, hdr)
+        if not ok:
+            self._drop("tun_write", peer)
             return
         peer.rx_packets += 1
         peer.rx_bytes += n
 
-    def _flush_coalesced(self) -> None:
-        if not len(self._co):
-            return
-        fd, writev = self._fd, os.writev
-        for hdr, bufs in self._co.flush():
-            try:
-                writev(fd, (hdr.encode(), *bufs))
-            except OSError as e:  # EIO: TUN down; EINVAL: the kernel refused the merged packet
-                if e.errno not in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF):
-                    raise
-                self._drop("tun_write")
-            else:
-                self.tun_tx += 1
-
-    def _write_tun(self, parts, gso: Gso | None) -> str | None:
-        """Write one packet (or super-packet) given as buffers into the TUN; None, or the drop reason."""
-        try:
-            if self.vnet_hdr:
-                os.writev(self._fd, (_vnet_header(parts[0], gso), *parts))
-            elif gso is None:
-                os.writev(self._fd, parts)  # gathered by the kernel: no join
-            else:  # this TUN takes plain packets: split the super-packet (or finish its checksum)
-                pkt = parts[0] if len(parts) == 1 else b"".join(parts)
-                try:
-                    segments = gso_split(_virtio(gso), pkt)
-                except DecodeError:
-                    return "malformed"
-                for seg in segments:
-                    os.write(self._fd, seg)
-        except OSError as e:  # EIO: device down; EINVAL: the kernel refused the header; drop and count
-            if e.errno in (errno.EAGAIN, errno.EIO, errno.EINVAL, errno.ENOBUFS, errno.EBADF, errno.EFAULT):
-                return "tun_write"
-            raise
-        self.tun_tx += 1
-        return None
-
     # -- reporting ---------------------------------------------------------------------------
     def status(self) -> dict:
         """Counters as a JSON-able dict (the shape ``tunkit status -j`` prints)."""
+        io = self.io.stats
+        peers = []
+        drops = dict(self.drops)
+        for p in self.peers:
+            d = p.status()
+            if p.opener is not None and p.opener.expired:  # counted by the opener, when a later train came
+                d["drops"]["frag_expired"] = p.opener.expired
+                drops["frag_expired"] = drops.get("frag_expired", 0) + p.opener.expired
+            peers.append(d)
         return {
             "sender": self.sender,
             "session": self.session,
@@ -577,7 +522,7 @@ class Tunnel:
             "partial_checksums": self.partial_checksums,
             "mtu": self.mtu,
             "vnet_hdr": self.vnet_hdr,
-            "tun": {"rx_packets": self.tun_rx, "tx_packets": self.tun_tx},
+            "tun": {"rx_packets": io.reads, "tx_packets": io.packets_written, **io.counters()},  # summed over workers
             "udp": {
                 "gso": self.batcher.gso,
                 "gro": self.udp_gro,
@@ -585,109 +530,11 @@ class Tunnel:
                 "gso_sends": self.batcher.gso_sends,
                 "gso_fallbacks": self.batcher.gso_fallbacks,
             },
-            "drops": dict(self.drops),
-            "peers": [p.status() for p in self.peers],
+            "drops": drops,
+            "peers": peers,
         }
 
 
-# ---------------------------------------------------------------------------
-# Packet helpers (headers, checksums, ICMP errors)
-# ---------------------------------------------------------------------------
 def _fmt_endpoint(ep: tuple[str, int]) -> str:
     host, port = ep
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _l4_header_len(pkt, l4: int, gso_type: int) -> int:
-    t = gso_type & ~VIRTIO_NET_HDR_GSO_ECN
-    if t in (1, 4):  # TCPV4 / TCPV6: the data offset
-        if len(pkt) > l4 + 12:
-            return (pkt[l4 + 12] >> 4) * 4
-        return 20
-    return 8
-
-
-def _vnet_header(pkt, gso: Gso | None) -> bytes:
-    if gso is None:
-        return _VNET_NONE
-    hdr_len = gso.csum_start + _l4_header_len(pkt, gso.csum_start, gso.type) if gso.type else 0
-    return _VNET.pack(gso.flags, gso.type, hdr_len, gso.size, gso.csum_start, gso.csum_offset)
-
-
-def _regso(pkt: memoryview, mtu: int) -> Gso | None:
-    """GSO metadata for a TCP super-packet that arrived whole as raw IP (insecure mode), so that the
-    kernel can segment it again if it forwards it (or tunkit can, for a TUN without virtio headers).
-    Rewrites the TCP checksum field in place to the pseudo-header sum that NEEDS_CSUM wants, so the
-    field's old value (complete, or partial from a ``partial_checksums`` sender) does not matter.
-
-    None for anything else, which is written as it came: a big UDP packet is one datagram (the
-    sender splits USO super-packets, whose datagram boundaries raw IP cannot carry), and IPv4
-    fragments, IPv6 extension headers and other protocols are not re-segmented."""
-    v = pkt[0] >> 4
-    n = len(pkt)
-    if v == 4 and n >= 20:
-        if pkt[9] != IPPROTO_TCP or (pkt[6] & 0x3F) or pkt[7]:  # not TCP, or a fragment (MF / offset)
-            return None
-        l3, gtype = (pkt[0] & 15) * 4, 1
-        src, dst = pkt[12:16], pkt[16:20]
-    elif v == 6 and n >= 40 and pkt[6] == IPPROTO_TCP:
-        l3, gtype = 40, 4
-        src, dst = pkt[8:24], pkt[24:40]
-    else:
-        return None
-    if n < l3 + 20 or pkt.readonly:
-        return None
-    l4 = (pkt[l3 + 12] >> 4) * 4
-    size = mtu - l3 - l4
-    if l4 < 20 or l3 + l4 > n or size <= 0:
-        return None
-    struct.pack_into("!H", pkt, l3 + 16, pseudo_header_sum(bytes(src), bytes(dst), IPPROTO_TCP, n - l3))
-    return Gso(gtype, _NEEDS_CSUM, size, l3, 16)
-
-
-def _plain_l3(pkt) -> int:
-    """Where TCP/UDP starts when no IPv6 extension header sits before it (IPv4: the IHL)."""
-    return (pkt[0] & 15) * 4 if pkt[0] >> 4 == 4 else IPV6_HEADER_LEN
-
-
-@functools.lru_cache(maxsize=64)  # a flow's packets share a few shapes: one header object per shape
-def _virtio(gso: Gso) -> VirtioNetHdr:
-    return VirtioNetHdr(gso.flags, gso.type, 0, gso.size, gso.csum_start, gso.csum_offset)
-
-
-_ICMP_TOO_BIG4 = struct.Struct("!BBHHH")  # type 3, code 4, checksum, unused, next-hop MTU (RFC 1191)
-_ICMP_TOO_BIG6 = struct.Struct("!BBHI")  # type 2, code 0, checksum, MTU (RFC 4443)
-_ICMP4_ERRORS = {3, 4, 5, 11, 12}
-
-
-def build_too_big(pkt, mtu: int, sources: dict[int, bytes | None]) -> bytes | None:
-    """The ICMP error a router sends for ``pkt`` that does not fit ``mtu``; None if none is due.
-
-    The error comes from this host's overlay address of the family when one
-    is known, else from the packet's destination.  No error answers an ICMP
-    error (RFC 1122 3.2.2).
-    """
-    v = pkt[0] >> 4
-    if v == 4:
-        ihl = (pkt[0] & 15) * 4
-        if pkt[9] == IPPROTO_ICMP and len(pkt) > ihl and pkt[ihl] in _ICMP4_ERRORS:
-            return None
-        if (int.from_bytes(pkt[6:8], "big") & 0x1FFF) != 0:  # not the first fragment
-            return None
-        quote = bytes(pkt[: min(len(pkt), 576 - 28)])
-        icmp = bytearray(_ICMP_TOO_BIG4.pack(3, 4, 0, 0, min(mtu, 0xFFFF)) + quote)
-        struct.pack_into("!H", icmp, 2, internet_checksum(icmp))
-        src = sources.get(4) or bytes(pkt[16:20])
-        ip = bytearray(IPV4_HEADER.pack(0x45, 0xC0, 20 + len(icmp), 0, 0, 64, IPPROTO_ICMP, 0, src, bytes(pkt[12:16])))
-        struct.pack_into("!H", ip, 10, internet_checksum(ip))
-        return bytes(ip + icmp)
-    if v == 6:
-        if pkt[6] == IPPROTO_ICMPV6 and len(pkt) > 40 and pkt[40] < 128:
-            return None
-        quote = bytes(pkt[: min(len(pkt), 1280 - 48)])
-        src = sources.get(6) or bytes(pkt[24:40])
-        dst = bytes(pkt[8:24])
-        icmp = bytearray(_ICMP_TOO_BIG6.pack(2, 0, 0, max(mtu, 1280)) + quote)
-        struct.pack_into("!H", icmp, 2, internet_checksum(icmp, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(icmp))))
-        return IPV6_HEADER.pack(0x60000000, len(icmp), IPPROTO_ICMPV6, 64, src, dst) + bytes(icmp)
-    return None
