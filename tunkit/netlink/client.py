@@ -43,7 +43,9 @@ from tunkit._uapi import (
     RtScope,
 )
 from tunkit.errors import NetlinkError
+from tunkit.netlink.defaults import route_defaults
 from tunkit.netlink.events import Event, Monitor
+from tunkit.netlink.fields import construct
 from tunkit.netlink.rtnl import (
     VERB_FLAGS,
     AddressMessage,
@@ -71,11 +73,6 @@ MONITOR_GROUPS: dict[str, tuple[int, ...]] = {
 
 _NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
-# plain ints of the enums route_message() compares against (enum member access costs more)
-_RTN_UNSPEC, _RTN_UNICAST, _RTN_LOCAL, _RTN_NAT = int(RTN.UNSPEC), int(RTN.UNICAST), int(RTN.LOCAL), int(RTN.NAT)
-_RTN_LINK_SCOPED = (int(RTN.BROADCAST), int(RTN.MULTICAST), int(RTN.ANYCAST))
-_SCOPE_UNIVERSE, _SCOPE_LINK, _SCOPE_HOST, _SCOPE_NOWHERE = (
-    int(RtScope.UNIVERSE), int(RtScope.LINK), int(RtScope.HOST), int(RtScope.NOWHERE))
 _ONLINK = int(RtnhFlag.ONLINK)
 
 # IPv6 address-generation modes by iproute2's names (ip link set ... addrgenmode NAME), parsed and printed
@@ -370,9 +367,10 @@ class Rtnl(Closing):
     ) -> RouteMessage:
         """Build a :class:`RouteMessage` from iproute2-style arguments with ip's defaults.
 
-        ``verb`` add/replace/append fills in table main, proto boot, type
-        unicast and scope link (no gateway) or global; delete leaves the
-        fields unset (scope nowhere = any).  ``metric`` is RTA_PRIORITY;
+        Table, protocol, scope and type default as with ``ip route VERB``
+        (:func:`tunkit.netlink.defaults.route_defaults`): table main (local
+        for local/broadcast/nat/anycast), proto boot, type unicast, scope link
+        without a gateway, else global; delete leaves them unset (any).  ``metric`` is RTA_PRIORITY;
         ``mtu``/``advmss``/``lock`` go into RTA_METRICS; ``nexthops`` are
         :class:`NextHop` objects or dicts ``{"gateway", "dev", "weight"}``.
         """
@@ -400,39 +398,14 @@ class Rtnl(Closing):
                                   advmss=metrics.advmss if advmss is None else advmss,
                                   lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
         elif mtu is not None or advmss is not None or lock:
-            metrics = object.__new__(RouteMetrics)  # as _new(), filled in place
-            mv = metrics.__dict__
-            if mtu is not None:
-                mv["mtu"] = mtu
-            if advmss is not None:
-                mv["advmss"] = advmss
-            if lock:
-                mv["lock"] = RouteMetrics.lock_mask(*lock)
-        creating = verb != "delete"
-        rtype = type if type is not None else (_RTN_UNICAST if creating else _RTN_UNSPEC)
-        if scope is None:  # iproute2's rule (ip/iproute.c), with ints: this runs once per route
-            if not creating:
-                scope = _SCOPE_NOWHERE
-            elif rtype == _RTN_LOCAL or rtype == _RTN_NAT:
-                scope = _SCOPE_HOST
-            elif rtype in _RTN_LINK_SCOPED:
-                scope = _SCOPE_LINK
-            elif rtype <= _RTN_UNICAST and gw is None and via is None and not hops:
-                scope = _SCOPE_LINK
-            else:
-                scope = _SCOPE_UNIVERSE
+            mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
+            metrics = construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
+        table, protocol, scope, rtype = route_defaults(verb, family, table, protocol, scope, type,
+                                                       gw is not None or via is not None or hops is not None)
         # Every field is checked above, so the frozen __init__ (about 3 us a route) is skipped:
-        # the instance dict gets the fields that are set, class defaults (None) give the rest.
-        msg = object.__new__(RouteMessage)
-        d = msg.__dict__
-        d["family"] = family
-        d["dst"] = net
-        d["tos"] = tos
-        d["table"] = table if table is not None else (RT_TABLE_MAIN if creating else None)
-        d["protocol"] = protocol if protocol is not None else (RTPROT_BOOT if creating else 0)
-        d["scope"] = int(scope)
-        d["type"] = int(rtype)
-        d["flags"] = _ONLINK if onlink else 0
+        # construct() fills the fields that are set, class defaults (None) give the rest.
+        d = {"family": family, "dst": net, "tos": tos, "table": table, "protocol": protocol, "scope": scope,
+             "type": rtype, "flags": _ONLINK if onlink else 0}
         if dev is not None:
             d["oif"] = self._index_by_name.get(dev) or self.index(dev)
         if metric is not None:
@@ -445,7 +418,7 @@ class Rtnl(Closing):
             rare = {"src": _network(src, family) if src is not None else None, "via": via, "prefsrc": prefsrc,
                     "multipath": hops, "pref": pref, "expires": expires}
             d.update((k, v) for k, v in rare.items() if v is not None)
-        return msg
+        return construct(RouteMessage, d)
 
     def _nexthop(self, h: NextHop | dict) -> NextHop:
         if isinstance(h, NextHop):
