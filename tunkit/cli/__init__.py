@@ -27,6 +27,9 @@ COMMAND_MODULES: list[str] = [
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
+    "rule",
+    "neigh",
+    "nexthop",
     "status",
 ]
 

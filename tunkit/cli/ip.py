@@ -11,6 +11,7 @@ kernel's extended-ack text and exit 2; usage errors exit 1.
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import json
 import sys
@@ -159,10 +160,34 @@ def _gateway_json(r, names: dict[int, str], out: dict[str, Any]) -> None:
         out["dev"] = names.get(r.oif, f"if{r.oif}")
 
 
-def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True) -> dict[str, Any]:
-    """One route as ``ip -j route show`` prints it (``get=True``: as ``ip -j route get``;
-    ``show_table=False``: as ip prints a listing filtered by one table, without the table)."""
+def _metrics_json(m) -> dict[str, Any]:
+    """RTA_METRICS as ip's "metrics" object: rtt/rttvar in ms (the kernel keeps 8x/4x), features by name."""
+    out: dict[str, Any] = {}
+    for k in _METRIC_ORDER:
+        v = getattr(m, k)
+        if v is None or (k == "hoplimit" and v == 0xFFFFFFFF):
+            continue
+        if k == "rtt":
+            v //= 8
+        elif k == "rttvar":
+            v //= 4
+        if k == "features":
+            for bit, name in ((1, "ecn"),):
+                if v & bit:
+                    out[name] = None
+            continue
+        out["congestion" if k == "cc_algo" else k] = v
+    return out
+
+
+def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True,
+               omit: frozenset = frozenset()) -> dict[str, Any]:
+    """One route as ``ip -j route show`` prints it (ip/iproute.c print_route; ``get=True``: as
+    ``ip -j route get``; ``show_table=False``: as ip prints a listing filtered by one table;
+    ``omit``: keys a ``route show`` filter fixes, which ip leaves out: dev, protocol, scope, gateway)."""
     u = _u()
+    from tunkit.cli.names import dsfield_name, realm_text
+
     out: dict[str, Any] = {}
     if r.type != u.RTN.UNICAST:
         out["type"] = _RTN_NAMES[r.type] if r.type < len(_RTN_NAMES) else str(r.type)
@@ -174,22 +199,46 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
         out["dst"] = str(r.dst)
     if r.src is not None:
         out["from"] = str(r.src)
+    if r.nhid is not None:
+        out["nhid"] = r.nhid
+    if r.tos:
+        out["tos"] = dsfield_name(r.tos)
     _gateway_json(r, names, out)
-    if r.table is not None and r.table != u.RT_TABLE_MAIN and not get and show_table:
+    for key in omit & {"dev", "gateway"}:
+        out.pop(key, None)
+    cloned = r.flags & u.RTM_F_CLONED
+    if r.table is not None and r.table != u.RT_TABLE_MAIN and show_table and (not get or r.flags & u.RTM_F_LOOKUP_TABLE):
         out["table"] = _name(r.table, u.RT_TABLE_NAMES)
-    if r.protocol != u.RTPROT_BOOT and not get:
-        out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
-    if r.scope != u.RtScope.UNIVERSE and not get:
-        out["scope"] = _name(r.scope, u.RT_SCOPE_NAMES)
+    if not get and not cloned:
+        if r.protocol != u.RTPROT_BOOT and "protocol" not in omit:
+            out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
+        if r.scope != u.RtScope.UNIVERSE and "scope" not in omit:
+            out["scope"] = _name(r.scope, u.RT_SCOPE_NAMES)
     if r.prefsrc is not None:
         out["prefsrc"] = str(r.prefsrc)
     if r.priority is not None and not get:
         out["metric"] = r.priority
     out["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if r.flags & bit]
+    if r.mark:
+        out["mark"] = r.mark
+    if r.realm is not None:
+        frm, to = r.realm >> 16, r.realm & 0xFFFF
+        out["flow"] = {**({"from": realm_text(frm)} if frm else {}), "to": realm_text(to)}
+    if get and r.uid is not None:
+        out["uid"] = r.uid
+    if get and r.family == u.AF_INET:
+        out["cache"] = []
+    if r.cacheinfo is not None:
+        if r.cacheinfo.expires:
+            out["expires"] = r.cacheinfo.expires // 100  # clock ticks (USER_HZ) -> seconds, as ip
+        if r.cacheinfo.error:
+            out["error"] = r.cacheinfo.error
     if r.metrics is not None:
-        m = {k: getattr(r.metrics, k) for k in _METRIC_ORDER if getattr(r.metrics, k) is not None}
+        m = _metrics_json(r.metrics)
         if m:
             out["metrics"] = [m]
+    if r.iif and not get:
+        out["iif"] = names.get(r.iif, f"if{r.iif}")
     if r.pref is not None:
         out["pref"] = _name(r.pref, u.ROUTER_PREF_NAMES)
     if r.multipath is not None:
@@ -201,25 +250,48 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
             hop["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if h.flags & bit]
             hops.append(hop)
         out["nexthops"] = hops
-    if get:
-        if r.uid is not None:
-            out["uid"] = r.uid
-        out["cache"] = []
     return out
 
 
-def route_text(j: dict[str, Any]) -> str:
-    """A route JSON object as ``ip route`` text."""
+_METRIC_WORDS = {"congestion": "congctl", "ecn": "features"}
+
+
+def route_text(j: dict[str, Any], r=None) -> str:
+    """A route JSON object as ``ip route`` text (``r``, the route itself, adds the metric
+    locks, which ip's JSON does not carry: ``mtu lock 1400``)."""
     parts = [j["type"]] if "type" in j else []
     parts.append(j["dst"])
-    for key in ("from", "gateway", "dev", "table", "protocol", "scope", "prefsrc", "metric"):
+    for key in ("from", "nhid", "tos", "gateway", "via", "dev", "table", "protocol", "scope", "prefsrc", "metric"):
         if key in j:
             word = {"gateway": "via", "protocol": "proto", "prefsrc": "src"}.get(key, key)
-            parts += [word, str(j[key])]
+            value = j[key]
+            if key == "via":  # a gateway of the other family (RTA_VIA)
+                value = f"{value['family']} {value['host']}"
+            parts += [word, str(value)]
     parts += j.get("flags", [])
+    if "mark" in j:
+        parts += ["mark", str(j["mark"])]
+    if "flow" in j:
+        f = j["flow"]
+        parts += ["realms", f"{f['from']}/{f['to']}"] if "from" in f else ["realm", f["to"]]
+    if "uid" in j:
+        parts += ["uid", str(j["uid"])]
+    if "expires" in j:
+        parts += ["expires", f"{j['expires']}sec"]
+    metrics = getattr(r, "metrics", None)
     for m in j.get("metrics", []):
         for k, v in m.items():
-            parts += [k, str(v)]
+            name = {"congestion": "cc_algo"}.get(k, "features" if k == "ecn" else k)
+            locked = metrics is not None and name in _METRIC_ORDER and metrics.locked(name)
+            word = [_METRIC_WORDS.get(k, k)] + (["lock"] if locked else [])
+            if k == "ecn":
+                parts += word + ["ecn"]
+            elif k in ("rtt", "rttvar", "rto_min"):
+                parts += word + [f"{v / 1000:g}s" if v >= 1000 else f"{v}ms"]
+            else:
+                parts += word + [str(v)]
+    if "iif" in j:
+        parts += ["iif", j["iif"]]
     if "pref" in j:
         parts += ["pref", j["pref"]]
     lines = [" ".join(parts)]
@@ -227,6 +299,8 @@ def route_text(j: dict[str, Any]) -> str:
         hop = ["\tnexthop"]
         if "gateway" in h:
             hop += ["via", h["gateway"]]
+        if "via" in h:
+            hop += ["via", h["via"]["family"], h["via"]["host"]]
         if "dev" in h:
             hop += ["dev", h["dev"]]
         hop += ["weight", str(h["weight"])] + h["flags"]
@@ -580,33 +654,98 @@ def cmd_route_change(args) -> int:
     return 0
 
 
-def cmd_route_show(args) -> int:
+def _route_filters(w: Words) -> dict[str, Any]:
+    """``route show`` selector words: table ID|all, dev, proto, scope, type, via, tos, and a PREFIX (root/exact)."""
     u = _u()
-    w = Words(args.words, "route show", args)
-    table: int | None = u.RT_TABLE_MAIN
-    dev = None
+    f: dict[str, Any] = {"table": u.RT_TABLE_MAIN}
     while w:
         word = w.next()
         if word == "table":
             v = w.value(word)
-            table = None if v == "all" else _lookup(v, u.RT_TABLE_NAMES, "table")
-        elif word == "dev":
-            dev = w.value(word)
+            f["table"] = None if v in ("all", "0") else _lookup(v, u.RT_TABLE_NAMES, "table")
+        elif word in ("dev", "oif"):
+            f["dev"] = w.value(word)
+        elif word in ("proto", "protocol"):
+            f["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "proto")
+        elif word == "scope":
+            f["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "scope")
+        elif word == "type":
+            name = w.value(word)
+            if name not in _RTN_NAMES:
+                raise CliError(f"route show: type {name!r}: want one of {', '.join(_RTN_NAMES[1:])}")
+            f["type"] = _RTN_NAMES.index(name)
+        elif word == "via":
+            v = w.value(word)
+            if v in ("inet", "inet6"):
+                v = w.value(word)
+            try:
+                f["via"] = ipaddress.ip_address(v)
+            except ValueError as e:
+                raise CliError(f"route show: via {v!r}: {e}") from None
+        elif word in ("tos", "dsfield"):
+            from tunkit.cli.names import dsfield_value
+
+            f["tos"] = dsfield_value(w.value(word), "route show")
         else:
             raise CliError(f"route show: unknown argument {word!r}")
+    return f
+
+
+def _route_matches(r, f: dict[str, Any]) -> bool:
+    if "protocol" in f and r.protocol != f["protocol"]:
+        return False
+    if "scope" in f and r.scope != f["scope"]:
+        return False
+    if "type" in f and r.type != f["type"]:
+        return False
+    if "tos" in f and r.tos != f["tos"]:
+        return False
+    if "via" in f:
+        gws = [r.gateway, r.via] + [g for h in (r.multipath or ()) for g in (h.gateway, h.via)]
+        if f["via"] not in gws:
+            return False
+    return True
+
+
+def cmd_route_show(args) -> int:
+    u = _u()
+    f = _route_filters(Words(args.words, "route show", args))
+    table = f["table"]
     family = _family(args)
     if not family and table is not None:
         family = u.AF_INET  # like ip: IPv4 unless -6, or 'table all' (every family)
+    omit = frozenset(k for k, key in (("dev", "dev"), ("protocol", "protocol"), ("scope", "scope"), ("via", "gateway"))
+                     if k in f)
     with _rtnl() as rt:
         names = {l.index: l.ifname for l in rt.links()}
-        routes = rt.routes(family=family, table=table, link=dev)
-        shown = [route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN) for r in routes]
-        return _show(args, shown, route_text)
+        try:
+            routes = rt.routes(family=family, table=table, link=f.get("dev"))
+        except OSError as e:
+            if getattr(e, "errno", None) != errno.ENOENT or table is None:
+                raise
+            routes = []  # "FIB table does not exist" (a fresh namespace): ip prints nothing and exits 0
+        pairs = [(route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN, omit=omit), r)
+                 for r in routes if _route_matches(r, f)]
+        return _show_pairs(args, pairs, route_text)
+
+
+def _show_pairs(args, pairs: list, text) -> int:
+    """As _show, for (JSON, object) pairs: the text needs what the JSON leaves out (metric locks)."""
+    if args.json:
+        return _show(args, [j for j, _ in pairs], str)
+    try:
+        for j, obj in pairs:
+            print(text(j, obj))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return 0
 
 
 ROUTE_GET_GRAMMAR: dict[str, tuple[str, Any]] = {
     "from": ("src", str), "oif": ("dev", str), "dev": ("dev", str), "iif": ("iif", str), "mark": ("mark", int),
     "fibmatch": ("fibmatch", True),
+    "table": ("table", lambda w, word: _lookup(w.value(word), _u().RT_TABLE_NAMES, "table")),
 }
 
 

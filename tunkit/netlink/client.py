@@ -34,6 +34,7 @@ from tunkit._uapi import (
     RT_TABLE_MAIN,
     RTM,
     RTM_F_FIB_MATCH,
+    RTM_F_LOOKUP_TABLE,
     RTN,
     RTPROT_BOOT,
     IfFlag,
@@ -46,6 +47,7 @@ from tunkit.errors import NetlinkError
 from tunkit.netlink.defaults import route_defaults
 from tunkit.netlink.events import Event, Monitor
 from tunkit.netlink.fields import construct
+from tunkit.netlink.objects import ObjectsMixin  # rules, neighbours, nexthop objects
 from tunkit.netlink.rtnl import (
     VERB_FLAGS,
     AddressMessage,
@@ -107,7 +109,7 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
-class Rtnl(Closing):
+class Rtnl(ObjectsMixin, Closing):
     """An rtnetlink client (see the module docstring).  Use as a context manager."""
 
     def __init__(self, sock: NetlinkSocket | None = None) -> None:
@@ -364,6 +366,8 @@ class Rtnl(Closing):
         onlink: bool = False,
         pref: int | None = None,
         expires: int | None = None,
+        nhid: int | None = None,
+        realm: int | None = None,
     ) -> RouteMessage:
         """Build a :class:`RouteMessage` from iproute2-style arguments with ip's defaults.
 
@@ -401,7 +405,8 @@ class Rtnl(Closing):
             mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
             metrics = construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
         table, protocol, scope, rtype = route_defaults(verb, family, table, protocol, scope, type,
-                                                       gw is not None or via is not None or hops is not None)
+                                                       gw is not None or via is not None or hops is not None
+                                                       or nhid is not None)
         # Every field is checked above, so the frozen __init__ (about 3 us a route) is skipped:
         # construct() fills the fields that are set, class defaults (None) give the rest.
         d = {"family": family, "dst": net, "tos": tos, "table": table, "protocol": protocol, "scope": scope,
@@ -414,9 +419,10 @@ class Rtnl(Closing):
             d["metrics"] = metrics
         if gw is not None:
             d["gateway"] = gw
-        if src is not None or via is not None or prefsrc is not None or hops or pref is not None or expires is not None:
+        if src is not None or via is not None or prefsrc is not None or hops or pref is not None or expires is not None \
+                or nhid is not None or realm is not None:
             rare = {"src": _network(src, family) if src is not None else None, "via": via, "prefsrc": prefsrc,
-                    "multipath": hops, "pref": pref, "expires": expires}
+                    "multipath": hops, "pref": pref, "expires": expires, "nhid": nhid, "realm": realm}
             d.update((k, v) for k, v in rare.items() if v is not None)
         return construct(RouteMessage, d)
 
@@ -480,8 +486,9 @@ class Rtnl(Closing):
         self._route("delete", dst, kw)
 
     def get_route(self, dst, *, src=None, dev: LinkRef | None = None, iif: LinkRef | None = None,
-                  mark: int | None = None, fibmatch: bool = False) -> RouteMessage:
-        """Ask the kernel which route it would use for ``dst`` (``ip route get``)."""
+                  mark: int | None = None, fibmatch: bool = False, table: int | None = None) -> RouteMessage:
+        """Ask the kernel which route it would use for ``dst`` (``ip route get``); the reply's
+        ``table`` is the table the lookup found it in (RTM_F_LOOKUP_TABLE), or ``table`` alone is searched."""
         addr = _ip(dst)
         family = AF_INET6 if addr.version == 6 else AF_INET
         req = RouteMessage(
@@ -491,7 +498,8 @@ class Rtnl(Closing):
             oif=self.index(dev) if dev is not None else None,
             iif=self.index(iif) if iif is not None else None,
             mark=mark,
-            flags=RTM_F_FIB_MATCH if fibmatch else 0,
+            table=table,
+            flags=(RTM_F_FIB_MATCH if fibmatch else 0) | RTM_F_LOOKUP_TABLE,
         )
         for m in self.sock.request(RTM.GETROUTE, VERB_FLAGS["get"], req.encode(), op="route get", obj=str(addr)):
             if m.type == RTM.NEWROUTE:

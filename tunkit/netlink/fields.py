@@ -50,12 +50,14 @@ __all__ = [
     "U32",
     "U64",
     "BE16",
+    "Codec",
     "Ctx",
     "ctx",
     "Field",
     "Kind",
     "Table",
     "attr_label",
+    "bind",
     "construct",
     "custom",
     "nested",
@@ -474,3 +476,30 @@ class Table:
         if depth:
             ctx = (ctx[FAMILY], ctx[DST_LEN], ctx[SRC_LEN], depth)
         return self.decode_attrs(view, size, ctx, values)
+
+
+class Codec:
+    """Base of a message class: ``encode()``/``decode()`` from its ``_TABLE`` (set by :func:`bind`)."""
+
+    _TABLE: Table
+
+    def encode(self) -> bytes:  # replaced by the table's generated encoder in bind()
+        return self._TABLE.encode(self)
+
+    def encode_into(self, enc) -> None:
+        """Append this object's attribute stream to an :class:`AttrEncoder` (for nesting by hand)."""
+        try:
+            enc.raw(self._TABLE.encode_attrs(self))
+        except ValueError as e:
+            enc.error(0, e)
+
+    @classmethod
+    def decode(cls, payload, depth: int = 0):
+        return cls._TABLE.decode(payload, depth)
+
+
+def bind(cls, table: Table) -> Table:
+    """Make ``table`` the codec of ``cls``: its generated encoder becomes ``cls.encode``."""
+    cls._TABLE = table
+    cls.encode = table.encode
+    return table

@@ -60,7 +60,9 @@ from tunkit.netlink.fields import (
     U8,
     U32,
     Field,
+    Codec,
     Table,
+    bind as _bind,
     construct,
     custom,
     nested,
@@ -113,31 +115,7 @@ def _family_of(*addresses) -> int:
     return AF_UNSPEC
 
 
-class _Codec:
-    """``encode()``/``decode()`` from the class's ``_TABLE`` (bound by :func:`_bind` after the class)."""
-
-    _TABLE: Table
-
-    def encode(self) -> bytes:  # replaced by the table's generated encoder in _bind()
-        return self._TABLE.encode(self)
-
-    def encode_into(self, enc) -> None:
-        """Append this object's attribute stream to an :class:`AttrEncoder` (for nesting by hand)."""
-        try:
-            enc.raw(self._TABLE.encode_attrs(self))
-        except ValueError as e:
-            enc.error(0, e)
-
-    @classmethod
-    def decode(cls, payload, depth: int = 0):
-        return cls._TABLE.decode(payload, depth)
-
-
-def _bind(cls, table: Table) -> Table:
-    """Make ``table`` the codec of ``cls``: its generated encoder becomes ``cls.encode``."""
-    cls._TABLE = table
-    cls.encode = table.encode
-    return table
+_Codec = Codec  # the base of every message class here (fields.py)
 
 
 # ---------------------------------------------------------------------------
@@ -748,6 +726,15 @@ MESSAGE_TYPES: dict[int, type] = {
     RTM.DELROUTE: RouteMessage,
     RTM.GETROUTE: RouteMessage,
 }
+# rules, neighbours and nexthop objects: their own modules, on the same field tables
+from tunkit.netlink import neigh as _neigh  # noqa: E402
+from tunkit.netlink import nexthop as _nexthop  # noqa: E402
+from tunkit.netlink import rule as _rule  # noqa: E402
+
+for _cls, _types in ((_rule.RuleMessage, (_rule.RTM_NEWRULE, _rule.RTM_DELRULE, _rule.RTM_GETRULE)),
+                     (_neigh.NeighMessage, (_neigh.RTM_NEWNEIGH, _neigh.RTM_DELNEIGH, _neigh.RTM_GETNEIGH)),
+                     (_nexthop.NexthopMessage, (_nexthop.RTM_NEWNEXTHOP, _nexthop.RTM_DELNEXTHOP, _nexthop.RTM_GETNEXTHOP))):
+    MESSAGE_TYPES.update(dict.fromkeys(_types, _cls))
 
 
 def decode_message(msg_type: int, payload):

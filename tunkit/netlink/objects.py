@@ -1,0 +1,342 @@
+"""Rtnl's calls for FIB rules, neighbours and nexthop objects (a mixin of Rtnl); does I/O.
+
+:class:`ObjectsMixin` is part of :class:`tunkit.netlink.client.Rtnl`; it
+uses the Rtnl's socket and link-name lookup, so it is used only through an
+``Rtnl``::
+
+    with Rtnl() as rt:
+        rt.add_rule(src="192.0.2.0/24", table=1000, priority=100)
+        rt.add_neigh("192.0.2.2", lladdr="02:00:00:00:00:02", dev="tk0")
+        rt.add_nexthop(1, gateway="192.0.2.2", dev="tk0")
+        rt.add_nexthop(10, group=[(1, 3), (2, 1)])          # (id, weight)
+        rt.add_route("198.51.100.0/24", nhid=10)
+
+Requests carry iproute2's defaults (``ip rule add`` looks up table main,
+``ip neigh add`` makes a PERMANENT entry); every call raises
+:class:`tunkit.errors.NetlinkError` naming the operation and the object.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import Any, Sequence
+
+from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE_MAIN
+from tunkit.errors import NetlinkError
+from tunkit.netlink.fields import construct
+from tunkit.netlink.neigh import RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH, NeighMessage, Ntf, Nud
+from tunkit.netlink.nexthop import (
+    RTM_DELNEXTHOP,
+    RTM_GETNEXTHOP,
+    RTM_NEWNEXTHOP,
+    NexthopGroupMember,
+    NexthopMessage,
+    ResilientGroup,
+)
+from tunkit.netlink.rtnl import VERB_FLAGS, decode_message
+from tunkit.netlink.rule import FIB_RULE_INVERT, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE, FrAct, RuleMessage
+
+__all__ = ["ObjectsMixin", "parse_lladdr"]
+
+_FAMILIES = (AF_UNSPEC, AF_INET, AF_INET6)
+
+
+def _family_check(family: int, op: str) -> int:
+    if family not in _FAMILIES:
+        raise ValueError(f"{op}: family {family!r}: want AF_UNSPEC (0), AF_INET (2) or AF_INET6 (10)")
+    return family
+
+
+def parse_lladdr(value) -> bytes:
+    """A link-layer address: bytes, or text like ``02:00:00:00:00:02`` (ValueError naming it)."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    text = str(value)
+    parts = text.split(":")
+    if not text or not all(len(p) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise ValueError(f"lladdr {text!r}: want hex bytes separated by ':', e.g. 02:00:00:00:00:02")
+    return bytes(int(p, 16) for p in parts)
+
+
+def _prefix(value, what: str):
+    if value is None or (isinstance(value, str) and value in ("all", "default", "any")):
+        return None
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError as e:
+        raise ValueError(f"{what} {value!r}: {e}") from None
+
+
+def _range(value, what: str, top: int):
+    """``N``, ``(start, end)`` or ``"start-end"`` as an inclusive pair checked against 0..top."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        a, sep, b = value.partition("-")
+        try:
+            pair = (int(a), int(b) if sep else int(a))
+        except ValueError:
+            raise ValueError(f"{what} {value!r}: want N or START-END") from None
+    elif isinstance(value, int):
+        pair = (value, value)
+    else:
+        pair = (int(value[0]), int(value[1]))
+    if not (0 <= pair[0] <= pair[1] <= top):
+        raise ValueError(f"{what} {value!r}: want 0 <= start <= end <= {top}")
+    return pair
+
+
+class ObjectsMixin:
+    """Rules, neighbours and nexthop objects for :class:`tunkit.netlink.client.Rtnl`."""
+
+    sock: Any  # Rtnl's NetlinkSocket; Rtnl also provides index(link)
+
+    # ------------------------------------------------------------------ rules
+    def rules(self, family: int = AF_UNSPEC) -> list[RuleMessage]:
+        """Every FIB rule (IPv4 and IPv6, or one ``family``), in priority order as the kernel lists them."""
+        req = RuleMessage(family=_family_check(family, "rule show")).encode()
+        return self.sock.dump(RTM_GETRULE, req, _only(RTM_NEWRULE), op="rule show")
+
+    def rule_message(self, verb: str = "add", *, family: int | None = None, priority: int | None = None,
+                     src=None, dst=None, table: int | None = None, action: int | str | None = None,
+                     iif: str | None = None, oif: str | None = None, fwmark: int | None = None,
+                     fwmask: int | None = None, goto: int | None = None, tos: int = 0, invert: bool = False,
+                     suppress_prefixlen: int | None = None, suppress_ifgroup: int | None = None,
+                     uid_range=None, sport=None, dport=None, ip_proto: int | None = None,
+                     protocol: int | None = None, realm: int | None = None, l3mdev: bool = False) -> RuleMessage:
+        """A :class:`RuleMessage` from ``ip rule`` style arguments, with ip's defaults.
+
+        ``action`` is a :class:`FrAct` or its name (``"blackhole"``, ...);
+        adding without an action looks up ``table`` (main if none is given),
+        ``goto`` makes a goto rule.  ``src``/``dst`` are prefixes (None:
+        ``all``); ``uid_range``/``sport``/``dport`` are ``N``, ``(start, end)`` or
+        ``"start-end"``.
+        """
+        src, dst = _prefix(src, "from"), _prefix(dst, "to")
+        if family is None:
+            net = src if src is not None else dst
+            family = AF_INET6 if net is not None and net.version == 6 else AF_INET
+        if isinstance(action, str):
+            try:
+                action = FrAct[action.upper()]
+            except KeyError:
+                names = ", ".join(a.name.lower() for a in FrAct if a)
+                raise ValueError(f"rule {verb}: action {action!r}: want one of {names}") from None
+        if action is None:
+            action = FrAct.GOTO if goto is not None else FrAct.TO_TBL if verb != "delete" or table is not None else 0
+        if table is None and verb != "delete" and action == FrAct.TO_TBL and not l3mdev:
+            table = RT_TABLE_MAIN  # ip rule add: "lookup main" unless told otherwise
+        for net, what in ((src, "from"), (dst, "to")):
+            if net is not None and (net.version == 6) != (family == AF_INET6):
+                raise ValueError(f"rule {verb}: {what} {net} is not of the rule's family")
+        values = {"family": family, "dst": dst, "src": src, "tos": tos, "table": table, "action": int(action),
+                  "flags": FIB_RULE_INVERT if invert else 0, "iifname": iif, "oifname": oif, "goto": goto,
+                  "priority": priority, "fwmark": fwmark, "fwmask": fwmask, "realm": realm,
+                  "suppress_ifgroup": suppress_ifgroup, "suppress_prefixlen": suppress_prefixlen,
+                  "l3mdev": 1 if l3mdev else None, "uid_range": _range(uid_range, "uidrange", 0xFFFFFFFF),
+                  "protocol": protocol, "ip_proto": ip_proto, "sport_range": _range(sport, "sport", 0xFFFF),
+                  "dport_range": _range(dport, "dport", 0xFFFF)}
+        return RuleMessage(**values)
+
+    def _rule(self, verb: str, msg: RuleMessage) -> None:
+        msg_type = RTM_DELRULE if verb == "delete" else RTM_NEWRULE
+        op = "rule del" if verb == "delete" else f"rule {verb}"
+        obj = f"priority {msg.priority}" if msg.priority is not None else ""
+        self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=obj)
+
+    def add_rule(self, msg: RuleMessage | None = None, **kw) -> None:
+        """Add a FIB rule: a :class:`RuleMessage`, or :meth:`rule_message` keywords."""
+        self._rule("add", msg if msg is not None else self.rule_message("add", **kw))
+
+    def delete_rule(self, msg: RuleMessage | None = None, **kw) -> None:
+        """Delete the first rule matching every given field (``ip rule del``)."""
+        self._rule("delete", msg if msg is not None else self.rule_message("delete", **kw))
+
+    def flush_rules(self, family: int = AF_UNSPEC, match=None) -> list[RuleMessage]:
+        """Delete every rule but priority 0 (as ``ip rule flush``), or those ``match(rule)`` accepts.
+
+        The main and default rules go too, as with ip.  Returns the rules deleted.
+        """
+        gone = []
+        for r in self.rules(family):
+            if r.priority is None or (match is not None and not match(r)):
+                continue
+            try:
+                self.sock.request(RTM_DELRULE, VERB_FLAGS["delete"], r.encode(), op="rule flush",
+                                  obj=f"priority {r.priority}")
+            except NetlinkError as e:
+                if e.errno != errno.ENOENT:  # gone meanwhile: the goal holds
+                    raise
+            gone.append(r)
+        return gone
+
+    # ------------------------------------------------------------- neighbours
+    def neighbours(self, family: int = AF_UNSPEC, link=None, *, proxy: bool = False) -> list[NeighMessage]:
+        """Neighbour entries (``proxy=True``: the proxy entries, which a plain dump leaves out)."""
+        idx = self.index(link) if link is not None else 0
+        req = NeighMessage(family=_family_check(family, "neigh show"), index=idx,
+                           flags=Ntf.PROXY if proxy else 0).encode()
+        return self.sock.dump(RTM_GETNEIGH, req, _only(RTM_NEWNEIGH), op="neigh show", obj=str(link or ""))
+
+    def neigh_message(self, dst, *, dev=None, lladdr=None, state: int | str | None = None, proxy: bool = False,
+                      router: bool = False, extern_learn: bool = False, protocol: int | None = None) -> NeighMessage:
+        """A :class:`NeighMessage` as ``ip neigh add ADDR [lladdr L] dev D [nud S] [router] [proxy]`` builds it
+        (state PERMANENT unless told; ``state`` is a :class:`Nud` or its name)."""
+        try:
+            addr = dst if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(dst)
+        except ValueError as e:
+            raise ValueError(f"neigh: {e}") from None
+        if isinstance(state, str):
+            try:
+                state = Nud[state.upper()]
+            except KeyError:
+                names = ", ".join(n.name.lower() for n in Nud)
+                raise ValueError(f"neigh: nud {state!r}: want one of {names}") from None
+        if dev is None:
+            raise ValueError(f"neigh {addr}: a device ('dev DEV') is required")
+        flags = (Ntf.PROXY if proxy else 0) | (Ntf.ROUTER if router else 0) | (Ntf.EXT_LEARNED if extern_learn else 0)
+        return NeighMessage(family=AF_INET6 if addr.version == 6 else AF_INET, index=self.index(dev),
+                            state=int(Nud.PERMANENT if state is None else state), flags=int(flags), dst=addr,
+                            lladdr=parse_lladdr(lladdr) if lladdr is not None else None, protocol=protocol)
+
+    def _neigh(self, verb: str, dst, kw: dict) -> None:
+        msg = dst if isinstance(dst, NeighMessage) else self.neigh_message(dst, **kw)
+        msg_type = RTM_DELNEIGH if verb == "delete" else RTM_NEWNEIGH
+        op = "neigh del" if verb == "delete" else f"neigh {verb}"
+        self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=str(msg.dst))
+
+    def add_neigh(self, dst, **kw) -> None:
+        """Add a neighbour entry (EEXIST if there is one): :meth:`neigh_message` keywords."""
+        self._neigh("add", dst, kw)
+
+    def replace_neigh(self, dst, **kw) -> None:
+        """Add a neighbour entry or overwrite the existing one."""
+        self._neigh("replace", dst, kw)
+
+    def change_neigh(self, dst, **kw) -> None:
+        """Change an existing neighbour entry (ENOENT if there is none)."""
+        self._neigh("change", dst, kw)
+
+    def delete_neigh(self, dst, **kw) -> None:
+        self._neigh("delete", dst, kw)
+
+    def flush_neighbours(self, family: int = AF_UNSPEC, link=None, *, states: int | None = None,
+                         proxy: bool = False, match=None) -> list[NeighMessage]:
+        """Delete the entries whose state is in ``states`` (default: all but PERMANENT and NOARP,
+        as ``ip neigh flush``), or those ``match(entry)`` accepts; ``proxy=True`` flushes
+        proxy entries.  Returns those deleted."""
+        if states is None:
+            states = 0xFF & ~(Nud.PERMANENT | Nud.NOARP)
+        gone = []
+        for n in self.neighbours(family, link, proxy=proxy):
+            if match is not None:
+                if not match(n):
+                    continue
+            elif not proxy and not n.state & states:
+                continue
+            req = NeighMessage(family=n.family, index=n.index, state=n.state, flags=n.flags & Ntf.PROXY, dst=n.dst)
+            try:
+                self.sock.request(RTM_DELNEIGH, VERB_FLAGS["delete"], req.encode(), op="neigh flush", obj=str(n.dst))
+            except NetlinkError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+            gone.append(n)
+        return gone
+
+    # --------------------------------------------------------------- nexthops
+    def nexthops(self, *, family: int = AF_UNSPEC, groups: bool = False, link=None) -> list[NexthopMessage]:
+        """Nexthop objects (``groups=True``: groups only; ``link``: those using that device)."""
+        req = NexthopMessage(family=_family_check(family, "nexthop show"), groups=True if groups else None,
+                             oif=self.index(link) if link is not None else None).encode()
+        return self.sock.dump(RTM_GETNEXTHOP, req, _only(RTM_NEWNEXTHOP), op="nexthop show")
+
+    def nexthop(self, nhid: int) -> NexthopMessage:
+        """One nexthop object by id (``NetlinkError`` ENOENT if there is none)."""
+        for m in self.sock.request(RTM_GETNEXTHOP, VERB_FLAGS["get"], NexthopMessage(id=nhid).encode(),
+                                   op="nexthop get", obj=f"id {nhid}"):
+            if m.type == RTM_NEWNEXTHOP:
+                return NexthopMessage.decode(m.payload)
+        raise NetlinkError(errno.ENOENT, op="nexthop get", obj=f"id {nhid}")
+
+    def nexthop_message(self, nhid: int, *, gateway=None, dev=None, blackhole: bool = False,
+                        group: Sequence | None = None, group_type: int | None = None, onlink: bool = False,
+                        protocol: int | None = None, fdb: bool = False, family: int | None = None,
+                        buckets: int | None = None, idle_timer: int | None = None,
+                        unbalanced_timer: int | None = None) -> NexthopMessage:
+        """A :class:`NexthopMessage` as ``ip nexthop add id N ...`` builds it.
+
+        ``group`` members are ids, ``(id, weight)`` pairs or
+        :class:`NexthopGroupMember`; weights are 1..256.
+        """
+        if not isinstance(nhid, int) or not 1 <= nhid <= 0xFFFFFFFF:
+            raise ValueError(f"nexthop: id {nhid!r} is out of range 1..4294967295")
+        gw = None
+        if gateway is not None:
+            gw = gateway if isinstance(gateway, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(gateway)
+        members = None
+        if group is not None:
+            members = tuple(_member(g) for g in group)
+            if not members:
+                raise ValueError(f"nexthop {nhid}: an empty group")
+            if gw is not None or dev is not None or blackhole:
+                raise ValueError(f"nexthop {nhid}: a group takes no gateway, dev or blackhole")
+        if family is None:
+            family = AF_UNSPEC if gw is None else AF_INET6 if gw.version == 6 else AF_INET
+            if gw is None and not blackhole and members is None and dev is not None:
+                family = AF_INET  # ip nexthop add id N dev D: an IPv4 device nexthop unless -6
+        res = None
+        if buckets is not None or idle_timer is not None or unbalanced_timer is not None:
+            group_type = 1 if group_type is None else group_type  # NEXTHOP_GRP_TYPE_RES
+            res = ResilientGroup(buckets=buckets, idle_timer=None if idle_timer is None else idle_timer * 100,
+                                 unbalanced_timer=None if unbalanced_timer is None else unbalanced_timer * 100)
+        return construct(NexthopMessage, {k: v for k, v in {
+            "family": family, "scope": 0, "protocol": 0 if protocol is None else protocol,  # unspec, as ip
+            "flags": 4 if onlink else 0, "id": nhid, "group": members, "group_type": group_type,
+            "blackhole": True if blackhole else None, "oif": self.index(dev) if dev is not None else None,
+            "gateway": gw, "fdb": True if fdb else None, "res_group": res}.items() if v is not None})
+
+    def _nexthop_request(self, verb: str, msg: NexthopMessage) -> None:
+        msg_type = RTM_DELNEXTHOP if verb == "delete" else RTM_NEWNEXTHOP
+        op = "nexthop del" if verb == "delete" else f"nexthop {verb}"
+        self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=f"id {msg.id}")
+
+    def add_nexthop(self, nhid, **kw) -> None:
+        """Add a nexthop object: a :class:`NexthopMessage`, or an id plus :meth:`nexthop_message` keywords."""
+        self._nexthop_request("add", nhid if isinstance(nhid, NexthopMessage) else self.nexthop_message(nhid, **kw))
+
+    def replace_nexthop(self, nhid, **kw) -> None:
+        self._nexthop_request("replace", nhid if isinstance(nhid, NexthopMessage) else self.nexthop_message(nhid, **kw))
+
+    def delete_nexthop(self, nhid: int) -> None:
+        self._nexthop_request("delete", NexthopMessage(id=nhid))
+
+    def flush_nexthops(self, match=None) -> list[NexthopMessage]:
+        """Delete every nexthop object (groups first, so members are free), or those ``match`` accepts."""
+        found = [n for n in self.nexthops() if match is None or match(n)]
+        found.sort(key=lambda n: n.group is None)
+        for n in found:
+            try:
+                self.delete_nexthop(n.id)
+            except NetlinkError as e:
+                if e.errno != errno.ENOENT:  # removed with its group or meanwhile
+                    raise
+        return found
+
+
+def _member(g) -> NexthopGroupMember:
+    if isinstance(g, NexthopGroupMember):
+        return g
+    if isinstance(g, int):
+        return NexthopGroupMember(g)
+    i, w = g
+    return NexthopGroupMember(int(i), int(w))
+
+
+def _only(msg_type: int):
+    def decode(t: int, payload):
+        return decode_message(t, payload) if t == msg_type else None
+
+    return decode
