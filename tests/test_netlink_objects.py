@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import io
 import json
+import re
+import time
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -66,9 +68,18 @@ def cli_json(*argv: str):
 
 
 def veth(ns=None):
-    for cmd in ("link add tk0 type veth peer name tk1", "link set tk0 up", "link set tk1 up",
+    """tk0 <-> tk1, up, with 192.0.2.1/24 and 2001:db8::1/64 on tk0; no link-local addresses (whose
+    routes would appear whenever DAD ends), and waited for carrier (else routes say "linkdown")."""
+    for cmd in ("link add tk0 type veth peer name tk1", "link set tk0 addrgenmode none",
+                "link set tk1 addrgenmode none", "link set tk0 up", "link set tk1 up",
                 "addr add 192.0.2.1/24 dev tk0", "addr add 2001:db8::1/64 dev tk0 nodad"):
         support.ip(*cmd.split(), ns=ns)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if all(l["operstate"] == "UP" for l in support.ip_json("link", "show", ns=ns) if l["ifname"] != "lo"):
+            return
+        time.sleep(0.02)
+    raise AssertionError("veth pair did not come up within 10 s")
 
 
 def ip_rules(ns, *, v6=False, details=False):
@@ -166,3 +177,247 @@ def test_rule_usage_errors_exit_1_and_name_the_value(netns, argv, message):
     assert ip_rules(None) == [{"priority": 0, "src": "all", "table": "local"},
                               {"priority": 32766, "src": "all", "table": "main"},
                               {"priority": 32767, "src": "all", "table": "default"}]  # nothing half-applied
+
+
+# ----------------------------------------------------------------------- neighbours
+NEIGHS = [  # ip neigh add words
+    "192.0.2.2 lladdr 02:00:00:00:00:02 dev tk0",
+    "192.0.2.3 lladdr 02:00:00:00:00:03 dev tk0 nud reachable",
+    "192.0.2.5 lladdr 02:00:00:00:00:05 dev tk0 nud stale",
+    "192.0.2.4 dev tk0 nud failed",
+    "2001:db8::2 lladdr 02:00:00:00:00:04 dev tk0 router",
+    "2001:db8::3 lladdr 02:00:00:00:00:06 dev tk0 nud noarp",
+    "proxy 192.0.2.9 dev tk0",
+    "proxy 2001:db8::9 dev tk0",
+]
+
+
+def ip_neigh(ns, *args):
+    return support.ip_json("neigh", "show", *args, ns=ns)
+
+
+def _neigh_views(ns):
+    # the kernel adds its own multicast entries (ff02::...) as links come up: compare ours only
+    def mine(entries):
+        return [e for e in entries if not e["dst"].startswith("ff02") and not e["dst"].startswith("fe80")]
+
+    def canon(entries):  # each namespace hashes its neighbour table with its own seed: order differs
+        return sorted(mine(entries), key=lambda e: json.dumps(e, sort_keys=True))
+
+    return [canon(ip_neigh(ns, *args)) for args in ((), ("proxy",), ("nud", "all"), ("dev", "tk0"))]
+
+
+def test_neighbours_made_by_ip_are_shown_by_tunkit_as_ip_shows_them(netns):
+    veth()
+    for words in NEIGHS:
+        support.ip("neigh", "add", *words.split())
+    for args in ((), ("proxy",), ("nud", "all"), ("dev", "tk0"), ("nud", "stale"), ("to", "192.0.2.0/30")):
+        assert cli_json("neigh", "show", *args) == ip_neigh(None, *args), args
+    code, out, _ = run_cli("neigh", "show", "-s", "-j")
+    assert code == 0 and all("used" in e for e in json.loads(out) if "proxy" not in e)
+    with Rtnl() as rt:
+        names = {l.index: l.ifname for l in rt.links()}
+        assert [neigh_json(n, names) for n in rt.neighbours(proxy=True)] == ip_neigh(None, "proxy")
+
+
+def test_neighbours_made_by_tunkit_equal_those_made_by_ip(netns_factory):
+    a, b = netns_factory("tunkit"), netns_factory("ip")
+    for ns in (a, b):
+        veth(ns)
+    for words in NEIGHS:
+        support.ip("neigh", "add", *words.split(), ns=b)
+    with a.entered():
+        for words in NEIGHS:
+            code, _, err = run_cli("neigh", "add", *words.split())
+            assert code == 0, (words, err)
+    assert _neigh_views(a) == _neigh_views(b)
+
+
+def test_neighbour_replace_delete_and_flush(netns):
+    veth()
+    with Rtnl() as rt:
+        rt.add_neigh("192.0.2.2", lladdr="02:00:00:00:00:02", dev="tk0")
+        with pytest.raises(NetlinkError) as e:
+            rt.add_neigh("192.0.2.2", lladdr="02:00:00:00:00:02", dev="tk0")
+        assert e.value.errno == errno.EEXIST and "neigh add 192.0.2.2" in str(e.value)
+        assert run_cli("neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:00:22", "dev", "tk0", "nud", "stale")[0] == 0
+        assert ip_neigh(None) == [{"dst": "192.0.2.2", "dev": "tk0", "lladdr": "02:00:00:00:00:22", "state": ["STALE"]}]
+        rt.add_neigh("192.0.2.3", lladdr="02:00:00:00:00:03", dev="tk0")  # PERMANENT: flush keeps it
+        code, _, err = run_cli("neigh", "flush")
+        assert code == 1 and "requires arguments" in err
+        assert run_cli("neigh", "flush", "dev", "tk0")[0] == 0
+        assert [e["dst"] for e in ip_neigh(None)] == ["192.0.2.3"]
+        assert run_cli("neigh", "flush", "dev", "tk0", "nud", "permanent")[0] == 0
+        assert ip_neigh(None) == []
+        rt.add_neigh("192.0.2.9", dev="tk0", proxy=True)
+        assert [str(n.dst) for n in rt.flush_neighbours(proxy=True)] == ["192.0.2.9"]
+        assert ip_neigh(None, "proxy") == []
+        assert run_cli("neigh", "add", "192.0.2.7", "lladdr", "02:00:00:00:00:07", "dev", "tk0")[0] == 0
+        assert run_cli("neigh", "del", "192.0.2.7", "dev", "tk0")[0] == 0
+        assert ip_neigh(None) == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["neigh", "add", "192.0.2.2", "lladdr", "zz:00", "dev", "tk0"], "lladdr 'zz:00'"),
+    (["neigh", "add", "192.0.2.2", "lladdr", "02:00:00:00:00:02"], "'dev DEV' is required"),
+    (["neigh", "add", "192.0.2.2", "dev", "tk0", "nud", "sleepy"], "nud 'sleepy'"),
+    (["neigh", "add", "192.0.2.999", "dev", "tk0"], "192.0.2.999"),
+])
+def test_neigh_usage_errors_exit_1_and_name_the_value(netns, argv, message):
+    veth()
+    code, _, err = run_cli(*argv)
+    assert code == 1 and message in err, err
+    assert [e for e in ip_neigh(None, "nud", "all") if not e["dst"].startswith("ff02")] == []  # nothing half-applied
+
+
+# ------------------------------------------------------------------------- nexthops
+NEXTHOPS = [  # ip nexthop add words
+    "id 1 via 192.0.2.2 dev tk0",
+    "id 2 via 192.0.2.3 dev tk0 onlink",
+    "id 3 dev tk0",
+    "id 4 blackhole",
+    "id 5 via 2001:db8::2 dev tk0",
+    "id 10 group 1,3/2",
+    "id 11 group 1/2 type resilient buckets 8",
+    "id 12 group 1,256/2,1",
+]
+NH_ROUTES = ["198.51.100.0/24 nhid 10", "198.51.101.0/24 nhid 1 metric 5", "198.51.102.0/24 nhid 4"]
+
+
+def test_nexthops_made_by_ip_are_shown_by_tunkit_as_ip_shows_them(netns):
+    veth()
+    for words in NEXTHOPS:
+        support.ip("nexthop", "add", *words.split())
+    for words in NH_ROUTES:
+        support.ip("route", "add", *words.split())
+    for args in ((), ("-d",), ("groups",), ("dev", "tk0"), ("id", "10")):
+        ip_args = [a for a in args if a != "-d"]
+        want = support.ip_json(*(["-d"] if "-d" in args else []), "nexthop", "show", *ip_args)
+        assert cli_json("nexthop", "show", *args) == want, args
+    assert cli_json("route", "show") == support.ip_json("route", "show")  # nhid and the group's nexthops
+
+
+def test_nexthops_made_by_tunkit_equal_those_made_by_ip(netns_factory):
+    a, b = netns_factory("tunkit"), netns_factory("ip")
+    for ns in (a, b):
+        veth(ns)
+    for words in NEXTHOPS:
+        support.ip("nexthop", "add", *words.split(), ns=b)
+    for words in NH_ROUTES:
+        support.ip("route", "add", *words.split(), ns=b)
+    with a.entered():
+        for words in NEXTHOPS:
+            code, _, err = run_cli("nexthop", "add", *words.split())
+            assert code == 0, (words, err)
+        for words in NH_ROUTES:
+            code, _, err = run_cli("route", "add", *words.split())
+            assert code == 0, (words, err)
+    for args in (("-d", "nexthop", "show"), ("route", "show")):
+        assert support.ip_json(*args, ns=a) == support.ip_json(*args, ns=b)
+
+
+def test_nexthop_groups_round_trip_and_flush(netns):
+    veth()
+    with Rtnl() as rt:
+        rt.add_nexthop(1, gateway="192.0.2.2", dev="tk0")
+        rt.add_nexthop(2, gateway="192.0.2.3", dev="tk0")
+        rt.add_nexthop(10, group=[(1, 3), 2])
+        g = rt.nexthop(10)
+        assert [(m.id, m.weight) for m in g.group] == [(1, 3), (2, 1)]
+        assert type(g).decode(g.encode()) == g
+        rt.add_route("198.51.100.0/24", nhid=10)
+        (r,) = [r for r in rt.routes() if r.nhid == 10]
+        assert sorted(str(h.gateway) for h in r.multipath) == ["192.0.2.2", "192.0.2.3"]
+        with pytest.raises(ValueError, match="weight 300 is out of range 1..256"):
+            rt.add_nexthop(11, group=[(1, 300)])
+        with pytest.raises(NetlinkError) as e:
+            rt.add_nexthop(10, group=[1])
+        assert e.value.errno == errno.EEXIST and "nexthop add id 10" in str(e.value)
+        assert sorted(n.id for n in rt.flush_nexthops()) == [1, 2, 10]
+        assert rt.nexthops() == [] and not [r for r in rt.routes() if r.nhid]
+
+
+# ---------------------------------------------------- route attributes, filters, text (issue 15 item 7, issue 14 item 14)
+ROUTES_MORE = [  # ip route add words (IPv4 unless the prefix is IPv6)
+    "198.51.100.0/24 via 192.0.2.2 rtt 12ms rttvar 5ms initcwnd 10 initrwnd 20 congctl cubic features ecn quickack 1"
+    " hoplimit 64 ssthresh 5 cwnd lock 8 window 1000 reordering 3 fastopen_no_cookie 1 mtu lock 1400 advmss 1300"
+    " tos 0x10 realm 5",
+    "198.51.101.0/24 dev tk0 rtt 2s rttvar 1500ms congctl lock reno realms 3/4",
+    "198.51.102.0/24 dev tk0 tos 0x28",
+    "198.51.102.0/24 dev tk0",
+    "198.51.103.0/24 via inet6 fe80::1 dev tk0",
+    "198.51.104.0/24 dev tk0 proto static scope link table 1000",
+    "blackhole 198.51.105.0/24 proto static",
+    "2001:db8:5::/48 via 2001:db8::2 expires 300",
+    "2001:db8:6::/48 via fe80::1 dev tk0 metric 5 initcwnd 7",
+]
+
+
+def _add_routes(ns, cli: bool):
+    for words in ROUTES_MORE:
+        six = ["-6"] if words.split()[0].count(":") > 1 else []
+        if cli:
+            with ns.entered():
+                code, _, err = run_cli("route", *six, "add", *words.split())
+                assert code == 0, (words, err)
+        else:
+            support.ip(*six, "route", "add", *words.split(), ns=ns)
+
+
+def _normal(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+ROUTE_SHOWS = [(), ("table", "all"), ("proto", "static"), ("scope", "link"), ("type", "blackhole"),
+               ("via", "192.0.2.2"), ("dev", "tk0"), ("table", "1000"), ("tos", "0x10"), ("-6",)]
+
+
+def _expires(text: str) -> str:
+    """Seconds left tick down between two listings (300 -> 29x): one value for the comparison."""
+    return re.sub(r'(expires"?:? ?)(29\d|300)', r"\g<1>300", text)
+
+
+def test_route_attributes_and_filters_as_ip_shows_them(netns_factory):
+    a, b = netns_factory("tunkit"), netns_factory("ip")
+    for ns, cli in ((a, True), (b, False)):
+        veth(ns)
+        _add_routes(ns, cli)
+    for args in ROUTE_SHOWS:  # what tunkit made looks to ip like what ip made, JSON and text (locks show there)
+        six = [x for x in args if x == "-6"]
+        rest = [x for x in args if x != "-6"]
+        assert support.ip_json(*six, "route", "show", *rest, ns=a) == support.ip_json(*six, "route", "show", *rest, ns=b)
+        assert _normal(support.ip(*six, "route", "show", *rest, ns=a)) == _normal(support.ip(*six, "route", "show", *rest, ns=b))
+    with b.entered():  # what ip made, shown by tunkit: ip -j key for key, and ip's text word for word
+        for args in ROUTE_SHOWS:
+            six = [x for x in args if x == "-6"]
+            rest = [x for x in args if x != "-6"]
+            want = _expires(json.dumps(support.ip_json(*six, "route", "show", *rest)))
+            got = _expires(json.dumps(cli_json("route", "show", *rest, *six)))
+            assert got == want, args
+            code, out, _ = run_cli("route", "show", *rest, *six)
+            want_text = [_expires(line) for line in _normal(support.ip(*six, "route", "show", *rest))]
+            assert code == 0 and [_expires(line) for line in _normal(out)] == want_text, args
+
+
+def test_route_show_in_a_fresh_namespace_prints_nothing_and_exits_0(netns_factory):
+    """Loopback down, so the main table does not exist yet: ip prints nothing and exits 0 (issue 14 item 14)."""
+    ns = netns_factory("fresh")
+    support.ip("link", "set", "lo", "down", ns=ns)
+    with ns.entered():
+        assert support.ip("route", "show") == ""
+        assert run_cli("route", "show") == (0, "", "")
+        assert run_cli("route", "show", "-j") == (0, "[]\n", "")
+
+
+def test_address_text_shows_peer_lifetimes_and_dynamic(netns):
+    """`inet A peer B/32`, valid_lft/preferred_lft and `dynamic`, as ip prints them (issue 14 item 14)."""
+    veth()
+    support.ip("addr", "add", "10.0.0.1", "peer", "10.0.0.2", "dev", "tk0")
+    support.ip("addr", "add", "192.0.2.9/24", "dev", "tk0", "valid_lft", "100", "preferred_lft", "50")
+    assert cli_json("addr", "show", "dev", "tk0") == support.ip_json("addr", "show", "dev", "tk0")
+    code, out, _ = run_cli("addr", "show", "dev", "tk0")
+    want = [line.replace("99sec", "100sec").replace("49sec", "50sec") for line in _normal(support.ip("addr", "show", "dev", "tk0"))]
+    got = [line.replace("99sec", "100sec").replace("49sec", "50sec") for line in _normal(out)]
+    addr_lines = lambda lines: [line for line in lines if line.startswith(("inet", "valid_lft"))]  # noqa: E731
+    assert code == 0 and addr_lines(got) == addr_lines(want)
+    assert "inet 10.0.0.1 peer 10.0.0.2/32 scope global tk0" in got

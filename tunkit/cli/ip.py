@@ -142,6 +142,8 @@ def addr_info_json(a) -> dict[str, Any]:
     for bit, name in _IFA_FLAG_NAMES:
         if flags & bit:
             out[name] = True
+    if not flags & 0x80:  # IFA_F_PERMANENT unset: an address with a lifetime
+        out["dynamic"] = True
     if a.label is not None:
         out["label"] = a.label
     if a.cacheinfo is not None:
@@ -201,7 +203,7 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
         out["from"] = str(r.src)
     if r.nhid is not None:
         out["nhid"] = r.nhid
-    if r.tos:
+    if r.tos and "tos" not in omit:
         out["tos"] = dsfield_name(r.tos)
     _gateway_json(r, names, out)
     for key in omit & {"dev", "gateway"}:
@@ -501,12 +503,18 @@ def cmd_link_del(args) -> int:
 def _addr_text(j: dict[str, Any]) -> str:
     lines = [_link_text(j)]
     for a in j["addr_info"]:
-        flags = " ".join(n for _, n in _IFA_FLAG_NAMES if a.get(n))
-        line = f"    {a['family']} {a['local']}/{a['prefixlen']}"
+        flags = " ".join([n for _, n in _IFA_FLAG_NAMES if a.get(n)] + (["dynamic"] if a.get("dynamic") else []))
+        if "address" in a:  # a point-to-point address: ip prints the peer with the prefix length
+            line = f"    {a['family']} {a['local']} peer {a['address']}/{a['prefixlen']}"
+        else:
+            line = f"    {a['family']} {a['local']}/{a['prefixlen']}"
         if "broadcast" in a:
             line += f" brd {a['broadcast']}"
         line += f" scope {a['scope']}" + (f" {flags}" if flags else "") + (f" {a['label']}" if "label" in a else "")
         lines.append(line)
+        if "valid_life_time" in a:
+            life = [("forever" if a[k] == 0xFFFFFFFF else f"{a[k]}sec") for k in ("valid_life_time", "preferred_life_time")]
+            lines.append(f"       valid_lft {life[0]} preferred_lft {life[1]}")
     return "\n".join(lines)
 
 
@@ -615,6 +623,8 @@ def _parse_route(w: Words) -> dict[str, Any]:
                 kw[word] = int(v, 0)
             except ValueError:
                 raise CliError(f"route: {word} {v!r} is not a number") from None
+        elif word in _MORE_ROUTE_WORDS:  # tos, realms, nhid, metrics beyond mtu/advmss (see _route_word)
+            _route_word(w, word, kw)
         elif word == "pref":
             kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, "pref")
         elif word == "expires":
@@ -635,7 +645,70 @@ def _parse_route(w: Words) -> dict[str, Any]:
     kw.pop("_dst_set", None)
     if hops:
         kw["nexthops"] = hops
+    if "_metrics" in kw:
+        from tunkit.netlink.rtnl import RouteMetrics
+
+        kw["metrics"] = RouteMetrics(**kw.pop("_metrics"))
     return kw
+
+
+# route words beyond the basic ones: metric name -> RouteMetrics field ("lock" may precede the value)
+_ROUTE_METRIC_WORDS = {"window": "window", "rtt": "rtt", "rttvar": "rttvar", "ssthresh": "ssthresh", "cwnd": "cwnd",
+                       "initcwnd": "initcwnd", "initrwnd": "initrwnd", "reordering": "reordering",
+                       "hoplimit": "hoplimit", "rto_min": "rto_min", "quickack": "quickack",
+                       "fastopen_no_cookie": "fastopen_no_cookie", "congctl": "cc_algo", "features": "features"}
+_MORE_ROUTE_WORDS = {"tos", "dsfield", "realm", "realms", "nhid", *_ROUTE_METRIC_WORDS}
+_TIME_UNITS = (("usecs", 0.001), ("usec", 0.001), ("us", 0.001), ("msecs", 1), ("msec", 1), ("ms", 1),
+               ("secs", 1000), ("sec", 1000), ("s", 1000))
+
+
+def _rtt_ms(w: Words, word: str, v: str) -> tuple[int, bool]:
+    """``12ms``, ``1.5s``, ``200us`` -> (milliseconds, False); a bare number -> (it, True: kernel units), as ip."""
+    for unit, scale in _TIME_UNITS:
+        if v.endswith(unit) and v[: -len(unit)]:
+            try:
+                return int(float(v[: -len(unit)]) * scale), False
+            except ValueError:
+                break
+    try:
+        return int(v, 0), True
+    except ValueError:
+        raise CliError(f"{w.what}: {word} {v!r}: want a time such as 12ms or 1.5s, or a number") from None
+
+
+def _route_word(w: Words, word: str, kw: dict[str, Any]) -> None:
+    """One of _MORE_ROUTE_WORDS and its value into ``kw`` (metrics gather in kw["_metrics"])."""
+    from tunkit.cli.names import dsfield_value, realm_text  # noqa: F401
+
+    if word in ("tos", "dsfield"):
+        kw["tos"] = dsfield_value(w.value(word), w.what)
+    elif word in ("realm", "realms"):
+        v = w.value(word)
+        frm, _, to = v.rpartition("/")
+        try:
+            kw["realm"] = (int(frm or "0", 0) << 16) | int(to, 0)
+        except ValueError:
+            raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO (numbers)") from None
+    elif word == "nhid":
+        kw["nhid"] = w.number(word)
+    else:
+        name = _ROUTE_METRIC_WORDS[word]
+        v = w.value(word)
+        if v == "lock":
+            kw["lock"].append(name)
+            v = w.value(word)
+        metrics = kw.setdefault("_metrics", {})
+        if name == "cc_algo":
+            metrics[name] = v
+        elif name == "features":
+            if v != "ecn":
+                raise CliError(f"{w.what}: features {v!r}: want ecn")
+            metrics[name] = metrics.get(name, 0) | 1  # RTAX_FEATURE_ECN
+        elif name in ("rtt", "rttvar", "rto_min"):
+            ms, raw = _rtt_ms(w, word, v)
+            metrics[name] = ms if raw or name == "rto_min" else ms * (8 if name == "rtt" else 4)
+        else:
+            metrics[name] = _int(w, word, v)
 
 
 def cmd_route_change(args) -> int:
@@ -714,7 +787,8 @@ def cmd_route_show(args) -> int:
     family = _family(args)
     if not family and table is not None:
         family = u.AF_INET  # like ip: IPv4 unless -6, or 'table all' (every family)
-    omit = frozenset(k for k, key in (("dev", "dev"), ("protocol", "protocol"), ("scope", "scope"), ("via", "gateway"))
+    omit = frozenset(key for k, key in (("dev", "dev"), ("protocol", "protocol"), ("scope", "scope"), ("via", "gateway"),
+                                        ("tos", "tos"))
                      if k in f)
     with _rtnl() as rt:
         names = {l.index: l.ifname for l in rt.links()}

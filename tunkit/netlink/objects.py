@@ -176,8 +176,8 @@ class ObjectsMixin:
     # ------------------------------------------------------------- neighbours
     def neighbours(self, family: int = AF_UNSPEC, link=None, *, proxy: bool = False) -> list[NeighMessage]:
         """Neighbour entries (``proxy=True``: the proxy entries, which a plain dump leaves out)."""
-        idx = self.index(link) if link is not None else 0
-        req = NeighMessage(family=_family_check(family, "neigh show"), index=idx,
+        idx = self.index(link) if link is not None else None  # NDA_IFINDEX: strict dumps refuse ndm_ifindex
+        req = NeighMessage(family=_family_check(family, "neigh show"), ifindex=idx,
                            flags=Ntf.PROXY if proxy else 0).encode()
         return self.sock.dump(RTM_GETNEIGH, req, _only(RTM_NEWNEIGH), op="neigh show", obj=str(link or ""))
 
@@ -285,8 +285,8 @@ class ObjectsMixin:
                 raise ValueError(f"nexthop {nhid}: a group takes no gateway, dev or blackhole")
         if family is None:
             family = AF_UNSPEC if gw is None else AF_INET6 if gw.version == 6 else AF_INET
-            if gw is None and not blackhole and members is None and dev is not None:
-                family = AF_INET  # ip nexthop add id N dev D: an IPv4 device nexthop unless -6
+            if gw is None and members is None and (dev is not None or blackhole):
+                family = AF_INET  # ip nexthop add id N dev D|blackhole: IPv4 unless -6
         res = None
         if buckets is not None or idle_timer is not None or unbalanced_timer is not None:
             group_type = 1 if group_type is None else group_type  # NEXTHOP_GRP_TYPE_RES
