@@ -9,12 +9,17 @@ import threading
 import pytest
 
 from test_netlink_codec import CASES
+from test_netlink_codec_objects import CASES as OBJECT_CASES
 from tunkit._uapi import RTM, NlmsgType
 from tunkit.errors import DecodeError
 from tunkit.netlink.attr import AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
+from tunkit.netlink.fields import pack_attr
+from tunkit.netlink.neigh import NeighMessage
+from tunkit.netlink.nexthop import NexthopMessage, ResilientGroup
 from tunkit.netlink.rtnl import AddressMessage, LinkInfo, LinkMessage, RouteMessage, RouteMetrics, TunInfo, VethInfo
+from tunkit.netlink.rule import RuleMessage
 
 ROUNDS = 400  # per decoder: bounded, and a few seconds for the whole module
 _RTM_OF = {RouteMessage: RTM.NEWROUTE, AddressMessage: RTM.NEWADDR, LinkMessage: RTM.NEWLINK}
@@ -55,7 +60,59 @@ DECODERS = [
     ("TunInfo", TunInfo.decode, lambda: [bytes.fromhex("05000300010000000500040000000000")]),
     ("VethInfo", VethInfo.decode, lambda: [bytes.fromhex("1c000100" + "00" * 16 + "08000300746b3100")]),
     ("Monitor.feed", lambda b: Monitor().feed(b), _datagrams),
+    ("RuleMessage", RuleMessage.decode, lambda: _object_payloads(RuleMessage)),
+    ("NeighMessage", NeighMessage.decode, lambda: _object_payloads(NeighMessage)),
+    ("NexthopMessage", NexthopMessage.decode, lambda: _object_payloads(NexthopMessage)),
+    ("ResilientGroup", ResilientGroup.decode, lambda: [bytes.fromhex("060001000800000008000200e02e0000")]),
+    ("RouteMessage (nhid, cacheinfo)", RouteMessage.decode, lambda: _object_payloads(RouteMessage)),
+    ("Monitor.feed (rules, neighbours)", lambda b: Monitor().feed(b), lambda: _object_datagrams()),
 ]
+
+
+def _object_payloads(cls):
+    return [w for _, o, w in OBJECT_CASES if type(o) is cls]
+
+
+def _object_datagrams():
+    rtm = {RuleMessage: 32, NeighMessage: 28, NexthopMessage: 104, RouteMessage: 24}
+    return [encode_message(rtm[type(o)], 0, 1, 0, w) for _, o, w in OBJECT_CASES]
+
+
+def _deep(depth: int) -> bytes:
+    """A link whose veth peer has a veth peer ... ``depth`` levels down, built bytewise."""
+    wire = bytes(16) + pack_attr(3, b"x\0")
+    for _ in range(depth):
+        info = pack_attr(1, b"veth\0") + pack_attr(2 | 0x8000, pack_attr(1, wire))
+        wire = bytes(16) + pack_attr(18 | 0x8000, info)
+    return wire
+
+
+@pytest.mark.parametrize("depth", [1, 2, 6, 50, 400, 1500])
+def test_deeply_nested_input_raises_decode_error_not_recursion_error(depth):
+    """Each veth level is 3 nesting levels (LINKINFO, DATA, the peer): 2 decode, 6 and more are refused."""
+    wire = _deep(depth)
+    if len(wire) > 0xFFFF - 64:
+        pytest.skip("does not fit one attribute")
+    for decode in (LinkMessage.decode, lambda b: Monitor().feed(encode_message(RTM.NEWLINK, 0, 1, 0, b))):
+        if depth <= 2:
+            decode(wire)
+        else:
+            with pytest.raises(DecodeError, match="nested more than 16 levels"):
+                decode(wire)
+
+
+def test_deeply_nested_metrics_and_multipath_are_bounded():
+    """Nested streams in routes: random nesting of RTA_METRICS/RTA_MULTIPATH payloads decodes or is refused."""
+    rng = random.Random("tunkit-deep-route")
+    for _ in range(200):
+        inner = rng.randbytes(rng.randrange(0, 16))
+        for _ in range(rng.randrange(1, 40)):
+            inner = pack_attr(rng.choice([8, 9]) | 0x8000, inner) if len(inner) < 60000 else inner
+        wire = bytes.fromhex("02180000fe030001" "00000000") + inner
+        try:
+            RouteMessage.decode(wire)
+        except DecodeError:
+            pass
 
 
 def _mutate(rng: random.Random, seed: bytes) -> bytes:

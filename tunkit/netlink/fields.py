@@ -65,7 +65,7 @@ __all__ = [
     "struct_kind",
 ]
 
-MAX_DEPTH = 8  # nested messages (a veth peer inside a veth peer ...) deeper than this are refused
+MAX_DEPTH = 16  # nested streams (a veth peer inside a veth peer ...) deeper than this are refused
 
 # struct nlattr / rtattr: nla_len u16 (header + payload, unpadded), nla_type u16 (type | NLA_F_* bits)
 ATTR_HDR = struct.Struct("=HH")
