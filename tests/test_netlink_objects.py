@@ -421,3 +421,72 @@ def test_address_text_shows_peer_lifetimes_and_dynamic(netns):
     addr_lines = lambda lines: [line for line in lines if line.startswith(("inet", "valid_lft"))]  # noqa: E731
     assert code == 0 and addr_lines(got) == addr_lines(want)
     assert "inet 10.0.0.1 peer 10.0.0.2/32 scope global tk0" in got
+
+
+# --------------------------------------------------------------------------- monitor
+def _collect(mon, until, timeout=10.0):
+    events, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events += mon.events(0.2)
+        if until(events):
+            break
+    return events
+
+
+def test_monitor_reports_neighbour_and_rule_events(netns):
+    from tunkit.netlink.events import NeighEvent, RuleEvent
+
+    veth()
+    with Rtnl() as rt, rt.monitor(["neigh", "rule"]) as mon:
+        assert mon.events(0) == []
+        support.ip("neigh", "add", "192.0.2.2", "lladdr", "02:00:00:00:00:02", "dev", "tk0", "nud", "reachable")
+        support.ip("neigh", "change", "192.0.2.2", "lladdr", "02:00:00:00:00:02", "dev", "tk0", "nud", "stale")
+        support.ip("rule", "add", "from", "192.0.2.0/24", "table", "1000", "pref", "100")
+        support.ip("-6", "rule", "add", "from", "2001:db8::/32", "table", "1000", "pref", "100")
+        support.ip("neigh", "del", "192.0.2.2", "dev", "tk0")
+        support.ip("rule", "del", "pref", "100")
+        events = _collect(mon, lambda ev: sum(isinstance(e, RuleEvent) for e in ev) >= 3
+                          and any(isinstance(e, NeighEvent) and e.action == "removed" for e in ev))
+    neigh = [(e.action, e.neigh.state) for e in events if isinstance(e, NeighEvent) and str(e.neigh.dst) == "192.0.2.2"]
+    assert neigh[0] == ("added", 0x02) and ("changed", 0x04) in neigh and neigh[-1][0] == "removed"
+    rules = [(e.action, e.rule.family, e.rule.priority) for e in events if isinstance(e, RuleEvent)]
+    assert rules == [("added", AF_INET, 100), ("added", AF_INET6, 100), ("removed", AF_INET, 100)]
+
+
+def test_monitor_resyncs_neighbours_after_enobufs(netns):
+    from tunkit.netlink.events import Resync
+
+    veth()
+    with Rtnl() as rt, rt.monitor(["neigh"], rcvbuf=4096) as mon:
+        for i in range(2, 202):  # 200 notifications cannot fit in a 4 KiB buffer
+            rt.add_neigh(f"192.0.2.{i}", lladdr=f"02:00:00:00:00:{i:02x}", dev="tk0")
+        events = _collect(mon, lambda ev: any(isinstance(e, Resync) for e in ev))
+        resync = [e for e in events if isinstance(e, Resync)]
+        assert resync and resync[0].reason == "ENOBUFS" and resync[-1].neighbours >= 200
+        known = {str(n.dst) for n in mon.monitor.neighbours.values()}
+        assert {f"192.0.2.{i}" for i in range(2, 202)} <= known  # the re-dump recovered every entry
+
+
+def test_cli_monitor_prints_neighbour_and_rule_json_lines(netns):
+    import threading
+
+    veth()
+    result = {}
+    t = threading.Thread(target=lambda: (netns.entered().__enter__(),
+                                         result.update(r=run_cli("monitor", "rule", "neigh", "-j", "--count", "2",
+                                                                 "--timeout", "10"))))
+    t.start()
+    deadline, i = time.monotonic() + 10, 0
+    while t.is_alive() and time.monotonic() < deadline:
+        i += 1
+        support.ip("rule", "add", "table", "5", "pref", str(1000 + i))
+        support.ip("neigh", "replace", "192.0.2.9", "lladdr", f"02:00:00:00:00:{i % 256:02x}", "dev", "tk0")
+        t.join(0.2)
+    t.join(10)
+    code, out, err = result["r"]
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(lines) == 2, err
+    kinds = {j["event"] for j in lines}
+    assert kinds <= {"rule", "neigh"} and all(j["action"] in ("added", "changed") for j in lines)
+    rule = next((j for j in lines if j["event"] == "rule"), None)
+    assert rule is None or (rule["table"] == "5" and rule["src"] == "all")

@@ -852,7 +852,16 @@ def event_json(ev, names: dict[int, str]) -> dict[str, Any]:
         j = addr_info_json(ev.message)
         return {"event": "addr", "action": ev.action, "ifindex": ev.index, "dev": names.get(ev.index, f"if{ev.index}"), **j}
     if isinstance(ev, Resync):
-        return {"event": "resync", "reason": ev.reason, "links": ev.links, "addresses": ev.addresses, "routes": ev.routes}
+        return {"event": "resync", "reason": ev.reason, "links": ev.links, "addresses": ev.addresses, "routes": ev.routes,
+                "neighbours": ev.neighbours, "rules": ev.rules}
+    if hasattr(ev, "neigh"):  # NeighEvent
+        from tunkit.cli.neigh import neigh_json
+
+        return {"event": "neigh", "action": ev.action, **neigh_json(ev.neigh, names)}
+    if hasattr(ev, "rule"):  # RuleEvent
+        from tunkit.cli.rule import rule_json
+
+        return {"event": "rule", "action": ev.action, **rule_json(ev.rule)}
     return {"event": "route", "action": ev.action, **route_json(ev.route, names)}
 
 
@@ -865,7 +874,14 @@ def _event_text(j: dict[str, Any]) -> str:
     if j["event"] == "addr":
         return f"{prefix}addr {j['dev']} {j['family']} {j['local']}/{j['prefixlen']} scope {j['scope']}"
     if j["event"] == "resync":
-        return f"resync ({j['reason']}): {j['links']} links, {j['addresses']} addresses, {j['routes']} routes"
+        return (f"resync ({j['reason']}): {j['links']} links, {j['addresses']} addresses, {j['routes']} routes, "
+                f"{j['neighbours']} neighbours, {j['rules']} rules")
+    if j["event"] in ("neigh", "rule"):
+        from tunkit.cli.neigh import neigh_text
+        from tunkit.cli.rule import rule_text
+
+        body = {k: v for k, v in j.items() if k not in ("event", "action")}
+        return prefix + (neigh_text(body) if j["event"] == "neigh" else rule_text(body))
     body = {k: v for k, v in j.items() if k not in ("event", "action")}
     return f"{prefix}route {route_text(body)}"
 
@@ -873,10 +889,10 @@ def _event_text(j: dict[str, Any]) -> str:
 def cmd_monitor(args) -> int:
     objects = args.objects or ["link", "addr", "route"]
     if "all" in objects:
-        objects = ["link", "addr", "route"]
-    bad = [o for o in objects if o not in ("link", "addr", "address", "route")]
+        objects = ["link", "addr", "route", "neigh", "rule"]
+    bad = [o for o in objects if o not in ("link", "addr", "address", "route", "neigh", "rule")]
     if bad:
-        raise CliError(f"monitor: unknown object(s) {', '.join(bad)}; want link, addr, route")
+        raise CliError(f"monitor: unknown object(s) {', '.join(bad)}; want link, addr, route, neigh, rule")
     objects = ["addr" if o == "address" else o for o in objects]
     import time
 
@@ -948,6 +964,8 @@ If the kernel drops notifications (buffer overflow) the state is re-read and a
 
 examples:
   tunkit monitor                       links, addresses and routes
+  tunkit monitor neigh rule -j         neighbour states and FIB rules, JSON lines
+  tunkit monitor all                   all five
   tunkit monitor route -j              routes only, JSON lines
   tunkit monitor link --count 1        exit after the first event
 """
@@ -1040,8 +1058,10 @@ def _register(sub) -> None:
     p.set_defaults(func=cmd_route_show, words=[], json=False, pretty=False)
 
     # monitor
-    p = _subparser(sub, "monitor", "print link/address/route events as they happen (-j: JSON lines)", epilog=MONITOR_EPILOG)
-    p.add_argument("objects", nargs="*", metavar="OBJECT", help="link, addr, route or all (default: all)")
+    p = _subparser(sub, "monitor", "print link/address/route/neigh/rule events as they happen (-j: JSON lines)",
+                   epilog=MONITOR_EPILOG)
+    p.add_argument("objects", nargs="*", metavar="OBJECT",
+                   help="link, addr, route, neigh, rule or all (default: link addr route)")
     p.add_argument("-j", "--json", action="store_true", help="one JSON object per event")
     p.add_argument("--count", type=int, default=0, help="exit after N events")
     p.add_argument("--timeout", type=float, default=None, help="exit after SECONDS")

@@ -71,6 +71,8 @@ MONITOR_GROUPS: dict[str, tuple[int, ...]] = {
     "link": (RtnlGroup.LINK,),
     "addr": (RtnlGroup.IPV4_IFADDR, RtnlGroup.IPV6_IFADDR),
     "route": (RtnlGroup.IPV4_ROUTE, RtnlGroup.IPV6_ROUTE),
+    "neigh": (RtnlGroup.NEIGH,),
+    "rule": (RtnlGroup.IPV4_RULE, 19),  # 19: RTNLGRP_IPV6_RULE (linux/rtnetlink.h)
 }
 
 _NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -526,7 +528,7 @@ class Rtnl(ObjectsMixin, Closing):
     # ----------------------------------------------------------------- monitor
     def monitor(self, objects: Iterable[str] = ("link", "addr", "route"), *, rcvbuf: int | None = None,
                 initial: bool = True) -> "RtnlMonitor":
-        """Subscribe to link/addr/route notifications (see :class:`RtnlMonitor`)."""
+        """Subscribe to link/addr/route/neigh/rule notifications (see :class:`RtnlMonitor`)."""
         return RtnlMonitor(self, objects, rcvbuf=rcvbuf, initial=initial)
 
 
@@ -545,7 +547,7 @@ def _netns_fd(netns) -> int | None:
 class RtnlMonitor(Closing):
     """Notifications as typed events, surviving overflow.
 
-    Joins the groups of ``objects`` (``link``, ``addr``, ``route``) on its own
+    Joins the groups of ``objects`` (``link``, ``addr``, ``route``, ``neigh``, ``rule``) on its own
     socket, then (``initial=True``) reads the current state so that later
     link events can say what changed.  :meth:`events` waits up to
     ``timeout`` seconds and returns the events of every datagram queued.
@@ -579,7 +581,9 @@ class RtnlMonitor(Closing):
         links = self.rtnl.links() if "link" in self.objects else []
         addrs = self.rtnl.addresses() if "addr" in self.objects else []
         routes = self.rtnl.routes() if "route" in self.objects else []
-        return self.monitor.resync(links, addrs, routes, reason)
+        neighbours = self.rtnl.neighbours() if "neigh" in self.objects else []
+        rules = self.rtnl.rules() if "rule" in self.objects else []
+        return self.monitor.resync(links, addrs, routes, reason, neighbours, rules)
 
     def events(self, timeout: float | None = None) -> list[Event]:
         """Wait up to ``timeout`` seconds (None: forever) for notifications; return their events."""
