@@ -353,15 +353,29 @@ class Table:
         self.fields = fields
         self._enc = [(f.name, int(f.type), f.kind.pack, attr_label(f.type, names), f.kind.what) for f in fields]
         self._dec = {int(f.type): (f.kind.code, f.name, f.kind.unpack, attr_label(f.type, names)) for f in fields}
-        self.encode, self.encode_attrs = self._compile()  # (obj) -> header + attributes, (obj) -> attributes
         defaults = getattr(cls, "__dataclass_fields__", {})
         for f in fields:  # absent means None: d.get() below relies on it
             if f.name not in defaults or defaults[f.name].default is not None:
                 raise TypeError(f"{cls.__name__}.{f.name}: an attribute field needs the default None")
 
     # -- encode ------------------------------------------------------------
-    # encode(obj) and encode_attrs(obj) are generated per table by _compile() (see there);
+    # encode(obj) and encode_attrs(obj) are generated per table by _compile() (see there), on first
+    # use (a table compiles in about a millisecond: start-up pays only for what a command encodes);
     # _encode_attrs/_encode_slow are the same work one field at a time, run after an error to name it.
+    def compiled(self) -> tuple[Callable[[Any], bytes], Callable[[Any], bytes]]:
+        """The generated ``(encode, encode_attrs)``, made on the first call."""
+        if "encode" not in self.__dict__:
+            self.encode, self.encode_attrs = self._compile()  # instance attributes: later calls skip this
+        return self.encode, self.encode_attrs
+
+    def encode(self, obj) -> bytes:  # type: ignore[no-redef]  # until compiled()
+        """Header (if any) + attributes: the netlink payload of ``obj``."""
+        return self.compiled()[0](obj)
+
+    def encode_attrs(self, obj) -> bytes:  # type: ignore[no-redef]  # until compiled()
+        """The attribute stream of ``obj`` (its known fields in table order, then ``unknown``)."""
+        return self.compiled()[1](obj)
+
     def _encode_attrs(self, d: dict) -> bytes:
         parts = []
         put = parts.append
@@ -499,7 +513,14 @@ class Codec:
 
 
 def bind(cls, table: Table) -> Table:
-    """Make ``table`` the codec of ``cls``: its generated encoder becomes ``cls.encode``."""
+    """Make ``table`` the codec of ``cls``: its generated encoder becomes ``cls.encode`` (on first use)."""
     cls._TABLE = table
-    cls.encode = table.encode
+
+    def encode(self) -> bytes:
+        fast = table.compiled()[0]
+        cls.encode = fast  # from now on the generated function is the method itself
+        return fast(self)
+
+    encode.__doc__ = f"The netlink payload of this {cls.__name__} ({table.what} + attributes)."
+    cls.encode = encode
     return table
