@@ -27,6 +27,7 @@ PURE_MODULES = [
     "tunkit.netlink.rule",
     "tunkit.netlink.neigh",
     "tunkit.netlink.nexthop",
+    "tunkit.netlink.linkkinds",
     "tunkit.netlink.events",
     "tunkit.packet",
     "tunkit.offload",

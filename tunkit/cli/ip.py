@@ -96,11 +96,18 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
     if link.broadcast is not None:
         out["broadcast"] = _mac(link.broadcast)
     if details:
-        for key in ("promiscuity", "min_mtu", "max_mtu", "num_tx_queues", "num_rx_queues"):
+        for key in ("promiscuity", "allmulti", "min_mtu", "max_mtu", "num_tx_queues", "num_rx_queues"):
             if getattr(link, key) is not None:
                 out[key] = getattr(link, key)
         if link.linkinfo is not None:
-            info: dict[str, Any] = {"info_kind": link.linkinfo.kind}
+            info: dict[str, Any] = {"info_kind": link.linkinfo.kind} if link.linkinfo.kind is not None else {}
+            from tunkit.cli.linkkinds import info_data_json
+
+            kind_data = info_data_json(link.linkinfo, names)
+            if kind_data is not None:
+                info["info_data"] = kind_data
+            if link.linkinfo.slave_kind is not None:
+                info["info_slave_kind"] = link.linkinfo.slave_kind
             data = link.linkinfo.data
             if data is not None and hasattr(data, "pi"):  # TunInfo, as ip -d shows it
                 tun: dict[str, Any] = {"type": "tap" if data.type == 2 else "tun", "pi": bool(data.pi),
@@ -116,6 +123,12 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
 
             names = {int(v): k for k, v in ADDR_GEN_MODES.items()}
             out["inet6_addr_gen_mode"] = names.get(link.addr_gen_mode, str(link.addr_gen_mode))
+    if details:
+        for key in ("gso_max_size", "gso_max_segs", "tso_max_size", "tso_max_segs", "gro_max_size"):
+            if getattr(link, key) is not None:
+                out[key] = getattr(link, key)
+    if link.ifalias is not None:
+        out["ifalias"] = link.ifalias
     if link.stats64 is not None and details:
         s = link.stats64
         out["stats64"] = {
@@ -443,7 +456,15 @@ LINK_SET_GRAMMAR: dict[str, tuple[str, Any]] = {
 
 
 def cmd_link_set(args) -> int:
-    kw = Words(args.words, "link set").parse(LINK_SET_GRAMMAR)
+    from tunkit.cli import linkkinds  # master/nomaster/alias/promisc/allmulticast
+
+    words, extra = linkkinds.split_set_words(args.words)
+    kw = Words(words, "link set").parse(LINK_SET_GRAMMAR)
+    if extra:
+        with _rtnl() as rt:
+            linkkinds.apply_set(rt, args.dev, extra)
+        if not kw:
+            return 0
     if not kw:
         raise CliError("link set: nothing to change (up, down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns PATH|PID)")
     try:
@@ -477,6 +498,10 @@ LINK_ADD_GRAMMAR: dict[str, tuple[str, Any]] = {"type": ("kind", str), "peer": (
 
 
 def cmd_link_add(args) -> int:
+    from tunkit.cli import linkkinds  # bridge, vxlan, macvlan
+
+    if linkkinds.kind_of(args.words) in linkkinds.KINDS:
+        return linkkinds.cmd_link_add(args, _rtnl)
     kw = Words(args.words, "link add").parse(LINK_ADD_GRAMMAR)
     kind, peer, mtu = kw.get("kind"), kw.get("peer"), kw.get("mtu")
     with _rtnl() as rt:
@@ -487,7 +512,8 @@ def cmd_link_add(args) -> int:
         elif kind == "dummy":
             rt.add_dummy(args.name, mtu=mtu)
         else:
-            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy; TUN/TAP: 'tunkit tuntap')")
+            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy, bridge, vxlan, macvlan; "
+                           "TUN/TAP: 'tunkit tuntap')")
     return 0
 
 
@@ -928,6 +954,10 @@ examples:
   tunkit link add tk0 type veth peer name tk1
   tunkit link set tk0 up mtu 1400 txqlen 500 addrgenmode none
   tunkit link set tk1 netns /run/netns/blue
+  tunkit link add br0 type bridge
+  tunkit link set tk1 master br0 alias "uplink" promisc on
+  tunkit link add vx0 type vxlan id 42 remote 192.0.2.2 local 192.0.2.1 dev tk0 dstport 4789
+  tunkit link add m0 link tk0 type macvlan mode bridge
   tunkit link del tk0
 """
 ADDR_EPILOG = """\
@@ -1006,12 +1036,15 @@ def _register(sub) -> None:
     q.add_argument("-d", "--details", action="store_true", help="kind, queues, stats and more")
     add_json_flags(q)
     q.set_defaults(func=cmd_link_show)
-    q = _subparser(lsub, "set", "change a link: up|down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns NS",
+    q = _subparser(lsub, "set", "change a link: up|down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, "
+                                "netns NS, master BR|nomaster, alias TEXT, promisc on|off, allmulticast on|off",
                   epilog=LINK_EPILOG)
     q.add_argument("dev")
     q.add_argument("words", nargs=argparse.REMAINDER, help="changes, as with 'ip link set'")
     q.set_defaults(func=cmd_link_set)
-    q = _subparser(lsub, "add", "create a link: NAME type veth peer name PEER | NAME type dummy", epilog=LINK_EPILOG)
+    q = _subparser(lsub, "add", "create a link: NAME type veth peer name PEER | NAME type dummy|bridge | "
+                                "NAME type vxlan id VNI [remote A] [local A] [dev D] [dstport P] | "
+                                "NAME link DEV type macvlan mode MODE", epilog=LINK_EPILOG)
     q.add_argument("name")
     q.add_argument("words", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_link_add)

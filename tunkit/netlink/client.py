@@ -47,7 +47,7 @@ from tunkit.errors import NetlinkError
 from tunkit.netlink.defaults import route_defaults
 from tunkit.netlink.events import Event, Monitor
 from tunkit.netlink.fields import construct
-from tunkit.netlink.objects import ObjectsMixin  # rules, neighbours, nexthop objects
+from tunkit.netlink.objects import LinkKindsMixin, ObjectsMixin  # rules, neighbours, nexthops; link kinds
 from tunkit.netlink.rtnl import (
     VERB_FLAGS,
     AddressMessage,
@@ -111,7 +111,7 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
-class Rtnl(ObjectsMixin, Closing):
+class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
     """An rtnetlink client (see the module docstring).  Use as a context manager."""
 
     def __init__(self, sock: NetlinkSocket | None = None) -> None:

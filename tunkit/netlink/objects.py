@@ -34,10 +34,11 @@ from tunkit.netlink.nexthop import (
     NexthopMessage,
     ResilientGroup,
 )
-from tunkit.netlink.rtnl import VERB_FLAGS, decode_message
+from tunkit.netlink.linkkinds import MACVLAN_MODES, MacvlanInfo, VxlanInfo
+from tunkit.netlink.rtnl import VERB_FLAGS, LinkInfo, LinkMessage, decode_message
 from tunkit.netlink.rule import FIB_RULE_INVERT, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE, FrAct, RuleMessage
 
-__all__ = ["ObjectsMixin", "parse_lladdr"]
+__all__ = ["LinkKindsMixin", "ObjectsMixin", "parse_lladdr"]
 
 _FAMILIES = (AF_UNSPEC, AF_INET, AF_INET6)
 
@@ -324,6 +325,82 @@ class ObjectsMixin:
                 if e.errno != errno.ENOENT:  # removed with its group or meanwhile
                     raise
         return found
+
+
+class LinkKindsMixin:
+    """Bridge, vxlan and macvlan links, and master/alias/promisc/allmulti settings, for Rtnl."""
+
+    sock: Any
+
+    def add_bridge(self, name: str, *, mtu: int | None = None) -> None:
+        """Create a bridge (``ip link add NAME type bridge``)."""
+        self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="bridge")), obj=f"{name} type bridge")
+
+    def add_vxlan(self, name: str, vni: int, *, remote=None, group=None, local=None, dev=None, port: int = 4789,
+                  port_range: tuple | None = None, ttl: int | None = None, tos: int | None = None,
+                  learning: bool | None = None, ageing: int | None = None, udp_csum: bool | None = None,
+                  udp6_zero_csum_tx: bool | None = None, udp6_zero_csum_rx: bool | None = None,
+                  mtu: int | None = None) -> None:
+        """Create a vxlan link (``ip link add NAME type vxlan id VNI [remote|group A] [local A] [dev D]
+        [dstport P]``; ip's default port is 0, tunkit's the IANA 4789)."""
+        if not isinstance(vni, int) or not 0 <= vni < 1 << 24:
+            raise ValueError(f"vxlan {name}: id {vni!r} is out of range 0..16777215")
+        peer = _ip_or_none(remote if remote is not None else group, "remote/group")
+        src = _ip_or_none(local, "local")
+        data = {"id": vni, "link": self.index(dev) if dev is not None else None, "ttl": ttl, "tos": tos,
+                "learning": learning, "ageing": ageing, "port_range": port_range, "port": port, "udp_csum": udp_csum,
+                "udp_zero_csum6_tx": udp6_zero_csum_tx, "udp_zero_csum6_rx": udp6_zero_csum_rx}
+        if peer is not None:
+            data["group6" if peer.version == 6 else "group"] = peer
+        if src is not None:
+            data["local6" if src.version == 6 else "local"] = src
+        info = VxlanInfo(**{k: v for k, v in data.items() if v is not None})
+        self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="vxlan", data=info)),
+                      obj=f"{name} type vxlan id {vni}")
+
+    def add_macvlan(self, name: str, link, *, mode: str | int = "vepa", mtu: int | None = None) -> None:
+        """Create a macvlan on ``link`` (``ip link add link DEV name NAME type macvlan mode MODE``)."""
+        if isinstance(mode, str):
+            if mode not in MACVLAN_MODES:
+                raise ValueError(f"macvlan {name}: mode {mode!r}: want one of {', '.join(MACVLAN_MODES)}")
+            mode = MACVLAN_MODES[mode]
+        msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
+                          linkinfo=LinkInfo(kind="macvlan", data=MacvlanInfo(mode=mode)))
+        self.add_link(msg, obj=f"{name} link {link} type macvlan")
+
+    def set_master(self, link, master) -> None:
+        """Enslave ``link`` to bridge/bond ``master`` (``ip link set L master M``); None: ``nomaster``."""
+        idx = self.index(link)
+        msg = LinkMessage(index=idx, master=self.index(master) if master is not None else 0)
+        obj = f"{link} {'master ' + str(master) if master is not None else 'nomaster'}"
+        self.sock.request(16, VERB_FLAGS["set"], msg.encode(), op="link set", obj=obj)  # RTM_NEWLINK
+
+    def set_alias(self, link, alias: str) -> None:
+        """Set the link's alias (``ip link set L alias TEXT``; "" clears it)."""
+        if not isinstance(alias, str) or len(alias.encode()) > 255:
+            raise ValueError(f"link set {link}: alias {alias!r}: want a string of at most 255 bytes")
+        msg = LinkMessage(index=self.index(link), ifalias=alias)
+        self.sock.request(16, VERB_FLAGS["set"], msg.encode(), op="link set", obj=f"{link} alias")
+
+    def set_link_flags(self, link, *, promisc: bool | None = None, allmulti: bool | None = None) -> None:
+        """Turn IFF_PROMISC / IFF_ALLMULTI on or off (``ip link set L promisc on allmulticast off``)."""
+        flags = change = 0
+        for on, bit in ((promisc, 0x100), (allmulti, 0x200)):  # IFF_PROMISC, IFF_ALLMULTI (linux/if.h)
+            if on is not None:
+                change |= bit
+                flags |= bit if on else 0
+        if change:
+            msg = LinkMessage(index=self.index(link), flags=flags, change=change)
+            self.sock.request(16, VERB_FLAGS["set"], msg.encode(), op="link set", obj=str(link))
+
+
+def _ip_or_none(value, what: str):
+    if value is None or isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return value
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError as e:
+        raise ValueError(f"vxlan: {what} {value!r}: {e}") from None
 
 
 def _member(g) -> NexthopGroupMember:

@@ -13,6 +13,10 @@ nlmsghdr) and ``decode(payload)``:
   :class:`RouteMetrics` with lock bits, multipath :class:`NextHop` with
   weights, pref, expires).
 
+(This module is about 750 lines: three message families, links with their kind data, addresses and
+routes with metrics and nexthops, each a dataclass plus its table.  Rules, neighbours, nexthop
+objects and further link kinds live in rule.py, neigh.py, nexthop.py and linkkinds.py.)
+
 Every message is described by one field table (:mod:`tunkit.netlink.fields`)
 that drives both ``encode`` and ``decode``; adding an attribute is one line
 in its table.  Rules: an attribute that is absent is ``None``, never 0 (so metric 0 and
@@ -729,7 +733,10 @@ MESSAGE_TYPES: dict[int, type] = {
 # rules, neighbours and nexthop objects: their own modules, on the same field tables
 from tunkit.netlink import neigh as _neigh  # noqa: E402
 from tunkit.netlink import nexthop as _nexthop  # noqa: E402
+from tunkit.netlink import linkkinds as _linkkinds  # noqa: E402
 from tunkit.netlink import rule as _rule  # noqa: E402
+
+INFO_DATA.update(vxlan=_linkkinds.VxlanInfo, macvlan=_linkkinds.MacvlanInfo)
 
 for _cls, _types in ((_rule.RuleMessage, (_rule.RTM_NEWRULE, _rule.RTM_DELRULE, _rule.RTM_GETRULE)),
                      (_neigh.NeighMessage, (_neigh.RTM_NEWNEIGH, _neigh.RTM_DELNEIGH, _neigh.RTM_GETNEIGH)),

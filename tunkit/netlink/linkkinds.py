@@ -1,0 +1,158 @@
+"""Kind-specific link data (IFLA_INFO_DATA) for vxlan and macvlan links; pure, no I/O.
+
+:class:`VxlanInfo` (IFLA_VXLAN_*) and :class:`MacvlanInfo` (IFLA_MACVLAN_*)
+are field tables like every rtnetlink message; importing this module
+registers them in :data:`tunkit.netlink.rtnl.INFO_DATA`, so a
+``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  Bridges
+need no data to be created; a bridge's own IFLA_INFO_DATA (forwarding
+timers, multicast settings) stays raw bytes.  Same rules: absent is None,
+``decode(encode(m)) == m``, unknown attributes kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Union
+
+from tunkit.netlink.fields import ADDR, BE16, BOOL8, U8, U16, U32, Codec, Field, Table, bind, struct_kind
+
+__all__ = ["MACVLAN_MODES", "MacvlanInfo", "VxlanInfo"]
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+class IflaVxlan(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a vxlan link (linux/if_link.h), ``IFLA_VXLAN_*``."""
+
+    ID = 1
+    GROUP = 2  # the IPv4 group or remote
+    LINK = 3
+    LOCAL = 4
+    TTL = 5
+    TOS = 6
+    LEARNING = 7
+    AGEING = 8
+    LIMIT = 9
+    PORT_RANGE = 10  # source ports, big-endian
+    PROXY = 11
+    RSC = 12
+    L2MISS = 13
+    L3MISS = 14
+    PORT = 15  # destination port, big-endian
+    GROUP6 = 16
+    LOCAL6 = 17
+    UDP_CSUM = 18
+    UDP_ZERO_CSUM6_TX = 19
+    UDP_ZERO_CSUM6_RX = 20
+    REMCSUM_TX = 21
+    REMCSUM_RX = 22
+    GBP = 23  # flag
+    REMCSUM_NOPARTIAL = 24  # flag
+    COLLECT_METADATA = 25
+    LABEL = 26  # IPv6 flow label, big-endian u32
+    GPE = 27  # flag
+    TTL_INHERIT = 28
+    DF = 29
+
+
+class IflaMacvlan(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a macvlan link (linux/if_link.h), ``IFLA_MACVLAN_*``."""
+
+    MODE = 1
+    FLAGS = 2
+    BC_QUEUE_LEN = 7
+    BC_QUEUE_LEN_USED = 8
+
+
+# MACVLAN_MODE_* (linux/if_link.h) by iproute2's names
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+# struct ifla_vxlan_port_range (linux/if_link.h): low, high, both big-endian
+PORT_RANGE = struct.Struct("!HH")
+_BE32 = struct.Struct("!I")  # IFLA_VXLAN_LABEL
+
+
+@dataclass(frozen=True)
+class VxlanInfo(Codec):
+    """A vxlan link's IFLA_INFO_DATA: ``id`` (VNI), ``group`` (remote or multicast group, v4 or v6),
+    ``local``, underlying ``link`` index, ``port`` (destination), ``port_range``, ``ttl``, ``tos``,
+    ``learning``, ``ageing``, checksum options and ``df``."""
+
+    id: int | None = None
+    group: IPAddress | None = None  # IFLA_VXLAN_GROUP (IPv4)
+    group6: IPAddress | None = None  # IFLA_VXLAN_GROUP6
+    link: int | None = None
+    local: IPAddress | None = None
+    local6: IPAddress | None = None
+    ttl: int | None = None
+    tos: int | None = None
+    learning: bool | None = None
+    ageing: int | None = None
+    limit: int | None = None
+    port_range: tuple | None = None  # (low, high)
+    proxy: bool | None = None
+    rsc: bool | None = None
+    l2miss: bool | None = None
+    l3miss: bool | None = None
+    port: int | None = None
+    udp_csum: bool | None = None
+    udp_zero_csum6_tx: bool | None = None
+    udp_zero_csum6_rx: bool | None = None
+    remcsum_tx: bool | None = None
+    remcsum_rx: bool | None = None
+    collect_metadata: bool | None = None  # "external"
+    label: int | None = None
+    ttl_inherit: bool | None = None
+    df: int | None = None  # 0 unset, 1 set, 2 inherit
+    unknown: tuple = ()
+
+
+bind(VxlanInfo, Table(VxlanInfo, IflaVxlan, [
+    Field(IflaVxlan.ID, "id", U32),
+    Field(IflaVxlan.GROUP, "group", ADDR),
+    Field(IflaVxlan.GROUP6, "group6", ADDR),
+    Field(IflaVxlan.LINK, "link", U32),
+    Field(IflaVxlan.LOCAL, "local", ADDR),
+    Field(IflaVxlan.LOCAL6, "local6", ADDR),
+    Field(IflaVxlan.TTL, "ttl", U8),
+    Field(IflaVxlan.TOS, "tos", U8),
+    Field(IflaVxlan.LEARNING, "learning", BOOL8),
+    Field(IflaVxlan.AGEING, "ageing", U32),
+    Field(IflaVxlan.LIMIT, "limit", U32),
+    Field(IflaVxlan.PORT_RANGE, "port_range", struct_kind(PORT_RANGE, lambda lo, hi: (lo, hi), lambda r: (r[0], r[1]))),
+    Field(IflaVxlan.PROXY, "proxy", BOOL8),
+    Field(IflaVxlan.RSC, "rsc", BOOL8),
+    Field(IflaVxlan.L2MISS, "l2miss", BOOL8),
+    Field(IflaVxlan.L3MISS, "l3miss", BOOL8),
+    Field(IflaVxlan.PORT, "port", BE16),
+    Field(IflaVxlan.UDP_CSUM, "udp_csum", BOOL8),
+    Field(IflaVxlan.UDP_ZERO_CSUM6_TX, "udp_zero_csum6_tx", BOOL8),
+    Field(IflaVxlan.UDP_ZERO_CSUM6_RX, "udp_zero_csum6_rx", BOOL8),
+    Field(IflaVxlan.REMCSUM_TX, "remcsum_tx", BOOL8),
+    Field(IflaVxlan.REMCSUM_RX, "remcsum_rx", BOOL8),
+    Field(IflaVxlan.COLLECT_METADATA, "collect_metadata", BOOL8),
+    Field(IflaVxlan.LABEL, "label", struct_kind(_BE32, lambda v: v, lambda v: (v,))),
+    Field(IflaVxlan.TTL_INHERIT, "ttl_inherit", BOOL8),
+    Field(IflaVxlan.DF, "df", U8),
+], what="IFLA_INFO_DATA (vxlan)"))
+
+
+@dataclass(frozen=True)
+class MacvlanInfo(Codec):
+    """A macvlan link's IFLA_INFO_DATA: ``mode`` (MACVLAN_MODES), ``flags``, broadcast queue lengths."""
+
+    mode: int | None = None
+    flags: int | None = None
+    bc_queue_len: int | None = None
+    bc_queue_len_used: int | None = None
+    unknown: tuple = ()
+
+
+bind(MacvlanInfo, Table(MacvlanInfo, IflaMacvlan, [
+    Field(IflaMacvlan.MODE, "mode", U32),
+    Field(IflaMacvlan.FLAGS, "flags", U16),
+    Field(IflaMacvlan.BC_QUEUE_LEN, "bc_queue_len", U32),
+    Field(IflaMacvlan.BC_QUEUE_LEN_USED, "bc_queue_len_used", U32),
+], what="IFLA_INFO_DATA (macvlan)"))
