@@ -401,14 +401,27 @@ def test_route_attributes_and_filters_as_ip_shows_them(netns_factory):
             assert code == 0 and [_expires(line) for line in _normal(out)] == want_text, args
 
 
-def test_route_show_in_a_fresh_namespace_prints_nothing_and_exits_0(netns_factory):
-    """Loopback down, so the main table does not exist yet: ip prints nothing and exits 0 (issue 14 item 14)."""
-    ns = netns_factory("fresh")
-    support.ip("link", "set", "lo", "down", ns=ns)
-    with ns.entered():
+@pytest.mark.privileged
+def test_route_show_in_a_fresh_namespace_prints_nothing_and_exits_0():
+    """Loopback never up, so the main table does not exist yet: ip prints nothing and exits 0 (issue 14 item 14)."""
+    from tunkit.netns import NetNS
+
+    with NetNS("fresh", loopback_up=False) as ns, ns.entered():
         assert support.ip("route", "show") == ""
         assert run_cli("route", "show") == (0, "", "")
         assert run_cli("route", "show", "-j") == (0, "[]\n", "")
+
+
+def test_route_text_shows_via_inet6_tos_and_metric_locks(netns):
+    """Routes that looked connected, identical or unlocked in tunkit's text read as ip prints them (issue 14 item 14)."""
+    veth()
+    for words in ("198.51.103.0/24 via inet6 fe80::1 dev tk0", "198.51.102.0/24 dev tk0 tos 0x28",
+                  "198.51.102.0/24 dev tk0", "198.51.104.0/24 via 192.0.2.2 mtu lock 1400 advmss 1300"):
+        support.ip("route", "add", *words.split())
+    code, out, _ = run_cli("route", "show")
+    assert code == 0 and _normal(out) == _normal(support.ip("route", "show"))
+    assert "198.51.103.0/24 via inet6 fe80::1 dev tk0" in _normal(out)
+    assert "198.51.104.0/24 via 192.0.2.2 dev tk0 mtu lock 1400 advmss 1300" in _normal(out)
 
 
 def test_address_text_shows_peer_lifetimes_and_dynamic(netns):
