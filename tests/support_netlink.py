@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import socket
 import struct
+import threading
 from typing import Callable
 
 from tunkit._uapi import NlmFlag, NlmsgType
@@ -93,4 +94,40 @@ def fake_socket(handler: Callable[[Message], list[bytes]], pid: int = 4242):
     s._seq = 0
     s._buf = bytearray(64 * 1024)
     s._scratch = bytearray(16)
+    s._lock = threading.RLock()
     return s
+
+
+# ---------------------------------------------------------------------------
+# Deeply nested input for the decoders' nesting bound (issue 14 item 10)
+# ---------------------------------------------------------------------------
+def nla(attr_type: int, data: bytes, nested: bool = False) -> bytes:
+    """One attribute (header, payload, padding); ValueError if it cannot fit a u16 length."""
+    n = 4 + len(data)
+    if n > 0xFFFF:
+        raise ValueError(f"attribute of {n} bytes does not fit nla_len")
+    return struct.pack("=HH", n, attr_type | (0x8000 if nested else 0)) + data + b"\0" * (-n & 3)
+
+
+IFINFO0 = struct.pack("=BxHiII", 0, 0, 0, 0, 0)  # an empty struct ifinfomsg
+
+
+def veth_chain(depth: int) -> bytes:
+    """A LinkMessage payload whose veth peer has a veth peer ... ``depth`` links deep
+    (IFLA_LINKINFO / IFLA_INFO_KIND "veth" / IFLA_INFO_DATA / VETH_INFO_PEER / ifinfomsg ...)."""
+    body = b""
+    for _ in range(depth):
+        body = nla(18, nla(1, b"veth\0") + nla(2, nla(1, IFINFO0 + body), nested=True), nested=True)
+    return IFINFO0 + body
+
+
+def attr_chain(depth: int, attr_type: int = 200) -> bytes:
+    """An attribute stream nesting one NLA_F_NESTED attribute in the next, ``depth`` deep
+    (type 200 by default: one no decoder models, so each keeps it as unknown or walks it)."""
+    body = b""
+    for _ in range(depth):
+        body = nla(attr_type, body, nested=True)
+    return body
+
+
+DEEP = (33, 200, 1500)  # just past MAX_NESTING (32), far past, and about as deep as a u16 length allows

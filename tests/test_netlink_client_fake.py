@@ -9,7 +9,7 @@ import pytest
 from support_netlink import ack, done, fake_socket, ip4, net, reply
 from tunkit._uapi import AF_INET, RT_TABLE_MAIN, RTM, RTPROT_BOOT, RTN, NlmFlag, RtScope
 from tunkit.errors import DecodeError, NetlinkError
-from tunkit.netlink.client import Rtnl
+from tunkit.netlink.client import LinkNotFound, Rtnl
 from tunkit.netlink.message import encode_message
 from tunkit.netlink.rtnl import AddressMessage, LinkMessage, RouteMessage
 from tunkit.netlink.socket import PIPELINE_WINDOW
@@ -45,9 +45,25 @@ def kernel(routes=(), links=(TK0,), addrs=(), fail=None, intr=0):
             # two parts in two datagrams, as a kernel dump arrives
             parts = [reply(m, objs[0], o.encode(), flags) for o in objs[1]]
             return [b"".join(parts[:1]), b"".join(parts[1:]) + done(m, flags)]
+        if not _device_exists(m, links):
+            return [ack(m, errno.ENODEV)]
         return [ack(m)] if m.flags & NlmFlag.ACK else []  # like the kernel: success is silent without ACK
 
     return handle
+
+
+def _device_exists(m, links) -> bool:
+    """As the kernel checks: a set/delete link request names an existing link by index or
+    IFLA_IFNAME; an address or route request's index exists."""
+    if m.type in (RTM.NEWLINK, RTM.DELLINK) and not m.flags & NlmFlag.CREATE:
+        req = LinkMessage.decode(m.payload)
+        return any(l.index == req.index if req.index else l.ifname == req.ifname for l in links)
+    if m.type in (RTM.NEWADDR, RTM.DELADDR):
+        return any(l.index == AddressMessage.decode(m.payload).index for l in links)
+    if m.type == RTM.NEWROUTE:
+        oif = RouteMessage.decode(m.payload).oif
+        return oif is None or any(l.index == oif for l in links)
+    return True
 
 
 def test_add_route_sends_iproute2_defaults_and_succeeds():
@@ -117,10 +133,11 @@ def test_pipeline_packs_requests_and_reports_each_failure_against_its_route():
     routes = [rt.route_message(f"198.51.100.{i * 16}/28", dev="tk0") for i in range(8)]
     before = s._sock.datagrams
     errors = rt.add_routes(routes)
-    assert s._sock.datagrams - before == 1  # eight requests, one sendmsg
+    assert s._sock.datagrams - before == 2  # eight requests, one sendmsg (+1: the failures' device name, asked once)
+    assert sum(1 for m in s._sock.sent if m.type == RTM.GETLINK) == 8 + 1
     assert [e.obj for e in errors] == ["198.51.100.32/28 dev tk0", "198.51.100.80/28 dev tk0"]
     assert all(e.errno == errno.EEXIST and e.op == "route add" for e in errors)
-    acks = [m.flags & NlmFlag.ACK for m in s._sock.sent[-8:]]
+    acks = [m.flags & NlmFlag.ACK for m in s._sock.sent if m.type == RTM.NEWROUTE]
     assert acks == [0] * 7 + [NlmFlag.ACK]  # only the batch's last request asks for an ack
     s._sock.datagrams = 0
     assert rt.delete_routes(routes[:3] * 100) == []  # 300 requests: bounded windows
@@ -151,3 +168,139 @@ def test_pipeline_fails_instead_of_hanging_when_the_kernel_skips_the_last_ack():
     with pytest.raises(NetlinkError) as ei:
         Rtnl(fake_socket(skip_last)).add_routes([RouteMessage(family=AF_INET, dst=net("198.51.100.0/24"))])
     assert ei.value.errno == errno.EINTR and "no ack" in str(ei.value)
+
+
+# --- issue 14 item 7: a name always means the device that carries it now --------------------------------
+def test_names_are_looked_up_per_request_never_cached():
+    links = [TK0]
+    s = fake_socket(kernel(links=links))
+    rt = Rtnl(s)
+    rt.add_address("tk0", "192.0.2.1/24")
+    assert rt.index("tk0") == 3
+    links[:] = [LinkMessage(index=3, ifname="other0"), LinkMessage(index=9, ifname="tk0")]  # re-created; 3 reused
+    rt.add_address("tk0", "192.0.2.2/24")
+    rt.add_route("198.51.100.0/24", dev="tk0")
+    msgs = [m for m in s._sock.sent if m.type in (RTM.NEWADDR, RTM.NEWROUTE)]
+    assert [AddressMessage.decode(msgs[1].payload).index, RouteMessage.decode(msgs[2].payload).oif] == [9, 9]
+    assert rt.index("tk0") == 9 and rt.name(3) == "other0"
+
+
+def test_set_and_delete_by_name_let_the_kernel_find_the_link():
+    s = fake_socket(kernel())
+    rt = Rtnl(s)
+    rt.set_link("tk0", mtu=1280)
+    rt.delete_link("tk0")
+    sent = [LinkMessage.decode(m.payload) for m in s._sock.sent]
+    assert [(m.index, m.ifname, m.mtu) for m in sent] == [(0, "tk0", 1280), (0, "tk0", None)]  # no lookup first
+    rt.set_link("tk0", name="tk5")  # a rename needs the index: looked up, then the new name is sent
+    assert [(m.type, LinkMessage.decode(m.payload).index, LinkMessage.decode(m.payload).ifname)
+            for m in s._sock.sent[2:]] == [(RTM.GETLINK, 0, "tk0"), (RTM.NEWLINK, 3, "tk5")]
+
+
+def test_enodev_after_the_lookup_looks_the_name_up_again_and_retries():
+    links = [TK0]
+    base = kernel(links=links)
+    state = {"n": 0}
+
+    def handle(m):
+        if m.type == RTM.NEWADDR and state["n"] == 0:  # deleted and re-created between lookup and request
+            state["n"] = 1
+            links[:] = [LinkMessage(index=7, ifname="tk0")]
+            return [ack(m, errno.ENODEV)]
+        return base(m)
+
+    s = fake_socket(handle)
+    Rtnl(s).add_address("tk0", "192.0.2.1/24")
+    indexes = [AddressMessage.decode(m.payload).index for m in s._sock.sent if m.type == RTM.NEWADDR]
+    assert indexes == [3, 7]
+
+
+@pytest.mark.parametrize("call,op", [
+    (lambda rt: rt.set_link("nope0", up=True), "link set"),
+    (lambda rt: rt.set_link("nope0", name="x"), "link set"),
+    (lambda rt: rt.delete_link("nope0"), "link del"),
+    (lambda rt: rt.add_address("nope0", "192.0.2.1/24"), "addr add"),
+    (lambda rt: rt.delete_address("nope0", "192.0.2.1/24"), "addr del"),
+    (lambda rt: rt.addresses("nope0"), "addr show"),
+    (lambda rt: rt.add_route("198.51.100.0/24", dev="nope0"), "route add"),
+    (lambda rt: rt.delete_route("198.51.100.0/24", dev="nope0"), "route del"),
+    (lambda rt: rt.add_route("198.51.100.0/24", nexthops=[{"gateway": "192.0.2.2", "dev": "nope0"}]), "route add"),
+    (lambda rt: rt.routes(link="nope0"), "route show"),
+    (lambda rt: rt.get_route("198.51.100.1", dev="nope0"), "route get"),
+    (lambda rt: rt.link("nope0"), "link show"),
+])
+def test_a_missing_device_is_named_with_the_operation(call, op):
+    with pytest.raises(LinkNotFound) as ei:
+        call(Rtnl(fake_socket(kernel())))
+    e = ei.value
+    assert isinstance(e, NetlinkError) and e.errno == errno.ENODEV
+    assert str(e) == f'{op}: device "nope0" does not exist'
+
+
+# --- issue 14 item 11: no implicit default route, no unknown family --------------------------------------
+@pytest.mark.parametrize("call,match", [
+    (lambda rt: rt.add_route(None, dev="tk0"), "route add: a destination is required"),
+    (lambda rt: rt.delete_route(None, dev="tk0"), "route del: a destination is required"),
+    (lambda rt: rt.route_message(None, dev="tk0"), "a destination is required"),
+    (lambda rt: rt.addresses(family=8), "addr show: family 8"),
+    (lambda rt: rt.routes(family=8), "route show: family 8"),
+    (lambda rt: rt.route_message("198.51.100.0/24", family=8), "family 8"),
+])
+def test_missing_destination_and_unknown_family_are_refused(call, match):
+    s = fake_socket(kernel())
+    with pytest.raises(ValueError, match=match):
+        call(Rtnl(s))
+    assert not [m for m in s._sock.sent if m.type != RTM.GETLINK]  # nothing sent
+
+
+def test_add_route_requires_its_destination_argument():
+    with pytest.raises(TypeError):
+        Rtnl(fake_socket(kernel())).add_route(dev="tk0")
+    rt = Rtnl(s := fake_socket(kernel()))
+    rt.add_route("default", dev="tk0")
+    assert RouteMessage.decode(s._sock.sent[-1].payload).dst is None  # an explicit default is fine
+
+
+# --- issue 14 item 13: iproute2's names for types, protocols, scopes, tables; ranges named --------------
+def test_route_fields_take_iproute2_names():
+    s = fake_socket(kernel())
+    Rtnl(s).add_route("198.51.100.0/24", type="blackhole", protocol="static", scope="host", table="local", pref="high")
+    r = RouteMessage.decode(s._sock.sent[-1].payload)
+    assert (r.type, r.protocol, r.scope, r.table, r.pref) == (RTN.BLACKHOLE, 4, RtScope.HOST, 255, 1)
+    routes = Rtnl(fake_socket(kernel())).routes(table="main", protocol="kernel", type="unicast")
+    assert routes == []
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(type="blackhol"), r"type 'blackhol': unknown name; want one of unspec, unicast"),
+    (dict(protocol="statik"), r"protocol 'statik': unknown name"),
+    (dict(scope="planet"), r"scope 'planet': unknown name"),
+    (dict(table="mian"), r"table 'mian': unknown name"),
+    (dict(type=300), r"type 300: want one of .* an integer in 0..255"),
+    (dict(table=2**32), r"table 4294967296: want .* 0..4294967295"),
+    (dict(metric=-1), r"metric -1: want an integer in 0..4294967295"),
+    (dict(mtu=99999999999), r"mtu 99999999999: want an integer in 0..4294967295"),
+    (dict(advmss=-1), r"advmss -1: want an integer"),
+    (dict(nexthops=[{"gateway": "192.0.2.2", "weight": 0}]), r"nexthop weight 0: want an integer in 1..256"),
+    (dict(nexthops=[{"gateway": "192.0.2.2", "weight": 300}]), r"nexthop weight 300: want an integer in 1..256"),
+])
+def test_bad_route_fields_are_named_with_their_range(kw, match):
+    s = fake_socket(kernel())
+    with pytest.raises(ValueError, match=match):
+        Rtnl(s).add_route("198.51.100.0/24", dev="tk0", **kw)
+    assert not [m for m in s._sock.sent if m.type == RTM.NEWROUTE]
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda rt: rt.set_link("tk0", address="zz:00:00:00:00:01"), r"address 'zz:00:00:00:00:01': want a link-layer address"),
+    (lambda rt: rt.set_link("tk0", name=""), r"interface name '' is empty"),
+    (lambda rt: rt.set_link("tk0", name="a/b"), r"'a/b' contains '/'"),
+    (lambda rt: rt.set_link("tk0", mtu=2**32), r"mtu 4294967296: want an integer in 0..4294967295"),
+    (lambda rt: rt.add_address("tk0", "192.0.2.1/24", valid_lft=-1), r"valid_lft -1: want an integer"),
+    (lambda rt: rt.add_address("tk0", "192.0.2.1/24", scope="planet"), r"scope 'planet'"),
+])
+def test_bad_link_and_address_values_are_named(call, match):
+    s = fake_socket(kernel())
+    with pytest.raises(ValueError, match=match):
+        call(Rtnl(s))
+    assert not [m for m in s._sock.sent if m.type in (RTM.NEWLINK, RTM.NEWADDR)]

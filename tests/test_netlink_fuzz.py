@@ -1,4 +1,4 @@
-"""Every netlink decoder under a bounded, seeded random/truncation fuzz loop: only DecodeError escapes."""
+"""Every netlink decoder under bounded, seeded random, truncated and deeply nested input: only DecodeError escapes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import threading
 
 import pytest
 
+from support_netlink import DEEP, attr_chain, nla, veth_chain
 from test_netlink_codec import CASES
 from test_netlink_codec_objects import CASES as OBJECT_CASES
 from tunkit._uapi import RTM, NlmsgType
 from tunkit.errors import DecodeError
-from tunkit.netlink.attr import AttrDecoder
+from tunkit.netlink.attr import MAX_NESTING, AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
 from tunkit.netlink.fields import pack_attr
@@ -60,6 +61,7 @@ DECODERS = [
     ("TunInfo", TunInfo.decode, lambda: [bytes.fromhex("05000300010000000500040000000000")]),
     ("VethInfo", VethInfo.decode, lambda: [bytes.fromhex("1c000100" + "00" * 16 + "08000300746b3100")]),
     ("Monitor.feed", lambda b: Monitor().feed(b), _datagrams),
+    ("AttrDecoder walk", lambda b: _walk(b), lambda: [w[12:] for w in _payloads(RouteMessage)]),
     ("RuleMessage", RuleMessage.decode, lambda: _object_payloads(RuleMessage)),
     ("NeighMessage", NeighMessage.decode, lambda: _object_payloads(NeighMessage)),
     ("NexthopMessage", NexthopMessage.decode, lambda: _object_payloads(NexthopMessage)),
@@ -67,6 +69,58 @@ DECODERS = [
     ("RouteMessage (nhid, cacheinfo)", RouteMessage.decode, lambda: _object_payloads(RouteMessage)),
     ("Monitor.feed (rules, neighbours)", lambda b: Monitor().feed(b), lambda: _object_datagrams()),
 ]
+
+
+def _walk(data) -> list:
+    """Descend into every NLA_F_NESTED attribute, as a generic dumper does (recursion is the decoder's)."""
+    return [(a.type, _walk(a.data) if a.nested_flag else a.data.tobytes()) for a in AttrDecoder(data)]
+
+
+# Deeply nested input per decoder (depth -> bytes): where the decoder descends, past MAX_NESTING it must refuse.
+_RTMSG0 = bytes(12)
+_IFADDR0 = struct.pack("=BBBBI", 2, 24, 0, 0, 1)
+DEEP_INPUTS = {
+    "parse_messages": lambda d: encode_message(RTM.NEWLINK, 0, 1, 0, veth_chain(d)),
+    "parse_ack error": lambda d: ERROR_SAMPLE[:20] + attr_chain(d),
+    "parse_ack done": lambda d: ERROR_SAMPLE[:4] + attr_chain(d),
+    "AttrDecoder": lambda d: attr_chain(d),
+    "RouteMessage": lambda d: _RTMSG0 + nla(8, attr_chain(d - 1), nested=True)
+    + nla(9, struct.pack("=HBBi", 8 + len(attr_chain(d - 1)), 0, 0, 1) + attr_chain(d - 1)),
+    "AddressMessage": lambda d: _IFADDR0 + attr_chain(d),
+    "LinkMessage": veth_chain,
+    "RouteMetrics": lambda d: attr_chain(d),
+    "LinkInfo": lambda d: nla(1, b"veth\0") + nla(2, nla(1, veth_chain(d - 1)), nested=True),
+    "TunInfo": lambda d: attr_chain(d),
+    "VethInfo": lambda d: nla(1, veth_chain(d - 1)),
+    "Monitor.feed": lambda d: encode_message(RTM.NEWLINK, 0, 1, 0, veth_chain(d)),
+    "AttrDecoder walk": attr_chain,
+    "RuleMessage": lambda d: bytes.fromhex("0200000000000001" "00000000") + attr_chain(d),
+    "NeighMessage": lambda d: bytes.fromhex("02000000" "03000000" "80000001") + attr_chain(d),
+    "NexthopMessage": lambda d: bytes(8) + nla(12, attr_chain(d - 1), nested=True),
+    "ResilientGroup": lambda d: attr_chain(d),
+    "RouteMessage (nhid, cacheinfo)": lambda d: _RTMSG0 + nla(8, attr_chain(d - 1), nested=True),
+    "Monitor.feed (rules, neighbours)": lambda d: encode_message(32, 0, 1, 0, bytes.fromhex("0200000000000001" "00000000")
+                                                                 + attr_chain(d)),
+}
+# the decoders that descend into what they read: these must refuse nesting past MAX_NESTING
+DESCENDING = {"LinkMessage", "LinkInfo", "VethInfo", "Monitor.feed", "AttrDecoder walk"}
+
+
+@pytest.mark.parametrize("name,decode", [(d[0], d[1]) for d in DECODERS], ids=[d[0] for d in DECODERS])
+def test_deep_nesting_is_refused_with_decode_error_not_recursion(name, decode):
+    build = DEEP_INPUTS[name]
+    decode(build(3))  # realistic nesting decodes
+    if name in DESCENDING:
+        decode(build(MAX_NESTING // 4))  # a veth link level is about 4 nested streams
+    for depth in DEEP:
+        data = build(depth)
+        try:
+            decode(data)
+            refused = False
+        except DecodeError as e:
+            refused = True
+            assert "nested more than" in str(e) or name not in DESCENDING, e
+        assert refused or name not in DESCENDING, f"{name} decoded {depth}-deep nesting"
 
 
 def _object_payloads(cls):
@@ -87,17 +141,17 @@ def _deep(depth: int) -> bytes:
     return wire
 
 
-@pytest.mark.parametrize("depth", [1, 2, 6, 50, 400, 1500])
+@pytest.mark.parametrize("depth", [1, 2, 10, 11, 50, 400, 1500])
 def test_deeply_nested_input_raises_decode_error_not_recursion_error(depth):
-    """Each veth level is 3 nesting levels (LINKINFO, DATA, the peer): 2 decode, 6 and more are refused."""
+    """Each veth level is 3 nesting levels (LINKINFO, DATA, the peer): 10 decode, 11 and more are refused."""
     wire = _deep(depth)
     if len(wire) > 0xFFFF - 64:
         pytest.skip("does not fit one attribute")
     for decode in (LinkMessage.decode, lambda b: Monitor().feed(encode_message(RTM.NEWLINK, 0, 1, 0, b))):
-        if depth <= 2:
+        if depth <= 10:
             decode(wire)
         else:
-            with pytest.raises(DecodeError, match="nested more than 16 levels"):
+            with pytest.raises(DecodeError, match=f"nested more than {MAX_NESTING} levels"):
                 decode(wire)
 
 
@@ -141,6 +195,7 @@ def test_decoder_raises_only_decode_error_and_never_hangs(name, decode, seeds):
     assert samples, f"no seed samples for {name}"
     for s in samples:  # the seeds themselves decode
         decode(s)
+    samples = samples + [DEEP_INPUTS[name](d) for d in (3, *DEEP)]  # mutated deep nesting: truncated, flipped
     rng = random.Random(f"tunkit-{name}")
     outcome: dict[str, object] = {}
 
@@ -167,3 +222,16 @@ def test_decoder_raises_only_decode_error_and_never_hangs(name, decode, seeds):
         raise AssertionError(f"{name} raised {type(e).__name__}: {e} on {data.hex()}") from e
     decoded, rejected = outcome["counts"]
     assert decoded + rejected == ROUNDS and rejected > 0
+
+
+def test_the_nesting_count_is_released_after_errors_and_early_exits():
+    from tunkit.netlink import attr
+
+    for _ in range(3 * MAX_NESTING):
+        with pytest.raises(DecodeError):
+            LinkMessage.decode(veth_chain(200))
+        next(iter(AttrDecoder(attr_chain(2))))  # an iteration abandoned part way (closed when dropped)
+        for _a in AttrDecoder(attr_chain(2)):
+            break
+    assert LinkMessage.decode(veth_chain(MAX_NESTING // 4)).linkinfo.kind == "veth"
+    assert attr._depth.get() == 0

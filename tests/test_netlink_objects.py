@@ -169,7 +169,9 @@ def test_a_rule_steers_lookups_into_table_1000(netns):
     (["rule", "add", "tos", "0x100", "table", "5"], "tos '0x100'"),
     (["rule", "add", "ipproto", "nosuch", "table", "5"], "ipproto 'nosuch'"),
     (["rule", "add", "frobnicate"], "unknown argument 'frobnicate'"),
-    (["rule", "add", "table", "5", "pref", "4294967296"], "FRA_PRIORITY: 4294967296 is not a u32"),
+    (["rule", "add", "table", "5", "pref", "4294967296"], "pref '4294967296' is not an integer in 0..4294967295"),
+    (["rule", "add", "table", "5", "pref", "１２"], "pref '１２' is not an integer"),
+    (["rule", "add", "fwmark", "１/0xff", "table", "5"], "fwmark '１/0xff'"),
 ])
 def test_rule_usage_errors_exit_1_and_name_the_value(netns, argv, message):
     code, _, err = run_cli(*argv)

@@ -21,6 +21,17 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+def parse_int(text: str, name: str, lo: int, hi: int) -> int:
+    """``text`` as an integer in ``lo..hi`` (ASCII decimal, or hex with ``0x``); else a
+    usage error naming the value and the range, e.g. ``mtu '１２００' is not an integer in 0..4294967295``."""
+    t = text.lower()
+    base = 16 if t.startswith("0x") else 10
+    digits = t[2:] if base == 16 else t
+    if digits and all(c in "0123456789abcdef"[:base] for c in digits) and lo <= (value := int(digits, base)) <= hi:
+        return value
+    raise CliError(f"{name} {text!r} is not an integer in {lo}..{hi}")
+
+
 def add_json_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``-j/--json`` and ``-p/--pretty`` as iproute2 has them."""
     parser.add_argument("-j", "--json", action="store_true", help="print JSON (the shape 'ip -j' prints)")

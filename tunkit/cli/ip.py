@@ -5,19 +5,27 @@ dev tk0 metric 10 mtu 1400``.  ``-j`` prints the JSON ``ip -j`` prints (same
 keys: ``metric`` is the route priority, ``metrics`` the list of RTAX values,
 ``nexthops`` for multipath).  ``tunkit monitor -j`` prints one JSON object
 per event, which ``ip monitor`` cannot do.  Kernel errors print the
-kernel's extended-ack text and exit 2; usage errors exit 1.
+kernel's extended-ack text and exit 2; usage errors exit 1, and so does a
+device that does not exist (``route add: device "tk9" does not exist``, as
+``ip`` exits 1 with ``Cannot find device``).  Numbers are ASCII decimal or
+``0x`` hex within the field's range (``weight`` 1..256; ``mtu``, ``table``,
+``metric``, lifetimes 0..4294967295), and a refusal names the value and
+the range.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import ipaddress
 import json
 import sys
 from typing import Any, Callable
 
-from tunkit.cli._common import CliError, add_json_flags, emit_json, subparser
+from tunkit.cli._common import CliError, add_json_flags, emit_json, parse_int, subparser
+
+U32 = 0xFFFFFFFF
 
 # ---------------------------------------------------------------------------
 # names iproute2 uses (kept here, not in the codec: they are presentation)
@@ -43,15 +51,15 @@ def _u():
     return _uapi
 
 
-def _lookup(value: str, names: dict[int, str], what: str) -> int:
-    """A number, or a name from ``names`` (iproute2 tables), as an int."""
+def _lookup(value: str, names: dict[int, str], what: str, hi: int = 0xFF) -> int:
+    """A name from ``names`` (iproute2 tables) or a number in 0..hi, as an int."""
     for k, v in names.items():
         if v == value:
             return k
     try:
-        return int(value, 0)
-    except ValueError:
-        raise CliError(f"{what} {value!r}: want a number or one of {', '.join(names.values())}") from None
+        return parse_int(value, what, 0, hi)
+    except CliError:
+        raise CliError(f"{what} {value!r}: want one of {', '.join(names.values())} or an integer in 0..{hi}") from None
 
 
 def _name(value: int, names: dict[int, str]) -> str:
@@ -353,12 +361,9 @@ class Words:
             raise CliError(f"{self.what}: '{key}' needs a value")
         return self.words.pop(0)
 
-    def number(self, key: str) -> int:
-        v = self.value(key)
-        try:
-            return int(v, 0)
-        except ValueError:
-            raise CliError(f"{self.what}: {key} {v!r} is not a number") from None
+    def number(self, key: str, lo: int = 0, hi: int = U32) -> int:
+        """The next word as an integer in lo..hi (default: a u32, as ip's get_unsigned)."""
+        return parse_int(self.value(key), f"{self.what}: {key}", lo, hi)
 
     def parse(self, grammar: dict[str, tuple[str, Any]]) -> dict[str, Any]:
         """Consume every word by ``grammar``: word -> (keyword, how), where how is
@@ -381,10 +386,21 @@ class Words:
         return kw
 
 
-def _rtnl():
-    from tunkit.netlink.client import Rtnl
+@contextlib.contextmanager
+def _rtnl(what: str):
+    """An Rtnl for command ``what``: a device that does not exist, or a value the
+    client refuses, is bad input (exit 1, as ip), named with the command."""
+    from tunkit.netlink.client import LinkNotFound, Rtnl
 
-    return Rtnl()
+    with Rtnl() as rt:
+        try:
+            yield rt
+        except LinkNotFound as e:
+            raise CliError(str(e), 1) from None
+        except ValueError as e:
+            if isinstance(e, CliError) or str(e).startswith(what):
+                raise
+            raise CliError(f"{what}: {e}", 1) from None
 
 
 def _family(args) -> int:
@@ -436,7 +452,7 @@ def _link_text(j: dict[str, Any]) -> str:
 
 
 def cmd_link_show(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("link show") as rt:
         links = rt.links()
         names = {l.index: l.ifname for l in links}
         if args.dev:
@@ -461,14 +477,14 @@ def cmd_link_set(args) -> int:
     words, extra = linkkinds.split_set_words(args.words)
     kw = Words(words, "link set").parse(LINK_SET_GRAMMAR)
     if extra:
-        with _rtnl() as rt:
+        with _rtnl("link set") as rt:
             linkkinds.apply_set(rt, args.dev, extra)
         if not kw:
             return 0
     if not kw:
         raise CliError("link set: nothing to change (up, down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns PATH|PID)")
     try:
-        with _rtnl() as rt:
+        with _rtnl("link set") as rt:
             rt.set_link(args.dev, **kw)
     finally:
         if "netns" in kw:
@@ -481,7 +497,7 @@ def cmd_link_set(args) -> int:
 def _open_netns(ref: str) -> int:
     import os
 
-    path = f"/proc/{ref}/ns/net" if ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
+    path = f"/proc/{ref}/ns/net" if ref.isascii() and ref.isdigit() else ref if "/" in ref else f"/run/netns/{ref}"
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -501,10 +517,10 @@ def cmd_link_add(args) -> int:
     from tunkit.cli import linkkinds  # bridge, vxlan, macvlan
 
     if linkkinds.kind_of(args.words) in linkkinds.KINDS:
-        return linkkinds.cmd_link_add(args, _rtnl)
+        return linkkinds.cmd_link_add(args, lambda: _rtnl("link add"))
     kw = Words(args.words, "link add").parse(LINK_ADD_GRAMMAR)
     kind, peer, mtu = kw.get("kind"), kw.get("peer"), kw.get("mtu")
-    with _rtnl() as rt:
+    with _rtnl("link add") as rt:
         if kind == "veth":
             if peer is None:
                 raise CliError("link add: type veth needs 'peer name NAME'")
@@ -518,7 +534,7 @@ def cmd_link_add(args) -> int:
 
 
 def cmd_link_del(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("link del") as rt:
         rt.delete_link(args.dev)
     return 0
 
@@ -545,7 +561,7 @@ def _addr_text(j: dict[str, Any]) -> str:
 
 
 def cmd_addr_show(args) -> int:
-    with _rtnl() as rt:
+    with _rtnl("addr show") as rt:
         links = rt.links()
         names = {l.index: l.ifname for l in links}
         addrs = rt.addresses(args.dev, family=_family(args)) if args.dev else rt.addresses(family=_family(args))
@@ -561,21 +577,14 @@ def cmd_addr_show(args) -> int:
 
 def _lifetime(w: Words, word: str) -> int:
     v = w.value(word)
-    return 0xFFFFFFFF if v == "forever" else _int(w, word, v)
-
-
-def _int(w: Words, word: str, v: str) -> int:
-    try:
-        return int(v, 0)
-    except ValueError:
-        raise CliError(f"{w.what}: {word} {v!r} is not a number") from None
+    return U32 if v == "forever" else parse_int(v, f"{w.what}: {word}", 0, U32)
 
 
 _ADDR_FLAG_WORDS = {"nodad": 0x02, "noprefixroute": 0x200, "home": 0x10, "mngtmpaddr": 0x100, "autojoin": 0x400}
 ADDR_GRAMMAR: dict[str, tuple[str, Any]] = {
     "dev": ("dev", str), "peer": ("peer", str), "broadcast": ("broadcast", str), "brd": ("broadcast", str),
     "label": ("label", str), "metric": ("metric", int),
-    "scope": ("scope", lambda w, word: _lookup(w.value(word), _u().RT_SCOPE_NAMES, "scope")),
+    "scope": ("scope", lambda w, word: _lookup(w.value(word), _u().RT_SCOPE_NAMES, f"{w.what}: scope")),
     "valid_lft": ("valid_lft", _lifetime), "preferred_lft": ("preferred_lft", _lifetime),
     **{name: (f"flag_{name}", bit) for name, bit in _ADDR_FLAG_WORDS.items()},
 }
@@ -591,7 +600,7 @@ def cmd_addr_change(args) -> int:
         iface = ipaddress.ip_interface(args.address)
     except ValueError as e:
         raise CliError(f"addr {args.verb}: {e}") from None
-    with _rtnl() as rt:
+    with _rtnl(f"addr {args.verb}") as rt:
         if args.verb == "del":
             rt.delete_address(dev, iface)
         elif args.verb == "replace":
@@ -624,7 +633,7 @@ def _parse_route(w: Words) -> dict[str, Any]:
         elif word in ("dev", "oif"):
             target["dev"] = w.value(word)
         elif word == "weight":
-            target["weight"] = w.number(word)
+            target["weight"] = w.number(word, 1, 256)
         elif word == "onlink":
             target["onlink"] = True
         elif word == "src":
@@ -635,30 +644,27 @@ def _parse_route(w: Words) -> dict[str, Any]:
             kw["metric"] = w.number(word)
         elif word == "table":
             v = w.value(word)
-            kw["table"] = _lookup(v, u.RT_TABLE_NAMES, "table")
+            kw["table"] = _lookup(v, u.RT_TABLE_NAMES, f"{w.what}: table", U32)
         elif word == "scope":
-            kw["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "scope")
+            kw["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, f"{w.what}: scope")
         elif word in ("proto", "protocol"):
-            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "proto")
+            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, f"{w.what}: proto")
         elif word in ("mtu", "advmss"):
             v = w.value(word)
             if v == "lock":
                 kw["lock"].append(word)
                 v = w.value(word)
-            try:
-                kw[word] = int(v, 0)
-            except ValueError:
-                raise CliError(f"route: {word} {v!r} is not a number") from None
+            kw[word] = parse_int(v, f"{w.what}: {word}", 0, U32)
         elif word in _MORE_ROUTE_WORDS:  # tos, realms, nhid, metrics beyond mtu/advmss (see _route_word)
             _route_word(w, word, kw)
         elif word == "pref":
-            kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, "pref")
+            kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, f"{w.what}: pref")
         elif word == "expires":
             kw["expires"] = w.number(word)
         elif word == "type" or word in _RTN_NAMES[1:]:
             name = w.value(word) if word == "type" else word
             if name not in _RTN_NAMES:
-                raise CliError(f"route: unknown type {name!r}")
+                raise CliError(f"{w.what}: type {name!r}: want one of {', '.join(_RTN_NAMES)}")
             kw["type"] = _RTN_NAMES.index(name)
             if word != "type" and w.peek() and not kw.get("_dst_set"):
                 kw["dst"] = w.next()
@@ -667,7 +673,7 @@ def _parse_route(w: Words) -> dict[str, Any]:
             kw["dst"] = word
             kw["_dst_set"] = True
         else:
-            raise CliError(f"route: unknown argument {word!r}")
+            raise CliError(f"{w.what}: unknown argument {word!r}")
     kw.pop("_dst_set", None)
     if hops:
         kw["nexthops"] = hops
@@ -697,8 +703,8 @@ def _rtt_ms(w: Words, word: str, v: str) -> tuple[int, bool]:
             except ValueError:
                 break
     try:
-        return int(v, 0), True
-    except ValueError:
+        return parse_int(v, f"{w.what}: {word}", 0, U32), True
+    except CliError:
         raise CliError(f"{w.what}: {word} {v!r}: want a time such as 12ms or 1.5s, or a number") from None
 
 
@@ -712,9 +718,9 @@ def _route_word(w: Words, word: str, kw: dict[str, Any]) -> None:
         v = w.value(word)
         frm, _, to = v.rpartition("/")
         try:
-            kw["realm"] = (int(frm or "0", 0) << 16) | int(to, 0)
-        except ValueError:
-            raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO (numbers)") from None
+            kw["realm"] = (parse_int(frm or "0", "realm", 0, 0xFFFF) << 16) | parse_int(to, "realm", 0, 0xFFFF)
+        except CliError:
+            raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO, integers in 0..65535") from None
     elif word == "nhid":
         kw["nhid"] = w.number(word)
     else:
@@ -734,7 +740,7 @@ def _route_word(w: Words, word: str, kw: dict[str, Any]) -> None:
             ms, raw = _rtt_ms(w, word, v)
             metrics[name] = ms if raw or name == "rto_min" else ms * (8 if name == "rtt" else 4)
         else:
-            metrics[name] = _int(w, word, v)
+            metrics[name] = parse_int(v, f"{w.what}: {word}", 0, U32)
 
 
 def cmd_route_change(args) -> int:
@@ -744,7 +750,7 @@ def cmd_route_change(args) -> int:
         raise CliError(f"route {args.verb}: a destination (PREFIX or 'default') is required")
     verb = {"del": "delete"}.get(args.verb, args.verb)
     family = _family(args) or None
-    with _rtnl() as rt:
+    with _rtnl(f"route {args.verb}") as rt:
         try:
             msg = rt.route_message(dst, verb=verb, family=family, **kw)
         except ValueError as e:
@@ -761,13 +767,13 @@ def _route_filters(w: Words) -> dict[str, Any]:
         word = w.next()
         if word == "table":
             v = w.value(word)
-            f["table"] = None if v in ("all", "0") else _lookup(v, u.RT_TABLE_NAMES, "table")
+            f["table"] = None if v in ("all", "0") else _lookup(v, u.RT_TABLE_NAMES, "route show: table", U32)
         elif word in ("dev", "oif"):
             f["dev"] = w.value(word)
         elif word in ("proto", "protocol"):
-            f["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "proto")
+            f["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "route show: proto")
         elif word == "scope":
-            f["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "scope")
+            f["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "route show: scope")
         elif word == "type":
             name = w.value(word)
             if name not in _RTN_NAMES:
@@ -816,7 +822,7 @@ def cmd_route_show(args) -> int:
     omit = frozenset(key for k, key in (("dev", "dev"), ("protocol", "protocol"), ("scope", "scope"), ("via", "gateway"),
                                         ("tos", "tos"))
                      if k in f)
-    with _rtnl() as rt:
+    with _rtnl("route show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
         try:
             routes = rt.routes(family=family, table=table, link=f.get("dev"))
@@ -855,7 +861,7 @@ def cmd_route_get(args) -> int:
         ipaddress.ip_address(args.address)
     except ValueError as e:
         raise CliError(f"route get: {e}") from None
-    with _rtnl() as rt:
+    with _rtnl("route get") as rt:
         r = rt.get_route(args.address, **kw)
         names = {l.index: l.ifname for l in rt.links()}
         return _show(args, [route_json(r, names, get=not kw.get("fibmatch"))], route_text)
@@ -924,7 +930,7 @@ def cmd_monitor(args) -> int:
 
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     count = 0
-    with _rtnl() as rt, rt.monitor(objects, initial=True) as mon:
+    with _rtnl("monitor") as rt, rt.monitor(objects, initial=True) as mon:
         names = {l.index: l.ifname for l in rt.links()}
         while deadline is None or time.monotonic() < deadline:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -971,7 +977,10 @@ examples:
 ROUTE_EPILOG = """\
 'metric' is the route's priority; 'mtu', 'advmss' (optionally 'lock'ed) go
 into its metrics, as with ip.  -j prints ip's JSON: "metric" and
-"metrics":[{"mtu":..,"advmss":..}] are two different things.
+"metrics":[{"mtu":..,"advmss":..}] are two different things.  Numbers are
+ASCII decimal or 0x hex: weight 1..256; mtu, advmss, metric, table 0..4294967295;
+proto, scope, pref and type also take iproute2's names.  A device that does
+not exist is bad input (exit 1).
 
 examples:
   tunkit route add 198.51.100.0/24 via 192.0.2.2 dev tk0 metric 10 mtu 1400 advmss 1360
@@ -999,6 +1008,30 @@ examples:
   tunkit monitor route -j              routes only, JSON lines
   tunkit monitor link --count 1        exit after the first event
 """
+
+
+def _arg_int(name: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type`` with parse_int's rules (argparse reports the error, exit 1)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_int(text, name, lo, hi)
+        except CliError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def _arg_seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1e9:
+        raise argparse.ArgumentTypeError(f"--timeout {text!r} is not a number of seconds in 0..1e9")
+    return value
 
 
 def _family_flags(p: argparse.ArgumentParser) -> None:
@@ -1062,12 +1095,11 @@ def _register(sub) -> None:
         q.add_argument("words", nargs=argparse.REMAINDER)
         q.set_defaults(func=cmd_addr_change, verb=verb)
     q = _subparser(asub, "show", "list addresses per link", epilog=ADDR_EPILOG)
-    q.add_argument("dev", nargs="?", help="'dev DEV' or DEV")
-    q.add_argument("dev2", nargs="?", help=argparse.SUPPRESS)
+    q.add_argument("words", nargs=argparse.REMAINDER, metavar="[dev] DEV", help="only this link")
     _family_flags(q)
     add_json_flags(q)
     q.set_defaults(func=_addr_show_entry)
-    p.set_defaults(func=_addr_show_entry, dev=None, dev2=None, json=False, pretty=False, ipv4=False, ipv6=False)
+    p.set_defaults(func=_addr_show_entry, words=[], json=False, pretty=False, ipv4=False, ipv6=False)
 
     # route
     p = _subparser(sub, "route", "show and change routes (like 'ip route')", epilog=ROUTE_EPILOG)
@@ -1096,16 +1128,21 @@ def _register(sub) -> None:
     p.add_argument("objects", nargs="*", metavar="OBJECT",
                    help="link, addr, route, neigh, rule or all (default: link addr route)")
     p.add_argument("-j", "--json", action="store_true", help="one JSON object per event")
-    p.add_argument("--count", type=int, default=0, help="exit after N events")
-    p.add_argument("--timeout", type=float, default=None, help="exit after SECONDS")
+    p.add_argument("--count", type=_arg_int("--count", 0, 2**31 - 1), default=0, help="exit after N events")
+    p.add_argument("--timeout", type=_arg_seconds, default=None, help="exit after SECONDS")
     p.set_defaults(func=cmd_monitor)
 
 
 def _addr_show_entry(args) -> int:
-    if args.dev == "dev":
-        args.dev = args.dev2
-    elif args.dev2 is not None:
-        raise CliError(f"addr show: unexpected argument {args.dev2!r}")
+    w = Words(args.words, "addr show", args)
+    args.dev = None
+    if w.peek() == "dev":
+        w.next()
+        args.dev = w.value("dev")
+    elif w:
+        args.dev = w.next()
+    if w:
+        raise CliError(f"addr show: unexpected argument {w.peek()!r}")
     return cmd_addr_show(args)
 
 

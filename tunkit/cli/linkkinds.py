@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunkit.cli._common import CliError
+from tunkit.cli._common import CliError, parse_int
 
 KINDS = ("bridge", "vxlan", "macvlan")
 _DF_NAMES = {0: "unset", 1: "set", 2: "inherit"}
@@ -29,12 +29,9 @@ def _take(words: list[str], i: int, what: str) -> str:
 
 def _num(v: str, what: str, top: int) -> int:
     try:
-        n = int(v, 0)
-    except ValueError:
-        raise CliError(f"link add: {what} {v!r} is not a number") from None
-    if not 0 <= n <= top:
-        raise CliError(f"link add: {what} {v!r}: want 0..{top}")
-    return n
+        return parse_int(v, what, 0, top)
+    except CliError:
+        raise CliError(f"link add: {what} {v!r}: want 0..{top}") from None
 
 
 def cmd_link_add(args, rtnl) -> int:

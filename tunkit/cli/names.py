@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from tunkit.cli._common import CliError
+from tunkit.cli._common import CliError, parse_int
 
 _DIRS = ("/etc/iproute2", "/usr/share/iproute2", "/usr/lib/iproute2")
 # the protocols ip meets most, for machines without /etc/protocols (netbase)
@@ -71,13 +71,10 @@ def dsfield_value(text: str, what: str) -> int:
     for k, v in _dsfield().items():
         if v == text:
             return k
-    try:
-        value = int(text, 16)  # ip reads a DS field number as hex, with or without 0x
-    except ValueError:
+    try:  # ip reads a DS field number as hex, with or without 0x
+        return parse_int(text if text.lower().startswith("0x") else "0x" + text, "tos", 0, 0xFF)
+    except CliError:
         raise CliError(f"{what}: tos {text!r}: want a hex number 0x00..0xff or a name from rt_dsfield") from None
-    if not 0 <= value <= 0xFF:
-        raise CliError(f"{what}: tos {text!r}: want 0x00..0xff")
-    return value
 
 
 def proto_name(value: int) -> str:
@@ -90,12 +87,9 @@ def proto_value(text: str, what: str) -> int:
         if v == text:
             return k
     try:
-        value = int(text, 0)
-    except ValueError:
+        return parse_int(text, "ipproto", 0, 255)
+    except CliError:
         raise CliError(f"{what}: ipproto {text!r}: want a number 0..255 or a name (tcp, udp, icmp, ...)") from None
-    if not 0 <= value <= 255:
-        raise CliError(f"{what}: ipproto {text!r}: want 0..255")
-    return value
 
 
 def realm_text(value: int) -> str:

@@ -117,7 +117,7 @@ def cmd_neigh_change(args) -> int:
         elif word == "extern_learn":
             kw["extern_learn"] = True
         elif word in ("protocol", "proto"):
-            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "protocol")
+            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, f"{w.what}: protocol")
         elif word == "to" or dst is None:
             dst = w.value(word) if word == "to" else word
         else:
@@ -127,7 +127,7 @@ def cmd_neigh_change(args) -> int:
     if "dev" not in kw:
         raise CliError(f"{w.what}: 'dev DEV' is required")
     verb = {"del": "delete"}.get(args.verb, args.verb)
-    with _rtnl() as rt:
+    with _rtnl(f"neigh {getattr(args, 'verb', 'change')}") as rt:
         try:
             msg = rt.neigh_message(dst, **kw)
         except ValueError as e:
@@ -177,7 +177,7 @@ def _selected(n, sel: dict[str, Any], states: int) -> bool:
 def cmd_neigh_show(args) -> int:
     sel = _selector(Words(_flags(args), "neigh show", args))
     states = sel.get("states", 0xFF & ~0x40)  # as ip: everything but NOARP entries
-    with _rtnl() as rt:
+    with _rtnl("neigh show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
         entries = rt.neighbours(_family(args), sel.get("dev"), proxy=bool(sel.get("proxy")))
         shown = [neigh_json(n, names, stats=args.stats, show_dev="dev" not in sel)
@@ -190,7 +190,7 @@ def cmd_neigh_flush(args) -> int:
     if not sel:
         raise CliError("neigh flush: Flush requires arguments (dev DEV, to PREFIX, nud STATE, proxy or all)")
     states = sel.get("states", 0xFF & ~(0x80 | 0x40))  # as ip: all but PERMANENT and NOARP
-    with _rtnl() as rt:
+    with _rtnl("neigh flush") as rt:
         rt.flush_neighbours(_family(args), sel.get("dev"), proxy=bool(sel.get("proxy")), states=states & 0xFF,
                             match=lambda n: _selected(n, sel, states))
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tunkit.cli._common import CliError, add_json_flags
+from tunkit.cli._common import CliError, add_json_flags, parse_int
 from tunkit.cli.ip import _RTNH_FLAG_NAMES, Words, _family, _family_flags, _lookup, _rtnl, _show, _subparser, _u
 
 _USER_HZ = 100
@@ -77,11 +77,9 @@ def _group(w: Words, word: str) -> list[tuple[int, int]]:
     for part in v.split("/"):
         nhid, _, weight = part.partition(",")
         try:
-            members.append((int(nhid), int(weight) if weight else 1))
-        except ValueError:
-            raise CliError(f"{w.what}: group {v!r}: want ID[,WEIGHT]/ID[,WEIGHT]... (numbers)") from None
-        if not 1 <= members[-1][1] <= 256:
-            raise CliError(f"{w.what}: group {v!r}: weight {members[-1][1]} is out of range 1..256")
+            members.append((parse_int(nhid, "id", 1, 0xFFFFFFFF), parse_int(weight, "weight", 1, 256) if weight else 1))
+        except CliError as e:
+            raise CliError(f"{w.what}: group {v!r}: {e} (want ID[,WEIGHT]/ID[,WEIGHT]...)") from None
     return members
 
 
@@ -125,13 +123,13 @@ def cmd_nexthop_change(args) -> int:
         elif word in ("buckets", "idle_timer", "unbalanced_timer"):
             kw[word] = w.number(word)
         elif word in ("protocol", "proto"):
-            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "protocol")
+            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, f"{w.what}: protocol")
         else:
             raise CliError(f"{w.what}: unknown argument {word!r}")
     if nhid is None:
         raise CliError(f"{w.what}: 'id ID' is required")
     family = _family(args) or None
-    with _rtnl() as rt:
+    with _rtnl(f"nexthop {getattr(args, 'verb', 'change')}") as rt:
         if args.verb == "del":
             rt.delete_nexthop(nhid)
             return 0
@@ -160,7 +158,7 @@ def _selector(w: Words) -> dict[str, Any]:
 
 def cmd_nexthop_show(args) -> int:
     sel = _selector(Words(_flags(args), "nexthop show", args))
-    with _rtnl() as rt:
+    with _rtnl("nexthop show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
         if "id" in sel:
             found = [rt.nexthop(sel["id"])]
@@ -171,7 +169,7 @@ def cmd_nexthop_show(args) -> int:
 
 def cmd_nexthop_flush(args) -> int:
     sel = _selector(Words(_flags(args), "nexthop flush", args))
-    with _rtnl() as rt:
+    with _rtnl("nexthop flush") as rt:
         idx = rt.index(sel["dev"]) if "dev" in sel else None
         rt.flush_nexthops(lambda n: (idx is None or n.oif == idx) and (not sel.get("groups") or n.group is not None)
                           and ("id" not in sel or n.id == sel["id"]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tunkit.cli._common import CliError, add_json_flags
+from tunkit.cli._common import CliError, add_json_flags, parse_int
 from tunkit.cli.ip import Words, _family, _family_flags, _lookup, _rtnl, _show, _subparser, _u
 from tunkit.cli.names import dsfield_name, dsfield_value, proto_name, proto_value, realm_text
 
@@ -133,18 +133,18 @@ def _mark(w: Words, word: str) -> tuple[int, int | None]:
     v = w.value(word)
     mark, _, mask = v.partition("/")
     try:
-        return int(mark, 0), (int(mask, 0) if mask else None)
-    except ValueError:
-        raise CliError(f"{w.what}: fwmark {v!r}: want MARK or MARK/MASK (numbers)") from None
+        return parse_int(mark, "fwmark", 0, 0xFFFFFFFF), (parse_int(mask, "mask", 0, 0xFFFFFFFF) if mask else None)
+    except CliError:
+        raise CliError(f"{w.what}: fwmark {v!r}: want MARK or MARK/MASK, integers in 0..4294967295") from None
 
 
 def _realms(w: Words, word: str) -> int:
     v = w.value(word)
     frm, _, to = v.rpartition("/")
     try:
-        return (int(frm or "0", 0) << 16) | int(to, 0)
-    except ValueError:
-        raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO (numbers)") from None
+        return (parse_int(frm or "0", "realm", 0, 0xFFFF) << 16) | parse_int(to, "realm", 0, 0xFFFF)
+    except CliError:
+        raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO, integers in 0..65535") from None
 
 
 def parse_rule(w: Words) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def parse_rule(w: Words) -> dict[str, Any]:
         elif word in ("realms", "realm"):
             kw["realm"] = _realms(w, word)
         elif word in ("table", "lookup"):
-            kw["table"] = _lookup(w.value(word), u.RT_TABLE_NAMES, "table")
+            kw["table"] = _lookup(w.value(word), u.RT_TABLE_NAMES, f"{w.what}: table", 0xFFFFFFFF)
         elif word == "suppress_prefixlength":
             kw["suppress_prefixlen"] = w.number(word)
         elif word == "suppress_ifgroup":
@@ -199,17 +199,14 @@ def parse_rule(w: Words) -> dict[str, Any]:
             v = w.value(word)
             kw["action"] = {"unicast": "to_tbl"}.get(v, v)
         elif word in ("protocol", "proto"):
-            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "protocol")
+            kw["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, f"{w.what}: protocol")
         else:
             raise CliError(f"{w.what}: unknown argument {word!r}")
     return kw
 
 
 def _number(w: Words, word: str, v: str) -> int:
-    try:
-        return int(v, 0)
-    except ValueError:
-        raise CliError(f"{w.what}: {word} {v!r} is not a number") from None
+    return parse_int(v, f"{w.what}: {word}", 0, 0xFFFFFFFF)
 
 
 
@@ -229,7 +226,7 @@ def cmd_rule_change(args) -> int:
         raise CliError(f'rule {args.verb}: "ip rule {args.verb}" requires arguments')
     verb = "delete" if args.verb == "del" else "add"
     family = _family(args) or None
-    with _rtnl() as rt:
+    with _rtnl(f"rule {getattr(args, 'verb', 'change')}") as rt:
         try:
             msg = rt.rule_message(verb, family=family, **kw)
         except ValueError as e:
@@ -266,7 +263,7 @@ def cmd_rule_show(args) -> int:
     u = _u()
     kw = parse_rule(Words(_flags(args), "rule show", args))
     family = _family(args) or u.AF_INET  # as ip: IPv4 unless -6
-    with _rtnl() as rt:
+    with _rtnl("rule show") as rt:
         try:
             match = _matcher(kw, rt, family)
         except ValueError as e:
@@ -279,7 +276,7 @@ def cmd_rule_flush(args) -> int:
     u = _u()
     kw = parse_rule(Words(_flags(args), "rule flush", args))
     family = _family(args) or u.AF_INET
-    with _rtnl() as rt:
+    with _rtnl("rule flush") as rt:
         try:
             match = _matcher(kw, rt, family)
         except ValueError as e:

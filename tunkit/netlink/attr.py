@@ -15,20 +15,23 @@ with one error check at the end::
 data view).  Typed getters check the length exactly and raise
 :class:`DecodeError` naming the attribute, e.g. ``RTA_PRIORITY: want 4
 bytes, got 2``.  A length shorter than the header or past the end raises
-too; the cursor always moves forward, so no input can make it loop.
+too; the cursor always moves forward, so no input can make it loop, and
+nesting deeper than :data:`MAX_NESTING` raises too, so none can recurse
+without bound.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import contextvars
 import struct
 from typing import Callable, Iterator, NamedTuple
 
 from tunkit._uapi import NLA_ALIGNTO, NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN, NLA_TYPE_MASK
 from tunkit.errors import DecodeError
 
-__all__ = ["Attr", "AttrDecoder", "AttrEncoder", "attr_name", "nla_align"]
+__all__ = ["MAX_NESTING", "Attr", "AttrDecoder", "AttrEncoder", "attr_name", "nla_align"]
 
 
 # #define NLA_ALIGN(len) (((len) + NLA_ALIGNTO - 1) & ~(NLA_ALIGNTO - 1))
@@ -248,6 +251,15 @@ class Attr(NamedTuple):
         return _HDR.pack(n, self.type | self.flags) + bytes(self.data) + _PAD[n & 3]
 
 
+# How deep attribute streams may nest: the decoders recurse (a veth peer is a
+# whole LinkMessage inside IFLA_LINKINFO/IFLA_INFO_DATA/VETH_INFO_PEER), so
+# hostile input could otherwise nest until RecursionError.  Real messages
+# nest well under 10 deep; the kernel's own policies stop at 10.
+MAX_NESTING = 32
+# AttrDecoder iterations running one inside another, per thread (and per asyncio task)
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("tunkit_attr_nesting", default=0)
+
+
 class AttrDecoder:
     """Iterate the attributes in ``data`` (a bytes-like object) as :class:`Attr`.
 
@@ -255,6 +267,11 @@ class AttrDecoder:
     Raises :class:`DecodeError` for an attribute whose length is below the
     header size or beyond the end of ``data``.  Fewer than 4 trailing bytes
     are ignored, as the kernel's nla_parse does.
+
+    Nesting is bounded here, once for every decoder built on this class:
+    an iteration started while :data:`MAX_NESTING` others are running in
+    the same thread (a decoder descending into nested attributes) raises
+    :class:`DecodeError` instead of recursing on.
     """
 
     __slots__ = ("_data", "_names")
@@ -268,14 +285,21 @@ class AttrDecoder:
         end = len(data)
         off = 0
         unpack = _HDR.unpack_from
-        while end - off >= NLA_HDRLEN:
-            n, t = unpack(data, off)
-            if n < NLA_HDRLEN or n > end - off:
-                raise DecodeError(
-                    f"{attr_name(t & NLA_TYPE_MASK, names)} at offset {off}: bad length {n} ({end - off} bytes left)"
-                )
-            yield Attr(t & NLA_TYPE_MASK, t & (NLA_F_NESTED | NLA_F_NET_BYTEORDER), data[off + NLA_HDRLEN : off + n], names)
-            off += (n + 3) & ~3
+        depth = _depth.get() + 1
+        _depth.set(depth)
+        try:
+            if depth > MAX_NESTING:
+                raise DecodeError(f"attributes nested more than {MAX_NESTING} deep")
+            while end - off >= NLA_HDRLEN:
+                n, t = unpack(data, off)
+                if n < NLA_HDRLEN or n > end - off:
+                    raise DecodeError(
+                        f"{attr_name(t & NLA_TYPE_MASK, names)} at offset {off}: bad length {n} ({end - off} bytes left)"
+                    )
+                yield Attr(t & NLA_TYPE_MASK, t & (NLA_F_NESTED | NLA_F_NET_BYTEORDER), data[off + NLA_HDRLEN : off + n], names)
+                off += (n + 3) & ~3
+        finally:
+            _depth.set(_depth.get() - 1)
 
     def to_dict(self) -> dict[int, Attr]:
         """The attributes by type (the last one wins, as in the kernel's nla_parse)."""

@@ -17,6 +17,11 @@ kernel's extended-ack message::
 Bulk helpers (:meth:`Rtnl.add_routes`, :meth:`Rtnl.delete_routes`) pipeline
 requests: many per datagram, acks collected in bulk, failures reported per
 route.
+
+Link names are never cached (a name means the device carrying it at the
+time of the request), a missing one raises :class:`LinkNotFound` naming the
+operation, and one :class:`Rtnl` may be shared by several threads; see
+:class:`Rtnl`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import errno
 import ipaddress
 import select
 from dataclasses import replace
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 from tunkit._uapi import (
     AF_INET,
@@ -36,7 +41,12 @@ from tunkit._uapi import (
     RTM_F_FIB_MATCH,
     RTM_F_LOOKUP_TABLE,
     RTN,
+    ROUTER_PREF_NAMES,
+    RT_SCOPE_NAMES,
+    RT_TABLE_NAMES,
+    RTEXT_FILTER_SKIP_STATS,
     RTPROT_BOOT,
+    RTPROT_NAMES,
     IfFlag,
     In6AddrGenMode,
     RtnhFlag,
@@ -44,11 +54,13 @@ from tunkit._uapi import (
     RtScope,
 )
 from tunkit.errors import NetlinkError
+from tunkit.ifname import validate_name
 from tunkit.netlink.defaults import route_defaults
 from tunkit.netlink.events import Event, Monitor
 from tunkit.netlink.fields import construct
 from tunkit.netlink.objects import LinkKindsMixin, ObjectsMixin  # rules, neighbours, nexthops; link kinds
 from tunkit.netlink.rtnl import (
+    IFINFOMSG,
     VERB_FLAGS,
     AddressMessage,
     LinkInfo,
@@ -61,8 +73,9 @@ from tunkit.netlink.rtnl import (
 )
 from tunkit.netlink.socket import Closing, NetlinkSocket
 
-__all__ = ["MONITOR_GROUPS", "Rtnl", "RtnlMonitor"]
+__all__ = ["MONITOR_GROUPS", "LinkNotFound", "Rtnl", "RtnlMonitor"]
 
+T = TypeVar("T")
 LinkRef = Union[str, int]
 AddressLike = Union[str, ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
@@ -101,8 +114,8 @@ def _ip(address):
 
 
 def _network(dst, family: int | None):
-    """A destination: None/"default" (the default route), text or a network."""
-    if dst is None or (isinstance(dst, str) and dst in ("default", "all", "any")):
+    """A destination: "default" (the default route), text or a network."""
+    if isinstance(dst, str) and dst in ("default", "all", "any"):
         return None
     if isinstance(dst, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return dst
@@ -111,61 +124,103 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
+class LinkNotFound(NetlinkError):
+    """A link named in a request does not exist (errno ``ENODEV``):
+    ``route add: device "tk9" does not exist``."""
+
+    def __init__(self, op: str, name: str) -> None:
+        super().__init__(errno.ENODEV, op=op, obj=name)
+
+    def __str__(self) -> str:
+        return f'{self.op}: device "{self.obj}" does not exist'
+
+    def __reduce__(self):
+        return (type(self), (self.op, self.obj))
+
+
 class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
-    """An rtnetlink client (see the module docstring).  Use as a context manager."""
+    """An rtnetlink client (see the module docstring).  Use as a context manager.
+
+    Links given by name are looked up in the kernel for every request that
+    needs an index, never remembered: a name always means the device that
+    carries it now (if it is deleted and re-created, or its old index goes
+    to another device, nothing stale is used).  Where the kernel takes a
+    name itself (set, delete) the request carries ``IFLA_IFNAME``; where it
+    needs an index and answers ``ENODEV`` (the device went away between
+    lookup and request), the name is looked up once more and the request
+    retried.  A name that does not exist raises :class:`LinkNotFound`
+    naming the operation.  For bulk work (:meth:`route_message` ten
+    thousand times) look the index up once and pass it: the index is then
+    yours to keep current.
+
+    Thread safety: one ``Rtnl`` may be shared by several threads; each
+    request/response exchange holds the socket's lock (see
+    :mod:`tunkit.netlink.socket`).  An :class:`RtnlMonitor` belongs to one
+    reader thread.
+    """
 
     def __init__(self, sock: NetlinkSocket | None = None) -> None:
         self.sock = sock if sock is not None else NetlinkSocket()
-        self._index_by_name: dict[str, int] = {}
-        self._name_by_index: dict[int, str] = {}
 
     def close(self) -> None:
         self.sock.close()
 
     # ------------------------------------------------------------------ links
-    def _remember(self, link: LinkMessage) -> LinkMessage:
-        if link.ifname is not None and link.index:
-            self._index_by_name[link.ifname] = link.index
-            self._name_by_index[link.index] = link.ifname
-        return link
-
     def links(self) -> list[LinkMessage]:
         """All links in this namespace, with stats, MTU, flags, kind, txqlen and MAC."""
-        links = self.sock.dump(RTM.GETLINK, LinkMessage().encode(), decode_message, op="link show")
-        self._index_by_name.clear()
-        self._name_by_index.clear()
-        return [self._remember(link) for link in links]
+        return self.sock.dump(RTM.GETLINK, LinkMessage().encode(), decode_message, op="link show")
 
     def link(self, link: LinkRef) -> LinkMessage:
-        """One link by name or index (``NetlinkError`` ENODEV if there is none)."""
-        if isinstance(link, int):
-            req = LinkMessage(index=link)
-        else:
-            req = LinkMessage(ifname=link)
-        replies = self.sock.request(RTM.GETLINK, VERB_FLAGS["get"], req.encode(), op="link show", obj=str(link))
+        """One link by name or index (:class:`LinkNotFound` if there is none)."""
+        m = self._get_link(link, "link show", 0)
+        return LinkMessage.decode(m.payload)
+
+    def _get_link(self, link: LinkRef, op: str, ext_mask: int):
+        req = LinkMessage(index=link, ext_mask=ext_mask or None) if isinstance(link, int) else \
+            LinkMessage(ifname=_ifname(link), ext_mask=ext_mask or None)
+        try:
+            replies = self.sock.request(RTM.GETLINK, VERB_FLAGS["get"], req.encode(), op=op, obj=str(link))
+        except NetlinkError as e:
+            if e.errno == errno.ENODEV:
+                raise LinkNotFound(op, str(link)) from None
+            raise
         for m in replies:
             if m.type == RTM.NEWLINK:
-                return self._remember(LinkMessage.decode(m.payload))
-        raise NetlinkError(errno.ENODEV, op="link show", obj=str(link))
+                return m
+        raise LinkNotFound(op, str(link))
 
-    def index(self, link: LinkRef) -> int:
-        """The index of a link given by name or index (names are cached)."""
-        if isinstance(link, int):
+    def index(self, link: LinkRef, *, op: str = "link show") -> int:
+        """The index of a link given by name (asked of the kernel on every call) or index."""
+        if isinstance(link, int) and not isinstance(link, bool):
             return link
-        idx = self._index_by_name.get(link)
-        if idx is None:
-            idx = self.link(link).index
-        return idx
+        m = self._get_link(link, op, RTEXT_FILTER_SKIP_STATS)
+        return IFINFOMSG.unpack_from(m.payload, 0)[2]  # ifi_index; the rest is not needed
 
     def name(self, index: int) -> str:
-        """The name of link ``index`` (cached; ``if<N>`` if it has gone)."""
-        name = self._name_by_index.get(index)
-        if name is None:
-            try:
-                name = self.link(index).ifname or f"if{index}"
-            except NetlinkError:  # the link is gone: a name is only wanted for messages
-                name = f"if{index}"
-        return name
+        """The current name of link ``index`` (``if<N>`` if it has gone; for messages)."""
+        try:
+            m = self._get_link(index, "link show", RTEXT_FILTER_SKIP_STATS)
+            return LinkMessage.decode(m.payload).ifname or f"if{index}"
+        except NetlinkError:  # the link is gone: a name is only wanted for messages
+            return f"if{index}"
+
+    def _on_link(self, link: LinkRef, op: str, send: Callable[[int], T]) -> T:
+        """``send(index)`` for a link by name or index.  A name is looked up now; if the
+        kernel answers ENODEV (deleted, maybe re-created, meanwhile) it is looked up
+        once more and the request retried with the new index; if it is gone,
+        :class:`LinkNotFound`."""
+        if isinstance(link, int) and not isinstance(link, bool):
+            return send(link)
+        idx = self.index(link, op=op)
+        try:
+            return send(idx)
+        except NetlinkError as e:
+            if e.errno != errno.ENODEV:
+                raise
+            again = self.index(link, op=op)  # LinkNotFound if the name is gone
+            if again == idx:
+                raise
+        return send(again)
 
     def add_link(self, msg: LinkMessage, *, obj: str | None = None) -> None:
         """Create a link from a full :class:`LinkMessage` (RTM_NEWLINK, create+excl)."""
@@ -173,13 +228,13 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
 
     def add_veth(self, name: str, peer: str, *, mtu: int | None = None, peer_netns=None) -> None:
         """Create a veth pair ``name`` <-> ``peer`` (the peer optionally in another namespace)."""
-        peer_msg = LinkMessage(ifname=peer, mtu=mtu, net_ns_fd=_netns_fd(peer_netns))
-        msg = LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="veth", data=VethInfo(peer=peer_msg)))
+        peer_msg = LinkMessage(ifname=_ifname(peer), mtu=mtu, net_ns_fd=_netns_fd(peer_netns))
+        msg = LinkMessage(ifname=_ifname(name), mtu=mtu, linkinfo=LinkInfo(kind="veth", data=VethInfo(peer=peer_msg)))
         self.add_link(msg, obj=f"{name} type veth peer {peer}")
 
     def add_dummy(self, name: str, *, mtu: int | None = None) -> None:
         """Create a dummy link (EOPNOTSUPP if the kernel was built without it)."""
-        self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="dummy")), obj=f"{name} type dummy")
+        self.add_link(LinkMessage(ifname=_ifname(name), mtu=mtu, linkinfo=LinkInfo(kind="dummy")), obj=f"{name} type dummy")
 
     def set_link(
         self,
@@ -195,75 +250,84 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
     ) -> None:
         """Change a link in one request: up/down, MTU, txqueuelen, name, MAC,
         IPv6 address-generation mode (``"none"``, ``"eui64"``, ...) or namespace
-        (a NetNS, an object with ``fileno()`` or an fd)."""
-        idx = self.index(link)
+        (a NetNS, an object with ``fileno()`` or an fd).  A link given by name is
+        found by the kernel (IFLA_IFNAME) in the same request, unless it is being
+        renamed: then its index is looked up first."""
         if isinstance(address, str):
-            address = bytes.fromhex(address.replace(":", ""))
+            address = _mac(address)
+        if name is not None:
+            _ifname(name)
         if isinstance(addr_gen_mode, str):
             try:
                 addr_gen_mode = ADDR_GEN_MODES[addr_gen_mode]
             except KeyError:
                 raise ValueError(f"addr_gen_mode {addr_gen_mode!r}: want one of {', '.join(ADDR_GEN_MODES)}") from None
-        msg = LinkMessage(
-            index=idx,
-            flags=IfFlag.UP if up else 0,
-            change=IfFlag.UP if up is not None else 0,
-            mtu=mtu,
-            txqlen=txqlen,
-            ifname=name,
-            address=address,
-            addr_gen_mode=addr_gen_mode,
-            net_ns_fd=_netns_fd(netns),
-        )
-        self.sock.request(RTM.NEWLINK, VERB_FLAGS["set"], msg.encode(), op="link set", obj=self._link_obj(link, idx))
-        if name is not None or netns is not None:
-            self._forget(idx)
+        fields = dict(flags=IfFlag.UP if up else 0, change=IfFlag.UP if up is not None else 0, mtu=_u32("mtu", mtu),
+                      txqlen=_u32("txqlen", txqlen), address=address, addr_gen_mode=addr_gen_mode,
+                      net_ns_fd=_netns_fd(netns))
+        obj = str(link)
+
+        def send(idx: int) -> None:
+            msg = LinkMessage(index=idx, ifname=name, **fields)
+            self.sock.request(RTM.NEWLINK, VERB_FLAGS["set"], msg.encode(), op="link set", obj=obj)
+
+        if name is None and isinstance(link, str):
+            self._by_name(RTM.NEWLINK, VERB_FLAGS["set"], LinkMessage(ifname=_ifname(link), **fields), "link set")
+        else:
+            self._on_link(link, "link set", send)
 
     def delete_link(self, link: LinkRef) -> None:
-        idx = self.index(link)
-        self.sock.request(RTM.DELLINK, VERB_FLAGS["delete"], LinkMessage(index=idx).encode(), op="link del", obj=self._link_obj(link, idx))
-        self._forget(idx)
+        """Delete a link (by name: the kernel finds it in the same request)."""
+        if isinstance(link, str):
+            self._by_name(RTM.DELLINK, VERB_FLAGS["delete"], LinkMessage(ifname=_ifname(link)), "link del")
+        else:
+            self.sock.request(RTM.DELLINK, VERB_FLAGS["delete"], LinkMessage(index=link).encode(), op="link del", obj=str(link))
 
-    def _forget(self, idx: int) -> None:
-        old = self._name_by_index.pop(idx, None)
-        if old is not None:
-            self._index_by_name.pop(old, None)
-
-    def _link_obj(self, link: LinkRef, idx: int) -> str:
-        return link if isinstance(link, str) else self.name(idx)
+    def _by_name(self, msg_type: int, flags: int, msg: LinkMessage, op: str) -> None:
+        """A link request the kernel resolves by IFLA_IFNAME (ifi_index 0)."""
+        try:
+            self.sock.request(msg_type, flags, msg.encode(), op=op, obj=msg.ifname)
+        except NetlinkError as e:
+            if e.errno == errno.ENODEV:
+                raise LinkNotFound(op, msg.ifname) from None
+            raise
 
     # -------------------------------------------------------------- addresses
     def addresses(self, link: LinkRef | None = None, family: int = AF_UNSPEC) -> list[AddressMessage]:
-        """Addresses on one link (filtered by the kernel) or on all links."""
-        idx = self.index(link) if link is not None else 0
-        req = AddressMessage(family=family, index=idx).encode()
-        return self.sock.dump(RTM.GETADDR, req, decode_message, op="addr show", obj=str(link or ""))
+        """Addresses on one link (filtered by the kernel) or on all links; ``family``
+        AF_UNSPEC (all), AF_INET or AF_INET6 (anything else: ``ValueError``)."""
+        family = _dump_family(family, "addr show")
 
-    def _address_message(self, link: LinkRef, address: AddressLike, *, peer=None, broadcast=None, label=None,
-                         flags: int = 0, scope: int | None = None, metric: int | None = None,
+        def dump(idx: int) -> list[AddressMessage]:
+            req = AddressMessage(family=family, index=idx).encode()
+            return self.sock.dump(RTM.GETADDR, req, decode_message, op="addr show", obj=str(link or ""))
+
+        return dump(0) if link is None else self._on_link(link, "addr show", dump)
+
+    def _address_message(self, idx: int, iface, *, peer=None, broadcast=None, label=None,
+                         flags: int = 0, scope: int | str | None = None, metric: int | None = None,
                          valid_lft: int | None = None, preferred_lft: int | None = None) -> AddressMessage:
-        iface = _interface(address)
-        idx = self.index(link)
         cacheinfo = None
         if valid_lft is not None or preferred_lft is not None:
             from tunkit.netlink.rtnl import AddrCacheInfo
 
-            valid = 0xFFFFFFFF if valid_lft is None else valid_lft
-            cacheinfo = AddrCacheInfo(preferred=valid if preferred_lft is None else preferred_lft, valid=valid)
+            valid = 0xFFFFFFFF if valid_lft is None else _u32("valid_lft", valid_lft)
+            preferred = valid if preferred_lft is None else _u32("preferred_lft", preferred_lft)
+            cacheinfo = AddrCacheInfo(preferred=preferred, valid=valid)
         if scope is None:
             scope = RtScope.HOST if iface.ip.is_loopback else RtScope.UNIVERSE
         return AddressMessage(
             family=AF_INET6 if iface.version == 6 else AF_INET,
             prefixlen=iface.network.prefixlen,
             flags=flags & 0xFF,
-            scope=scope,
+            scope=_named(scope, RT_SCOPE_NAMES, "scope", 0xFF),
             index=idx,
             local=iface.ip,
             address=_ip(peer) if peer is not None else iface.ip,
             broadcast=_ip(broadcast),
             label=label,
             extended_flags=flags if flags > 0xFF else None,
-            rt_priority=metric,
+            rt_priority=_u32("metric", metric),
             cacheinfo=cacheinfo,
         )
 
@@ -271,7 +335,8 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         """Add ``address`` (``"192.0.2.1/24"``) to a link; ``EEXIST`` if present.
 
         Keywords: ``peer``, ``broadcast``, ``label``, ``flags`` (IfaFlag, e.g.
-        NODAD), ``scope``, ``metric``, ``valid_lft``, ``preferred_lft``.
+        NODAD), ``scope`` (a number or iproute2's name), ``metric``,
+        ``valid_lft``, ``preferred_lft`` (seconds; 0xFFFFFFFF is forever).
         """
         self._address("add", link, address, kw)
 
@@ -281,27 +346,31 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
 
     def delete_address(self, link: LinkRef, address: AddressLike) -> None:
         iface = _interface(address)
-        msg = AddressMessage(
-            family=AF_INET6 if iface.version == 6 else AF_INET,
-            prefixlen=iface.network.prefixlen,
-            index=self.index(link),
-            local=iface.ip,
-        )
-        self.sock.request(RTM.DELADDR, VERB_FLAGS["delete"], msg.encode(), op="addr del", obj=f"{iface} dev {self._link_obj(link, msg.index)}")
+
+        def send(idx: int) -> None:
+            msg = AddressMessage(family=AF_INET6 if iface.version == 6 else AF_INET, prefixlen=iface.network.prefixlen,
+                                 index=idx, local=iface.ip)
+            self.sock.request(RTM.DELADDR, VERB_FLAGS["delete"], msg.encode(), op="addr del", obj=f"{iface} dev {link}")
+
+        self._on_link(link, "addr del", send)
 
     def _address(self, verb: str, link: LinkRef, address: AddressLike, kw: dict) -> None:
-        msg = self._address_message(link, address, **kw)
-        obj = f"{_interface(address)} dev {self._link_obj(link, msg.index)}"
-        self.sock.request(RTM.NEWADDR, VERB_FLAGS[verb], msg.encode(), op=f"addr {verb}", obj=obj)
+        iface = _interface(address)
+        self._address_message(0, iface, **kw)  # bad keywords fail before any lookup
+
+        def send(idx: int) -> None:
+            msg = self._address_message(idx, iface, **kw)
+            self.sock.request(RTM.NEWADDR, VERB_FLAGS[verb], msg.encode(), op=f"addr {verb}", obj=f"{iface} dev {link}")
+
+        self._on_link(link, f"addr {verb}", send)
 
     def add_addresses(self, link: LinkRef, addresses: Iterable[AddressLike], verb: str = "add") -> list[NetlinkError]:
         """Pipelined :meth:`add_address` for many addresses; returns the failures."""
-        msgs = [self._address_message(link, a) for a in addresses]
+        idx = self.index(link, op=f"addr {verb}")
+        msgs = [self._address_message(idx, _interface(a)) for a in addresses]
         reqs = [(int(RTM.NEWADDR), int(VERB_FLAGS[verb]), m.encode()) for m in msgs]
-        return [
-            NetlinkSocket.error(ack, f"addr {verb}", f"{msgs[i].interface} dev {self._link_obj(link, msgs[i].index)}")
-            for i, ack in self.sock.pipeline(reqs)
-        ]
+        return [NetlinkSocket.error(ack, f"addr {verb}", f"{msgs[i].interface} dev {link}")
+                for i, ack in self.sock.pipeline(reqs)]
 
     def reconcile_addresses(self, link: LinkRef, wanted: Iterable[AddressLike]) -> tuple[list, list]:
         """Make ``link`` carry exactly ``wanted`` (nebula's behaviour).
@@ -338,10 +407,18 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         type: int = 0,
     ) -> list[RouteMessage]:
         """Routes of every table, or of ``table``, optionally only via ``link``
-        (filtered by the kernel: NETLINK_GET_STRICT_CHK)."""
-        req = RouteMessage(family=family, table=table, oif=self.index(link) if link is not None else None,
-                           protocol=protocol, type=type)
-        return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+        (filtered by the kernel: NETLINK_GET_STRICT_CHK).  ``family`` is
+        AF_UNSPEC (all), AF_INET or AF_INET6; ``table``, ``protocol`` and
+        ``type`` take numbers or iproute2's names."""
+        family = _dump_family(family, "route show")
+        fields = dict(family=family, table=None if table is None else _named(table, RT_TABLE_NAMES, "table", _U32_MAX),
+                      protocol=_named(protocol, RTPROT_NAMES, "protocol", 0xFF), type=_named(type, RTN_NAMES, "type", 0xFF))
+
+        def dump(oif: int | None) -> list[RouteMessage]:
+            req = RouteMessage(oif=oif, **fields)
+            return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+
+        return dump(None) if link is None else self._on_link(link, "route show", dump)
 
     def route_message(
         self,
@@ -355,10 +432,10 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         prefsrc=None,
         src=None,
         metric: int | None = None,
-        table: int | None = None,
-        scope: int | None = None,
-        protocol: int | None = None,
-        type: int | None = None,
+        table: int | str | None = None,
+        scope: int | str | None = None,
+        protocol: int | str | None = None,
+        type: int | str | None = None,
         tos: int = 0,
         mtu: int | None = None,
         advmss: int | None = None,
@@ -373,21 +450,32 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
     ) -> RouteMessage:
         """Build a :class:`RouteMessage` from iproute2-style arguments with ip's defaults.
 
-        Table, protocol, scope and type default as with ``ip route VERB``
-        (:func:`tunkit.netlink.defaults.route_defaults`): table main (local
-        for local/broadcast/nat/anycast), proto boot, type unicast, scope link
-        without a gateway, else global; delete leaves them unset (any).  ``metric`` is RTA_PRIORITY;
+        ``dst`` is a prefix or ``"default"`` (required, as with ip: there is
+        no implicit default route).  Table, protocol, scope and type default
+        as with ``ip route VERB`` (:func:`tunkit.netlink.defaults.route_defaults`):
+        table main (local for local/broadcast/nat/anycast), proto boot, type
+        unicast, scope link without a gateway, else global (always global for
+        IPv6); delete leaves them unset (any).
+        ``table``, ``scope``, ``protocol``, ``type`` and ``pref`` take numbers
+        or iproute2's names (``"main"``, ``"link"``, ``"static"``,
+        ``"blackhole"``, ``"high"``); an unknown name or an out-of-range
+        number raises ``ValueError`` naming it.  ``metric`` is RTA_PRIORITY;
         ``mtu``/``advmss``/``lock`` go into RTA_METRICS; ``nexthops`` are
-        :class:`NextHop` objects or dicts ``{"gateway", "dev", "weight"}``.
+        :class:`NextHop` objects or dicts ``{"gateway", "dev", "weight"}``
+        (weight 1..256).  ``dev`` given by name is looked up now.
         """
         # (written for speed: bulk adds build ten thousand of these)
+        if family is not None and family != AF_INET and family != AF_INET6:
+            raise ValueError(f"route: family {family!r}: want AF_INET ({AF_INET}) or AF_INET6 ({AF_INET6})")
+        if dst is None:
+            raise ValueError(f"route {_VERB_OP.get(verb, verb)}: a destination is required (a prefix, or 'default')")
         net = dst if isinstance(dst, _NETWORKS) else _network(dst, family)
         gw = gateway if gateway is None or isinstance(gateway, _ADDRESSES) else ipaddress.ip_address(gateway)
         if via is not None:
             via = _ip(via)
         if prefsrc is not None:
             prefsrc = _ip(prefsrc)
-        hops = tuple(self._nexthop(h) for h in nexthops) if nexthops else None
+        hops = tuple(self._nexthop(h, verb) for h in nexthops) if nexthops else None
         if family is None:
             first = net if net is not None else gw if gw is not None else prefsrc if prefsrc is not None else (
                 hops[0].gateway if hops else None)
@@ -406,6 +494,24 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         elif mtu is not None or advmss is not None or lock:
             mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
             metrics = construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
+        if mtu is not None:
+            _u32("mtu", mtu)
+        if advmss is not None:
+            _u32("advmss", advmss)
+        if metric is not None:
+            _u32("metric", metric)
+        if type is not None:
+            type = _named(type, RTN_NAMES, "type", 0xFF)
+        if protocol is not None:
+            protocol = _named(protocol, RTPROT_NAMES, "protocol", 0xFF)
+        if scope is not None:
+            scope = _named(scope, RT_SCOPE_NAMES, "scope", 0xFF)
+        if table is not None:
+            table = _named(table, RT_TABLE_NAMES, "table", _U32_MAX)
+        if pref is not None:
+            pref = _named(pref, ROUTER_PREF_NAMES, "pref", 0xFF)
+        if tos:
+            _named(tos, {}, "tos", 0xFF)
         table, protocol, scope, rtype = route_defaults(verb, family, table, protocol, scope, type,
                                                        gw is not None or via is not None or hops is not None
                                                        or nhid is not None)
@@ -414,7 +520,7 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         d = {"family": family, "dst": net, "tos": tos, "table": table, "protocol": protocol, "scope": scope,
              "type": rtype, "flags": _ONLINK if onlink else 0}
         if dev is not None:
-            d["oif"] = self._index_by_name.get(dev) or self.index(dev)
+            d["oif"] = self.index(dev, op=f"route {_VERB_OP.get(verb, verb)}")
         if metric is not None:
             d["priority"] = metric
         if metrics is not None:
@@ -428,63 +534,83 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
             d.update((k, v) for k, v in rare.items() if v is not None)
         return construct(RouteMessage, d)
 
-    def _nexthop(self, h: NextHop | dict) -> NextHop:
+    def _nexthop(self, h: NextHop | dict, verb: str) -> NextHop:
         if isinstance(h, NextHop):
             return h
         h = dict(h)
         dev = h.pop("dev", None)
         onlink = h.pop("onlink", False)
+        weight = h.pop("weight", 1)
+        if weight.__class__ is not int or not 1 <= weight <= 256:
+            raise ValueError(f"nexthop weight {weight!r}: want an integer in 1..256")
         hop = NextHop(
             gateway=_ip(h.pop("gateway", None)),
             via=_ip(h.pop("via", None)),
-            oif=self.index(dev) if dev is not None else h.pop("oif", None),
-            weight=h.pop("weight", 1),
+            oif=self.index(dev, op=f"route {_VERB_OP.get(verb, verb)}") if dev is not None else h.pop("oif", None),
+            weight=weight,
             flags=h.pop("flags", 0) | (RtnhFlag.ONLINK if onlink else 0),
         )
         if h:
             raise ValueError(f"nexthop: unknown keys {sorted(h)}")
         return hop
 
-    def describe_route(self, r: RouteMessage) -> str:
-        """``198.51.100.0/24 via 192.0.2.2 dev tk0 table 1000 metric 5``: a route as ip would name it."""
+    def describe_route(self, r: RouteMessage, names: dict[int, str] | None = None) -> str:
+        """``198.51.100.0/24 via 192.0.2.2 dev tk0 table 1000 metric 5``: a route as ip would name it
+        (link names are asked of the kernel; ``names`` memoises them for one batch)."""
+        names = {} if names is None else names
+
+        def name(idx: int) -> str:
+            if idx not in names:
+                names[idx] = self.name(idx)
+            return names[idx]
+
         parts = [str(r.dst) if r.dst is not None else "default"]
         if r.gateway is not None:
             parts += ["via", str(r.gateway)]
         if r.via is not None:
             parts += ["via", str(r.via)]
         if r.oif:
-            parts += ["dev", self.name(r.oif)]
+            parts += ["dev", name(r.oif)]
         if r.table is not None and r.table != RT_TABLE_MAIN:
             parts += ["table", str(r.table)]
         if r.priority is not None:
             parts += ["metric", str(r.priority)]
         for h in r.multipath or ():
-            parts += ["nexthop", "via", str(h.gateway or h.via)] + (["dev", self.name(h.oif)] if h.oif else [])
+            gw = h.gateway or h.via
+            parts += ["nexthop"] + (["via", str(gw)] if gw is not None else []) + (["dev", name(h.oif)] if h.oif else [])
             parts += ["weight", str(h.weight)]
         return " ".join(parts)
 
     def _route(self, verb: str, route, kw: dict) -> None:
-        msg = route if isinstance(route, RouteMessage) else self.route_message(route, verb=verb, **kw)
         msg_type = RTM.DELROUTE if verb == "delete" else RTM.NEWROUTE
-        op = "route del" if verb == "delete" else f"route {verb}"
-        try:
-            self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op)
-        except NetlinkError as e:
-            e.obj = self.describe_route(msg)  # described only on failure: it may need a lookup
-            raise
+        op = f"route {_VERB_OP.get(verb, verb)}"
+        by_name = not isinstance(route, RouteMessage) and (
+            isinstance(kw.get("dev"), str) or any(isinstance(h, dict) and isinstance(h.get("dev"), str)
+                                                 for h in kw.get("nexthops") or ()))
+        for attempt in range(2):
+            msg = route if isinstance(route, RouteMessage) else self.route_message(route, verb=verb, **kw)
+            try:
+                self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op)
+                return
+            except NetlinkError as e:
+                if e.errno == errno.ENODEV and by_name and not attempt:
+                    continue  # a device named in kw went away after its lookup: look it up again
+                e.obj = self.describe_route(msg)  # described only on failure: it may need a lookup
+                raise
 
-    def add_route(self, dst=None, **kw) -> None:
-        """Add a route: a :class:`RouteMessage`, or ``dst`` plus :meth:`route_message` keywords."""
+    def add_route(self, dst, **kw) -> None:
+        """Add a route: a :class:`RouteMessage`, or ``dst`` (a prefix or ``"default"``)
+        plus :meth:`route_message` keywords."""
         self._route("add", dst, kw)
 
-    def replace_route(self, dst=None, **kw) -> None:
+    def replace_route(self, dst, **kw) -> None:
         self._route("replace", dst, kw)
 
-    def append_route(self, dst=None, **kw) -> None:
+    def append_route(self, dst, **kw) -> None:
         """Add a route even if one with the same prefix and metric exists (another nexthop)."""
         self._route("append", dst, kw)
 
-    def delete_route(self, dst=None, **kw) -> None:
+    def delete_route(self, dst, **kw) -> None:
         self._route("delete", dst, kw)
 
     def get_route(self, dst, *, src=None, dev: LinkRef | None = None, iif: LinkRef | None = None,
@@ -497,8 +623,8 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
             family=family,
             dst=ipaddress.ip_network(addr),
             src=ipaddress.ip_network(_ip(src)) if src is not None else None,
-            oif=self.index(dev) if dev is not None else None,
-            iif=self.index(iif) if iif is not None else None,
+            oif=self.index(dev, op="route get") if dev is not None else None,
+            iif=self.index(iif, op="route get") if iif is not None else None,
             mark=mark,
             table=table,
             flags=(RTM_F_FIB_MATCH if fibmatch else 0) | RTM_F_LOOKUP_TABLE,
@@ -519,7 +645,8 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         routes = routes if isinstance(routes, (list, tuple)) else list(routes)
         failed = self.sock.pipeline([(msg_type, flags, r.encode()) for r in routes])
         op = "route del" if verb == "delete" else f"route {verb}"
-        return [NetlinkSocket.error(ack, op, self.describe_route(routes[i])) for i, ack in failed]
+        names: dict[int, str] = {}
+        return [NetlinkSocket.error(ack, op, self.describe_route(routes[i], names)) for i, ack in failed]
 
     def delete_routes(self, routes: Iterable[RouteMessage]) -> list[NetlinkError]:
         """Pipelined delete of many routes; returns the failures."""
@@ -530,6 +657,55 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
                 initial: bool = True) -> "RtnlMonitor":
         """Subscribe to link/addr/route/neigh/rule notifications (see :class:`RtnlMonitor`)."""
         return RtnlMonitor(self, objects, rcvbuf=rcvbuf, initial=initial)
+
+
+_U32_MAX = 0xFFFFFFFF
+_VERB_OP = {"delete": "del"}  # route_message verb -> the operation's name in messages
+RTN_NAMES = {int(t): t.name.lower() for t in RTN}  # route types by iproute2's names (they match the enum's)
+
+
+def _u32(what: str, value):
+    """``value`` if it is None or an integer in 0..2**32-1, else ValueError naming it."""
+    if value is None or (value.__class__ is int and 0 <= value <= _U32_MAX):
+        return value
+    raise ValueError(f"{what} {value!r}: want an integer in 0..{_U32_MAX}")
+
+
+def _named(value, names: dict[int, str], what: str, hi: int):
+    """A number in 0..hi, or one of iproute2's names for it (``names``: number -> name); None passes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        for k, v in names.items():
+            if v == value:
+                return k
+        raise ValueError(f"{what} {value!r}: unknown name; want one of {', '.join(names.values())} or an integer in 0..{hi}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        choices = f"one of {', '.join(names.values())} or " if names else ""
+        raise ValueError(f"{what} {value!r}: want {choices}an integer in 0..{hi}")
+    return int(value)
+
+
+def _dump_family(family, op: str) -> int:
+    if family not in (AF_UNSPEC, AF_INET, AF_INET6) or isinstance(family, bool):
+        raise ValueError(f"{op}: family {family!r}: want AF_UNSPEC ({AF_UNSPEC}), AF_INET ({AF_INET}) or AF_INET6 ({AF_INET6})")
+    return int(family)
+
+
+def _ifname(name) -> str:
+    """``name`` if it is a valid interface name (tunkit.ifname's rules), else ValueError naming it."""
+    if name == "":
+        raise ValueError("interface name '' is empty: want 1 to 15 bytes")
+    validate_name(name, template=False)
+    return name
+
+
+def _mac(text: str) -> bytes:
+    """``"02:00:00:00:00:01"`` (hex bytes separated by ':') as bytes; ValueError naming the text."""
+    parts = text.split(":")
+    if not all(len(p) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise ValueError(f"address {text!r}: want a link-layer address, hex bytes separated by ':' (02:00:00:00:00:01)")
+    return bytes(int(p, 16) for p in parts)
 
 
 def _decode_route(msg_type: int, payload) -> RouteMessage | None:
@@ -567,6 +743,9 @@ class RtnlMonitor(Closing):
         self.monitor = Monitor()
         self.sock = NetlinkSocket(groups=groups, rcvbuf=rcvbuf)
         self.sock.setblocking(False)
+        # poll, not select: select() cannot wait on a descriptor numbered 1024 or above
+        self._poll = select.poll()
+        self._poll.register(self.sock.fileno(), select.POLLIN)
         self.resyncs = 0
         if initial:
             self._resync("initial")
@@ -587,8 +766,7 @@ class RtnlMonitor(Closing):
 
     def events(self, timeout: float | None = None) -> list[Event]:
         """Wait up to ``timeout`` seconds (None: forever) for notifications; return their events."""
-        ready, _, _ = select.select([self.sock], [], [], timeout)
-        if not ready:
+        if not self._poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))):  # ms, rounded up
             return []
         events: list[Event] = []
         while True:

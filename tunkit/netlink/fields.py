@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 
 from tunkit._uapi import AF_INET, AF_INET6, NLA_F_NESTED
 from tunkit.errors import DecodeError
+from tunkit.netlink.attr import MAX_NESTING
 
 __all__ = [
     "ADDR",
@@ -65,7 +66,7 @@ __all__ = [
     "struct_kind",
 ]
 
-MAX_DEPTH = 16  # nested streams (a veth peer inside a veth peer ...) deeper than this are refused
+MAX_DEPTH = MAX_NESTING  # nested streams (attr.py's one bound, 32) (a veth peer inside a veth peer ...) deeper than this are refused
 
 # struct nlattr / rtattr: nla_len u16 (header + payload, unpadded), nla_type u16 (type | NLA_F_* bits)
 ATTR_HDR = struct.Struct("=HH")

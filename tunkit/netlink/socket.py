@@ -19,6 +19,13 @@ request), each where the kernel supports it.
 Every reply is checked against this socket's port id and matched to its
 request by sequence number, as :func:`tunkit.netlink.message.validate` does;
 replies to older requests (e.g. one abandoned after an exception) are skipped.
+
+Thread safety: :meth:`~NetlinkSocket.request`, :meth:`~NetlinkSocket.dump`
+and :meth:`~NetlinkSocket.pipeline` each hold the socket's lock for their
+whole exchange (send, then every reply up to the ack or DONE), so threads
+sharing one socket take turns and never read each other's replies or
+buffer.  The raw :meth:`~NetlinkSocket.send`/:meth:`~NetlinkSocket.recv`
+are for a single reader (a monitor socket).
 Set ``NLDEBUG=1`` in the environment to trace messages on stderr.
 """
 
@@ -29,6 +36,7 @@ import os
 import socket as _socket
 import struct
 import sys
+import threading
 from typing import Callable, Iterable, TypeVar
 
 from tunkit._uapi import (
@@ -122,6 +130,7 @@ class NetlinkSocket(Closing):
         self._seq = 0
         self._buf = bytearray(64 * 1024)
         self._scratch = bytearray(16)
+        self._lock = threading.RLock()  # one request/response exchange at a time (see the module docstring)
 
     # -- plumbing -----------------------------------------------------------
     def fileno(self) -> int:
@@ -191,6 +200,10 @@ class NetlinkSocket(Closing):
         non-multipart reply (or the end of a multipart one).  An error ack
         raises :class:`NetlinkError` with ``op`` and ``obj`` in its text.
         """
+        with self._lock:
+            return self._request(msg_type, flags, payload, op, obj)
+
+    def _request(self, msg_type: int, flags: int, payload: bytes, op: str, obj: str) -> list[Message]:
         seq, data = self._message(msg_type, flags, payload)
         self.send(data)
         replies: list[Message] = []
@@ -230,6 +243,10 @@ class NetlinkSocket(Closing):
         """Run a dump request; ``decode(type, payload)`` turns each reply into an
         item (``None`` items are dropped).  Restarted up to ``retries`` times if
         the kernel reports the dump inconsistent (``NLM_F_DUMP_INTR``)."""
+        with self._lock:
+            return self._dump(msg_type, payload, decode, op, obj, retries)
+
+    def _dump(self, msg_type: int, payload: bytes, decode, op: str, obj: str, retries: int) -> list:
         for _attempt in range(retries + 1):
             seq, data = self._message(msg_type, int(NlmFlag.REQUEST | NlmFlag.DUMP), payload)
             self.send(data)
@@ -288,6 +305,10 @@ class NetlinkSocket(Closing):
         receive buffer.  Returns ``(index, ack)`` for each failed request, in
         order (empty: all succeeded).
         """
+        with self._lock:
+            return self._pipeline(requests, window, max_bytes)
+
+    def _pipeline(self, requests: Iterable[tuple[int, int, bytes]], window: int, max_bytes: int) -> list[tuple[int, Ack]]:
         pack = HEADER.pack
         pid = self.pid
         failures: list[tuple[int, Ack]] = []
