@@ -146,3 +146,17 @@ DEFAULTS = [
 def test_route_defaults_follow_iproute2(verb, family, given, gw, want):
     table, proto, scope, rtype = given
     assert route_defaults(verb, family, table, proto, scope, rtype, gw) == want
+
+
+def test_object_modules_load_on_first_use_only():
+    """Start-up: importing the client (what `tunkit link show` needs) loads no rule/neigh/nexthop/link-kind code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tunkit.netlink.client, tunkit.cli; tunkit.cli.build_parser();"
+            "print(' '.join(m for m in ('rule', 'neigh', 'nexthop', 'linkkinds') if f'tunkit.netlink.{m}' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    from tunkit.netlink.rtnl import MESSAGE_TYPES, decode_message
+
+    assert MESSAGE_TYPES[34].__name__ == "RuleMessage" and decode_message(999, b"") is None

@@ -124,6 +124,39 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
+def _route_metrics(metrics: RouteMetrics | None, mtu, advmss, lock) -> RouteMetrics:
+    """RTA_METRICS from ``metrics`` plus route_message()'s mtu/advmss/lock keywords (checked u32s)."""
+    if mtu is not None:
+        _u32("mtu", mtu)
+    if advmss is not None:
+        _u32("advmss", advmss)
+    if metrics is not None:
+        if mtu is None and advmss is None and not lock:
+            return metrics
+        return replace(metrics, mtu=metrics.mtu if mtu is None else mtu,
+                       advmss=metrics.advmss if advmss is None else advmss,
+                       lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
+    mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
+    return construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
+
+
+def _header_names(type, protocol, scope, table, pref, tos) -> tuple:
+    """route_message()'s type/protocol/scope/table/pref as numbers (iproute2's names allowed), tos checked."""
+    if type is not None:
+        type = _named(type, RTN_NAMES, "type", 0xFF)
+    if protocol is not None:
+        protocol = _named(protocol, RTPROT_NAMES, "protocol", 0xFF)
+    if scope is not None:
+        scope = _named(scope, RT_SCOPE_NAMES, "scope", 0xFF)
+    if table is not None:
+        table = _named(table, RT_TABLE_NAMES, "table", _U32_MAX)
+    if pref is not None:
+        pref = _named(pref, ROUTER_PREF_NAMES, "pref", 0xFF)
+    if tos:
+        _named(tos, {}, "tos", 0xFF)
+    return type, protocol, scope, table, pref
+
+
 class LinkNotFound(NetlinkError):
     """A link named in a request does not exist (errno ``ENODEV``):
     ``route add: device "tk9" does not exist``."""
@@ -486,32 +519,12 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         if hops and any(h.gateway is not None and (h.gateway.version == 6) != v6 for h in hops):
             hops = tuple(replace(h, gateway=None, via=h.gateway) if h.gateway is not None and (h.gateway.version == 6) != v6
                          else h for h in hops)
-        if metrics is not None:
-            if mtu is not None or advmss is not None or lock:
-                metrics = replace(metrics, mtu=metrics.mtu if mtu is None else mtu,
-                                  advmss=metrics.advmss if advmss is None else advmss,
-                                  lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
-        elif mtu is not None or advmss is not None or lock:
-            mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
-            metrics = construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
-        if mtu is not None:
-            _u32("mtu", mtu)
-        if advmss is not None:
-            _u32("advmss", advmss)
+        if metrics is not None or mtu is not None or advmss is not None or lock:
+            metrics = _route_metrics(metrics, mtu, advmss, lock)
         if metric is not None:
             _u32("metric", metric)
-        if type is not None:
-            type = _named(type, RTN_NAMES, "type", 0xFF)
-        if protocol is not None:
-            protocol = _named(protocol, RTPROT_NAMES, "protocol", 0xFF)
-        if scope is not None:
-            scope = _named(scope, RT_SCOPE_NAMES, "scope", 0xFF)
-        if table is not None:
-            table = _named(table, RT_TABLE_NAMES, "table", _U32_MAX)
-        if pref is not None:
-            pref = _named(pref, ROUTER_PREF_NAMES, "pref", 0xFF)
-        if tos:
-            _named(tos, {}, "tos", 0xFF)
+        if type is not None or protocol is not None or scope is not None or table is not None or pref is not None or tos:
+            type, protocol, scope, table, pref = _header_names(type, protocol, scope, table, pref, tos)
         table, protocol, scope, rtype = route_defaults(verb, family, table, protocol, scope, type,
                                                        gw is not None or via is not None or hops is not None
                                                        or nhid is not None)

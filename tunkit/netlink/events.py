@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
-from typing import Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Union
 
 from tunkit._uapi import RTM, IfFlag
 from tunkit.netlink.message import parse_messages
-from tunkit.netlink.neigh import RTM_DELNEIGH, RTM_NEWNEIGH, NeighMessage, Ntf
 from tunkit.netlink.rtnl import AddressMessage, LinkMessage, RouteMessage, decode_message
-from tunkit.netlink.rule import RTM_DELRULE, RTM_NEWRULE, RuleMessage
 
-_NTF_PROXY = int(Ntf.PROXY)
+if TYPE_CHECKING:  # imported when a notification of theirs arrives (decode_message), not before
+    from tunkit.netlink.neigh import NeighMessage
+    from tunkit.netlink.rule import RuleMessage
+
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE = 28, 29, 32, 33  # linux/rtnetlink.h
+_NTF_PROXY = 0x08  # NTF_PROXY (linux/neighbour.h)
 
 __all__ = ["AddressEvent", "Event", "LinkEvent", "Monitor", "NeighEvent", "Resync", "RouteEvent", "RuleEvent"]
 
@@ -125,15 +128,15 @@ class RuleEvent:
 Event = Union[LinkEvent, AddressEvent, RouteEvent, NeighEvent, RuleEvent, Resync]
 
 
-def _neigh_key(n: NeighMessage) -> tuple:
+def _neigh_key(n: "NeighMessage") -> tuple:
     return (n.family, n.index, n.dst, n.flags & _NTF_PROXY)
 
 
-def _neigh_state(n: NeighMessage) -> tuple:
+def _neigh_state(n: "NeighMessage") -> tuple:
     return (n.state, n.lladdr, n.flags)
 
 
-def _rule_key(r: RuleMessage) -> RuleMessage:
+def _rule_key(r: "RuleMessage") -> "RuleMessage":
     return replace(r, unknown=())
 
 
@@ -154,8 +157,8 @@ class Monitor:
         self.links: dict[int, LinkEvent] = {}
         self.addresses: dict[tuple, AddressMessage] = {}
         self.routes: dict[tuple, RouteMessage] = {}
-        self.neighbours: dict[tuple, NeighMessage] = {}
-        self.rules: dict[RuleMessage, RuleMessage] = {}
+        self.neighbours: dict[tuple, "NeighMessage"] = {}
+        self.rules: dict["RuleMessage", "RuleMessage"] = {}
 
     def feed(self, datagram) -> list[Event]:
         """Events carried by one datagram of notifications (malformed: DecodeError)."""
@@ -223,8 +226,8 @@ class Monitor:
         addresses: Iterable[AddressMessage],
         routes: Iterable[RouteMessage],
         reason: str,
-        neighbours: Iterable[NeighMessage] = (),
-        rules: Iterable[RuleMessage] = (),
+        neighbours: Iterable["NeighMessage"] = (),
+        rules: Iterable["RuleMessage"] = (),
     ) -> list[Event]:
         """Replace the known state by full dumps; return a :class:`Resync` event
         followed by the events that turn the old state into the new one."""

@@ -181,8 +181,9 @@ def ctx(family: int = 0, dst_len: int = 0, src_len: int = 0, depth: int = 0) -> 
     return (family, dst_len, src_len, depth)
 
 
-# code values the decode loop handles inline (the others call Kind.unpack)
-K_OTHER, K_U32, K_ADDR = range(3)
+# code values the decode loop handles inline (the others call Kind.unpack); K_NET_DST/K_NET_SRC - 2
+# is the Ctx index of the prefix length
+K_OTHER, K_U32, K_ADDR, K_NET_DST, K_NET_SRC = range(5)
 
 
 class Kind(NamedTuple):
@@ -275,14 +276,23 @@ def _net_kind(which: int) -> Kind:
     """A network whose prefix length lives in the header (rtm_dst_len: 1, rtm_src_len: 2)."""
 
     def unpack(view, start, end, ctx, label):
-        a = unpack_address(view, start, end, ctx[FAMILY], label)
+        n = end - start
+        want = _ADDR_LEN.get(ctx[FAMILY])
+        if want is not None and n != want:
+            raise DecodeError(f"{label}: want {want} bytes for family {ctx[FAMILY]}, got {n}")
+        if n == 4:  # no address object on the way: a dump decodes ten thousand of these
+            version, value = 4, V_BE32.unpack_from(view, start)[0]
+        elif n == 16:
+            version, value = 6, int.from_bytes(view[start:end], "big")
+        else:
+            raise DecodeError(f"{label}: want 4 or 16 address bytes, got {n}")
         plen = ctx[which]
         try:
-            return network(a.version, int(a), plen)
+            return network(version, value, plen)
         except ValueError as e:  # NetmaskValueError: prefix length out of range
             raise DecodeError(f"{label}: bad prefix length {plen} ({e})") from None
 
-    return Kind(K_OTHER, lambda t, v: _pack_addr(t, v.network_address), unpack,
+    return Kind(K_NET_DST if which == DST_LEN else K_NET_SRC, lambda t, v: _pack_addr(t, v.network_address), unpack,
                 inline="p = v.network_address.packed; put(HDR_PACK(4 + len(p), {t}) + p)")
 
 
@@ -440,11 +450,18 @@ class Table:
 
     # -- decode ------------------------------------------------------------
     def decode_attrs(self, view: memoryview, start: int, ctx: Ctx, values: dict | None = None):
-        """Read the attributes in ``view[start:]`` into ``values``; build the object."""
+        """Build the object from the attributes in ``view[start:]`` (plus ``values`` already known)."""
+        obj = object.__new__(self.cls)  # as construct(): fields not seen keep their class default (None)
+        d = obj.__dict__
+        if values:
+            d.update(values)
+        self._fill(d, view, start, ctx)
+        return obj
+
+    def _fill(self, values: dict, view: memoryview, start: int, ctx: Ctx) -> None:
+        """Read the attributes in ``view[start:]`` into ``values`` (an instance dict)."""
         if ctx[DEPTH] > MAX_DEPTH:
             raise DecodeError(f"{self.what}: nested more than {MAX_DEPTH} levels deep")
-        if values is None:
-            values = {}
         unknown = None
         dec = self._dec
         family = ctx[FAMILY]
@@ -467,8 +484,13 @@ class Table:
                     if n != 8:
                         raise DecodeError(f"{label}: want 4 bytes, got {n - 4}")
                     values[name] = V_U32.unpack_from(view, off + 4)[0]
-                elif code == K_ADDR and n == 8 and family == AF_INET:
+                elif n == 8 and family == AF_INET and code == K_ADDR:
                     values[name] = _V4(V_BE32.unpack_from(view, off + 4)[0])
+                elif n == 8 and family == AF_INET and code >= K_NET_DST:  # an IPv4 prefix: the common case
+                    try:
+                        values[name] = network(4, V_BE32.unpack_from(view, off + 4)[0], ctx[code - 2])
+                    except ValueError as e:
+                        raise DecodeError(f"{label}: bad prefix length {ctx[code - 2]} ({e})") from None
                 else:
                     values[name] = unpack(view, off + 4, off + n, ctx, label)
             off += (n + 3) & ~3
@@ -476,7 +498,6 @@ class Table:
             values["unknown"] = tuple(unknown)
         if self.post is not None:
             self.post(values, ctx)
-        return construct(self.cls, values)  # fields not seen keep their class default (None)
 
     def decode(self, payload, depth: int = 0):
         """Decode one message payload (header + attributes)."""
@@ -486,11 +507,13 @@ class Table:
         size = self.header.size
         if len(view) < size:
             raise DecodeError(f"{self.what}: want at least {size} header bytes, got {len(view)}")
-        values: dict[str, Any] = {}
-        ctx = self.unhead(self.header.unpack_from(view, 0), values)
+        obj = object.__new__(self.cls)  # filled in place: the decoded fields, class defaults for the rest
+        d = obj.__dict__
+        ctx = self.unhead(self.header.unpack_from(view, 0), d)
         if depth:
             ctx = (ctx[FAMILY], ctx[DST_LEN], ctx[SRC_LEN], depth)
-        return self.decode_attrs(view, size, ctx, values)
+        self._fill(d, view, size, ctx)
+        return obj
 
 
 class Codec:

@@ -25,18 +25,34 @@ from typing import Any, Sequence
 from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE_MAIN
 from tunkit.errors import NetlinkError
 from tunkit.netlink.fields import construct
-from tunkit.netlink.neigh import RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH, NeighMessage, Ntf, Nud
-from tunkit.netlink.nexthop import (
-    RTM_DELNEXTHOP,
-    RTM_GETNEXTHOP,
-    RTM_NEWNEXTHOP,
-    NexthopGroupMember,
-    NexthopMessage,
-    ResilientGroup,
-)
-from tunkit.netlink.linkkinds import MACVLAN_MODES, MacvlanInfo, VxlanInfo
 from tunkit.netlink.rtnl import VERB_FLAGS, LinkInfo, LinkMessage, decode_message
-from tunkit.netlink.rule import FIB_RULE_INVERT, RTM_DELRULE, RTM_GETRULE, RTM_NEWRULE, FrAct, RuleMessage
+
+# The object modules load on first use (an Rtnl that only lists links never imports them).
+_HOMES = {
+    "neigh": ("RTM_DELNEIGH", "RTM_GETNEIGH", "RTM_NEWNEIGH", "NeighMessage", "Ntf", "Nud"),
+    "nexthop": ("RTM_DELNEXTHOP", "RTM_GETNEXTHOP", "RTM_NEWNEXTHOP", "NexthopGroupMember", "NexthopMessage",
+                "ResilientGroup"),
+    "rule": ("FIB_RULE_INVERT", "RTM_DELRULE", "RTM_GETRULE", "RTM_NEWRULE", "FrAct", "RuleMessage"),
+    "linkkinds": ("MACVLAN_MODES", "MacvlanInfo", "VxlanInfo"),
+}
+
+
+class _Lazy:
+    """``M.RuleMessage`` and friends, importing their module the first time one is used."""
+
+    def __getattr__(self, name: str):
+        import importlib
+
+        for module, names in _HOMES.items():
+            if name in names:
+                mod = importlib.import_module(f"tunkit.netlink.{module}")
+                for n in names:
+                    setattr(self, n, getattr(mod, n))
+                return getattr(mod, name)
+        raise AttributeError(name)
+
+
+M = _Lazy()
 
 __all__ = ["LinkKindsMixin", "ObjectsMixin", "parse_lladdr"]
 
@@ -96,10 +112,10 @@ class ObjectsMixin:
     sock: Any  # Rtnl's NetlinkSocket; Rtnl also provides index(link)
 
     # ------------------------------------------------------------------ rules
-    def rules(self, family: int = AF_UNSPEC) -> list[RuleMessage]:
+    def rules(self, family: int = AF_UNSPEC) -> list[M.RuleMessage]:
         """Every FIB rule (IPv4 and IPv6, or one ``family``), in priority order as the kernel lists them."""
-        req = RuleMessage(family=_family_check(family, "rule show")).encode()
-        return self.sock.dump(RTM_GETRULE, req, _only(RTM_NEWRULE), op="rule show")
+        req = M.RuleMessage(family=_family_check(family, "rule show")).encode()
+        return self.sock.dump(M.RTM_GETRULE, req, _only(M.RTM_NEWRULE), op="rule show")
 
     def rule_message(self, verb: str = "add", *, family: int | None = None, priority: int | None = None,
                      src=None, dst=None, table: int | None = None, action: int | str | None = None,
@@ -107,10 +123,10 @@ class ObjectsMixin:
                      fwmask: int | None = None, goto: int | None = None, tos: int = 0, invert: bool = False,
                      suppress_prefixlen: int | None = None, suppress_ifgroup: int | None = None,
                      uid_range=None, sport=None, dport=None, ip_proto: int | None = None,
-                     protocol: int | None = None, realm: int | None = None, l3mdev: bool = False) -> RuleMessage:
-        """A :class:`RuleMessage` from ``ip rule`` style arguments, with ip's defaults.
+                     protocol: int | None = None, realm: int | None = None, l3mdev: bool = False) -> M.RuleMessage:
+        """A :class:`M.RuleMessage` from ``ip rule`` style arguments, with ip's defaults.
 
-        ``action`` is a :class:`FrAct` or its name (``"blackhole"``, ...);
+        ``action`` is a :class:`M.FrAct` or its name (``"blackhole"``, ...);
         adding without an action looks up ``table`` (main if none is given),
         ``goto`` makes a goto rule.  ``src``/``dst`` are prefixes (None:
         ``all``); ``uid_range``/``sport``/``dport`` are ``N``, ``(start, end)`` or
@@ -122,41 +138,41 @@ class ObjectsMixin:
             family = AF_INET6 if net is not None and net.version == 6 else AF_INET
         if isinstance(action, str):
             try:
-                action = FrAct[action.upper()]
+                action = M.FrAct[action.upper()]
             except KeyError:
-                names = ", ".join(a.name.lower() for a in FrAct if a)
+                names = ", ".join(a.name.lower() for a in M.FrAct if a)
                 raise ValueError(f"rule {verb}: action {action!r}: want one of {names}") from None
         if action is None:
-            action = FrAct.GOTO if goto is not None else FrAct.TO_TBL if verb != "delete" or table is not None else 0
-        if table is None and verb != "delete" and action == FrAct.TO_TBL and not l3mdev:
+            action = M.FrAct.GOTO if goto is not None else M.FrAct.TO_TBL if verb != "delete" or table is not None else 0
+        if table is None and verb != "delete" and action == M.FrAct.TO_TBL and not l3mdev:
             table = RT_TABLE_MAIN  # ip rule add: "lookup main" unless told otherwise
         for net, what in ((src, "from"), (dst, "to")):
             if net is not None and (net.version == 6) != (family == AF_INET6):
                 raise ValueError(f"rule {verb}: {what} {net} is not of the rule's family")
         values = {"family": family, "dst": dst, "src": src, "tos": tos, "table": table, "action": int(action),
-                  "flags": FIB_RULE_INVERT if invert else 0, "iifname": iif, "oifname": oif, "goto": goto,
+                  "flags": M.FIB_RULE_INVERT if invert else 0, "iifname": iif, "oifname": oif, "goto": goto,
                   "priority": priority, "fwmark": fwmark, "fwmask": fwmask, "realm": realm,
                   "suppress_ifgroup": suppress_ifgroup, "suppress_prefixlen": suppress_prefixlen,
                   "l3mdev": 1 if l3mdev else None, "uid_range": _range(uid_range, "uidrange", 0xFFFFFFFF),
                   "protocol": protocol, "ip_proto": ip_proto, "sport_range": _range(sport, "sport", 0xFFFF),
                   "dport_range": _range(dport, "dport", 0xFFFF)}
-        return RuleMessage(**values)
+        return M.RuleMessage(**values)
 
-    def _rule(self, verb: str, msg: RuleMessage) -> None:
-        msg_type = RTM_DELRULE if verb == "delete" else RTM_NEWRULE
+    def _rule(self, verb: str, msg: M.RuleMessage) -> None:
+        msg_type = M.RTM_DELRULE if verb == "delete" else M.RTM_NEWRULE
         op = "rule del" if verb == "delete" else f"rule {verb}"
         obj = f"priority {msg.priority}" if msg.priority is not None else ""
         self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=obj)
 
-    def add_rule(self, msg: RuleMessage | None = None, **kw) -> None:
-        """Add a FIB rule: a :class:`RuleMessage`, or :meth:`rule_message` keywords."""
+    def add_rule(self, msg: M.RuleMessage | None = None, **kw) -> None:
+        """Add a FIB rule: a :class:`M.RuleMessage`, or :meth:`rule_message` keywords."""
         self._rule("add", msg if msg is not None else self.rule_message("add", **kw))
 
-    def delete_rule(self, msg: RuleMessage | None = None, **kw) -> None:
+    def delete_rule(self, msg: M.RuleMessage | None = None, **kw) -> None:
         """Delete the first rule matching every given field (``ip rule del``)."""
         self._rule("delete", msg if msg is not None else self.rule_message("delete", **kw))
 
-    def flush_rules(self, family: int = AF_UNSPEC, match=None) -> list[RuleMessage]:
+    def flush_rules(self, family: int = AF_UNSPEC, match=None) -> list[M.RuleMessage]:
         """Delete every rule but priority 0 (as ``ip rule flush``), or those ``match(rule)`` accepts.
 
         The main and default rules go too, as with ip.  Returns the rules deleted.
@@ -166,7 +182,7 @@ class ObjectsMixin:
             if r.priority is None or (match is not None and not match(r)):
                 continue
             try:
-                self.sock.request(RTM_DELRULE, VERB_FLAGS["delete"], r.encode(), op="rule flush",
+                self.sock.request(M.RTM_DELRULE, VERB_FLAGS["delete"], r.encode(), op="rule flush",
                                   obj=f"priority {r.priority}")
             except NetlinkError as e:
                 if e.errno != errno.ENOENT:  # gone meanwhile: the goal holds
@@ -175,37 +191,37 @@ class ObjectsMixin:
         return gone
 
     # ------------------------------------------------------------- neighbours
-    def neighbours(self, family: int = AF_UNSPEC, link=None, *, proxy: bool = False) -> list[NeighMessage]:
+    def neighbours(self, family: int = AF_UNSPEC, link=None, *, proxy: bool = False) -> list[M.NeighMessage]:
         """Neighbour entries (``proxy=True``: the proxy entries, which a plain dump leaves out)."""
         idx = self.index(link) if link is not None else None  # NDA_IFINDEX: strict dumps refuse ndm_ifindex
-        req = NeighMessage(family=_family_check(family, "neigh show"), ifindex=idx,
-                           flags=Ntf.PROXY if proxy else 0).encode()
-        return self.sock.dump(RTM_GETNEIGH, req, _only(RTM_NEWNEIGH), op="neigh show", obj=str(link or ""))
+        req = M.NeighMessage(family=_family_check(family, "neigh show"), ifindex=idx,
+                           flags=M.Ntf.PROXY if proxy else 0).encode()
+        return self.sock.dump(M.RTM_GETNEIGH, req, _only(M.RTM_NEWNEIGH), op="neigh show", obj=str(link or ""))
 
     def neigh_message(self, dst, *, dev=None, lladdr=None, state: int | str | None = None, proxy: bool = False,
-                      router: bool = False, extern_learn: bool = False, protocol: int | None = None) -> NeighMessage:
-        """A :class:`NeighMessage` as ``ip neigh add ADDR [lladdr L] dev D [nud S] [router] [proxy]`` builds it
-        (state PERMANENT unless told; ``state`` is a :class:`Nud` or its name)."""
+                      router: bool = False, extern_learn: bool = False, protocol: int | None = None) -> M.NeighMessage:
+        """A :class:`M.NeighMessage` as ``ip neigh add ADDR [lladdr L] dev D [nud S] [router] [proxy]`` builds it
+        (state PERMANENT unless told; ``state`` is a :class:`M.Nud` or its name)."""
         try:
             addr = dst if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(dst)
         except ValueError as e:
             raise ValueError(f"neigh: {e}") from None
         if isinstance(state, str):
             try:
-                state = Nud[state.upper()]
+                state = M.Nud[state.upper()]
             except KeyError:
-                names = ", ".join(n.name.lower() for n in Nud)
+                names = ", ".join(n.name.lower() for n in M.Nud)
                 raise ValueError(f"neigh: nud {state!r}: want one of {names}") from None
         if dev is None:
             raise ValueError(f"neigh {addr}: a device ('dev DEV') is required")
-        flags = (Ntf.PROXY if proxy else 0) | (Ntf.ROUTER if router else 0) | (Ntf.EXT_LEARNED if extern_learn else 0)
-        return NeighMessage(family=AF_INET6 if addr.version == 6 else AF_INET, index=self.index(dev),
-                            state=int(Nud.PERMANENT if state is None else state), flags=int(flags), dst=addr,
+        flags = (M.Ntf.PROXY if proxy else 0) | (M.Ntf.ROUTER if router else 0) | (M.Ntf.EXT_LEARNED if extern_learn else 0)
+        return M.NeighMessage(family=AF_INET6 if addr.version == 6 else AF_INET, index=self.index(dev),
+                            state=int(M.Nud.PERMANENT if state is None else state), flags=int(flags), dst=addr,
                             lladdr=parse_lladdr(lladdr) if lladdr is not None else None, protocol=protocol)
 
     def _neigh(self, verb: str, dst, kw: dict) -> None:
-        msg = dst if isinstance(dst, NeighMessage) else self.neigh_message(dst, **kw)
-        msg_type = RTM_DELNEIGH if verb == "delete" else RTM_NEWNEIGH
+        msg = dst if isinstance(dst, M.NeighMessage) else self.neigh_message(dst, **kw)
+        msg_type = M.RTM_DELNEIGH if verb == "delete" else M.RTM_NEWNEIGH
         op = "neigh del" if verb == "delete" else f"neigh {verb}"
         self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=str(msg.dst))
 
@@ -225,12 +241,12 @@ class ObjectsMixin:
         self._neigh("delete", dst, kw)
 
     def flush_neighbours(self, family: int = AF_UNSPEC, link=None, *, states: int | None = None,
-                         proxy: bool = False, match=None) -> list[NeighMessage]:
+                         proxy: bool = False, match=None) -> list[M.NeighMessage]:
         """Delete the entries whose state is in ``states`` (default: all but PERMANENT and NOARP,
         as ``ip neigh flush``), or those ``match(entry)`` accepts; ``proxy=True`` flushes
         proxy entries.  Returns those deleted."""
         if states is None:
-            states = 0xFF & ~(Nud.PERMANENT | Nud.NOARP)
+            states = 0xFF & ~(M.Nud.PERMANENT | M.Nud.NOARP)
         gone = []
         for n in self.neighbours(family, link, proxy=proxy):
             if match is not None:
@@ -238,9 +254,9 @@ class ObjectsMixin:
                     continue
             elif not proxy and not n.state & states:
                 continue
-            req = NeighMessage(family=n.family, index=n.index, state=n.state, flags=n.flags & Ntf.PROXY, dst=n.dst)
+            req = M.NeighMessage(family=n.family, index=n.index, state=n.state, flags=n.flags & M.Ntf.PROXY, dst=n.dst)
             try:
-                self.sock.request(RTM_DELNEIGH, VERB_FLAGS["delete"], req.encode(), op="neigh flush", obj=str(n.dst))
+                self.sock.request(M.RTM_DELNEIGH, VERB_FLAGS["delete"], req.encode(), op="neigh flush", obj=str(n.dst))
             except NetlinkError as e:
                 if e.errno != errno.ENOENT:
                     raise
@@ -248,29 +264,29 @@ class ObjectsMixin:
         return gone
 
     # --------------------------------------------------------------- nexthops
-    def nexthops(self, *, family: int = AF_UNSPEC, groups: bool = False, link=None) -> list[NexthopMessage]:
+    def nexthops(self, *, family: int = AF_UNSPEC, groups: bool = False, link=None) -> list[M.NexthopMessage]:
         """Nexthop objects (``groups=True``: groups only; ``link``: those using that device)."""
-        req = NexthopMessage(family=_family_check(family, "nexthop show"), groups=True if groups else None,
+        req = M.NexthopMessage(family=_family_check(family, "nexthop show"), groups=True if groups else None,
                              oif=self.index(link) if link is not None else None).encode()
-        return self.sock.dump(RTM_GETNEXTHOP, req, _only(RTM_NEWNEXTHOP), op="nexthop show")
+        return self.sock.dump(M.RTM_GETNEXTHOP, req, _only(M.RTM_NEWNEXTHOP), op="nexthop show")
 
-    def nexthop(self, nhid: int) -> NexthopMessage:
+    def nexthop(self, nhid: int) -> M.NexthopMessage:
         """One nexthop object by id (``NetlinkError`` ENOENT if there is none)."""
-        for m in self.sock.request(RTM_GETNEXTHOP, VERB_FLAGS["get"], NexthopMessage(id=nhid).encode(),
+        for m in self.sock.request(M.RTM_GETNEXTHOP, VERB_FLAGS["get"], M.NexthopMessage(id=nhid).encode(),
                                    op="nexthop get", obj=f"id {nhid}"):
-            if m.type == RTM_NEWNEXTHOP:
-                return NexthopMessage.decode(m.payload)
+            if m.type == M.RTM_NEWNEXTHOP:
+                return M.NexthopMessage.decode(m.payload)
         raise NetlinkError(errno.ENOENT, op="nexthop get", obj=f"id {nhid}")
 
     def nexthop_message(self, nhid: int, *, gateway=None, dev=None, blackhole: bool = False,
                         group: Sequence | None = None, group_type: int | None = None, onlink: bool = False,
                         protocol: int | None = None, fdb: bool = False, family: int | None = None,
                         buckets: int | None = None, idle_timer: int | None = None,
-                        unbalanced_timer: int | None = None) -> NexthopMessage:
-        """A :class:`NexthopMessage` as ``ip nexthop add id N ...`` builds it.
+                        unbalanced_timer: int | None = None) -> M.NexthopMessage:
+        """A :class:`M.NexthopMessage` as ``ip nexthop add id N ...`` builds it.
 
         ``group`` members are ids, ``(id, weight)`` pairs or
-        :class:`NexthopGroupMember`; weights are 1..256.
+        :class:`M.NexthopGroupMember`; weights are 1..256.
         """
         if not isinstance(nhid, int) or not 1 <= nhid <= 0xFFFFFFFF:
             raise ValueError(f"nexthop: id {nhid!r} is out of range 1..4294967295")
@@ -291,30 +307,30 @@ class ObjectsMixin:
         res = None
         if buckets is not None or idle_timer is not None or unbalanced_timer is not None:
             group_type = 1 if group_type is None else group_type  # NEXTHOP_GRP_TYPE_RES
-            res = ResilientGroup(buckets=buckets, idle_timer=None if idle_timer is None else idle_timer * 100,
+            res = M.ResilientGroup(buckets=buckets, idle_timer=None if idle_timer is None else idle_timer * 100,
                                  unbalanced_timer=None if unbalanced_timer is None else unbalanced_timer * 100)
-        return construct(NexthopMessage, {k: v for k, v in {
+        return construct(M.NexthopMessage, {k: v for k, v in {
             "family": family, "scope": 0, "protocol": 0 if protocol is None else protocol,  # unspec, as ip
             "flags": 4 if onlink else 0, "id": nhid, "group": members, "group_type": group_type,
             "blackhole": True if blackhole else None, "oif": self.index(dev) if dev is not None else None,
             "gateway": gw, "fdb": True if fdb else None, "res_group": res}.items() if v is not None})
 
-    def _nexthop_request(self, verb: str, msg: NexthopMessage) -> None:
-        msg_type = RTM_DELNEXTHOP if verb == "delete" else RTM_NEWNEXTHOP
+    def _nexthop_request(self, verb: str, msg: M.NexthopMessage) -> None:
+        msg_type = M.RTM_DELNEXTHOP if verb == "delete" else M.RTM_NEWNEXTHOP
         op = "nexthop del" if verb == "delete" else f"nexthop {verb}"
         self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=f"id {msg.id}")
 
     def add_nexthop(self, nhid, **kw) -> None:
-        """Add a nexthop object: a :class:`NexthopMessage`, or an id plus :meth:`nexthop_message` keywords."""
-        self._nexthop_request("add", nhid if isinstance(nhid, NexthopMessage) else self.nexthop_message(nhid, **kw))
+        """Add a nexthop object: a :class:`M.NexthopMessage`, or an id plus :meth:`nexthop_message` keywords."""
+        self._nexthop_request("add", nhid if isinstance(nhid, M.NexthopMessage) else self.nexthop_message(nhid, **kw))
 
     def replace_nexthop(self, nhid, **kw) -> None:
-        self._nexthop_request("replace", nhid if isinstance(nhid, NexthopMessage) else self.nexthop_message(nhid, **kw))
+        self._nexthop_request("replace", nhid if isinstance(nhid, M.NexthopMessage) else self.nexthop_message(nhid, **kw))
 
     def delete_nexthop(self, nhid: int) -> None:
-        self._nexthop_request("delete", NexthopMessage(id=nhid))
+        self._nexthop_request("delete", M.NexthopMessage(id=nhid))
 
-    def flush_nexthops(self, match=None) -> list[NexthopMessage]:
+    def flush_nexthops(self, match=None) -> list[M.NexthopMessage]:
         """Delete every nexthop object (groups first, so members are free), or those ``match`` accepts."""
         found = [n for n in self.nexthops() if match is None or match(n)]
         found.sort(key=lambda n: n.group is None)
@@ -354,18 +370,18 @@ class LinkKindsMixin:
             data["group6" if peer.version == 6 else "group"] = peer
         if src is not None:
             data["local6" if src.version == 6 else "local"] = src
-        info = VxlanInfo(**{k: v for k, v in data.items() if v is not None})
+        info = M.VxlanInfo(**{k: v for k, v in data.items() if v is not None})
         self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="vxlan", data=info)),
                       obj=f"{name} type vxlan id {vni}")
 
     def add_macvlan(self, name: str, link, *, mode: str | int = "vepa", mtu: int | None = None) -> None:
         """Create a macvlan on ``link`` (``ip link add link DEV name NAME type macvlan mode MODE``)."""
         if isinstance(mode, str):
-            if mode not in MACVLAN_MODES:
-                raise ValueError(f"macvlan {name}: mode {mode!r}: want one of {', '.join(MACVLAN_MODES)}")
-            mode = MACVLAN_MODES[mode]
+            if mode not in M.MACVLAN_MODES:
+                raise ValueError(f"macvlan {name}: mode {mode!r}: want one of {', '.join(M.MACVLAN_MODES)}")
+            mode = M.MACVLAN_MODES[mode]
         msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
-                          linkinfo=LinkInfo(kind="macvlan", data=MacvlanInfo(mode=mode)))
+                          linkinfo=LinkInfo(kind="macvlan", data=M.MacvlanInfo(mode=mode)))
         self.add_link(msg, obj=f"{name} link {link} type macvlan")
 
     def set_master(self, link, master) -> None:
@@ -403,13 +419,13 @@ def _ip_or_none(value, what: str):
         raise ValueError(f"vxlan: {what} {value!r}: {e}") from None
 
 
-def _member(g) -> NexthopGroupMember:
-    if isinstance(g, NexthopGroupMember):
+def _member(g) -> M.NexthopGroupMember:
+    if isinstance(g, M.NexthopGroupMember):
         return g
     if isinstance(g, int):
-        return NexthopGroupMember(g)
+        return M.NexthopGroupMember(g)
     i, w = g
-    return NexthopGroupMember(int(i), int(w))
+    return M.NexthopGroupMember(int(i), int(w))
 
 
 def _only(msg_type: int):

@@ -201,8 +201,19 @@ class VethInfo(_Codec):
 _PEER = custom(lambda peer: peer.encode(), lambda view, ctx, label: LinkMessage.decode(view, ctx[DEPTH] + 1))
 _bind(VethInfo, Table(VethInfo, None, [Field(VETH_INFO_PEER, "peer", _PEER)], what="IFLA_INFO_DATA (veth)"))
 
-# IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); more kinds register here
-INFO_DATA: dict[str, type] = {"tun": TunInfo, "veth": VethInfo}
+class _KindData(dict):
+    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan and macvlan
+    come from linkkinds.py, imported the first time a link of theirs is decoded."""
+
+    def get(self, kind, default=None):
+        if kind in ("vxlan", "macvlan") and not dict.__contains__(self, kind):
+            from tunkit.netlink import linkkinds
+
+            self.update(vxlan=linkkinds.VxlanInfo, macvlan=linkkinds.MacvlanInfo)
+        return dict.get(self, kind, default)
+
+
+INFO_DATA: dict[str, type] = _KindData(tun=TunInfo, veth=VethInfo)
 
 
 @dataclass(frozen=True)
@@ -717,8 +728,29 @@ _bind(RouteMessage, Table(RouteMessage, RTA, [
 ], header=RTMSG, head=_route_head, unhead=_route_unhead, what="rtmsg"))
 
 
-# RTM_* -> message class, for dispatching replies and notifications (rule, neigh, nexthop add theirs).
-MESSAGE_TYPES: dict[int, type] = {
+class _MessageTypes(dict):
+    """RTM_* -> message class.  Rules, neighbours and nexthop objects live in their own modules,
+    imported on first use (``MESSAGE_TYPES[32]``): a CLI that lists links never pays for them."""
+
+    _LAZY = {32: "rule", 33: "rule", 34: "rule", 28: "neigh", 29: "neigh", 30: "neigh",
+             104: "nexthop", 105: "nexthop", 106: "nexthop"}
+    _CLASS = {"rule": "RuleMessage", "neigh": "NeighMessage", "nexthop": "NexthopMessage"}
+
+    def __missing__(self, msg_type: int) -> type:
+        module = self._LAZY.get(msg_type)
+        if module is None:
+            raise KeyError(msg_type)
+        import importlib
+
+        cls = getattr(importlib.import_module(f"tunkit.netlink.{module}"), self._CLASS[module])
+        for t, m in self._LAZY.items():
+            if m == module:
+                self[t] = cls
+        return cls
+
+
+# RTM_* -> message class, for dispatching replies and notifications.
+MESSAGE_TYPES: dict[int, type] = _MessageTypes({
     RTM.NEWLINK: LinkMessage,
     RTM.DELLINK: LinkMessage,
     RTM.GETLINK: LinkMessage,
@@ -729,22 +761,13 @@ MESSAGE_TYPES: dict[int, type] = {
     RTM.NEWROUTE: RouteMessage,
     RTM.DELROUTE: RouteMessage,
     RTM.GETROUTE: RouteMessage,
-}
-# rules, neighbours and nexthop objects: their own modules, on the same field tables
-from tunkit.netlink import neigh as _neigh  # noqa: E402
-from tunkit.netlink import nexthop as _nexthop  # noqa: E402
-from tunkit.netlink import linkkinds as _linkkinds  # noqa: E402
-from tunkit.netlink import rule as _rule  # noqa: E402
-
-INFO_DATA.update(vxlan=_linkkinds.VxlanInfo, macvlan=_linkkinds.MacvlanInfo)
-
-for _cls, _types in ((_rule.RuleMessage, (_rule.RTM_NEWRULE, _rule.RTM_DELRULE, _rule.RTM_GETRULE)),
-                     (_neigh.NeighMessage, (_neigh.RTM_NEWNEIGH, _neigh.RTM_DELNEIGH, _neigh.RTM_GETNEIGH)),
-                     (_nexthop.NexthopMessage, (_nexthop.RTM_NEWNEXTHOP, _nexthop.RTM_DELNEXTHOP, _nexthop.RTM_GETNEXTHOP))):
-    MESSAGE_TYPES.update(dict.fromkeys(_types, _cls))
+})
 
 
 def decode_message(msg_type: int, payload):
     """Decode an rtnetlink payload by its RTM_* type; None for types tunkit does not model."""
-    cls = MESSAGE_TYPES.get(msg_type)
-    return cls.decode(payload) if cls is not None else None
+    try:
+        cls = MESSAGE_TYPES[msg_type]
+    except KeyError:
+        return None
+    return cls.decode(payload)
