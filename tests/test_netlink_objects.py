@@ -507,3 +507,24 @@ def test_cli_monitor_prints_neighbour_and_rule_json_lines(netns):
     assert kinds <= {"rule", "neigh"} and all(j["action"] in ("added", "changed") for j in lines)
     rule = next((j for j in lines if j["event"] == "rule"), None)
     assert rule is None or (rule["table"] == "5" and rule["src"] == "all")
+
+
+ROUTE_GETS = ["198.51.100.7 mark 7", "198.51.101.7", "fibmatch 198.51.100.7 mark 7", "-6 2001:db8:5::1",
+              "-6 2001:db8::9", "-6 fibmatch 2001:db8:5::1"]
+
+
+def test_route_get_as_ip_shows_it_ipv4_with_mark_and_table_ipv6_with_metric(netns):
+    """`route get` key for key with `ip -j route get`: the lookup table (a rule's table 1000), mark, uid,
+    the IPv4 reply's cache list, and IPv6's from/protocol/metric/pref (issue 15 item 7)."""
+    veth()
+    for cmd in ("route add 198.51.100.0/24 via 192.0.2.2 table 1000 mtu 1300", "route add 198.51.101.0/24 via 192.0.2.2 metric 9",
+                "rule add fwmark 7 table 1000", "-6 route add 2001:db8:5::/48 via 2001:db8::2 mtu 1300 metric 7"):
+        support.ip(*cmd.split())
+    for words in ROUTE_GETS:
+        six = ["-6"] if words.startswith("-6") else []
+        rest = words.replace("-6 ", "").split()
+        want = support.ip_json(*six, "route", "get", *rest)
+        assert cli_json("route", "get", *rest, *six) == want, words
+    with Rtnl() as rt:
+        assert rt.get_route("198.51.100.7", mark=7).table == 1000
+        assert rt.get_route("2001:db8:5::1").priority == 7

@@ -205,7 +205,8 @@ def _metrics_json(m) -> dict[str, Any]:
 
 def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True,
                omit: frozenset = frozenset()) -> dict[str, Any]:
-    """One route as ``ip -j route show`` prints it (ip/iproute.c print_route; ``get=True``: as
+    """One route as ``ip -j route show`` prints it (ip/iproute.c print_route; ``get``: kept for callers, the
+    reply itself (RTM_F_CLONED for IPv4) decides what ``ip -j route get`` shows; earlier text: ``get=True``: as
     ``ip -j route get``; ``show_table=False``: as ip prints a listing filtered by one table;
     ``omit``: keys a ``route show`` filter fixes, which ip leaves out: dev, protocol, scope, gateway)."""
     u = _u()
@@ -221,7 +222,7 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
     else:
         out["dst"] = str(r.dst)
     if r.src is not None:
-        out["from"] = str(r.src)
+        out["from"] = str(r.src.network_address) if r.src.prefixlen == r.src.max_prefixlen else str(r.src)
     if r.nhid is not None:
         out["nhid"] = r.nhid
     if r.tos and "tos" not in omit:
@@ -229,17 +230,17 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
     _gateway_json(r, names, out)
     for key in omit & {"dev", "gateway"}:
         out.pop(key, None)
-    cloned = r.flags & u.RTM_F_CLONED
-    if r.table is not None and r.table != u.RT_TABLE_MAIN and show_table and (not get or r.flags & u.RTM_F_LOOKUP_TABLE):
+    cloned = r.flags & u.RTM_F_CLONED  # an IPv4 route get answer: ip prints no protocol/scope, and "cache"
+    if r.table is not None and r.table != u.RT_TABLE_MAIN and show_table:
         out["table"] = _name(r.table, u.RT_TABLE_NAMES)
-    if not get and not cloned:
+    if not cloned:
         if r.protocol != u.RTPROT_BOOT and "protocol" not in omit:
             out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
         if r.scope != u.RtScope.UNIVERSE and "scope" not in omit:
             out["scope"] = _name(r.scope, u.RT_SCOPE_NAMES)
     if r.prefsrc is not None:
         out["prefsrc"] = str(r.prefsrc)
-    if r.priority is not None and not get:
+    if r.priority is not None:
         out["metric"] = r.priority
     out["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if r.flags & bit]
     if r.mark:
@@ -247,9 +248,9 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
     if r.realm is not None:
         frm, to = r.realm >> 16, r.realm & 0xFFFF
         out["flow"] = {**({"from": realm_text(frm)} if frm else {}), "to": realm_text(to)}
-    if get and r.uid is not None:
+    if r.uid is not None:
         out["uid"] = r.uid
-    if get and r.family == u.AF_INET:
+    if cloned and r.family == u.AF_INET:
         out["cache"] = []
     if r.cacheinfo is not None:
         if r.cacheinfo.expires:
@@ -851,11 +852,12 @@ def _show_pairs(args, pairs: list, text) -> int:
 ROUTE_GET_GRAMMAR: dict[str, tuple[str, Any]] = {
     "from": ("src", str), "oif": ("dev", str), "dev": ("dev", str), "iif": ("iif", str), "mark": ("mark", int),
     "fibmatch": ("fibmatch", True),
-    "table": ("table", lambda w, word: _lookup(w.value(word), _u().RT_TABLE_NAMES, "table")),
 }
 
 
 def cmd_route_get(args) -> int:
+    if args.address == "fibmatch" and args.words:  # ip takes "route get fibmatch ADDR" too
+        args.address, args.words = args.words[0], ["fibmatch", *args.words[1:]]
     kw = Words(args.words, "route get", args).parse(ROUTE_GET_GRAMMAR)
     try:
         ipaddress.ip_address(args.address)

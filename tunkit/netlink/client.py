@@ -639,8 +639,8 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
             oif=self.index(dev, op="route get") if dev is not None else None,
             iif=self.index(iif, op="route get") if iif is not None else None,
             mark=mark,
-            table=table,
-            flags=(RTM_F_FIB_MATCH if fibmatch else 0) | RTM_F_LOOKUP_TABLE,
+            # RTM_F_LOOKUP_TABLE: report the table the lookup used (IPv4 only: IPv6 refuses the flag)
+            flags=(RTM_F_FIB_MATCH if fibmatch else 0) | (RTM_F_LOOKUP_TABLE if family == AF_INET else 0),
         )
         for m in self.sock.request(RTM.GETROUTE, VERB_FLAGS["get"], req.encode(), op="route get", obj=str(addr)):
             if m.type == RTM.NEWROUTE:
