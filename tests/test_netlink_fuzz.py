@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 import threading
@@ -17,6 +18,7 @@ from tunkit.netlink.attr import MAX_NESTING, AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
 from tunkit.netlink.fields import pack_attr
+from tunkit.netlink.linkkinds import MacvlanInfo, VxlanInfo
 from tunkit.netlink.neigh import NeighMessage
 from tunkit.netlink.nexthop import NexthopMessage, ResilientGroup
 from tunkit.netlink.rtnl import AddressMessage, LinkInfo, LinkMessage, RouteMessage, RouteMetrics, TunInfo, VethInfo
@@ -68,6 +70,10 @@ DECODERS = [
     ("ResilientGroup", ResilientGroup.decode, lambda: [bytes.fromhex("060001000800000008000200e02e0000")]),
     ("RouteMessage (nhid, cacheinfo)", RouteMessage.decode, lambda: _object_payloads(RouteMessage)),
     ("Monitor.feed (rules, neighbours)", lambda b: Monitor().feed(b), lambda: _object_datagrams()),
+    ("VxlanInfo", VxlanInfo.decode, lambda: [VxlanInfo(id=42, group=ipaddress.ip_address("192.0.2.2"), port=4789,
+                                                       port_range=(1, 2), learning=False).encode()]),
+    ("MacvlanInfo", MacvlanInfo.decode, lambda: [MacvlanInfo(mode=4, bc_queue_len=1000).encode()]),
+    ("LinkInfo (vxlan)", LinkInfo.decode, lambda: [LinkInfo(kind="vxlan", data=VxlanInfo(id=1, ttl=64)).encode()]),
 ]
 
 
@@ -99,6 +105,9 @@ DEEP_INPUTS = {
     "NexthopMessage": lambda d: bytes(8) + nla(12, attr_chain(d - 1), nested=True),
     "ResilientGroup": lambda d: attr_chain(d),
     "RouteMessage (nhid, cacheinfo)": lambda d: _RTMSG0 + nla(8, attr_chain(d - 1), nested=True),
+    "VxlanInfo": lambda d: attr_chain(d),
+    "MacvlanInfo": lambda d: attr_chain(d),
+    "LinkInfo (vxlan)": lambda d: nla(1, b"vxlan\0") + nla(2, attr_chain(d - 1), nested=True),
     "Monitor.feed (rules, neighbours)": lambda d: encode_message(32, 0, 1, 0, bytes.fromhex("0200000000000001" "00000000")
                                                                  + attr_chain(d)),
 }
