@@ -412,6 +412,8 @@ def test_route_show_in_a_fresh_namespace_prints_nothing_and_exits_0():
         assert support.ip("route", "show") == ""
         assert run_cli("route", "show") == (0, "", "")
         assert run_cli("route", "show", "-j") == (0, "[]\n", "")
+        with Rtnl() as rt:
+            assert rt.routes(table=254) == [] and rt.routes(table=1000) == []
 
 
 def test_route_text_shows_via_inet6_tos_and_metric_locks(netns):

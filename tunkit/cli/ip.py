@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import ipaddress
 import json
 import sys
@@ -825,12 +824,7 @@ def cmd_route_show(args) -> int:
                      if k in f)
     with _rtnl("route show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
-        try:
-            routes = rt.routes(family=family, table=table, link=f.get("dev"))
-        except OSError as e:
-            if getattr(e, "errno", None) != errno.ENOENT or table is None:
-                raise
-            routes = []  # "FIB table does not exist" (a fresh namespace): ip prints nothing and exits 0
+        routes = rt.routes(family=family, table=table, link=f.get("dev"))  # [] for a table not made yet, as ip
         pairs = [(route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN, omit=omit), r)
                  for r in routes if _route_matches(r, f)]
         return _show_pairs(args, pairs, route_text)

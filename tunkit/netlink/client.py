@@ -442,14 +442,20 @@ class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
         """Routes of every table, or of ``table``, optionally only via ``link``
         (filtered by the kernel: NETLINK_GET_STRICT_CHK).  ``family`` is
         AF_UNSPEC (all), AF_INET or AF_INET6; ``table``, ``protocol`` and
-        ``type`` take numbers or iproute2's names."""
+        ``type`` take numbers or iproute2's names.  A table that does not exist
+        yet (a fresh namespace) has no routes: an empty list."""
         family = _dump_family(family, "route show")
         fields = dict(family=family, table=None if table is None else _named(table, RT_TABLE_NAMES, "table", _U32_MAX),
                       protocol=_named(protocol, RTPROT_NAMES, "protocol", 0xFF), type=_named(type, RTN_NAMES, "type", 0xFF))
 
         def dump(oif: int | None) -> list[RouteMessage]:
             req = RouteMessage(oif=oif, **fields)
-            return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+            try:
+                return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+            except NetlinkError as e:
+                if e.errno == errno.ENOENT and fields["table"] is not None:
+                    return []  # "FIB table does not exist" (nothing was ever added to it): no routes, as ip shows
+                raise
 
         return dump(None) if link is None else self._on_link(link, "route show", dump)
 
