@@ -18,7 +18,7 @@ from tunkit.netlink.attr import MAX_NESTING, AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
 from tunkit.netlink.fields import pack_attr
-from tunkit.netlink.linkkinds import MacvlanInfo, VxlanInfo
+from tunkit.netlink.linkkinds import BondInfo, MacvlanInfo, VlanInfo, VxlanInfo
 from tunkit.netlink.neigh import NeighMessage
 from tunkit.netlink.nexthop import NexthopMessage, ResilientGroup
 from tunkit.netlink.rtnl import AddressMessage, LinkInfo, LinkMessage, RouteMessage, RouteMetrics, TunInfo, VethInfo
@@ -73,6 +73,8 @@ DECODERS = [
     ("VxlanInfo", VxlanInfo.decode, lambda: [VxlanInfo(id=42, group=ipaddress.ip_address("192.0.2.2"), port=4789,
                                                        port_range=(1, 2), learning=False).encode()]),
     ("MacvlanInfo", MacvlanInfo.decode, lambda: [MacvlanInfo(mode=4, bc_queue_len=1000).encode()]),
+    ("VlanInfo", VlanInfo.decode, lambda: [VlanInfo(id=5, flags=(1, 1), protocol=0x8100).encode()]),
+    ("BondInfo", BondInfo.decode, lambda: [BondInfo(mode=4, miimon=100, xmit_hash_policy=1).encode()]),
     ("LinkInfo (vxlan)", LinkInfo.decode, lambda: [LinkInfo(kind="vxlan", data=VxlanInfo(id=1, ttl=64)).encode()]),
 ]
 
@@ -106,6 +108,8 @@ DEEP_INPUTS = {
     "ResilientGroup": lambda d: attr_chain(d),
     "RouteMessage (nhid, cacheinfo)": lambda d: _RTMSG0 + nla(8, attr_chain(d - 1), nested=True),
     "VxlanInfo": lambda d: attr_chain(d),
+    "VlanInfo": lambda d: attr_chain(d),
+    "BondInfo": lambda d: attr_chain(d),
     "MacvlanInfo": lambda d: attr_chain(d),
     "LinkInfo (vxlan)": lambda d: nla(1, b"vxlan\0") + nla(2, attr_chain(d - 1), nested=True),
     "Monitor.feed (rules, neighbours)": lambda d: encode_message(32, 0, 1, 0, bytes.fromhex("0200000000000001" "00000000")

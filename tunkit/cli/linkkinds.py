@@ -12,7 +12,7 @@ from typing import Any
 
 from tunkit.cli._common import CliError, parse_int
 
-KINDS = ("bridge", "vxlan", "macvlan")
+KINDS = ("bridge", "vxlan", "macvlan", "vlan", "vrf", "bond")
 _DF_NAMES = {0: "unset", 1: "set", 2: "inherit"}
 _MODE_NAMES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 
@@ -75,8 +75,16 @@ def cmd_link_add(args, rtnl) -> int:
             kw["tos"] = _num(v if v.startswith("0x") else "0x" + v, "tos", 255)
         elif kind == "vxlan" and w == "ageing":
             kw["ageing"] = _num(v, "ageing", 0xFFFFFFFF)
-        elif kind == "macvlan" and w == "mode":
+        elif kind in ("macvlan", "bond") and w == "mode":
             kw["mode"] = v
+        elif kind == "vlan" and w == "id":
+            kw["vid"] = _num(v, "id", 4095)
+        elif kind == "vlan" and w == "protocol":
+            kw["protocol"] = v
+        elif kind == "vrf" and w == "table":
+            kw["table"] = _num(v, "table", 0xFFFFFFFF)
+        elif kind == "bond" and w == "miimon":
+            kw["miimon"] = _num(v, "miimon", 0xFFFFFFFF)
         else:
             raise CliError(f"link add: unknown argument {w!r} for type {kind}")
         i += 2
@@ -88,10 +96,21 @@ def cmd_link_add(args, rtnl) -> int:
                 if "vni" not in kw:
                     raise CliError("link add: type vxlan needs 'id VNI'")
                 rt.add_vxlan(args.name, kw.pop("vni"), **kw)
+            elif kind == "vrf":
+                if "table" not in kw:
+                    raise CliError("link add: type vrf needs 'table T'")
+                rt.add_vrf(args.name, kw["table"])
+            elif kind == "bond":
+                rt.add_bond(args.name, **kw)
             else:
                 if lower is None:
-                    raise CliError("link add: type macvlan needs 'link DEV'")
-                rt.add_macvlan(args.name, lower, **kw)
+                    raise CliError(f"link add: type {kind} needs 'link DEV'")
+                if kind == "vlan":
+                    if "vid" not in kw:
+                        raise CliError("link add: type vlan needs 'id VID'")
+                    rt.add_vlan(args.name, lower, kw.pop("vid"), **kw)
+                else:
+                    rt.add_macvlan(args.name, lower, **kw)
         except ValueError as e:
             raise CliError(f"link add: {e}") from None
     return 0

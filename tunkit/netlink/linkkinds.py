@@ -1,9 +1,13 @@
-"""Kind-specific link data (IFLA_INFO_DATA) for vxlan and macvlan links; pure, no I/O.
+"""Kind-specific link data (IFLA_INFO_DATA) for vxlan, macvlan, vlan, vrf and bond links; pure, no I/O.
 
-:class:`VxlanInfo` (IFLA_VXLAN_*) and :class:`MacvlanInfo` (IFLA_MACVLAN_*)
-are field tables like every rtnetlink message; importing this module
-registers them in :data:`tunkit.netlink.rtnl.INFO_DATA`, so a
-``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  Bridges
+:class:`VxlanInfo` (IFLA_VXLAN_*), :class:`MacvlanInfo` (IFLA_MACVLAN_*),
+:class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*) and
+:class:`BondInfo` (IFLA_BOND_*) are field tables like every rtnetlink
+message; :data:`tunkit.netlink.rtnl.INFO_DATA` loads this module the first
+time a link of one of these kinds is decoded, so a
+``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  (This
+kernel has no vlan, vrf or bond drivers: those three are tested from codec
+tables both ways, and the kernel's refusal is checked.)  Bridges
 need no data to be created; a bridge's own IFLA_INFO_DATA (forwarding
 timers, multicast settings) stays raw bytes.  Same rules: absent is None,
 ``decode(encode(m)) == m``, unknown attributes kept.
@@ -19,7 +23,7 @@ from typing import Union
 
 from tunkit.netlink.fields import ADDR, BE16, BOOL8, U8, U16, U32, Codec, Field, Table, bind, struct_kind
 
-__all__ = ["MACVLAN_MODES", "MacvlanInfo", "VxlanInfo"]
+__all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -156,3 +160,126 @@ bind(MacvlanInfo, Table(MacvlanInfo, IflaMacvlan, [
     Field(IflaMacvlan.BC_QUEUE_LEN, "bc_queue_len", U32),
     Field(IflaMacvlan.BC_QUEUE_LEN_USED, "bc_queue_len_used", U32),
 ], what="IFLA_INFO_DATA (macvlan)"))
+
+
+class IflaVlan(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a vlan link (linux/if_link.h), ``IFLA_VLAN_*``."""
+
+    ID = 1
+    FLAGS = 2  # struct ifla_vlan_flags
+    EGRESS_QOS = 3
+    INGRESS_QOS = 4
+    PROTOCOL = 5  # big-endian ethertype: 0x8100 (802.1Q) or 0x88a8 (802.1ad)
+
+
+# struct ifla_vlan_flags (linux/if_link.h)
+VLAN_FLAGS = struct.Struct(
+    "="
+    "I"  # flags: VLAN_FLAG_* (REORDER_HDR 1, GVRP 2, LOOSE_BINDING 4, MVRP 8, BRIDGE_BINDING 16)
+    "I"  # mask: the flags this request sets
+)
+
+
+@dataclass(frozen=True)
+class VlanInfo(Codec):
+    """A vlan link's IFLA_INFO_DATA: ``id`` (1..4094), ``protocol`` (0x8100 or 0x88a8), ``flags`` as (flags, mask)."""
+
+    id: int | None = None
+    flags: tuple | None = None
+    protocol: int | None = None
+    unknown: tuple = ()
+
+
+bind(VlanInfo, Table(VlanInfo, IflaVlan, [
+    Field(IflaVlan.ID, "id", U16),
+    Field(IflaVlan.FLAGS, "flags", struct_kind(VLAN_FLAGS, lambda f, m: (f, m), lambda v: (v[0], v[1]))),
+    Field(IflaVlan.PROTOCOL, "protocol", BE16),
+], what="IFLA_INFO_DATA (vlan)"))
+
+
+class IflaVrf(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a vrf link (linux/if_link.h), ``IFLA_VRF_*``."""
+
+    TABLE = 1
+
+
+@dataclass(frozen=True)
+class VrfInfo(Codec):
+    """A vrf link's IFLA_INFO_DATA: the routing ``table`` it binds."""
+
+    table: int | None = None
+    unknown: tuple = ()
+
+
+bind(VrfInfo, Table(VrfInfo, IflaVrf, [Field(IflaVrf.TABLE, "table", U32)], what="IFLA_INFO_DATA (vrf)"))
+
+
+class IflaBond(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a bond link (linux/if_link.h), ``IFLA_BOND_*`` (the scalar ones)."""
+
+    MODE = 1
+    ACTIVE_SLAVE = 2
+    MIIMON = 3
+    UPDELAY = 4
+    DOWNDELAY = 5
+    USE_CARRIER = 6
+    ARP_INTERVAL = 7
+    ARP_VALIDATE = 9
+    ARP_ALL_TARGETS = 10
+    PRIMARY = 11
+    PRIMARY_RESELECT = 12
+    FAIL_OVER_MAC = 13
+    XMIT_HASH_POLICY = 14
+    RESEND_IGMP = 15
+    NUM_PEER_NOTIF = 16
+    ALL_SLAVES_ACTIVE = 17
+    MIN_LINKS = 18
+    LP_INTERVAL = 19
+    PACKETS_PER_SLAVE = 20
+    AD_LACP_RATE = 21
+    AD_SELECT = 22
+    TLB_DYNAMIC_LB = 27
+
+
+# BOND_MODE_* (linux/if_bonding.h) by iproute2's names
+BOND_MODES = {"balance-rr": 0, "active-backup": 1, "balance-xor": 2, "broadcast": 3, "802.3ad": 4,
+              "balance-tlb": 5, "balance-alb": 6}
+
+
+@dataclass(frozen=True)
+class BondInfo(Codec):
+    """A bond link's IFLA_INFO_DATA: ``mode`` (BOND_MODES), MII monitoring, ARP monitoring, hashing and LACP."""
+
+    mode: int | None = None
+    active_slave: int | None = None
+    miimon: int | None = None
+    updelay: int | None = None
+    downdelay: int | None = None
+    use_carrier: int | None = None
+    arp_interval: int | None = None
+    arp_validate: int | None = None
+    arp_all_targets: int | None = None
+    primary: int | None = None
+    primary_reselect: int | None = None
+    fail_over_mac: int | None = None
+    xmit_hash_policy: int | None = None
+    resend_igmp: int | None = None
+    num_peer_notif: int | None = None
+    all_slaves_active: int | None = None
+    min_links: int | None = None
+    lp_interval: int | None = None
+    packets_per_slave: int | None = None
+    ad_lacp_rate: int | None = None
+    ad_select: int | None = None
+    tlb_dynamic_lb: int | None = None
+    unknown: tuple = ()
+
+
+_BOND_U8 = {"mode", "use_carrier", "primary_reselect", "fail_over_mac", "xmit_hash_policy", "num_peer_notif",
+            "all_slaves_active", "ad_lacp_rate", "ad_select", "tlb_dynamic_lb"}
+bind(BondInfo, Table(BondInfo, IflaBond, [
+    Field(t, t.name.lower(), U8 if t.name.lower() in _BOND_U8 else U32) for t in IflaBond
+], what="IFLA_INFO_DATA (bond)"))
+
+# IFLA_INFO_KIND -> data class, for rtnl.INFO_DATA
+KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo}

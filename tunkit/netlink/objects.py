@@ -33,7 +33,7 @@ _HOMES = {
     "nexthop": ("RTM_DELNEXTHOP", "RTM_GETNEXTHOP", "RTM_NEWNEXTHOP", "NexthopGroupMember", "NexthopMessage",
                 "ResilientGroup"),
     "rule": ("FIB_RULE_INVERT", "RTM_DELRULE", "RTM_GETRULE", "RTM_NEWRULE", "FrAct", "RuleMessage"),
-    "linkkinds": ("MACVLAN_MODES", "MacvlanInfo", "VxlanInfo"),
+    "linkkinds": ("BOND_MODES", "MACVLAN_MODES", "BondInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"),
 }
 
 
@@ -383,6 +383,33 @@ class LinkKindsMixin:
         msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
                           linkinfo=LinkInfo(kind="macvlan", data=M.MacvlanInfo(mode=mode)))
         self.add_link(msg, obj=f"{name} link {link} type macvlan")
+
+    def add_vlan(self, name: str, link, vid: int, *, protocol: str | int = "802.1Q", mtu: int | None = None) -> None:
+        """Create a vlan on ``link`` (``ip link add link DEV name NAME type vlan id VID [protocol 802.1ad]``)."""
+        if not isinstance(vid, int) or not 0 <= vid <= 4095:
+            raise ValueError(f"vlan {name}: id {vid!r} is out of range 0..4095")
+        proto = {"802.1Q": 0x8100, "802.1q": 0x8100, "802.1ad": 0x88A8}.get(protocol, protocol) if isinstance(protocol, str) else protocol
+        if proto not in (0x8100, 0x88A8):
+            raise ValueError(f"vlan {name}: protocol {protocol!r}: want 802.1Q or 802.1ad")
+        msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
+                          linkinfo=LinkInfo(kind="vlan", data=M.VlanInfo(id=vid, protocol=proto)))
+        self.add_link(msg, obj=f"{name} link {link} type vlan id {vid}")
+
+    def add_vrf(self, name: str, table: int) -> None:
+        """Create a VRF bound to routing table ``table`` (``ip link add NAME type vrf table T``)."""
+        if not isinstance(table, int) or not 1 <= table <= 0xFFFFFFFF:
+            raise ValueError(f"vrf {name}: table {table!r} is out of range 1..4294967295")
+        self.add_link(LinkMessage(ifname=name, linkinfo=LinkInfo(kind="vrf", data=M.VrfInfo(table=table))),
+                      obj=f"{name} type vrf table {table}")
+
+    def add_bond(self, name: str, *, mode: str | int = "balance-rr", miimon: int | None = None) -> None:
+        """Create a bond (``ip link add NAME type bond mode MODE [miimon MS]``)."""
+        if isinstance(mode, str):
+            if mode not in M.BOND_MODES:
+                raise ValueError(f"bond {name}: mode {mode!r}: want one of {', '.join(M.BOND_MODES)}")
+            mode = M.BOND_MODES[mode]
+        self.add_link(LinkMessage(ifname=name, linkinfo=LinkInfo(kind="bond", data=M.BondInfo(mode=mode, miimon=miimon))),
+                      obj=f"{name} type bond")
 
     def set_master(self, link, master) -> None:
         """Enslave ``link`` to bridge/bond ``master`` (``ip link set L master M``); None: ``nomaster``."""
