@@ -18,7 +18,7 @@ from tunkit.netlink.attr import MAX_NESTING, AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
 from tunkit.netlink.fields import pack_attr
-from tunkit.netlink.linkkinds import BondInfo, MacvlanInfo, VlanInfo, VxlanInfo
+from tunkit.netlink.linkkinds import BondInfo, BridgeInfo, MacvlanInfo, VlanInfo, VxlanInfo
 from tunkit.netlink.neigh import NeighMessage
 from tunkit.netlink.nexthop import NexthopMessage, ResilientGroup
 from tunkit.netlink.rtnl import AddressMessage, LinkInfo, LinkMessage, RouteMessage, RouteMetrics, TunInfo, VethInfo
@@ -74,6 +74,8 @@ DECODERS = [
                                                        port_range=(1, 2), learning=False).encode()]),
     ("MacvlanInfo", MacvlanInfo.decode, lambda: [MacvlanInfo(mode=4, bc_queue_len=1000).encode()]),
     ("VlanInfo", VlanInfo.decode, lambda: [VlanInfo(id=5, flags=(1, 1), protocol=0x8100).encode()]),
+    ("BridgeInfo", BridgeInfo.decode, lambda: [BridgeInfo(forward_delay=1500, priority=32768, hello_timer=5,
+                                                           bridge_id=(b"\x80\0", bytes(6)), multi_boolopt=(0, 7)).encode()]),
     ("BondInfo", BondInfo.decode, lambda: [BondInfo(mode=4, miimon=100, xmit_hash_policy=1).encode()]),
     ("LinkInfo (vxlan)", LinkInfo.decode, lambda: [LinkInfo(kind="vxlan", data=VxlanInfo(id=1, ttl=64)).encode()]),
 ]
@@ -110,6 +112,7 @@ DEEP_INPUTS = {
     "VxlanInfo": lambda d: attr_chain(d),
     "VlanInfo": lambda d: attr_chain(d),
     "BondInfo": lambda d: attr_chain(d),
+    "BridgeInfo": lambda d: attr_chain(d),
     "MacvlanInfo": lambda d: attr_chain(d),
     "LinkInfo (vxlan)": lambda d: nla(1, b"vxlan\0") + nla(2, attr_chain(d - 1), nested=True),
     "Monitor.feed (rules, neighbours)": lambda d: encode_message(32, 0, 1, 0, bytes.fromhex("0200000000000001" "00000000")

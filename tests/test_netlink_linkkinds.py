@@ -64,8 +64,9 @@ def _links(ns, details=False):
         l = {k: v for k, v in l.items() if k not in ("address", "ifindex", "link_index")}
         if details:
             info = l.get("linkinfo", {})
-            if info.get("info_kind") == "bridge":
-                info.pop("info_data", None)  # bridge ids embed the random MAC address
+            if info.get("info_kind") == "bridge":  # bridge ids embed the random MAC address
+                for key in ("bridge_id", "root_id"):
+                    info.get("info_data", {}).pop(key, None)
             info.pop("info_slave_data", None)
         out.append(l)
     return out
@@ -87,7 +88,7 @@ def test_links_made_by_ip_shown_by_tunkit_as_ip_shows_them(netns):
     code, out, _ = run_cli("link", "show", "-d", "-j")
     ours = {l["ifname"]: l.get("linkinfo") for l in json.loads(out)}
     for l in support.ip_json("-d", "link", "show"):
-        if l["ifname"] in ("vx1", "vx2", "vx3", "m0", "m1"):
+        if l["ifname"] in ("vx1", "vx2", "vx3", "m0", "m1", "br0"):
             assert ours[l["ifname"]] == l["linkinfo"], l["ifname"]  # info_kind and info_data, key for key
         elif l["ifname"] == "tk1":
             assert ours["tk1"]["info_slave_kind"] == l["linkinfo"]["info_slave_kind"] == "bridge"

@@ -163,9 +163,11 @@ def apply_set(rt, dev: str, extra: dict[str, Any]) -> None:
 
 def info_data_json(linkinfo, names: dict[int, str]) -> dict[str, Any] | None:
     """``info_data`` of a vxlan or macvlan link as ``ip -d -j`` prints it (iplink_vxlan.c, iplink_macvlan.c)."""
-    from tunkit.netlink.linkkinds import MacvlanInfo, VxlanInfo
+    from tunkit.netlink.linkkinds import BridgeInfo, MacvlanInfo, VxlanInfo
 
     d = linkinfo.data
+    if isinstance(d, BridgeInfo):
+        return _bridge_json(d)
     if isinstance(d, MacvlanInfo):
         out: dict[str, Any] = {}
         if d.mode is not None:
@@ -217,4 +219,61 @@ def info_data_json(linkinfo, names: dict[int, str]) -> dict[str, Any] | None:
     for key in ("udp_csum", "udp_zero_csum6_tx", "udp_zero_csum6_rx"):
         if getattr(d, key) is not None:
             out[key] = getattr(d, key)
+    return out
+
+
+def _bridge_id(value) -> str:
+    """struct ifla_bridge_id as ip prints it: ``8000.0:0:0:0:0:0`` (priority hex, ether_ntoa's MAC)."""
+    prio, addr = value
+    return f"{prio[0]:02x}{prio[1]:02x}." + ":".join(f"{b:x}" for b in addr)
+
+
+# (JSON key, BridgeInfo field, how) in iproute2's order (ip/iplink_bridge.c bridge_print_opt)
+_BRIDGE_KEYS = (
+    ("forward_delay", "forward_delay", int), ("hello_time", "hello_time", int), ("max_age", "max_age", int),
+    ("ageing_time", "ageing_time", int), ("stp_state", "stp_state", int), ("priority", "priority", int),
+    ("vlan_filtering", "vlan_filtering", int), ("vlan_protocol", "vlan_protocol", "proto"),
+    ("bridge_id", "bridge_id", "id"), ("root_id", "root_id", "id"), ("root_port", "root_port", int),
+    ("root_path_cost", "root_path_cost", int), ("topology_change", "topology_change", int),
+    ("topology_change_detected", "topology_change_detected", int), ("hello_timer", "hello_timer", "timer"),
+    ("tcn_timer", "tcn_timer", "timer"), ("topology_change_timer", "topology_change_timer", "timer"),
+    ("gc_timer", "gc_timer", "timer"), ("vlan_default_pvid", "vlan_default_pvid", int),
+    ("vlan_stats_enabled", "vlan_stats_enabled", int), ("vlan_stats_per_port", "vlan_stats_per_port", int),
+    ("group_fwd_mask", "group_fwd_mask", "hex"), ("group_addr", "group_addr", "mac"),
+    ("mcast_snooping", "mcast_snooping", int), ("no_linklocal_learn", "multi_boolopt", 0),
+    ("mcast_vlan_snooping", "multi_boolopt", 1), ("mcast_router", "mcast_router", int),
+    ("mcast_query_use_ifaddr", "mcast_query_use_ifaddr", int), ("mcast_querier", "mcast_querier", int),
+    ("mcast_hash_elasticity", "mcast_hash_elasticity", int), ("mcast_hash_max", "mcast_hash_max", int),
+    ("mcast_last_member_cnt", "mcast_last_member_cnt", int), ("mcast_startup_query_cnt", "mcast_startup_query_cnt", int),
+    ("mcast_last_member_intvl", "mcast_last_member_intvl", int), ("mcast_membership_intvl", "mcast_membership_intvl", int),
+    ("mcast_querier_intvl", "mcast_querier_intvl", int), ("mcast_query_intvl", "mcast_query_intvl", int),
+    ("mcast_query_response_intvl", "mcast_query_response_intvl", int),
+    ("mcast_startup_query_intvl", "mcast_startup_query_intvl", int), ("mcast_stats_enabled", "mcast_stats_enabled", int),
+    ("mcast_igmp_version", "mcast_igmp_version", int), ("mcast_mld_version", "mcast_mld_version", int),
+    ("nf_call_iptables", "nf_call_iptables", int), ("nf_call_ip6tables", "nf_call_ip6tables", int),
+    ("nf_call_arptables", "nf_call_arptables", int),
+)
+
+
+def _bridge_json(d) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, field, how in _BRIDGE_KEYS:
+        v = getattr(d, field)
+        if v is None:
+            continue
+        if how == "proto":
+            out[key] = {0x8100: "802.1Q", 0x88A8: "802.1ad"}.get(v, f"{v:#x}")
+        elif how == "id":
+            out[key] = _bridge_id(v)
+        elif how == "timer":
+            out[key] = round(v / 100, 2)  # clock ticks -> seconds, ip's %.2f
+        elif how == "hex":
+            out[key] = f"{v:#x}" if v else "0"  # C's %#x: 0 prints as "0"
+        elif how == "mac":
+            out[key] = ":".join(f"{b:02x}" for b in v)
+        elif isinstance(how, int) and not isinstance(how, bool) and how is not int:  # a BR_BOOLOPT_* bit
+            if v[1] & (1 << how):
+                out[key] = (v[0] >> how) & 1
+        else:
+            out[key] = v
     return out

@@ -1,15 +1,14 @@
-"""Kind-specific link data (IFLA_INFO_DATA) for vxlan, macvlan, vlan, vrf and bond links; pure, no I/O.
+"""Kind-specific link data (IFLA_INFO_DATA) for bridge, vxlan, macvlan, vlan, vrf and bond links; pure, no I/O.
 
 :class:`VxlanInfo` (IFLA_VXLAN_*), :class:`MacvlanInfo` (IFLA_MACVLAN_*),
-:class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*) and
-:class:`BondInfo` (IFLA_BOND_*) are field tables like every rtnetlink
-message; :data:`tunkit.netlink.rtnl.INFO_DATA` loads this module the first
-time a link of one of these kinds is decoded, so a
-``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  (This
+:class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*),
+:class:`BondInfo` (IFLA_BOND_*) and :class:`BridgeInfo` (IFLA_BR_*) are
+field tables like every rtnetlink message; :data:`tunkit.netlink.rtnl.INFO_DATA`
+loads this module the first time a link of one of these kinds is decoded, so
+a ``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  (This
 kernel has no vlan, vrf or bond drivers: those three are tested from codec
-tables both ways, and the kernel's refusal is checked.)  Bridges
-need no data to be created; a bridge's own IFLA_INFO_DATA (forwarding
-timers, multicast settings) stays raw bytes.  Same rules: absent is None,
+tables both ways, and the kernel's refusal is checked.)  A bridge needs no
+data to be created.  Same rules: absent is None,
 ``decode(encode(m)) == m``, unknown attributes kept.
 """
 
@@ -18,12 +17,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, make_dataclass
+from typing import Any, Union
 
-from tunkit.netlink.fields import ADDR, BE16, BOOL8, U8, U16, U32, Codec, Field, Table, bind, struct_kind
+from tunkit.netlink.fields import ADDR, BE16, BOOL8, BYTES, FLAG, U8, U16, U32, U64, Codec, Field, Table, bind, struct_kind
 
-__all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
+__all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -281,5 +280,96 @@ bind(BondInfo, Table(BondInfo, IflaBond, [
     Field(t, t.name.lower(), U8 if t.name.lower() in _BOND_U8 else U32) for t in IflaBond
 ], what="IFLA_INFO_DATA (bond)"))
 
+class IflaBr(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of a bridge (linux/if_link.h), ``IFLA_BR_*``."""
+
+    FORWARD_DELAY = 1
+    HELLO_TIME = 2
+    MAX_AGE = 3
+    AGEING_TIME = 4
+    STP_STATE = 5
+    PRIORITY = 6
+    VLAN_FILTERING = 7
+    VLAN_PROTOCOL = 8
+    GROUP_FWD_MASK = 9
+    ROOT_ID = 10
+    BRIDGE_ID = 11
+    ROOT_PORT = 12
+    ROOT_PATH_COST = 13
+    TOPOLOGY_CHANGE = 14
+    TOPOLOGY_CHANGE_DETECTED = 15
+    HELLO_TIMER = 16
+    TCN_TIMER = 17
+    TOPOLOGY_CHANGE_TIMER = 18
+    GC_TIMER = 19
+    GROUP_ADDR = 20
+    FDB_FLUSH = 21
+    MCAST_ROUTER = 22
+    MCAST_SNOOPING = 23
+    MCAST_QUERY_USE_IFADDR = 24
+    MCAST_QUERIER = 25
+    MCAST_HASH_ELASTICITY = 26
+    MCAST_HASH_MAX = 27
+    MCAST_LAST_MEMBER_CNT = 28
+    MCAST_STARTUP_QUERY_CNT = 29
+    MCAST_LAST_MEMBER_INTVL = 30
+    MCAST_MEMBERSHIP_INTVL = 31
+    MCAST_QUERIER_INTVL = 32
+    MCAST_QUERY_INTVL = 33
+    MCAST_QUERY_RESPONSE_INTVL = 34
+    MCAST_STARTUP_QUERY_INTVL = 35
+    NF_CALL_IPTABLES = 36
+    NF_CALL_IP6TABLES = 37
+    NF_CALL_ARPTABLES = 38
+    VLAN_DEFAULT_PVID = 39
+    PAD = 40
+    VLAN_STATS_ENABLED = 41
+    MCAST_STATS_ENABLED = 42
+    MCAST_IGMP_VERSION = 43
+    MCAST_MLD_VERSION = 44
+    VLAN_STATS_PER_PORT = 45
+    MULTI_BOOLOPT = 46
+
+
+# struct ifla_bridge_id (linux/if_link.h): priority (2 bytes, big-endian) + MAC address
+BRIDGE_ID = struct.Struct(
+    "="
+    "2s"  # prio[2]
+    "6s"  # addr[ETH_ALEN]
+)
+# struct br_boolopt_multi (linux/if_bridge.h): bits BR_BOOLOPT_* (NO_LL_LEARN 0, MCAST_VLAN_SNOOPING 1, MST_ENABLE 2)
+BOOLOPT_MULTI = struct.Struct(
+    "="
+    "I"  # optval
+    "I"  # optmask
+)
+_BR_U8 = {"vlan_filtering", "topology_change", "topology_change_detected", "mcast_router", "mcast_snooping",
+          "mcast_query_use_ifaddr", "mcast_querier", "nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables",
+          "vlan_stats_enabled", "mcast_stats_enabled", "mcast_igmp_version", "mcast_mld_version", "vlan_stats_per_port"}
+_BR_U16 = {"priority", "group_fwd_mask", "root_port", "vlan_default_pvid"}
+_BR_U64 = {"hello_timer", "tcn_timer", "topology_change_timer", "gc_timer", "mcast_last_member_intvl",
+           "mcast_membership_intvl", "mcast_querier_intvl", "mcast_query_intvl", "mcast_query_response_intvl",
+           "mcast_startup_query_intvl"}
+_BR_SPECIAL = {"vlan_protocol": BE16, "root_id": struct_kind(BRIDGE_ID, lambda p, a: (p, a), lambda v: (v[0], v[1])),
+               "bridge_id": struct_kind(BRIDGE_ID, lambda p, a: (p, a), lambda v: (v[0], v[1])),
+               "group_addr": BYTES, "fdb_flush": FLAG,
+               "multi_boolopt": struct_kind(BOOLOPT_MULTI, lambda v, m: (v, m), lambda v: (v[0], v[1]))}
+_BR_FIELDS = [t for t in IflaBr if t != IflaBr.PAD]
+
+BridgeInfo = make_dataclass(
+    "BridgeInfo",
+    [(t.name.lower(), "Any", None) for t in _BR_FIELDS] + [("unknown", tuple, ())],
+    bases=(Codec,),
+    frozen=True,
+    namespace={"__doc__": "A bridge's IFLA_INFO_DATA (IFLA_BR_*): STP timers and ids, VLAN filtering, multicast "
+                          "settings; ids and timers as the kernel sends them (timers in clock ticks, USER_HZ 100/s)."},
+)
+BridgeInfo.__module__ = __name__
+bind(BridgeInfo, Table(BridgeInfo, IflaBr, [
+    Field(t, n, _BR_SPECIAL.get(n) or (U8 if n in _BR_U8 else U16 if n in _BR_U16 else U64 if n in _BR_U64 else U32))
+    for t in _BR_FIELDS for n in (t.name.lower(),)
+], what="IFLA_INFO_DATA (bridge)"))
+
 # IFLA_INFO_KIND -> data class, for rtnl.INFO_DATA
-KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo}
+KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo,
+         "bridge": BridgeInfo}

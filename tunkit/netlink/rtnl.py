@@ -206,7 +206,7 @@ class _KindData(dict):
     vrf and bond come from linkkinds.py, imported the first time a link of theirs is decoded."""
 
     def get(self, kind, default=None):
-        if kind in ("vxlan", "macvlan", "vlan", "vrf", "bond") and not dict.__contains__(self, kind):
+        if kind in ("vxlan", "macvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
             from tunkit.netlink import linkkinds
 
             self.update(linkkinds.KINDS)
