@@ -53,6 +53,8 @@ LAYERS = {
     "tunkit.overlay.tunnel": ORCH,
     "tunkit.overlay.node": ORCH,
     "tunkit.app": ORCH,  # config, up, demo
+    "tunkit.app.plan": PURE,  # the kernel routes a configuration implies and the reload diff
+    "tunkit.app.keyfile": IO,  # reads key files, checking their owner and mode
     "tunkit.cli": ORCH,
 }
 
@@ -90,6 +92,8 @@ OLD_LOCATION.update({
     "tunkit.app.demo": "tunkit.demo",
     "tunkit.overlay.spec": "tunkit.spec",  # modules other branches add
     "tunkit.tun.aio": "tunkit.device_aio",
+    "tunkit.app.plan": "tunkit.plan",
+    "tunkit.app.keyfile": "tunkit.keyfile",
 })
 # relayout: old-layout end
 NEW_NAME = {old: new for new, old in OLD_LOCATION.items()} if (PKG / "trie.py").exists() else {}

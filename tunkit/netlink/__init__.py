@@ -4,7 +4,8 @@ Layout (lower layers never import higher ones):
 
 * pure, no I/O: ``message`` (nlmsghdr, acks), ``attr`` (attributes),
   ``rtnl`` (link/address/route messages), ``events`` (sans-IO Monitor);
-* thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor).
+* thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor),
+  ``aio`` (AsyncRtnl, AsyncMonitor: the same calls awaited under asyncio).
 
 Names are loaded on first use (PEP 562), so ``import tunkit.netlink`` costs
 well under a millisecond: ``from tunkit.netlink import Rtnl`` imports the
@@ -20,6 +21,8 @@ _LAZY = {
     "Rtnl": "tunkit.netlink.client",
     "RtnlMonitor": "tunkit.netlink.client",
     "LinkNotFound": "tunkit.netlink.client",
+    "AsyncRtnl": "tunkit.netlink.aio",
+    "AsyncMonitor": "tunkit.netlink.aio",
     "NetlinkSocket": "tunkit.netlink.socket",
     "LinkMessage": "tunkit.netlink.rtnl",
     "LinkInfo": "tunkit.netlink.rtnl",
@@ -53,6 +56,7 @@ __all__ = sorted(_LAZY)
 # tests/test_public_api.py checks that these names and modules equal _LAZY's.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from tunkit.netlink.aio import AsyncMonitor as AsyncMonitor, AsyncRtnl as AsyncRtnl
     from tunkit.netlink.attr import Attr as Attr, AttrDecoder as AttrDecoder, AttrEncoder as AttrEncoder
     from tunkit.netlink.client import LinkNotFound as LinkNotFound, Rtnl as Rtnl, RtnlMonitor as RtnlMonitor
     from tunkit.netlink.events import (
