@@ -38,9 +38,10 @@ LAYERS = {
     "tunkit.ifname": PURE,
     "tunkit.packet": PURE,  # ip (header views, checksums), offload (virtio_net_hdr, split, coalesce)
     "tunkit.routing": PURE,  # trie (LPM), ecmp
-    "tunkit.netlink": PURE,  # message, attr, rtnl, events: the rtnetlink codec and the sans-IO monitor
+    "tunkit.netlink": PURE,  # message, attr, fields, rtnl, rule, neigh, nexthop, linkkinds, defaults, events
     "tunkit.netlink.socket": IO,
     "tunkit.netlink.client": IO,
+    "tunkit.netlink.objects": IO,  # Rtnl's rule/neigh/nexthop/link-kind calls (a mixin of the client)
     "tunkit.netlink.aio": IO,  # asyncio client (rtnlb branch)
     "tunkit.crypto": IO,  # the libcrypto binding (ctypes): the one native library besides libc
     "tunkit.wireguard": PURE,  # sans-IO protocol engine: bytes in, bytes and timers out

@@ -349,7 +349,7 @@ def test_fast_network_constructor_matches_ipaddress():
     import ipaddress
     import random
 
-    from tunkit.netlink import rtnl
+    from tunkit.netlink import fields
 
     rng = random.Random(7)
     for _ in range(2000):
@@ -358,10 +358,10 @@ def test_fast_network_constructor_matches_ipaddress():
         plen = rng.choice((0, 1, bits - 1, bits, rng.randrange(bits + 1)))
         value = rng.getrandbits(bits)
         want = (ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network)((value, plen), strict=False)
-        got = rtnl._make_network(version, value, plen)
+        got = fields.network(version, value, plen)
         assert (got, str(got), hash(got), got.netmask, got.broadcast_address) == (
             want, str(want), hash(want), want.netmask, want.broadcast_address)
         assert type(got) is type(want) and got.prefixlen == want.prefixlen
-    assert rtnl._make_network is rtnl._fast_network  # the probe accepted it on this Python
+    assert fields.network is fields._fast_network  # the probe accepted it on this Python
     with pytest.raises(ValueError):
-        rtnl._make_network(4, 0, 33)
+        fields.network(4, 0, 33)

@@ -50,7 +50,7 @@ def test_address_and_route_events_in_one_datagram():
 
 
 def test_unmodelled_message_types_are_ignored():
-    assert Monitor().feed(encode_message(28, 0, 0, 0, b"\0" * 12)) == []  # RTM_NEWNEIGH
+    assert Monitor().feed(encode_message(36, 0, 0, 0, b"\0" * 20)) == []  # RTM_NEWQDISC
 
 
 def test_resync_reports_what_changed_while_notifications_were_lost():
@@ -81,3 +81,29 @@ def test_package_import_is_lazy_and_names_resolve():
     import tunkit.netlink as n
 
     assert n.RouteMessage is RouteMessage and n.Monitor is Monitor
+
+
+def test_neighbour_and_rule_events_and_their_resync():
+    from tunkit.netlink.events import NeighEvent, RuleEvent
+    from tunkit.netlink.neigh import NeighMessage
+    from tunkit.netlink.rule import RuleMessage
+
+    n = NeighMessage(family=AF_INET, index=3, state=0x02, dst=ip4("192.0.2.2"), lladdr=b"\x02\0\0\0\0\x02")
+    stale = NeighMessage(family=AF_INET, index=3, state=0x04, dst=ip4("192.0.2.2"), lladdr=b"\x02\0\0\0\0\x02")
+    rule = RuleMessage(family=AF_INET, src=net("192.0.2.0/24"), table=1000, action=1, priority=100)
+    mon = Monitor()
+    (ev,) = mon.feed(dgram((28, n)))
+    assert isinstance(ev, NeighEvent) and ev.action == "added" and ev.neigh == n
+    (ev,) = mon.feed(dgram((28, stale)))
+    assert ev.action == "changed" and ev.neigh.state == 0x04
+    assert mon.feed(dgram((28, stale))) == []  # the same state again: nothing changed
+    (ev,) = mon.feed(dgram((32, rule)))
+    assert isinstance(ev, RuleEvent) and ev.action == "added" and ev.rule == rule
+    (ev,) = mon.feed(dgram((33, rule)))
+    assert ev.action == "removed" and not mon.rules
+    # notifications lost: the re-dump finds the neighbour gone and a new rule
+    other = RuleMessage(family=AF_INET, table=7, action=1, priority=7)
+    events = mon.resync([], [], [], "ENOBUFS", neighbours=[], rules=[other])
+    assert events[0] == Resync("ENOBUFS", 0, 0, 0, 0, 1)
+    assert [(type(e).__name__, e.action) for e in events[1:]] == [("NeighEvent", "removed"), ("RuleEvent", "added")]
+    assert mon.rules and not mon.neighbours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 import threading
@@ -10,12 +11,18 @@ import pytest
 
 from support_netlink import DEEP, attr_chain, nla, veth_chain
 from test_netlink_codec import CASES
+from test_netlink_codec_objects import CASES as OBJECT_CASES
 from tunkit._uapi import RTM, NlmsgType
 from tunkit.errors import DecodeError
 from tunkit.netlink.attr import MAX_NESTING, AttrDecoder
 from tunkit.netlink.events import Monitor
 from tunkit.netlink.message import Message, encode_message, parse_ack, parse_messages
+from tunkit.netlink.fields import pack_attr
+from tunkit.netlink.linkkinds import BondInfo, BridgeInfo, MacvlanInfo, VlanInfo, VxlanInfo
+from tunkit.netlink.neigh import NeighMessage
+from tunkit.netlink.nexthop import NexthopMessage, ResilientGroup
 from tunkit.netlink.rtnl import AddressMessage, LinkInfo, LinkMessage, RouteMessage, RouteMetrics, TunInfo, VethInfo
+from tunkit.netlink.rule import RuleMessage
 
 ROUNDS = 400  # per decoder: bounded, and a few seconds for the whole module
 _RTM_OF = {RouteMessage: RTM.NEWROUTE, AddressMessage: RTM.NEWADDR, LinkMessage: RTM.NEWLINK}
@@ -57,6 +64,20 @@ DECODERS = [
     ("VethInfo", VethInfo.decode, lambda: [bytes.fromhex("1c000100" + "00" * 16 + "08000300746b3100")]),
     ("Monitor.feed", lambda b: Monitor().feed(b), _datagrams),
     ("AttrDecoder walk", lambda b: _walk(b), lambda: [w[12:] for w in _payloads(RouteMessage)]),
+    ("RuleMessage", RuleMessage.decode, lambda: _object_payloads(RuleMessage)),
+    ("NeighMessage", NeighMessage.decode, lambda: _object_payloads(NeighMessage)),
+    ("NexthopMessage", NexthopMessage.decode, lambda: _object_payloads(NexthopMessage)),
+    ("ResilientGroup", ResilientGroup.decode, lambda: [bytes.fromhex("060001000800000008000200e02e0000")]),
+    ("RouteMessage (nhid, cacheinfo)", RouteMessage.decode, lambda: _object_payloads(RouteMessage)),
+    ("Monitor.feed (rules, neighbours)", lambda b: Monitor().feed(b), lambda: _object_datagrams()),
+    ("VxlanInfo", VxlanInfo.decode, lambda: [VxlanInfo(id=42, group=ipaddress.ip_address("192.0.2.2"), port=4789,
+                                                       port_range=(1, 2), learning=False).encode()]),
+    ("MacvlanInfo", MacvlanInfo.decode, lambda: [MacvlanInfo(mode=4, bc_queue_len=1000).encode()]),
+    ("VlanInfo", VlanInfo.decode, lambda: [VlanInfo(id=5, flags=(1, 1), protocol=0x8100).encode()]),
+    ("BridgeInfo", BridgeInfo.decode, lambda: [BridgeInfo(forward_delay=1500, priority=32768, hello_timer=5,
+                                                           bridge_id=(b"\x80\0", bytes(6)), multi_boolopt=(0, 7)).encode()]),
+    ("BondInfo", BondInfo.decode, lambda: [BondInfo(mode=4, miimon=100, xmit_hash_policy=1).encode()]),
+    ("LinkInfo (vxlan)", LinkInfo.decode, lambda: [LinkInfo(kind="vxlan", data=VxlanInfo(id=1, ttl=64)).encode()]),
 ]
 
 
@@ -83,6 +104,19 @@ DEEP_INPUTS = {
     "VethInfo": lambda d: nla(1, veth_chain(d - 1)),
     "Monitor.feed": lambda d: encode_message(RTM.NEWLINK, 0, 1, 0, veth_chain(d)),
     "AttrDecoder walk": attr_chain,
+    "RuleMessage": lambda d: bytes.fromhex("0200000000000001" "00000000") + attr_chain(d),
+    "NeighMessage": lambda d: bytes.fromhex("02000000" "03000000" "80000001") + attr_chain(d),
+    "NexthopMessage": lambda d: bytes(8) + nla(12, attr_chain(d - 1), nested=True),
+    "ResilientGroup": lambda d: attr_chain(d),
+    "RouteMessage (nhid, cacheinfo)": lambda d: _RTMSG0 + nla(8, attr_chain(d - 1), nested=True),
+    "VxlanInfo": lambda d: attr_chain(d),
+    "VlanInfo": lambda d: attr_chain(d),
+    "BondInfo": lambda d: attr_chain(d),
+    "BridgeInfo": lambda d: attr_chain(d),
+    "MacvlanInfo": lambda d: attr_chain(d),
+    "LinkInfo (vxlan)": lambda d: nla(1, b"vxlan\0") + nla(2, attr_chain(d - 1), nested=True),
+    "Monitor.feed (rules, neighbours)": lambda d: encode_message(32, 0, 1, 0, bytes.fromhex("0200000000000001" "00000000")
+                                                                 + attr_chain(d)),
 }
 # the decoders that descend into what they read: these must refuse nesting past MAX_NESTING
 DESCENDING = {"LinkMessage", "LinkInfo", "VethInfo", "Monitor.feed", "AttrDecoder walk"}
@@ -103,6 +137,52 @@ def test_deep_nesting_is_refused_with_decode_error_not_recursion(name, decode):
             refused = True
             assert "nested more than" in str(e) or name not in DESCENDING, e
         assert refused or name not in DESCENDING, f"{name} decoded {depth}-deep nesting"
+
+
+def _object_payloads(cls):
+    return [w for _, o, w in OBJECT_CASES if type(o) is cls]
+
+
+def _object_datagrams():
+    rtm = {RuleMessage: 32, NeighMessage: 28, NexthopMessage: 104, RouteMessage: 24}
+    return [encode_message(rtm[type(o)], 0, 1, 0, w) for _, o, w in OBJECT_CASES]
+
+
+def _deep(depth: int) -> bytes:
+    """A link whose veth peer has a veth peer ... ``depth`` levels down, built bytewise."""
+    wire = bytes(16) + pack_attr(3, b"x\0")
+    for _ in range(depth):
+        info = pack_attr(1, b"veth\0") + pack_attr(2 | 0x8000, pack_attr(1, wire))
+        wire = bytes(16) + pack_attr(18 | 0x8000, info)
+    return wire
+
+
+@pytest.mark.parametrize("depth", [1, 2, 10, 11, 50, 400, 1500])
+def test_deeply_nested_input_raises_decode_error_not_recursion_error(depth):
+    """Each veth level is 3 nesting levels (LINKINFO, DATA, the peer): 10 decode, 11 and more are refused."""
+    wire = _deep(depth)
+    if len(wire) > 0xFFFF - 64:
+        pytest.skip("does not fit one attribute")
+    for decode in (LinkMessage.decode, lambda b: Monitor().feed(encode_message(RTM.NEWLINK, 0, 1, 0, b))):
+        if depth <= 10:
+            decode(wire)
+        else:
+            with pytest.raises(DecodeError, match=f"nested more than {MAX_NESTING} levels"):
+                decode(wire)
+
+
+def test_deeply_nested_metrics_and_multipath_are_bounded():
+    """Nested streams in routes: random nesting of RTA_METRICS/RTA_MULTIPATH payloads decodes or is refused."""
+    rng = random.Random("tunkit-deep-route")
+    for _ in range(200):
+        inner = rng.randbytes(rng.randrange(0, 16))
+        for _ in range(rng.randrange(1, 40)):
+            inner = pack_attr(rng.choice([8, 9]) | 0x8000, inner) if len(inner) < 60000 else inner
+        wire = bytes.fromhex("02180000fe030001" "00000000") + inner
+        try:
+            RouteMessage.decode(wire)
+        except DecodeError:
+            pass
 
 
 def _mutate(rng: random.Random, seed: bytes) -> bytes:

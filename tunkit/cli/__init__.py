@@ -26,6 +26,9 @@ COMMAND_MODULES: list[str] = [
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
+    "rule",
+    "neigh",
+    "nexthop",
     "netns",
     "status",
 ]

@@ -103,11 +103,18 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
     if link.broadcast is not None:
         out["broadcast"] = _mac(link.broadcast)
     if details:
-        for key in ("promiscuity", "min_mtu", "max_mtu", "num_tx_queues", "num_rx_queues"):
+        for key in ("promiscuity", "allmulti", "min_mtu", "max_mtu", "num_tx_queues", "num_rx_queues"):
             if getattr(link, key) is not None:
                 out[key] = getattr(link, key)
         if link.linkinfo is not None:
-            info: dict[str, Any] = {"info_kind": link.linkinfo.kind}
+            info: dict[str, Any] = {"info_kind": link.linkinfo.kind} if link.linkinfo.kind is not None else {}
+            from tunkit.cli.linkkinds import info_data_json
+
+            kind_data = info_data_json(link.linkinfo, names)
+            if kind_data is not None:
+                info["info_data"] = kind_data
+            if link.linkinfo.slave_kind is not None:
+                info["info_slave_kind"] = link.linkinfo.slave_kind
             data = link.linkinfo.data
             if data is not None and hasattr(data, "pi"):  # TunInfo, as ip -d shows it
                 tun: dict[str, Any] = {"type": "tap" if data.type == 2 else "tun", "pi": bool(data.pi),
@@ -123,6 +130,12 @@ def link_json(link, names: dict[int, str], details: bool = False, linkmode: bool
 
             names = {int(v): k for k, v in ADDR_GEN_MODES.items()}
             out["inet6_addr_gen_mode"] = names.get(link.addr_gen_mode, str(link.addr_gen_mode))
+    if details:
+        for key in ("gso_max_size", "gso_max_segs", "tso_max_size", "tso_max_segs", "gro_max_size"):
+            if getattr(link, key) is not None:
+                out[key] = getattr(link, key)
+    if link.ifalias is not None:
+        out["ifalias"] = link.ifalias
     if link.stats64 is not None and details:
         s = link.stats64
         out["stats64"] = {
@@ -149,6 +162,8 @@ def addr_info_json(a) -> dict[str, Any]:
     for bit, name in _IFA_FLAG_NAMES:
         if flags & bit:
             out[name] = True
+    if not flags & 0x80:  # IFA_F_PERMANENT unset: an address with a lifetime
+        out["dynamic"] = True
     if a.label is not None:
         out["label"] = a.label
     if a.cacheinfo is not None:
@@ -167,10 +182,35 @@ def _gateway_json(r, names: dict[int, str], out: dict[str, Any]) -> None:
         out["dev"] = names.get(r.oif, f"if{r.oif}")
 
 
-def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True) -> dict[str, Any]:
-    """One route as ``ip -j route show`` prints it (``get=True``: as ``ip -j route get``;
-    ``show_table=False``: as ip prints a listing filtered by one table, without the table)."""
+def _metrics_json(m) -> dict[str, Any]:
+    """RTA_METRICS as ip's "metrics" object: rtt/rttvar in ms (the kernel keeps 8x/4x), features by name."""
+    out: dict[str, Any] = {}
+    for k in _METRIC_ORDER:
+        v = getattr(m, k)
+        if v is None or (k == "hoplimit" and v == 0xFFFFFFFF):
+            continue
+        if k == "rtt":
+            v //= 8
+        elif k == "rttvar":
+            v //= 4
+        if k == "features":
+            for bit, name in ((1, "ecn"),):
+                if v & bit:
+                    out[name] = None
+            continue
+        out["congestion" if k == "cc_algo" else k] = v
+    return out
+
+
+def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool = True,
+               omit: frozenset = frozenset()) -> dict[str, Any]:
+    """One route as ``ip -j route show`` prints it (ip/iproute.c print_route; ``get``: kept for callers, the
+    reply itself (RTM_F_CLONED for IPv4) decides what ``ip -j route get`` shows; earlier text: ``get=True``: as
+    ``ip -j route get``; ``show_table=False``: as ip prints a listing filtered by one table;
+    ``omit``: keys a ``route show`` filter fixes, which ip leaves out: dev, protocol, scope, gateway)."""
     u = _u()
+    from tunkit.cli.names import dsfield_name, realm_text
+
     out: dict[str, Any] = {}
     if r.type != u.RTN.UNICAST:
         out["type"] = _RTN_NAMES[r.type] if r.type < len(_RTN_NAMES) else str(r.type)
@@ -181,23 +221,47 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
     else:
         out["dst"] = str(r.dst)
     if r.src is not None:
-        out["from"] = str(r.src)
+        out["from"] = str(r.src.network_address) if r.src.prefixlen == r.src.max_prefixlen else str(r.src)
+    if r.nhid is not None:
+        out["nhid"] = r.nhid
+    if r.tos and "tos" not in omit:
+        out["tos"] = dsfield_name(r.tos)
     _gateway_json(r, names, out)
-    if r.table is not None and r.table != u.RT_TABLE_MAIN and not get and show_table:
+    for key in omit & {"dev", "gateway"}:
+        out.pop(key, None)
+    cloned = r.flags & u.RTM_F_CLONED  # an IPv4 route get answer: ip prints no protocol/scope, and "cache"
+    if r.table is not None and r.table != u.RT_TABLE_MAIN and show_table:
         out["table"] = _name(r.table, u.RT_TABLE_NAMES)
-    if r.protocol != u.RTPROT_BOOT and not get:
-        out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
-    if r.scope != u.RtScope.UNIVERSE and not get:
-        out["scope"] = _name(r.scope, u.RT_SCOPE_NAMES)
+    if not cloned:
+        if r.protocol != u.RTPROT_BOOT and "protocol" not in omit:
+            out["protocol"] = _name(r.protocol, u.RTPROT_NAMES)
+        if r.scope != u.RtScope.UNIVERSE and "scope" not in omit:
+            out["scope"] = _name(r.scope, u.RT_SCOPE_NAMES)
     if r.prefsrc is not None:
         out["prefsrc"] = str(r.prefsrc)
-    if r.priority is not None and not get:
+    if r.priority is not None:
         out["metric"] = r.priority
     out["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if r.flags & bit]
+    if r.mark:
+        out["mark"] = r.mark
+    if r.realm is not None:
+        frm, to = r.realm >> 16, r.realm & 0xFFFF
+        out["flow"] = {**({"from": realm_text(frm)} if frm else {}), "to": realm_text(to)}
+    if r.uid is not None:
+        out["uid"] = r.uid
+    if cloned and r.family == u.AF_INET:
+        out["cache"] = []
+    if r.cacheinfo is not None:
+        if r.cacheinfo.expires:
+            out["expires"] = r.cacheinfo.expires // 100  # clock ticks (USER_HZ) -> seconds, as ip
+        if r.cacheinfo.error:
+            out["error"] = r.cacheinfo.error
     if r.metrics is not None:
-        m = {k: getattr(r.metrics, k) for k in _METRIC_ORDER if getattr(r.metrics, k) is not None}
+        m = _metrics_json(r.metrics)
         if m:
             out["metrics"] = [m]
+    if r.iif and not get:
+        out["iif"] = names.get(r.iif, f"if{r.iif}")
     if r.pref is not None:
         out["pref"] = _name(r.pref, u.ROUTER_PREF_NAMES)
     if r.multipath is not None:
@@ -209,25 +273,48 @@ def route_json(r, names: dict[int, str], *, get: bool = False, show_table: bool 
             hop["flags"] = [name for bit, name in _RTNH_FLAG_NAMES if h.flags & bit]
             hops.append(hop)
         out["nexthops"] = hops
-    if get:
-        if r.uid is not None:
-            out["uid"] = r.uid
-        out["cache"] = []
     return out
 
 
-def route_text(j: dict[str, Any]) -> str:
-    """A route JSON object as ``ip route`` text."""
+_METRIC_WORDS = {"congestion": "congctl", "ecn": "features"}
+
+
+def route_text(j: dict[str, Any], r=None) -> str:
+    """A route JSON object as ``ip route`` text (``r``, the route itself, adds the metric
+    locks, which ip's JSON does not carry: ``mtu lock 1400``)."""
     parts = [j["type"]] if "type" in j else []
     parts.append(j["dst"])
-    for key in ("from", "gateway", "dev", "table", "protocol", "scope", "prefsrc", "metric"):
+    for key in ("from", "nhid", "tos", "gateway", "via", "dev", "table", "protocol", "scope", "prefsrc", "metric"):
         if key in j:
             word = {"gateway": "via", "protocol": "proto", "prefsrc": "src"}.get(key, key)
-            parts += [word, str(j[key])]
+            value = j[key]
+            if key == "via":  # a gateway of the other family (RTA_VIA)
+                value = f"{value['family']} {value['host']}"
+            parts += [word, str(value)]
     parts += j.get("flags", [])
+    if "mark" in j:
+        parts += ["mark", str(j["mark"])]
+    if "flow" in j:
+        f = j["flow"]
+        parts += ["realms", f"{f['from']}/{f['to']}"] if "from" in f else ["realm", f["to"]]
+    if "uid" in j:
+        parts += ["uid", str(j["uid"])]
+    if "expires" in j:
+        parts += ["expires", f"{j['expires']}sec"]
+    metrics = getattr(r, "metrics", None)
     for m in j.get("metrics", []):
         for k, v in m.items():
-            parts += [k, str(v)]
+            name = {"congestion": "cc_algo"}.get(k, "features" if k == "ecn" else k)
+            locked = metrics is not None and name in _METRIC_ORDER and metrics.locked(name)
+            word = [_METRIC_WORDS.get(k, k)] + (["lock"] if locked else [])
+            if k == "ecn":
+                parts += word + ["ecn"]
+            elif k in ("rtt", "rttvar", "rto_min"):
+                parts += word + [f"{v / 1000:g}s" if v >= 1000 else f"{v}ms"]
+            else:
+                parts += word + [str(v)]
+    if "iif" in j:
+        parts += ["iif", j["iif"]]
     if "pref" in j:
         parts += ["pref", j["pref"]]
     lines = [" ".join(parts)]
@@ -235,6 +322,8 @@ def route_text(j: dict[str, Any]) -> str:
         hop = ["\tnexthop"]
         if "gateway" in h:
             hop += ["via", h["gateway"]]
+        if "via" in h:
+            hop += ["via", h["via"]["family"], h["via"]["host"]]
         if "dev" in h:
             hop += ["dev", h["dev"]]
         hop += ["weight", str(h["weight"])] + h["flags"]
@@ -383,7 +472,15 @@ LINK_SET_GRAMMAR: dict[str, tuple[str, Any]] = {
 
 
 def cmd_link_set(args) -> int:
-    kw = Words(args.words, "link set").parse(LINK_SET_GRAMMAR)
+    from tunkit.cli import linkkinds  # master/nomaster/alias/promisc/allmulticast
+
+    words, extra = linkkinds.split_set_words(args.words)
+    kw = Words(words, "link set").parse(LINK_SET_GRAMMAR)
+    if extra:
+        with _rtnl("link set") as rt:
+            linkkinds.apply_set(rt, args.dev, extra)
+        if not kw:
+            return 0
     if not kw:
         raise CliError("link set: nothing to change (up, down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns PATH|PID)")
     try:
@@ -417,6 +514,10 @@ LINK_ADD_GRAMMAR: dict[str, tuple[str, Any]] = {"type": ("kind", str), "peer": (
 
 
 def cmd_link_add(args) -> int:
+    from tunkit.cli import linkkinds  # bridge, vxlan, macvlan
+
+    if linkkinds.kind_of(args.words) in linkkinds.KINDS:
+        return linkkinds.cmd_link_add(args, lambda: _rtnl("link add"))
     kw = Words(args.words, "link add").parse(LINK_ADD_GRAMMAR)
     kind, peer, mtu = kw.get("kind"), kw.get("peer"), kw.get("mtu")
     with _rtnl("link add") as rt:
@@ -427,7 +528,8 @@ def cmd_link_add(args) -> int:
         elif kind == "dummy":
             rt.add_dummy(args.name, mtu=mtu)
         else:
-            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy; TUN/TAP: 'tunkit tuntap')")
+            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy, bridge, vxlan, macvlan, vlan, vrf, bond; "
+                           "TUN/TAP: 'tunkit tuntap')")
     return 0
 
 
@@ -443,12 +545,18 @@ def cmd_link_del(args) -> int:
 def _addr_text(j: dict[str, Any]) -> str:
     lines = [_link_text(j)]
     for a in j["addr_info"]:
-        flags = " ".join(n for _, n in _IFA_FLAG_NAMES if a.get(n))
-        line = f"    {a['family']} {a['local']}/{a['prefixlen']}"
+        flags = " ".join([n for _, n in _IFA_FLAG_NAMES if a.get(n)] + (["dynamic"] if a.get("dynamic") else []))
+        if "address" in a:  # a point-to-point address: ip prints the peer with the prefix length
+            line = f"    {a['family']} {a['local']} peer {a['address']}/{a['prefixlen']}"
+        else:
+            line = f"    {a['family']} {a['local']}/{a['prefixlen']}"
         if "broadcast" in a:
             line += f" brd {a['broadcast']}"
         line += f" scope {a['scope']}" + (f" {flags}" if flags else "") + (f" {a['label']}" if "label" in a else "")
         lines.append(line)
+        if "valid_life_time" in a:
+            life = [("forever" if a[k] == 0xFFFFFFFF else f"{a[k]}sec") for k in ("valid_life_time", "preferred_life_time")]
+            lines.append(f"       valid_lft {life[0]} preferred_lft {life[1]}")
     return "\n".join(lines)
 
 
@@ -547,6 +655,8 @@ def _parse_route(w: Words) -> dict[str, Any]:
                 kw["lock"].append(word)
                 v = w.value(word)
             kw[word] = parse_int(v, f"{w.what}: {word}", 0, U32)
+        elif word in _MORE_ROUTE_WORDS:  # tos, realms, nhid, metrics beyond mtu/advmss (see _route_word)
+            _route_word(w, word, kw)
         elif word == "pref":
             kw["pref"] = _lookup(w.value(word), u.ROUTER_PREF_NAMES, f"{w.what}: pref")
         elif word == "expires":
@@ -567,7 +677,70 @@ def _parse_route(w: Words) -> dict[str, Any]:
     kw.pop("_dst_set", None)
     if hops:
         kw["nexthops"] = hops
+    if "_metrics" in kw:
+        from tunkit.netlink.rtnl import RouteMetrics
+
+        kw["metrics"] = RouteMetrics(**kw.pop("_metrics"))
     return kw
+
+
+# route words beyond the basic ones: metric name -> RouteMetrics field ("lock" may precede the value)
+_ROUTE_METRIC_WORDS = {"window": "window", "rtt": "rtt", "rttvar": "rttvar", "ssthresh": "ssthresh", "cwnd": "cwnd",
+                       "initcwnd": "initcwnd", "initrwnd": "initrwnd", "reordering": "reordering",
+                       "hoplimit": "hoplimit", "rto_min": "rto_min", "quickack": "quickack",
+                       "fastopen_no_cookie": "fastopen_no_cookie", "congctl": "cc_algo", "features": "features"}
+_MORE_ROUTE_WORDS = {"tos", "dsfield", "realm", "realms", "nhid", *_ROUTE_METRIC_WORDS}
+_TIME_UNITS = (("usecs", 0.001), ("usec", 0.001), ("us", 0.001), ("msecs", 1), ("msec", 1), ("ms", 1),
+               ("secs", 1000), ("sec", 1000), ("s", 1000))
+
+
+def _rtt_ms(w: Words, word: str, v: str) -> tuple[int, bool]:
+    """``12ms``, ``1.5s``, ``200us`` -> (milliseconds, False); a bare number -> (it, True: kernel units), as ip."""
+    for unit, scale in _TIME_UNITS:
+        if v.endswith(unit) and v[: -len(unit)]:
+            try:
+                return int(float(v[: -len(unit)]) * scale), False
+            except ValueError:
+                break
+    try:
+        return parse_int(v, f"{w.what}: {word}", 0, U32), True
+    except CliError:
+        raise CliError(f"{w.what}: {word} {v!r}: want a time such as 12ms or 1.5s, or a number") from None
+
+
+def _route_word(w: Words, word: str, kw: dict[str, Any]) -> None:
+    """One of _MORE_ROUTE_WORDS and its value into ``kw`` (metrics gather in kw["_metrics"])."""
+    from tunkit.cli.names import dsfield_value, realm_text  # noqa: F401
+
+    if word in ("tos", "dsfield"):
+        kw["tos"] = dsfield_value(w.value(word), w.what)
+    elif word in ("realm", "realms"):
+        v = w.value(word)
+        frm, _, to = v.rpartition("/")
+        try:
+            kw["realm"] = (parse_int(frm or "0", "realm", 0, 0xFFFF) << 16) | parse_int(to, "realm", 0, 0xFFFF)
+        except CliError:
+            raise CliError(f"{w.what}: realms {v!r}: want [FROM/]TO, integers in 0..65535") from None
+    elif word == "nhid":
+        kw["nhid"] = w.number(word)
+    else:
+        name = _ROUTE_METRIC_WORDS[word]
+        v = w.value(word)
+        if v == "lock":
+            kw["lock"].append(name)
+            v = w.value(word)
+        metrics = kw.setdefault("_metrics", {})
+        if name == "cc_algo":
+            metrics[name] = v
+        elif name == "features":
+            if v != "ecn":
+                raise CliError(f"{w.what}: features {v!r}: want ecn")
+            metrics[name] = metrics.get(name, 0) | 1  # RTAX_FEATURE_ECN
+        elif name in ("rtt", "rttvar", "rto_min"):
+            ms, raw = _rtt_ms(w, word, v)
+            metrics[name] = ms if raw or name == "rto_min" else ms * (8 if name == "rtt" else 4)
+        else:
+            metrics[name] = parse_int(v, f"{w.what}: {word}", 0, U32)
 
 
 def cmd_route_change(args) -> int:
@@ -586,28 +759,88 @@ def cmd_route_change(args) -> int:
     return 0
 
 
-def cmd_route_show(args) -> int:
+def _route_filters(w: Words) -> dict[str, Any]:
+    """``route show`` selector words: table ID|all, dev, proto, scope, type, via, tos, and a PREFIX (root/exact)."""
     u = _u()
-    w = Words(args.words, "route show", args)
-    table: int | None = u.RT_TABLE_MAIN
-    dev = None
+    f: dict[str, Any] = {"table": u.RT_TABLE_MAIN}
     while w:
         word = w.next()
         if word == "table":
             v = w.value(word)
-            table = None if v == "all" else _lookup(v, u.RT_TABLE_NAMES, "route show: table", U32)
-        elif word == "dev":
-            dev = w.value(word)
+            f["table"] = None if v in ("all", "0") else _lookup(v, u.RT_TABLE_NAMES, "route show: table", U32)
+        elif word in ("dev", "oif"):
+            f["dev"] = w.value(word)
+        elif word in ("proto", "protocol"):
+            f["protocol"] = _lookup(w.value(word), u.RTPROT_NAMES, "route show: proto")
+        elif word == "scope":
+            f["scope"] = _lookup(w.value(word), u.RT_SCOPE_NAMES, "route show: scope")
+        elif word == "type":
+            name = w.value(word)
+            if name not in _RTN_NAMES:
+                raise CliError(f"route show: type {name!r}: want one of {', '.join(_RTN_NAMES[1:])}")
+            f["type"] = _RTN_NAMES.index(name)
+        elif word == "via":
+            v = w.value(word)
+            if v in ("inet", "inet6"):
+                v = w.value(word)
+            try:
+                f["via"] = ipaddress.ip_address(v)
+            except ValueError as e:
+                raise CliError(f"route show: via {v!r}: {e}") from None
+        elif word in ("tos", "dsfield"):
+            from tunkit.cli.names import dsfield_value
+
+            f["tos"] = dsfield_value(w.value(word), "route show")
         else:
             raise CliError(f"route show: unknown argument {word!r}")
+    return f
+
+
+def _route_matches(r, f: dict[str, Any]) -> bool:
+    if "protocol" in f and r.protocol != f["protocol"]:
+        return False
+    if "scope" in f and r.scope != f["scope"]:
+        return False
+    if "type" in f and r.type != f["type"]:
+        return False
+    if "tos" in f and r.tos != f["tos"]:
+        return False
+    if "via" in f:
+        gws = [r.gateway, r.via] + [g for h in (r.multipath or ()) for g in (h.gateway, h.via)]
+        if f["via"] not in gws:
+            return False
+    return True
+
+
+def cmd_route_show(args) -> int:
+    u = _u()
+    f = _route_filters(Words(args.words, "route show", args))
+    table = f["table"]
     family = _family(args)
     if not family and table is not None:
         family = u.AF_INET  # like ip: IPv4 unless -6, or 'table all' (every family)
+    omit = frozenset(key for k, key in (("dev", "dev"), ("protocol", "protocol"), ("scope", "scope"), ("via", "gateway"),
+                                        ("tos", "tos"))
+                     if k in f)
     with _rtnl("route show") as rt:
         names = {l.index: l.ifname for l in rt.links()}
-        routes = rt.routes(family=family, table=table, link=dev)
-        shown = [route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN) for r in routes]
-        return _show(args, shown, route_text)
+        routes = rt.routes(family=family, table=table, link=f.get("dev"))  # [] for a table not made yet, as ip
+        pairs = [(route_json(r, names, show_table=table is None or table == u.RT_TABLE_MAIN, omit=omit), r)
+                 for r in routes if _route_matches(r, f)]
+        return _show_pairs(args, pairs, route_text)
+
+
+def _show_pairs(args, pairs: list, text) -> int:
+    """As _show, for (JSON, object) pairs: the text needs what the JSON leaves out (metric locks)."""
+    if args.json:
+        return _show(args, [j for j, _ in pairs], str)
+    try:
+        for j, obj in pairs:
+            print(text(j, obj))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    return 0
 
 
 ROUTE_GET_GRAMMAR: dict[str, tuple[str, Any]] = {
@@ -617,6 +850,8 @@ ROUTE_GET_GRAMMAR: dict[str, tuple[str, Any]] = {
 
 
 def cmd_route_get(args) -> int:
+    if args.address == "fibmatch" and args.words:  # ip takes "route get fibmatch ADDR" too
+        args.address, args.words = args.words[0], ["fibmatch", *args.words[1:]]
     kw = Words(args.words, "route get", args).parse(ROUTE_GET_GRAMMAR)
     try:
         ipaddress.ip_address(args.address)
@@ -645,7 +880,16 @@ def event_json(ev, names: dict[int, str]) -> dict[str, Any]:
         j = addr_info_json(ev.message)
         return {"event": "addr", "action": ev.action, "ifindex": ev.index, "dev": names.get(ev.index, f"if{ev.index}"), **j}
     if isinstance(ev, Resync):
-        return {"event": "resync", "reason": ev.reason, "links": ev.links, "addresses": ev.addresses, "routes": ev.routes}
+        return {"event": "resync", "reason": ev.reason, "links": ev.links, "addresses": ev.addresses, "routes": ev.routes,
+                "neighbours": ev.neighbours, "rules": ev.rules}
+    if hasattr(ev, "neigh"):  # NeighEvent
+        from tunkit.cli.neigh import neigh_json
+
+        return {"event": "neigh", "action": ev.action, **neigh_json(ev.neigh, names)}
+    if hasattr(ev, "rule"):  # RuleEvent
+        from tunkit.cli.rule import rule_json
+
+        return {"event": "rule", "action": ev.action, **rule_json(ev.rule)}
     return {"event": "route", "action": ev.action, **route_json(ev.route, names)}
 
 
@@ -658,7 +902,14 @@ def _event_text(j: dict[str, Any]) -> str:
     if j["event"] == "addr":
         return f"{prefix}addr {j['dev']} {j['family']} {j['local']}/{j['prefixlen']} scope {j['scope']}"
     if j["event"] == "resync":
-        return f"resync ({j['reason']}): {j['links']} links, {j['addresses']} addresses, {j['routes']} routes"
+        return (f"resync ({j['reason']}): {j['links']} links, {j['addresses']} addresses, {j['routes']} routes, "
+                f"{j['neighbours']} neighbours, {j['rules']} rules")
+    if j["event"] in ("neigh", "rule"):
+        from tunkit.cli.neigh import neigh_text
+        from tunkit.cli.rule import rule_text
+
+        body = {k: v for k, v in j.items() if k not in ("event", "action")}
+        return prefix + (neigh_text(body) if j["event"] == "neigh" else rule_text(body))
     body = {k: v for k, v in j.items() if k not in ("event", "action")}
     return f"{prefix}route {route_text(body)}"
 
@@ -666,10 +917,10 @@ def _event_text(j: dict[str, Any]) -> str:
 def cmd_monitor(args) -> int:
     objects = args.objects or ["link", "addr", "route"]
     if "all" in objects:
-        objects = ["link", "addr", "route"]
-    bad = [o for o in objects if o not in ("link", "addr", "address", "route")]
+        objects = ["link", "addr", "route", "neigh", "rule"]
+    bad = [o for o in objects if o not in ("link", "addr", "address", "route", "neigh", "rule")]
     if bad:
-        raise CliError(f"monitor: unknown object(s) {', '.join(bad)}; want link, addr, route")
+        raise CliError(f"monitor: unknown object(s) {', '.join(bad)}; want link, addr, route, neigh, rule")
     objects = ["addr" if o == "address" else o for o in objects]
     import time
 
@@ -705,6 +956,10 @@ examples:
   tunkit link add tk0 type veth peer name tk1
   tunkit link set tk0 up mtu 1400 txqlen 500 addrgenmode none
   tunkit link set tk1 netns /run/netns/blue
+  tunkit link add br0 type bridge
+  tunkit link set tk1 master br0 alias "uplink" promisc on
+  tunkit link add vx0 type vxlan id 42 remote 192.0.2.2 local 192.0.2.1 dev tk0 dstport 4789
+  tunkit link add m0 link tk0 type macvlan mode bridge
   tunkit link del tk0
 """
 ADDR_EPILOG = """\
@@ -744,6 +999,8 @@ If the kernel drops notifications (buffer overflow) the state is re-read and a
 
 examples:
   tunkit monitor                       links, addresses and routes
+  tunkit monitor neigh rule -j         neighbour states and FIB rules, JSON lines
+  tunkit monitor all                   all five
   tunkit monitor route -j              routes only, JSON lines
   tunkit monitor link --count 1        exit after the first event
 """
@@ -808,12 +1065,16 @@ def _register(sub) -> None:
     q.add_argument("-d", "--details", action="store_true", help="kind, queues, stats and more")
     add_json_flags(q)
     q.set_defaults(func=cmd_link_show)
-    q = _subparser(lsub, "set", "change a link: up|down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, netns NS",
+    q = _subparser(lsub, "set", "change a link: up|down, mtu N, txqlen N, name NAME, address MAC, addrgenmode MODE, "
+                                "netns NS, master BR|nomaster, alias TEXT, promisc on|off, allmulticast on|off",
                   epilog=LINK_EPILOG)
     q.add_argument("dev")
     q.add_argument("words", nargs=argparse.REMAINDER, help="changes, as with 'ip link set'")
     q.set_defaults(func=cmd_link_set)
-    q = _subparser(lsub, "add", "create a link: NAME type veth peer name PEER | NAME type dummy", epilog=LINK_EPILOG)
+    q = _subparser(lsub, "add", "create a link: NAME type veth peer name PEER | NAME type dummy|bridge | "
+                                "NAME type vxlan id VNI [remote A] [local A] [dev D] [dstport P] | "
+                                "NAME link DEV type macvlan mode MODE | NAME link DEV type vlan id VID | "
+                                "NAME type vrf table T | NAME type bond mode MODE", epilog=LINK_EPILOG)
     q.add_argument("name")
     q.add_argument("words", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_link_add)
@@ -859,8 +1120,10 @@ def _register(sub) -> None:
     p.set_defaults(func=cmd_route_show, words=[], json=False, pretty=False)
 
     # monitor
-    p = _subparser(sub, "monitor", "print link/address/route events as they happen (-j: JSON lines)", epilog=MONITOR_EPILOG)
-    p.add_argument("objects", nargs="*", metavar="OBJECT", help="link, addr, route or all (default: all)")
+    p = _subparser(sub, "monitor", "print link/address/route/neigh/rule events as they happen (-j: JSON lines)",
+                   epilog=MONITOR_EPILOG)
+    p.add_argument("objects", nargs="*", metavar="OBJECT",
+                   help="link, addr, route, neigh, rule or all (default: link addr route)")
     p.add_argument("-j", "--json", action="store_true", help="one JSON object per event")
     p.add_argument("--count", type=_arg_int("--count", 0, 2**31 - 1), default=0, help="exit after N events")
     p.add_argument("--timeout", type=_arg_seconds, default=None, help="exit after SECONDS")

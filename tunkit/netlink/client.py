@@ -41,6 +41,7 @@ from tunkit._uapi import (
     RT_TABLE_MAIN,
     RTM,
     RTM_F_FIB_MATCH,
+    RTM_F_LOOKUP_TABLE,
     RTN,
     ROUTER_PREF_NAMES,
     RT_SCOPE_NAMES,
@@ -56,6 +57,9 @@ from tunkit._uapi import (
 )
 from tunkit.errors import NetlinkError
 from tunkit.ifname import validate_name
+from tunkit.netlink.defaults import route_defaults
+from tunkit.netlink.fields import construct
+from tunkit.netlink.objects import LinkKindsMixin, ObjectsMixin  # rules, neighbours, nexthops; link kinds
 from tunkit.netlink.rtnl import (
     IFINFOMSG,
     VERB_FLAGS,
@@ -84,15 +88,12 @@ MONITOR_GROUPS: dict[str, tuple[int, ...]] = {
     "link": (RtnlGroup.LINK,),
     "addr": (RtnlGroup.IPV4_IFADDR, RtnlGroup.IPV6_IFADDR),
     "route": (RtnlGroup.IPV4_ROUTE, RtnlGroup.IPV6_ROUTE),
+    "neigh": (RtnlGroup.NEIGH,),
+    "rule": (RtnlGroup.IPV4_RULE, 19),  # 19: RTNLGRP_IPV6_RULE (linux/rtnetlink.h)
 }
 
 _NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 _ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
-# plain ints of the enums route_message() compares against (enum member access costs more)
-_RTN_UNSPEC, _RTN_UNICAST, _RTN_LOCAL, _RTN_NAT = int(RTN.UNSPEC), int(RTN.UNICAST), int(RTN.LOCAL), int(RTN.NAT)
-_RTN_LINK_SCOPED = (int(RTN.BROADCAST), int(RTN.MULTICAST), int(RTN.ANYCAST))
-_SCOPE_UNIVERSE, _SCOPE_LINK, _SCOPE_HOST, _SCOPE_NOWHERE = (
-    int(RtScope.UNIVERSE), int(RtScope.LINK), int(RtScope.HOST), int(RtScope.NOWHERE))
 _ONLINK = int(RtnhFlag.ONLINK)
 
 # IPv6 address-generation modes by iproute2's names (ip link set ... addrgenmode NAME), parsed and printed
@@ -153,6 +154,39 @@ def _network(dst, family: int | None):
     return ipaddress.ip_network(dst, strict=True)
 
 
+def _route_metrics(metrics: RouteMetrics | None, mtu, advmss, lock) -> RouteMetrics:
+    """RTA_METRICS from ``metrics`` plus route_message()'s mtu/advmss/lock keywords (checked u32s)."""
+    if mtu is not None:
+        _u32("mtu", mtu)
+    if advmss is not None:
+        _u32("advmss", advmss)
+    if metrics is not None:
+        if mtu is None and advmss is None and not lock:
+            return metrics
+        return replace(metrics, mtu=metrics.mtu if mtu is None else mtu,
+                       advmss=metrics.advmss if advmss is None else advmss,
+                       lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
+    mv = {"mtu": mtu, "advmss": advmss, "lock": RouteMetrics.lock_mask(*lock) if lock else None}
+    return construct(RouteMetrics, {k: v for k, v in mv.items() if v is not None})
+
+
+def _header_names(type, protocol, scope, table, pref, tos) -> tuple:
+    """route_message()'s type/protocol/scope/table/pref as numbers (iproute2's names allowed), tos checked."""
+    if type is not None:
+        type = _named(type, RTN_NAMES, "type", 0xFF)
+    if protocol is not None:
+        protocol = _named(protocol, RTPROT_NAMES, "protocol", 0xFF)
+    if scope is not None:
+        scope = _named(scope, RT_SCOPE_NAMES, "scope", 0xFF)
+    if table is not None:
+        table = _named(table, RT_TABLE_NAMES, "table", _U32_MAX)
+    if pref is not None:
+        pref = _named(pref, ROUTER_PREF_NAMES, "pref", 0xFF)
+    if tos:
+        _named(tos, {}, "tos", 0xFF)
+    return type, protocol, scope, table, pref
+
+
 class LinkNotFound(NetlinkError):
     """A link named in a request does not exist (errno ``ENODEV``):
     ``route add: device "tk9" does not exist``."""
@@ -167,7 +201,7 @@ class LinkNotFound(NetlinkError):
         return (type(self), (self.op, self.obj))
 
 
-class Rtnl(Closing):
+class Rtnl(ObjectsMixin, LinkKindsMixin, Closing):
     """An rtnetlink client (see the module docstring).  Use as a context manager.
 
     Links given by name are looked up in the kernel for every request that
@@ -448,14 +482,20 @@ class Rtnl(Closing):
         """Routes of every table, or of ``table``, optionally only via ``link``
         (filtered by the kernel: NETLINK_GET_STRICT_CHK).  ``family`` is
         AF_UNSPEC (all), AF_INET or AF_INET6; ``table``, ``protocol`` and
-        ``type`` take numbers or iproute2's names."""
+        ``type`` take numbers or iproute2's names.  A table that does not exist
+        yet (a fresh namespace) has no routes: an empty list."""
         family = _dump_family(family, "route show")
         fields = dict(family=family, table=None if table is None else _named(table, RT_TABLE_NAMES, "table", _U32_MAX),
                       protocol=_named(protocol, RTPROT_NAMES, "protocol", 0xFF), type=_named(type, RTN_NAMES, "type", 0xFF))
 
         def dump(oif: int | None) -> list[RouteMessage]:
             req = RouteMessage(oif=oif, **fields)
-            return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+            try:
+                return self.sock.dump(RTM.GETROUTE, req.encode(), _decode_route, op="route show")
+            except NetlinkError as e:
+                if e.errno == errno.ENOENT and fields["table"] is not None:
+                    return []  # "FIB table does not exist" (nothing was ever added to it): no routes, as ip shows
+                raise
 
         return dump(None) if link is None else self._on_link(link, "route show", dump)
 
@@ -484,13 +524,17 @@ class Rtnl(Closing):
         onlink: bool = False,
         pref: int | None = None,
         expires: int | None = None,
+        nhid: int | None = None,
+        realm: int | None = None,
     ) -> RouteMessage:
         """Build a :class:`RouteMessage` from iproute2-style arguments with ip's defaults.
 
         ``dst`` is a prefix or ``"default"`` (required, as with ip: there is
-        no implicit default route).  ``verb`` add/replace/append fills in
-        table main, proto boot, type unicast and scope link (no gateway) or
-        global; delete leaves the fields unset (scope nowhere = any).
+        no implicit default route).  Table, protocol, scope and type default
+        as with ``ip route VERB`` (:func:`tunkit.netlink.defaults.route_defaults`):
+        table main (local for local/broadcast/nat/anycast), proto boot, type
+        unicast, scope link without a gateway, else global (always global for
+        IPv6); delete leaves them unset (any).
         ``table``, ``scope``, ``protocol``, ``type`` and ``pref`` take numbers
         or iproute2's names (``"main"``, ``"link"``, ``"static"``,
         ``"blackhole"``, ``"high"``); an unknown name or an out-of-range
@@ -521,63 +565,19 @@ class Rtnl(Closing):
         if hops and any(h.gateway is not None and (h.gateway.version == 6) != v6 for h in hops):
             hops = tuple(replace(h, gateway=None, via=h.gateway) if h.gateway is not None and (h.gateway.version == 6) != v6
                          else h for h in hops)
-        if metrics is not None:
-            if mtu is not None or advmss is not None or lock:
-                metrics = replace(metrics, mtu=metrics.mtu if mtu is None else mtu,
-                                  advmss=metrics.advmss if advmss is None else advmss,
-                                  lock=((metrics.lock or 0) | RouteMetrics.lock_mask(*lock)) if lock else metrics.lock)
-        elif mtu is not None or advmss is not None or lock:
-            metrics = object.__new__(RouteMetrics)  # as _new(), filled in place
-            mv = metrics.__dict__
-            if mtu is not None:
-                mv["mtu"] = mtu
-            if advmss is not None:
-                mv["advmss"] = advmss
-            if lock:
-                mv["lock"] = RouteMetrics.lock_mask(*lock)
-        if mtu is not None:
-            _u32("mtu", mtu)
-        if advmss is not None:
-            _u32("advmss", advmss)
+        if metrics is not None or mtu is not None or advmss is not None or lock:
+            metrics = _route_metrics(metrics, mtu, advmss, lock)
         if metric is not None:
             _u32("metric", metric)
-        if type is not None:
-            type = _named(type, RTN_NAMES, "type", 0xFF)
-        if protocol is not None:
-            protocol = _named(protocol, RTPROT_NAMES, "protocol", 0xFF)
-        if scope is not None:
-            scope = _named(scope, RT_SCOPE_NAMES, "scope", 0xFF)
-        if table is not None:
-            table = _named(table, RT_TABLE_NAMES, "table", _U32_MAX)
-        if pref is not None:
-            pref = _named(pref, ROUTER_PREF_NAMES, "pref", 0xFF)
-        if tos:
-            _named(tos, {}, "tos", 0xFF)
-        creating = verb != "delete"
-        rtype = type if type is not None else (_RTN_UNICAST if creating else _RTN_UNSPEC)
-        if scope is None:  # iproute2's rule (ip/iproute.c), with ints: this runs once per route
-            if not creating:
-                scope = _SCOPE_NOWHERE
-            elif rtype == _RTN_LOCAL or rtype == _RTN_NAT:
-                scope = _SCOPE_HOST
-            elif rtype in _RTN_LINK_SCOPED:
-                scope = _SCOPE_LINK
-            elif rtype <= _RTN_UNICAST and gw is None and via is None and not hops:
-                scope = _SCOPE_LINK
-            else:
-                scope = _SCOPE_UNIVERSE
+        if type is not None or protocol is not None or scope is not None or table is not None or pref is not None or tos:
+            type, protocol, scope, table, pref = _header_names(type, protocol, scope, table, pref, tos)
+        table, protocol, scope, rtype = route_defaults(verb, family, table, protocol, scope, type,
+                                                       gw is not None or via is not None or hops is not None
+                                                       or nhid is not None)
         # Every field is checked above, so the frozen __init__ (about 3 us a route) is skipped:
-        # the instance dict gets the fields that are set, class defaults (None) give the rest.
-        msg = object.__new__(RouteMessage)
-        d = msg.__dict__
-        d["family"] = family
-        d["dst"] = net
-        d["tos"] = tos
-        d["table"] = table if table is not None else (RT_TABLE_MAIN if creating else None)
-        d["protocol"] = protocol if protocol is not None else (RTPROT_BOOT if creating else 0)
-        d["scope"] = int(scope)
-        d["type"] = int(rtype)
-        d["flags"] = _ONLINK if onlink else 0
+        # construct() fills the fields that are set, class defaults (None) give the rest.
+        d = {"family": family, "dst": net, "tos": tos, "table": table, "protocol": protocol, "scope": scope,
+             "type": rtype, "flags": _ONLINK if onlink else 0}
         if dev is not None:
             d["oif"] = self.index(dev, op=f"route {_VERB_OP.get(verb, verb)}")
         if metric is not None:
@@ -586,11 +586,12 @@ class Rtnl(Closing):
             d["metrics"] = metrics
         if gw is not None:
             d["gateway"] = gw
-        if src is not None or via is not None or prefsrc is not None or hops or pref is not None or expires is not None:
+        if src is not None or via is not None or prefsrc is not None or hops or pref is not None or expires is not None \
+                or nhid is not None or realm is not None:
             rare = {"src": _network(src, family) if src is not None else None, "via": via, "prefsrc": prefsrc,
-                    "multipath": hops, "pref": pref, "expires": expires}
+                    "multipath": hops, "pref": pref, "expires": expires, "nhid": nhid, "realm": realm}
             d.update((k, v) for k, v in rare.items() if v is not None)
-        return msg
+        return construct(RouteMessage, d)
 
     def _nexthop(self, h: NextHop | dict, verb: str) -> NextHop:
         if isinstance(h, NextHop):
@@ -672,8 +673,9 @@ class Rtnl(Closing):
         self._route("delete", dst, kw)
 
     def get_route(self, dst, *, src=None, dev: LinkRef | None = None, iif: LinkRef | None = None,
-                  mark: int | None = None, fibmatch: bool = False) -> RouteMessage:
-        """Ask the kernel which route it would use for ``dst`` (``ip route get``)."""
+                  mark: int | None = None, fibmatch: bool = False, table: int | None = None) -> RouteMessage:
+        """Ask the kernel which route it would use for ``dst`` (``ip route get``); the reply's
+        ``table`` is the table the lookup found it in (RTM_F_LOOKUP_TABLE), or ``table`` alone is searched."""
         addr = _ip(dst)
         family = AF_INET6 if addr.version == 6 else AF_INET
         req = RouteMessage(
@@ -683,7 +685,8 @@ class Rtnl(Closing):
             oif=self.index(dev, op="route get") if dev is not None else None,
             iif=self.index(iif, op="route get") if iif is not None else None,
             mark=mark,
-            flags=RTM_F_FIB_MATCH if fibmatch else 0,
+            # RTM_F_LOOKUP_TABLE: report the table the lookup used (IPv4 only: IPv6 refuses the flag)
+            flags=(RTM_F_FIB_MATCH if fibmatch else 0) | (RTM_F_LOOKUP_TABLE if family == AF_INET else 0),
         )
         for m in self.sock.request(RTM.GETROUTE, VERB_FLAGS["get"], req.encode(), op="route get", obj=str(addr)):
             if m.type == RTM.NEWROUTE:
@@ -711,7 +714,7 @@ class Rtnl(Closing):
     # ----------------------------------------------------------------- monitor
     def monitor(self, objects: Iterable[str] = ("link", "addr", "route"), *, rcvbuf: int | None = None,
                 initial: bool = True) -> "RtnlMonitor":
-        """Subscribe to link/addr/route notifications (see :class:`RtnlMonitor`)."""
+        """Subscribe to link/addr/route/neigh/rule notifications (see :class:`RtnlMonitor`)."""
         return RtnlMonitor(self, objects, rcvbuf=rcvbuf, initial=initial)
 
 
@@ -779,7 +782,7 @@ def _netns_fd(netns) -> int | None:
 class RtnlMonitor(Closing):
     """Notifications as typed events, surviving overflow.
 
-    Joins the groups of ``objects`` (``link``, ``addr``, ``route``) on its own
+    Joins the groups of ``objects`` (``link``, ``addr``, ``route``, ``neigh``, ``rule``) on its own
     socket, then (``initial=True``) reads the current state so that later
     link events can say what changed.  :meth:`events` waits up to
     ``timeout`` seconds and returns the events of every datagram queued.
@@ -818,7 +821,9 @@ class RtnlMonitor(Closing):
         links = self.rtnl.links() if "link" in self.objects else []
         addrs = self.rtnl.addresses() if "addr" in self.objects else []
         routes = self.rtnl.routes() if "route" in self.objects else []
-        return self.monitor.resync(links, addrs, routes, reason)
+        neighbours = self.rtnl.neighbours() if "neigh" in self.objects else []
+        rules = self.rtnl.rules() if "rule" in self.objects else []
+        return self.monitor.resync(links, addrs, routes, reason, neighbours, rules)
 
     def events(self, timeout: float | None = None) -> list[Event]:
         """Wait up to ``timeout`` seconds (None: forever) for notifications; return their events."""

@@ -6,7 +6,9 @@
 * :class:`LinkEvent`: a link appeared, changed (up/down, running, MTU, name,
   ...; ``changed`` names what) or was removed;
 * :class:`AddressEvent`: an address was added or removed;
-* :class:`RouteEvent`: a route was added or removed.
+* :class:`RouteEvent`: a route was added or removed;
+* :class:`NeighEvent`: a neighbour entry appeared, changed state or went;
+* :class:`RuleEvent`: a FIB rule was added or removed.
 
 When the kernel drops notifications (``ENOBUFS`` on the socket) the caller
 re-dumps everything and passes the dumps to :meth:`Monitor.resync`, which
@@ -19,13 +21,20 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
-from typing import Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Union
 
 from tunkit._uapi import RTM, IfFlag
 from tunkit.netlink.message import parse_messages
 from tunkit.netlink.rtnl import AddressMessage, LinkMessage, RouteMessage, decode_message
 
-__all__ = ["AddressEvent", "Event", "LinkEvent", "Monitor", "Resync", "RouteEvent"]
+if TYPE_CHECKING:  # imported when a notification of theirs arrives (decode_message), not before
+    from tunkit.netlink.neigh import NeighMessage
+    from tunkit.netlink.rule import RuleMessage
+
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE = 28, 29, 32, 33  # linux/rtnetlink.h
+_NTF_PROXY = 0x08  # NTF_PROXY (linux/neighbour.h)
+
+__all__ = ["AddressEvent", "Event", "LinkEvent", "Monitor", "NeighEvent", "Resync", "RouteEvent", "RuleEvent"]
 
 ADDED, CHANGED, REMOVED = "added", "changed", "removed"
 
@@ -96,9 +105,39 @@ class Resync:
     links: int
     addresses: int
     routes: int
+    neighbours: int = 0
+    rules: int = 0
 
 
-Event = Union[LinkEvent, AddressEvent, RouteEvent, Resync]
+@dataclass(frozen=True)
+class NeighEvent:
+    """A neighbour entry was added, changed (state, lladdr, flags) or removed."""
+
+    action: str
+    neigh: NeighMessage
+
+
+@dataclass(frozen=True)
+class RuleEvent:
+    """A FIB rule was added or removed."""
+
+    action: str
+    rule: RuleMessage
+
+
+Event = Union[LinkEvent, AddressEvent, RouteEvent, NeighEvent, RuleEvent, Resync]
+
+
+def _neigh_key(n: "NeighMessage") -> tuple:
+    return (n.family, n.index, n.dst, n.flags & _NTF_PROXY)
+
+
+def _neigh_state(n: "NeighMessage") -> tuple:
+    return (n.state, n.lladdr, n.flags)
+
+
+def _rule_key(r: "RuleMessage") -> "RuleMessage":
+    return replace(r, unknown=())
 
 
 def _addr_key(a: AddressMessage) -> tuple:
@@ -118,6 +157,8 @@ class Monitor:
         self.links: dict[int, LinkEvent] = {}
         self.addresses: dict[tuple, AddressMessage] = {}
         self.routes: dict[tuple, RouteMessage] = {}
+        self.neighbours: dict[tuple, "NeighMessage"] = {}
+        self.rules: dict["RuleMessage", "RuleMessage"] = {}
 
     def feed(self, datagram) -> list[Event]:
         """Events carried by one datagram of notifications (malformed: DecodeError)."""
@@ -146,6 +187,26 @@ class Monitor:
         if msg_type == RTM.DELROUTE:
             self.routes.pop(_route_key(obj), None)
             return [RouteEvent(REMOVED, obj)]
+        return self._apply_objects(msg_type, obj)
+
+    def _apply_objects(self, msg_type: int, obj) -> list[Event]:
+        """Neighbours and rules (RTM_NEWNEIGH/DELNEIGH, RTM_NEWRULE/DELRULE)."""
+        if msg_type == RTM_NEWNEIGH:
+            key = _neigh_key(obj)
+            old = self.neighbours.get(key)
+            self.neighbours[key] = obj
+            if old is None:
+                return [NeighEvent(ADDED, obj)]
+            return [NeighEvent(CHANGED, obj)] if _neigh_state(old) != _neigh_state(obj) else []
+        if msg_type == RTM_DELNEIGH:
+            self.neighbours.pop(_neigh_key(obj), None)
+            return [NeighEvent(REMOVED, obj)]
+        if msg_type == RTM_NEWRULE:
+            self.rules[_rule_key(obj)] = obj
+            return [RuleEvent(ADDED, obj)]
+        if msg_type == RTM_DELRULE:
+            self.rules.pop(_rule_key(obj), None)
+            return [RuleEvent(REMOVED, obj)]
         return []
 
     def _link(self, link: LinkMessage) -> list[Event]:
@@ -165,11 +226,14 @@ class Monitor:
         addresses: Iterable[AddressMessage],
         routes: Iterable[RouteMessage],
         reason: str,
+        neighbours: Iterable["NeighMessage"] = (),
+        rules: Iterable["RuleMessage"] = (),
     ) -> list[Event]:
         """Replace the known state by full dumps; return a :class:`Resync` event
         followed by the events that turn the old state into the new one."""
         links, addresses, routes = list(links), list(addresses), list(routes)
-        events: list[Event] = [Resync(reason, len(links), len(addresses), len(routes))]
+        neighbours, rules = list(neighbours), list(rules)
+        events: list[Event] = [Resync(reason, len(links), len(addresses), len(routes), len(neighbours), len(rules))]
         old_links, self.links = self.links, {}
         for link in links:
             prev = old_links.pop(link.index, None)
@@ -185,4 +249,22 @@ class Monitor:
         events.extend(RouteEvent(REMOVED, r) for k, r in self.routes.items() if k not in new_routes)
         events.extend(RouteEvent(ADDED, r) for k, r in new_routes.items() if k not in self.routes)
         self.routes = new_routes
+        events.extend(self._resync_objects(neighbours, rules))
+        return events
+
+    def _resync_objects(self, neighbours: list, rules: list) -> list[Event]:
+        events: list[Event] = []
+        new_neigh = {_neigh_key(n): n for n in neighbours}
+        events.extend(NeighEvent(REMOVED, n) for k, n in self.neighbours.items() if k not in new_neigh)
+        for k, n in new_neigh.items():
+            old = self.neighbours.get(k)
+            if old is None:
+                events.append(NeighEvent(ADDED, n))
+            elif _neigh_state(old) != _neigh_state(n):
+                events.append(NeighEvent(CHANGED, n))
+        self.neighbours = new_neigh
+        new_rules = {_rule_key(r): r for r in rules}
+        events.extend(RuleEvent(REMOVED, r) for k, r in self.rules.items() if k not in new_rules)
+        events.extend(RuleEvent(ADDED, r) for k, r in new_rules.items() if k not in self.rules)
+        self.rules = new_rules
         return events

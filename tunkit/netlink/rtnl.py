@@ -13,7 +13,13 @@ nlmsghdr) and ``decode(payload)``:
   :class:`RouteMetrics` with lock bits, multipath :class:`NextHop` with
   weights, pref, expires).
 
-Rules: an attribute that is absent is ``None``, never 0 (so metric 0 and
+(This module is about 750 lines: three message families, links with their kind data, addresses and
+routes with metrics and nexthops, each a dataclass plus its table.  Rules, neighbours, nexthop
+objects and further link kinds live in rule.py, neigh.py, nexthop.py and linkkinds.py.)
+
+Every message is described by one field table (:mod:`tunkit.netlink.fields`)
+that drives both ``encode`` and ``decode``; adding an attribute is one line
+in its table.  Rules: an attribute that is absent is ``None``, never 0 (so metric 0 and
 table 0 can be sent); ``decode(m.encode()) == m``; attributes tunkit does
 not model are kept in ``unknown`` as ``(type, payload)`` pairs and
 re-emitted; malformed input raises :class:`tunkit.errors.DecodeError` only.
@@ -24,7 +30,6 @@ maps request verbs (add, replace, append, delete, dump, ...) to header flags.
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import struct
 from dataclasses import dataclass, make_dataclass
 from typing import Any, Union
@@ -47,9 +52,28 @@ from tunkit._uapi import (
     NlmFlag,
 )
 from tunkit.errors import DecodeError
-from tunkit.netlink.attr import _HDR as _A_HDR  # one layout per wire struct: attr.py's rtattr/nlattr
-from tunkit.netlink.attr import _PAD, _V_U32, Attr, AttrDecoder, AttrEncoder, attr_name
-from tunkit.netlink.attr import _U32 as _A_U32
+from tunkit.netlink.fields import (
+    ADDR,
+    BOOL8,
+    BYTES,
+    DEPTH,
+    FAMILY,
+    NET,
+    S32,
+    STR,
+    U8,
+    U32,
+    Field,
+    Codec,
+    Table,
+    bind as _bind,
+    construct,
+    custom,
+    nested,
+    pack_attr,
+    struct_kind,
+    unpack_address,
+)
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -60,6 +84,7 @@ __all__ = [
     "LinkMessage",
     "LinkStats64",
     "NextHop",
+    "RouteCacheInfo",
     "RouteMessage",
     "RouteMetrics",
     "TunInfo",
@@ -84,67 +109,7 @@ VERB_FLAGS: dict[str, NlmFlag] = {
     "dump": NlmFlag.REQUEST | NlmFlag.DUMP,
 }
 
-_V4, _V6 = ipaddress.IPv4Address, ipaddress.IPv6Address
-_N4, _N6 = ipaddress.IPv4Network, ipaddress.IPv6Network
 _ADDR_LEN = {AF_INET: 4, AF_INET6: 16}
-
-
-def _new(cls, values: dict):
-    """Build a decoded message without running ``__init__``.
-
-    The dataclasses below are frozen but not slotted, so their absent
-    fields fall back to the class defaults; setting the present ones in one
-    ``__dict__`` update is what keeps decoding a 10,000-route dump cheap.
-    """
-    obj = object.__new__(cls)
-    obj.__dict__.update(values)
-    return obj
-
-
-def _slow_network(version: int, value: int, plen: int) -> IPNetwork:
-    return (_N4 if version == 4 else _N6)((value, plen), strict=False)
-
-
-def _fast_network(version: int, value: int, plen: int) -> IPNetwork:
-    """``IPv4Network((value, plen), strict=False)`` without re-parsing its input.
-
-    ipaddress's constructor costs about 1.5 us, a third of decoding a route
-    from a dump.  This sets the same attributes its ``__init__`` sets.  It is
-    used only if :func:`_probe_fast_network` found it equal to the real
-    constructor on this Python (style guide: probe, do not assume).
-    """
-    cls, addr_cls = (_N4, _V4) if version == 4 else (_N6, _V6)
-    maxlen = cls._max_prefixlen
-    if not 0 <= plen <= maxlen:
-        raise ValueError(f"{plen} is not a valid netmask")
-    net = object.__new__(cls)
-    netmask, _ = cls._make_netmask(plen)
-    net.network_address = addr_cls(value & int(netmask))
-    net.netmask = netmask
-    net._prefixlen = plen
-    if plen == maxlen - 1:
-        net.hosts = net.__iter__
-    elif plen == maxlen:
-        net.hosts = lambda: [addr_cls(value)]
-    return net
-
-
-def _probe_fast_network():
-    samples = [(4, 0xC6336401, 24), (4, 0, 0), (4, 0xC0000201, 32), (4, 0xC0000200, 31),
-               (6, 0x20010DB8 << 96, 48), (6, 1, 128), (6, 0, 0)]
-    try:
-        for version, value, plen in samples:
-            fast, slow = _fast_network(version, value, plen), _slow_network(version, value, plen)
-            if (fast != slow or hash(fast) != hash(slow) or str(fast) != str(slow)
-                    or fast.broadcast_address != slow.broadcast_address
-                    or list(itertools.islice(fast.hosts(), 2)) != list(itertools.islice(slow.hosts(), 2))):
-                return _slow_network
-    except (AttributeError, TypeError, ValueError):  # ipaddress internals differ on this Python: use the real constructor
-        return _slow_network
-    return _fast_network
-
-
-_make_network = _probe_fast_network()
 
 
 def _family_of(*addresses) -> int:
@@ -154,41 +119,7 @@ def _family_of(*addresses) -> int:
     return AF_UNSPEC
 
 
-def _address(a: Attr, family: int) -> IPAddress:
-    want = _ADDR_LEN.get(family)
-    n = len(a.data)
-    if want is not None and n != want:
-        raise DecodeError(f"{a.name}: want {want} bytes for family {family}, got {n}")
-    if n == 4:
-        return _V4(a.data.tobytes())
-    if n == 16:
-        return _V6(a.data.tobytes())
-    raise DecodeError(f"{a.name}: want 4 or 16 address bytes, got {n}")
-
-
-def _unknown(a: Attr) -> tuple[int, bytes]:
-    return (a.type | a.flags, a.data.tobytes())
-
-
-def _put_unknown(enc: AttrEncoder, unknown) -> None:
-    for t, data in unknown:
-        enc.bytes(t, data)
-
-
-def _finish(enc: AttrEncoder, unknown, header: struct.Struct, what: str, *fields) -> bytes:
-    """Fixed header + the encoder's attributes + the kept unknown ones (a message's payload)."""
-    _put_unknown(enc, unknown)
-    attrs = enc.finish()
-    try:
-        return header.pack(*fields) + attrs
-    except struct.error as e:
-        raise ValueError(f"{what}: bad header field ({e})") from None
-
-
-def _header(fmt: struct.Struct, payload, what: str) -> tuple:
-    if len(payload) < fmt.size:
-        raise DecodeError(f"{what}: want at least {fmt.size} header bytes, got {len(payload)}")
-    return fmt.unpack_from(payload, 0)
+_Codec = Codec  # the base of every message class here (fields.py)
 
 
 # ---------------------------------------------------------------------------
@@ -219,21 +150,20 @@ def _encode_stats64(stats) -> bytes:
     while values and values[-1] is None:
         values.pop()
     if None in values:
-        raise ValueError(f"IFLA_STATS64: field {RTNL_LINK_STATS64_FIELDS[values.index(None)]} is None but later ones are set")
+        raise ValueError(f"field {RTNL_LINK_STATS64_FIELDS[values.index(None)]} is None but later ones are set")
     return struct.pack(f"={len(values)}Q", *values)
 
 
-def _decode_stats64(a: Attr):
-    n = len(a.data)
+def _decode_stats64(view, ctx, label):
+    n = len(view)
     if n % 8:
-        raise DecodeError(f"{a.name}: length {n} is not a multiple of 8")
+        raise DecodeError(f"{label}: length {n} is not a multiple of 8")
     count = min(n // 8, len(RTNL_LINK_STATS64_FIELDS))
-    values = struct.unpack_from(f"={count}Q", a.data, 0)
-    return _new(LinkStats64, dict(zip(RTNL_LINK_STATS64_FIELDS, values)))
+    return construct(LinkStats64, dict(zip(RTNL_LINK_STATS64_FIELDS, struct.unpack_from(f"={count}Q", view, 0))))
 
 
 @dataclass(frozen=True)
-class TunInfo:
+class TunInfo(_Codec):
     """IFLA_INFO_DATA of a ``tun`` link (IFLA_TUN_*)."""
 
     owner: int | None = None
@@ -246,108 +176,111 @@ class TunInfo:
     num_queues: int | None = None
     num_disabled_queues: int | None = None
 
-    _U32_FIELDS = {IflaTun.OWNER: "owner", IflaTun.GROUP: "group", IflaTun.NUM_QUEUES: "num_queues",
-                   IflaTun.NUM_DISABLED_QUEUES: "num_disabled_queues"}
-    _U8_FIELDS = {IflaTun.TYPE: "type"}
-    _BOOL_FIELDS = {IflaTun.PI: "pi", IflaTun.VNET_HDR: "vnet_hdr", IflaTun.PERSIST: "persist",
-                    IflaTun.MULTI_QUEUE: "multi_queue"}
 
-    def encode_into(self, enc: AttrEncoder) -> None:
-        for t in IflaTun:
-            if (name := self._U32_FIELDS.get(t)) and getattr(self, name) is not None:
-                enc.u32(t, getattr(self, name))
-            elif (name := self._U8_FIELDS.get(t)) and getattr(self, name) is not None:
-                enc.u8(t, getattr(self, name))
-            elif (name := self._BOOL_FIELDS.get(t)) and getattr(self, name) is not None:
-                enc.u8(t, int(getattr(self, name)))
-
-    @classmethod
-    def decode(cls, data) -> "TunInfo":
-        values: dict[str, Any] = {}
-        for a in AttrDecoder(data, IflaTun):
-            if name := cls._U32_FIELDS.get(a.type):
-                values[name] = a.u32()
-            elif name := cls._U8_FIELDS.get(a.type):
-                values[name] = a.u8()
-            elif name := cls._BOOL_FIELDS.get(a.type):
-                values[name] = bool(a.u8())
-        return _new(cls, values)
+_bind(TunInfo, Table(TunInfo, IflaTun, [
+    Field(IflaTun.OWNER, "owner", U32),
+    Field(IflaTun.GROUP, "group", U32),
+    Field(IflaTun.TYPE, "type", U8),
+    Field(IflaTun.PI, "pi", BOOL8),
+    Field(IflaTun.VNET_HDR, "vnet_hdr", BOOL8),
+    Field(IflaTun.PERSIST, "persist", BOOL8),
+    Field(IflaTun.MULTI_QUEUE, "multi_queue", BOOL8),
+    Field(IflaTun.NUM_QUEUES, "num_queues", U32),
+    Field(IflaTun.NUM_DISABLED_QUEUES, "num_disabled_queues", U32),
+], what="IFLA_INFO_DATA (tun)"))
 
 
 @dataclass(frozen=True)
-class VethInfo:
+class VethInfo(_Codec):
     """IFLA_INFO_DATA of a ``veth`` link: the peer to create (VETH_INFO_PEER)."""
 
     peer: "LinkMessage | None" = None
 
-    def encode_into(self, enc: AttrEncoder) -> None:
-        if self.peer is not None:
-            try:
-                enc.bytes(VETH_INFO_PEER, self.peer.encode())
-            except ValueError as e:
-                enc.error(VETH_INFO_PEER, f"peer: {e}")
 
-    @classmethod
-    def decode(cls, data) -> "VethInfo":
-        peer = None
-        for a in AttrDecoder(data):
-            if a.type == VETH_INFO_PEER:
-                peer = LinkMessage.decode(a.data)
-        return _new(cls, {"peer": peer})
+# the peer is a whole ifinfomsg + IFLA_* message, one nesting level down
+_PEER = custom(lambda peer: peer.encode(), lambda view, ctx, label: LinkMessage.decode(view, ctx[DEPTH] + 1))
+_bind(VethInfo, Table(VethInfo, None, [Field(VETH_INFO_PEER, "peer", _PEER)], what="IFLA_INFO_DATA (veth)"))
+
+class _KindData(dict):
+    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan, macvlan, vlan,
+    vrf and bond come from linkkinds.py, imported the first time a link of theirs is decoded."""
+
+    def get(self, kind, default=None):
+        if kind in ("vxlan", "macvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
+            from tunkit.netlink import linkkinds
+
+            self.update(linkkinds.KINDS)
+        return dict.get(self, kind, default)
 
 
-_INFO_DATA = {"tun": TunInfo, "veth": VethInfo}
+INFO_DATA: dict[str, type] = _KindData(tun=TunInfo, veth=VethInfo)
 
 
 @dataclass(frozen=True)
-class LinkInfo:
+class LinkInfo(_Codec):
     """IFLA_LINKINFO: the link ``kind`` and its kind-specific ``data``.
 
-    ``data`` is a :class:`TunInfo` or :class:`VethInfo` for those kinds, the
-    raw nested payload (bytes) for other kinds, or None.
+    ``data`` is the class :data:`INFO_DATA` has for the kind (:class:`TunInfo`,
+    :class:`VethInfo`, ...), the raw nested payload (bytes) for other kinds,
+    or None; ``slave_data`` likewise (bytes) for the port's master kind.
     """
 
     kind: str | None = None
-    data: "TunInfo | VethInfo | bytes | None" = None
+    data: Any = None
     slave_kind: str | None = None
+    slave_data: Any = None
     unknown: Unknown = ()
 
-    def encode_into(self, enc: AttrEncoder) -> None:
-        if self.kind is not None:
-            enc.str(IflaInfo.KIND, self.kind)
-        if isinstance(self.data, (bytes, bytearray)):
-            enc.bytes(IflaInfo.DATA, bytes(self.data))
-        elif self.data is not None:
-            enc.nested(IflaInfo.DATA, self.data.encode_into)
-        if self.slave_kind is not None:
-            enc.str(IflaInfo.SLAVE_KIND, self.slave_kind)
-        _put_unknown(enc, self.unknown)
 
-    @classmethod
-    def decode(cls, data) -> "LinkInfo":
-        values: dict[str, Any] = {}
-        raw_data = None
-        unknown = []
-        for a in AttrDecoder(data, IflaInfo):
-            t = a.type
-            if t == IflaInfo.KIND:
-                values["kind"] = a.str()
-            elif t == IflaInfo.DATA:
-                raw_data = a.data
-            elif t == IflaInfo.SLAVE_KIND:
-                values["slave_kind"] = a.str()
-            else:
-                unknown.append(_unknown(a))
-        if raw_data is not None:
-            kind_cls = _INFO_DATA.get(values.get("kind"))
-            values["data"] = kind_cls.decode(raw_data) if kind_cls else raw_data.tobytes()
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        return _new(cls, values)
+def _pack_info_data(t: int, data) -> bytes:
+    if isinstance(data, (bytes, bytearray)):
+        return pack_attr(t, bytes(data))
+    return pack_attr(t | NLA_F_NESTED, data._TABLE.encode_attrs(data))
+
+
+_RAW = custom(bytes, lambda view, ctx, label: view)  # kept as a view until the kind is known
+_INFO_DATA_KIND = _RAW._replace(pack=_pack_info_data, inline="")
+
+
+def _linkinfo_post(values: dict, ctx) -> None:
+    for key, kind_key in (("data", "kind"), ("slave_data", "slave_kind")):
+        raw = values.get(key)
+        if raw is not None:
+            cls = INFO_DATA.get(values.get(kind_key)) if key == "data" else SLAVE_DATA.get(values.get(kind_key))
+            values[key] = cls._TABLE.decode_attrs(raw, 0, (0, 0, 0, ctx[DEPTH] + 1)) if cls else raw.tobytes()
+
+
+SLAVE_DATA: dict[str, type] = {}  # IFLA_INFO_SLAVE_KIND -> class of IFLA_INFO_SLAVE_DATA
+_bind(LinkInfo, Table(LinkInfo, IflaInfo, [
+    Field(IflaInfo.KIND, "kind", STR),
+    Field(IflaInfo.DATA, "data", _INFO_DATA_KIND),
+    Field(IflaInfo.SLAVE_KIND, "slave_kind", STR),
+    Field(IflaInfo.SLAVE_DATA, "slave_data", _INFO_DATA_KIND),
+], post=_linkinfo_post, what="IFLA_LINKINFO"))
 
 
 @dataclass(frozen=True)
-class LinkMessage:
+class _Inet6Spec:
+    addr_gen_mode: int | None = None
+
+
+@dataclass(frozen=True)
+class _AfSpec:
+    inet6: _Inet6Spec | None = None
+
+
+_INET6_SPEC = Table(_Inet6Spec, IflaInet6, [Field(IflaInet6.ADDR_GEN_MODE, "addr_gen_mode", U8)], what="AF_INET6")
+_AF_SPEC = Table(_AfSpec, None, [Field(AF_INET6, "inet6", nested(lambda: _INET6_SPEC))], what="IFLA_AF_SPEC")
+# IFLA_AF_SPEC / AF_INET6 / IFLA_INET6_ADDR_GEN_MODE, flattened to one LinkMessage field
+_ADDR_GEN_MODE = custom(
+    lambda mode: _AF_SPEC.encode_attrs(_AfSpec(_Inet6Spec(mode))),
+    lambda view, ctx, label: getattr(_AF_SPEC.decode_attrs(view, 0, (0, 0, 0, ctx[DEPTH] + 1)).inet6, "addr_gen_mode", None),
+    NLA_F_NESTED,
+)
+
+
+@dataclass(frozen=True)
+class LinkMessage(_Codec):
     """A link (RTM_NEWLINK/DELLINK/GETLINK/SETLINK): ifinfomsg + IFLA_* attributes."""
 
     # struct ifinfomsg
@@ -384,88 +317,64 @@ class LinkMessage:
     linkinfo: LinkInfo | None = None
     stats64: Any = None  # LinkStats64
     addr_gen_mode: int | None = None  # IFLA_AF_SPEC / AF_INET6 / IFLA_INET6_ADDR_GEN_MODE
+    gso_max_size: int | None = None
+    gso_max_segs: int | None = None
+    gro_max_size: int | None = None
+    tso_max_size: int | None = None
+    tso_max_segs: int | None = None
+    allmulti: int | None = None  # IFLA_ALLMULTI: the allmulti count (read only)
     unknown: Unknown = ()
-
-    def encode(self) -> bytes:
-        enc = AttrEncoder()
-        if self.ifname is not None:
-            enc.str(IFLA.IFNAME, self.ifname)
-        for t, name in _LINK_BYTES.items():
-            if (v := getattr(self, name)) is not None:
-                enc.bytes(t, v)
-        for t, name in _LINK_U32.items():
-            if (v := getattr(self, name)) is not None:
-                enc.u32(t, v)
-        for t, name in _LINK_U8.items():
-            if (v := getattr(self, name)) is not None:
-                enc.u8(t, v)
-        for t, name in _LINK_STR.items():
-            if (v := getattr(self, name)) is not None:
-                enc.str(t, v)
-        if self.link_netnsid is not None:
-            enc.s32(IFLA.LINK_NETNSID, self.link_netnsid)
-        if self.linkinfo is not None:
-            enc.nested(IFLA.LINKINFO, self.linkinfo.encode_into)
-        if self.stats64 is not None:
-            try:
-                enc.bytes(IFLA.STATS64, _encode_stats64(self.stats64))
-            except ValueError as e:
-                enc.error(IFLA.STATS64, e)
-        if self.addr_gen_mode is not None:
-            mode = self.addr_gen_mode
-            enc.nested(IFLA.AF_SPEC, lambda spec: spec.nested(AF_INET6, lambda v6: v6.u8(IflaInet6.ADDR_GEN_MODE, mode)))
-        return _finish(enc, self.unknown, IFINFOMSG, "ifinfomsg", self.family, self.type, self.index, self.flags, self.change)
-
-    @classmethod
-    def decode(cls, payload) -> "LinkMessage":
-        family, typ, index, flags, change = _header(IFINFOMSG, payload, "ifinfomsg")
-        values: dict[str, Any] = {"family": family, "type": typ, "index": index, "flags": flags, "change": change}
-        unknown = []
-        for a in AttrDecoder(memoryview(payload)[IFINFOMSG.size :], IFLA):
-            t = a.type
-            if t == IFLA.IFNAME:
-                values["ifname"] = a.str()
-            elif name := _LINK_U32.get(t):
-                values[name] = a.u32()
-            elif name := _LINK_BYTES.get(t):
-                values[name] = a.bytes()
-            elif name := _LINK_U8.get(t):
-                values[name] = a.u8()
-            elif name := _LINK_STR.get(t):
-                values[name] = a.str()
-            elif t == IFLA.LINK_NETNSID:
-                values["link_netnsid"] = a.s32()
-            elif t == IFLA.LINKINFO:
-                values["linkinfo"] = LinkInfo.decode(a.data)
-            elif t == IFLA.STATS64:
-                values["stats64"] = _decode_stats64(a)
-            elif t == IFLA.AF_SPEC:
-                for fam in a.nested():
-                    if fam.type == AF_INET6:
-                        for v6 in fam.nested(IflaInet6):
-                            if v6.type == IflaInet6.ADDR_GEN_MODE:
-                                values["addr_gen_mode"] = v6.u8()
-            else:
-                unknown.append(_unknown(a))
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        return _new(cls, values)
 
     @property
     def kind(self) -> str | None:
         return self.linkinfo.kind if self.linkinfo is not None else None
 
 
-_LINK_BYTES = {IFLA.ADDRESS: "address", IFLA.BROADCAST: "broadcast", IFLA.PERM_ADDRESS: "perm_address"}
-_LINK_U32 = {
-    IFLA.MTU: "mtu", IFLA.MIN_MTU: "min_mtu", IFLA.MAX_MTU: "max_mtu", IFLA.LINK: "link",
-    IFLA.MASTER: "master", IFLA.TXQLEN: "txqlen", IFLA.GROUP: "group", IFLA.PROMISCUITY: "promiscuity",
-    IFLA.NUM_TX_QUEUES: "num_tx_queues", IFLA.NUM_RX_QUEUES: "num_rx_queues",
-    IFLA.CARRIER_CHANGES: "carrier_changes", IFLA.NET_NS_FD: "net_ns_fd", IFLA.NET_NS_PID: "net_ns_pid",
-    IFLA.EXT_MASK: "ext_mask",
-}
-_LINK_U8 = {IFLA.OPERSTATE: "operstate", IFLA.LINKMODE: "linkmode", IFLA.CARRIER: "carrier"}
-_LINK_STR = {IFLA.QDISC: "qdisc", IFLA.IFALIAS: "ifalias"}
+# linux/if_link.h, after IFLA_PERM_ADDRESS (54): PROTO_DOWN_REASON, PARENT_DEV_NAME, PARENT_DEV_BUS_NAME, then
+_IFLA_GRO_MAX_SIZE, _IFLA_TSO_MAX_SIZE, _IFLA_TSO_MAX_SEGS, _IFLA_ALLMULTI = 58, 59, 60, 61
+
+
+def _link_unhead(h: tuple, values: dict):
+    values["family"], values["type"], values["index"], values["flags"], values["change"] = h
+    return (h[0], 0, 0, 0)
+
+
+_bind(LinkMessage, Table(LinkMessage, IFLA, [
+    Field(IFLA.IFNAME, "ifname", STR),
+    Field(IFLA.ADDRESS, "address", BYTES),
+    Field(IFLA.BROADCAST, "broadcast", BYTES),
+    Field(IFLA.PERM_ADDRESS, "perm_address", BYTES),
+    Field(IFLA.MTU, "mtu", U32),
+    Field(IFLA.MIN_MTU, "min_mtu", U32),
+    Field(IFLA.MAX_MTU, "max_mtu", U32),
+    Field(IFLA.LINK, "link", U32),
+    Field(IFLA.MASTER, "master", U32),
+    Field(IFLA.TXQLEN, "txqlen", U32),
+    Field(IFLA.GROUP, "group", U32),
+    Field(IFLA.PROMISCUITY, "promiscuity", U32),
+    Field(IFLA.NUM_TX_QUEUES, "num_tx_queues", U32),
+    Field(IFLA.NUM_RX_QUEUES, "num_rx_queues", U32),
+    Field(IFLA.CARRIER_CHANGES, "carrier_changes", U32),
+    Field(IFLA.NET_NS_FD, "net_ns_fd", U32),
+    Field(IFLA.NET_NS_PID, "net_ns_pid", U32),
+    Field(IFLA.EXT_MASK, "ext_mask", U32),
+    Field(IFLA.OPERSTATE, "operstate", U8),
+    Field(IFLA.LINKMODE, "linkmode", U8),
+    Field(IFLA.CARRIER, "carrier", U8),
+    Field(IFLA.QDISC, "qdisc", STR),
+    Field(IFLA.IFALIAS, "ifalias", STR),
+    Field(IFLA.LINK_NETNSID, "link_netnsid", S32),
+    Field(IFLA.LINKINFO, "linkinfo", nested(lambda: LinkInfo._TABLE)),
+    Field(IFLA.STATS64, "stats64", custom(_encode_stats64, _decode_stats64)),
+    Field(IFLA.AF_SPEC, "addr_gen_mode", _ADDR_GEN_MODE),
+    Field(IFLA.GSO_MAX_SIZE, "gso_max_size", U32),
+    Field(IFLA.GSO_MAX_SEGS, "gso_max_segs", U32),
+    Field(_IFLA_GRO_MAX_SIZE, "gro_max_size", U32),
+    Field(_IFLA_TSO_MAX_SIZE, "tso_max_size", U32),
+    Field(_IFLA_TSO_MAX_SEGS, "tso_max_segs", U32),
+    Field(_IFLA_ALLMULTI, "allmulti", U32),
+], header=IFINFOMSG, head=lambda m, attrs: (m.family, m.type, m.index, m.flags, m.change),
+    unhead=_link_unhead, what="ifinfomsg"))
 
 
 # ---------------------------------------------------------------------------
@@ -501,7 +410,7 @@ class AddrCacheInfo:
 
 
 @dataclass(frozen=True)
-class AddressMessage:
+class AddressMessage(_Codec):
     """An address (RTM_NEWADDR/DELADDR/GETADDR): ifaddrmsg + IFA_* attributes."""
 
     # struct ifaddrmsg
@@ -540,58 +449,28 @@ class AddressMessage:
         cls = ipaddress.IPv4Interface if addr.version == 4 else ipaddress.IPv6Interface
         return cls((int(addr), self.prefixlen))
 
-    def encode(self) -> bytes:
-        enc = AttrEncoder()
-        for t, name in _ADDR_IP.items():
-            if (v := getattr(self, name)) is not None:
-                enc.ip(t, v)
-        if self.label is not None:
-            enc.str(IFA.LABEL, self.label)
-        if self.cacheinfo is not None:
-            ci = self.cacheinfo
-            try:
-                enc.bytes(IFA.CACHEINFO, IFA_CACHEINFO.pack(ci.preferred, ci.valid, ci.cstamp, ci.tstamp))
-            except struct.error as e:
-                enc.error(IFA.CACHEINFO, e)
-        if self.extended_flags is not None:
-            enc.u32(IFA.FLAGS, self.extended_flags)
-        if self.rt_priority is not None:
-            enc.u32(IFA.RT_PRIORITY, self.rt_priority)
-        if self.proto is not None:
-            enc.u8(IFA.PROTO, self.proto)
-        return _finish(enc, self.unknown, IFADDRMSG, "ifaddrmsg", self.family, self.prefixlen, self.flags, self.scope, self.index)
 
-    @classmethod
-    def decode(cls, payload) -> "AddressMessage":
-        family, prefixlen, flags, scope, index = _header(IFADDRMSG, payload, "ifaddrmsg")
-        if prefixlen > 8 * _ADDR_LEN.get(family, 16):
-            raise DecodeError(f"ifaddrmsg: prefix length {prefixlen} is too long for family {family}")
-        values: dict[str, Any] = {"family": family, "prefixlen": prefixlen, "flags": flags, "scope": scope, "index": index}
-        unknown = []
-        for a in AttrDecoder(memoryview(payload)[IFADDRMSG.size :], IFA):
-            t = a.type
-            if name := _ADDR_IP.get(t):
-                values[name] = _address(a, family)
-            elif t == IFA.LABEL:
-                values["label"] = a.str()
-            elif t == IFA.CACHEINFO:
-                if len(a.data) != IFA_CACHEINFO.size:
-                    raise DecodeError(f"{a.name}: want {IFA_CACHEINFO.size} bytes, got {len(a.data)}")
-                values["cacheinfo"] = AddrCacheInfo(*IFA_CACHEINFO.unpack_from(a.data, 0))
-            elif t == IFA.FLAGS:
-                values["extended_flags"] = a.u32()
-            elif t == IFA.RT_PRIORITY:
-                values["rt_priority"] = a.u32()
-            elif t == IFA.PROTO:
-                values["proto"] = a.u8()
-            else:
-                unknown.append(_unknown(a))
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        return _new(cls, values)
+def _addr_unhead(h: tuple, values: dict):
+    family, prefixlen = h[0], h[1]
+    if prefixlen > 8 * _ADDR_LEN.get(family, 16):
+        raise DecodeError(f"ifaddrmsg: prefix length {prefixlen} is too long for family {family}")
+    values["family"], values["prefixlen"], values["flags"], values["scope"], values["index"] = h
+    return (family, 0, 0, 0)
 
 
-_ADDR_IP = {IFA.ADDRESS: "address", IFA.LOCAL: "local", IFA.BROADCAST: "broadcast", IFA.ANYCAST: "anycast"}
+_bind(AddressMessage, Table(AddressMessage, IFA, [
+    Field(IFA.ADDRESS, "address", ADDR),
+    Field(IFA.LOCAL, "local", ADDR),
+    Field(IFA.BROADCAST, "broadcast", ADDR),
+    Field(IFA.ANYCAST, "anycast", ADDR),
+    Field(IFA.LABEL, "label", STR),
+    Field(IFA.CACHEINFO, "cacheinfo", struct_kind(IFA_CACHEINFO, AddrCacheInfo,
+                                                  lambda c: (c.preferred, c.valid, c.cstamp, c.tstamp))),
+    Field(IFA.FLAGS, "extended_flags", U32),
+    Field(IFA.RT_PRIORITY, "rt_priority", U32),
+    Field(IFA.PROTO, "proto", U8),
+], header=IFADDRMSG, head=lambda a, attrs: (a.family, a.prefixlen, a.flags, a.scope, a.index),
+    unhead=_addr_unhead, what="ifaddrmsg"))
 
 
 # ---------------------------------------------------------------------------
@@ -620,17 +499,36 @@ RTNEXTHOP = struct.Struct(
 )
 # struct rtvia (linux/rtnetlink.h): rtvia_family (__kernel_sa_family_t, u16) + address bytes
 RTVIA_FAMILY = struct.Struct("=H")
-
-_METRIC_NAMES = {
-    RTAX.LOCK: "lock", RTAX.MTU: "mtu", RTAX.WINDOW: "window", RTAX.RTT: "rtt", RTAX.RTTVAR: "rttvar",
-    RTAX.SSTHRESH: "ssthresh", RTAX.CWND: "cwnd", RTAX.ADVMSS: "advmss", RTAX.REORDERING: "reordering",
-    RTAX.HOPLIMIT: "hoplimit", RTAX.INITCWND: "initcwnd", RTAX.FEATURES: "features", RTAX.RTO_MIN: "rto_min",
-    RTAX.INITRWND: "initrwnd", RTAX.QUICKACK: "quickack", RTAX.FASTOPEN_NO_COOKIE: "fastopen_no_cookie",
-}
+# struct rta_cacheinfo (linux/rtnetlink.h), RTA_CACHEINFO of a dumped route
+RTA_CACHEINFO = struct.Struct(
+    "="
+    "I"  # rta_clntref
+    "I"  # rta_lastuse: jiffies
+    "i"  # rta_expires: jiffies left, 0 if the route does not expire
+    "I"  # rta_error
+    "I"  # rta_used
+    "I"  # rta_id
+    "I"  # rta_ts
+    "I"  # rta_tsage
+)
 
 
 @dataclass(frozen=True)
-class RouteMetrics:
+class RouteCacheInfo:
+    """RTA_CACHEINFO (struct rta_cacheinfo); ``expires`` is in clock ticks (USER_HZ, 100/s)."""
+
+    clntref: int = 0
+    lastuse: int = 0
+    expires: int = 0
+    error: int = 0
+    used: int = 0
+    id: int = 0
+    ts: int = 0
+    tsage: int = 0
+
+
+@dataclass(frozen=True)
+class RouteMetrics(_Codec):
     """RTA_METRICS: nested RTAX_* values (all u32 but ``cc_algo``, a string).
 
     ``lock`` is the RTAX_LOCK bit mask: bit ``1 << RTAX.MTU`` set means
@@ -664,37 +562,11 @@ class RouteMetrics:
     def locked(self, name: str) -> bool:
         return bool(self.lock and self.lock & (1 << RTAX[name.upper()]))
 
-    def encode_into(self, enc: AttrEncoder) -> None:
-        for t, name in _METRIC_NAMES.items():
-            if (v := getattr(self, name)) is not None:
-                enc.u32(t, v)
-        if self.cc_algo is not None:
-            enc.str(RTAX.CC_ALGO, self.cc_algo)
-        _put_unknown(enc, self.unknown)
 
-    @classmethod
-    def decode(cls, data) -> "RouteMetrics":
-        view = data if isinstance(data, memoryview) else memoryview(data)
-        values: dict[str, Any] = {}
-        unknown = []
-        off, end = 0, len(view)
-        while end - off >= 4:  # AttrDecoder, flattened: one in four routes of a dump has metrics
-            n, t = _A_HDR.unpack_from(view, off)
-            if n < 4 or n > end - off:
-                raise DecodeError(f"{attr_name(t & 0x3FFF, RTAX)} at offset {off}: bad length {n} ({end - off} bytes left)")
-            t &= 0x3FFF
-            if name := _METRIC_NAMES.get(t):
-                if n != 8:
-                    raise DecodeError(f"RTAX_{name.upper()}: want 4 bytes, got {n - 4}")
-                values[name] = _V_U32.unpack_from(view, off + 4)[0]
-            elif t == RTAX.CC_ALGO:
-                values["cc_algo"] = Attr(t, 0, view[off + 4 : off + n], RTAX).str()
-            else:
-                unknown.append((t, view[off + 4 : off + n].tobytes()))
-            off += (n + 3) & ~3
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        return _new(cls, values)
+_bind(RouteMetrics, Table(RouteMetrics, RTAX, [
+    Field(t, t.name.lower(), STR if t == RTAX.CC_ALGO else U32) for t in RTAX if t != RTAX.UNSPEC
+], what="RTA_METRICS"))
+METRIC_NAMES = tuple(f.name for f in RouteMetrics._TABLE.fields)  # RTAX order, as the kernel lists them
 
 
 @dataclass(frozen=True)
@@ -713,62 +585,57 @@ class NextHop:
     unknown: Unknown = ()
 
     def encode(self) -> bytes:
-        enc = AttrEncoder()
-        if self.gateway is not None:
-            enc.ip(RTA.GATEWAY, self.gateway)
-        if self.via is not None:
-            enc.bytes(RTA.VIA, _encode_via(self.via))
-        _put_unknown(enc, self.unknown)
-        attrs = enc.finish()
-        try:
-            return RTNEXTHOP.pack(RTNEXTHOP.size + len(attrs), self.flags, self.weight - 1, self.oif or 0) + attrs
-        except struct.error as e:
-            raise ValueError(f"RTA_MULTIPATH nexthop: bad field (weight {self.weight}, flags {self.flags}): {e}") from None
+        return _NEXTHOP.encode(self)
 
 
 def _encode_via(via: IPAddress) -> bytes:
     return RTVIA_FAMILY.pack(AF_INET6 if via.version == 6 else AF_INET) + via.packed
 
 
-def _decode_via(a: Attr) -> IPAddress:
-    if len(a.data) < 2:
-        raise DecodeError(f"{a.name}: want at least 2 bytes, got {len(a.data)}")
-    (fam,) = RTVIA_FAMILY.unpack_from(a.data, 0)
-    want = _ADDR_LEN.get(fam)
-    if want is None or len(a.data) != 2 + want:
-        raise DecodeError(f"{a.name}: family {fam} with {len(a.data) - 2} address bytes")
-    raw = a.data[2:].tobytes()
-    return _V4(raw) if want == 4 else _V6(raw)
+def _decode_via(view, ctx, label) -> IPAddress:
+    if len(view) < 2:
+        raise DecodeError(f"{label}: want at least 2 bytes, got {len(view)}")
+    (fam,) = RTVIA_FAMILY.unpack_from(view, 0)
+    if fam not in _ADDR_LEN:
+        raise DecodeError(f"{label}: family {fam} with {len(view) - 2} address bytes")
+    return unpack_address(view, 2, len(view), fam, label)
 
 
-def _decode_multipath(a: Attr, family: int) -> tuple[NextHop, ...]:
-    data = a.data
-    off, end = 0, len(data)
+_VIA = custom(_encode_via, _decode_via)
+
+
+def _nexthop_head(h: NextHop, attrs: bytes) -> tuple:
+    if not isinstance(h.weight, int) or not 1 <= h.weight <= 256:
+        raise ValueError(f"nexthop weight {h.weight!r} is out of range 1..256")
+    return (RTNEXTHOP.size + len(attrs), h.flags, h.weight - 1, h.oif or 0)
+
+
+_NEXTHOP = Table(NextHop, RTA, [Field(RTA.GATEWAY, "gateway", ADDR), Field(RTA.VIA, "via", _VIA)],
+                 header=RTNEXTHOP, head=_nexthop_head, what="rtnexthop")
+
+
+def _encode_multipath(hops) -> bytes:
+    return b"".join([_NEXTHOP.encode(h) for h in hops])
+
+
+def _decode_multipath(view, ctx, label) -> tuple[NextHop, ...]:
+    off, end = 0, len(view)
     hops = []
+    sub = (ctx[FAMILY], 0, 0, ctx[DEPTH] + 1)
     while end - off >= RTNEXTHOP.size:
-        length, flags, hopcount, ifindex = RTNEXTHOP.unpack_from(data, off)
+        length, flags, hopcount, ifindex = RTNEXTHOP.unpack_from(view, off)
         if length < RTNEXTHOP.size or length > end - off:
-            raise DecodeError(f"{a.name}: rtnexthop at offset {off}: bad rtnh_len {length} ({end - off} bytes left)")
+            raise DecodeError(f"{label}: rtnexthop at offset {off}: bad rtnh_len {length} ({end - off} bytes left)")
         values: dict[str, Any] = {"weight": hopcount + 1, "flags": flags}
         if ifindex:
             values["oif"] = ifindex
-        unknown = []
-        for na in AttrDecoder(data[off + RTNEXTHOP.size : off + length], RTA):
-            if na.type == RTA.GATEWAY:
-                values["gateway"] = _address(na, family)
-            elif na.type == RTA.VIA:
-                values["via"] = _decode_via(na)
-            else:
-                unknown.append(_unknown(na))
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        hops.append(_new(NextHop, values))
+        hops.append(_NEXTHOP.decode_attrs(view[off : off + length], RTNEXTHOP.size, sub, values))
         off += (length + 3) & ~3
     return tuple(hops)
 
 
 @dataclass(frozen=True)
-class RouteMessage:
+class RouteMessage(_Codec):
     """A route (RTM_NEWROUTE/DELROUTE/GETROUTE): rtmsg + RTA_* attributes.
 
     ``dst``/``src`` are networks whose prefix lengths fill rtm_dst_len and
@@ -799,204 +666,91 @@ class RouteMessage:
     metrics: RouteMetrics | None = None
     multipath: tuple[NextHop, ...] | None = None
     pref: int | None = None  # IPv6 router preference (ICMPV6_ROUTER_PREF_*)
-    expires: int | None = None  # seconds
+    expires: int | None = None  # seconds (a request: RTA_EXPIRES)
     mark: int | None = None
     uid: int | None = None  # RTA_UID: the uid a lookup was made for (route get)
+    nhid: int | None = None  # RTA_NH_ID: a nexthop object (ip nexthop)
+    realm: int | None = None  # RTA_FLOW: realms, (from << 16) | to
+    cacheinfo: RouteCacheInfo | None = None  # RTA_CACHEINFO of a dumped route (expiry in ticks)
+    ttl_propagate: int | None = None  # RTA_TTL_PROPAGATE (MPLS)
     unknown: Unknown = ()
 
     def __post_init__(self) -> None:
         if self.family is None:
             object.__setattr__(self, "family", _family_of(self.dst, self.src, self.gateway, self.prefsrc))
 
-    # Routes come by the ten thousand (dumps, bulk adds), so encode/decode are
-    # written out flat with one precompiled Struct per attribute layout instead
-    # of going through AttrEncoder/AttrDecoder objects; the wire format and the
-    # errors are the same.
-    def encode(self) -> bytes:
-        parts: list[bytes] = []
-        put = parts.append
-        table, dst, src = self.table, self.dst, self.src
-        head = None
-        try:
-            if self.family == AF_INET and table is not None and dst is not None and src is None and dst.version == 4:
-                # the usual IPv4 route: rtmsg (+ RTA_TABLE) + RTA_DST in a single pack
-                if 0 < table < 256:
-                    head = _RT4_DST.pack(AF_INET, dst.prefixlen, 0, self.tos, table, self.protocol, self.scope,
-                                         self.type, self.flags, 8, _RTA_DST, dst.network_address.packed)
-                else:
-                    head = _RT4_TABLE_DST.pack(AF_INET, dst.prefixlen, 0, self.tos, 0, self.protocol, self.scope,
-                                               self.type, self.flags, 8, _RTA_TABLE, table,
-                                               8, _RTA_DST, dst.network_address.packed)
-            else:
-                if table is not None and not 0 < table < 256:  # as ip does: ids 1-255 fit rtm_table
-                    put(_A_U32.pack(8, _RTA_TABLE, table))
-                if dst is not None:
-                    packed = dst.network_address.packed
-                    put(_A_HDR.pack(4 + len(packed), _RTA_DST) + packed)
-                if src is not None:
-                    packed = src.network_address.packed
-                    put(_A_HDR.pack(4 + len(packed), _RTA_SRC) + packed)
-            if self.iif is not None:
-                put(_A_U32.pack(8, _RTA_IIF, self.iif))
-            if self.oif is not None:
-                put(_A_U32.pack(8, _RTA_OIF, self.oif))
-            if self.gateway is not None:
-                packed = self.gateway.packed
-                put(_A_HDR.pack(4 + len(packed), _RTA_GATEWAY) + packed)
-            if self.via is not None:
-                packed = _encode_via(self.via)
-                put(_A_HDR.pack(4 + len(packed), _RTA_VIA) + packed + _PAD[len(packed) & 3])
-            if self.priority is not None:
-                put(_A_U32.pack(8, _RTA_PRIORITY, self.priority))
-            if self.prefsrc is not None:
-                packed = self.prefsrc.packed
-                put(_A_HDR.pack(4 + len(packed), _RTA_PREFSRC) + packed)
-        except struct.error as e:
-            raise ValueError(f"{self._bad_field()}: {e}") from None
-        except AttributeError as e:  # an address field that is not an ipaddress object
-            raise ValueError(f"route: want ipaddress objects for dst/src/gateway/prefsrc ({e})") from None
-        metrics = self.metrics
-        if metrics is not None and metrics.cc_algo is None and not metrics.unknown:
-            try:  # all-u32 metrics (the usual mtu/advmss/lock): packed here, without an AttrEncoder
-                # (the instance dict holds the fields that were set; RTAX order as the kernel lists them)
-                items = sorted([(_METRIC_TYPES[k], v) for k, v in metrics.__dict__.items() if v is not None and k in _METRIC_TYPES])
-                inner = b"".join([_A_U32.pack(8, t, v) for t, v in items])
-            except struct.error as e:
-                raise ValueError(f"RTA_METRICS: {e}") from None
-            put(_A_HDR.pack(4 + len(inner), _RTA_METRICS_NESTED) + inner)
-            metrics = None
-        if metrics is not None or self.multipath is not None or self.mark is not None or self.pref is not None \
-                or self.expires is not None or self.uid is not None or self.unknown:
-            enc = AttrEncoder()
-            if metrics is not None:
-                enc.nested(RTA.METRICS, metrics.encode_into)
-            if self.multipath is not None:
-                try:
-                    enc.bytes(RTA.MULTIPATH, b"".join(h.encode() for h in self.multipath))
-                except ValueError as e:
-                    enc.error(RTA.MULTIPATH, e)
-            if self.mark is not None:
-                enc.u32(RTA.MARK, self.mark)
-            if self.pref is not None:
-                enc.u8(RTA.PREF, self.pref)
-            if self.expires is not None:
-                enc.u32(RTA.EXPIRES, self.expires)
-            if self.uid is not None:
-                enc.u32(RTA.UID, self.uid)
-            _put_unknown(enc, self.unknown)
-            put(enc.finish())
-        if head is not None:
-            return head + b"".join(parts)
-        try:
-            head = RTMSG.pack(
-                self.family,
-                dst.prefixlen if dst is not None else 0,
-                src.prefixlen if src is not None else 0,
-                self.tos,
-                table if table is not None and table < 256 else 0,
-                self.protocol,
-                self.scope,
-                self.type,
-                self.flags,
-            )
-        except struct.error as e:
-            raise ValueError(f"rtmsg: bad header field ({e})") from None
-        return head + b"".join(parts)
 
-    def _bad_field(self) -> str:
-        for name, t in (("table", RTA.TABLE), ("iif", RTA.IIF), ("oif", RTA.OIF), ("priority", RTA.PRIORITY)):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and 0 <= v <= 0xFFFFFFFF):
-                return f"RTA_{t.name}: {v!r} is not a u32"
-        return "route"
-
-    @classmethod
-    def decode(cls, payload) -> "RouteMessage":
-        view = payload if isinstance(payload, memoryview) else memoryview(payload)
-        end = len(view)
-        if end < 12:
-            raise DecodeError(f"rtmsg: want at least 12 header bytes, got {end}")
-        family, dst_len, src_len, tos, table, protocol, scope, typ, flags = RTMSG.unpack_from(view, 0)
-        obj = object.__new__(cls)  # as _new(), but filling the instance dict in place
-        values = obj.__dict__
-        values["family"] = family
-        values["tos"] = tos
-        values["protocol"] = protocol
-        values["scope"] = scope
-        values["type"] = typ
-        values["flags"] = flags
-        if table:
-            values["table"] = table
-        alen = _ADDR_LEN.get(family)
-        unknown = None
-        off = 12
-        while end - off >= 4:
-            n, t = _A_HDR.unpack_from(view, off)
-            if n < 4 or n > end - off:
-                raise DecodeError(f"{attr_name(t & 0x3FFF, RTA)} at offset {off}: bad length {n} ({end - off} bytes left)")
-            spec = _RTA_DECODE.get(t & 0x3FFF)
-            if spec is None:
-                unknown = unknown or []
-                unknown.append((t, view[off + 4 : off + n].tobytes()))
-            else:
-                kind, name = spec
-                size = n - 4
-                if kind == _K_U32:
-                    if size != 4:
-                        raise DecodeError(f"RTA_{name.upper()}: want 4 bytes, got {size}")
-                    values[name] = _V_U32.unpack_from(view, off + 4)[0]
-                elif kind == _K_ADDR or kind == _K_NET:
-                    if size != alen:
-                        raise DecodeError(f"RTA_{name.upper()}: want {alen} bytes for family {family}, got {size}")
-                    if size == 4:
-                        a = _V_BE32.unpack_from(view, off + 4)[0]
-                    else:
-                        a = int.from_bytes(view[off + 4 : off + n], "big")
-                    if kind == _K_NET:
-                        plen = dst_len if name == "dst" else src_len
-                        try:
-                            values[name] = _make_network(4 if size == 4 else 6, a, plen)
-                        except ValueError as e:  # NetmaskValueError: prefix length out of range
-                            raise DecodeError(f"RTA_{name.upper()}: bad prefix length {plen} ({e})") from None
-                    else:
-                        values[name] = _V4(a) if size == 4 else _V6(a)
-                else:
-                    a = Attr(t & 0x3FFF, t & 0xC000, view[off + 4 : off + n], RTA)
-                    if kind == _K_METRICS:
-                        values[name] = RouteMetrics.decode(a.data)
-                    elif kind == _K_MULTIPATH:
-                        values[name] = _decode_multipath(a, family)
-                    elif kind == _K_VIA:
-                        values[name] = _decode_via(a)
-                    else:  # _K_U8
-                        values[name] = a.u8()
-            off += (n + 3) & ~3
-        if unknown:
-            values["unknown"] = tuple(unknown)
-        return obj
+def _route_head(r: RouteMessage, attrs: bytes) -> tuple:
+    dst, src, table = r.dst, r.src, r.table
+    return (r.family, dst.prefixlen if dst is not None else 0, src.prefixlen if src is not None else 0, r.tos,
+            table if table is not None and table < 256 else 0, r.protocol, r.scope, r.type, r.flags)
 
 
-_RT4_DST = struct.Struct(RTMSG.format + "HH4s")  # rtmsg, RTA_DST (an IPv4 address)
-_RT4_TABLE_DST = struct.Struct(RTMSG.format + "HHI" + "HH4s")  # rtmsg, RTA_TABLE (u32), RTA_DST
-_V_BE32 = struct.Struct("!I")  # an IPv4 address payload, as an int
-_RTA_TABLE, _RTA_DST, _RTA_SRC, _RTA_IIF, _RTA_OIF = int(RTA.TABLE), int(RTA.DST), int(RTA.SRC), int(RTA.IIF), int(RTA.OIF)
-_RTA_GATEWAY, _RTA_VIA, _RTA_PRIORITY, _RTA_PREFSRC = int(RTA.GATEWAY), int(RTA.VIA), int(RTA.PRIORITY), int(RTA.PREFSRC)
-_RTA_METRICS_NESTED = int(RTA.METRICS) | NLA_F_NESTED
-_METRIC_TYPES = {name: int(t) for t, name in _METRIC_NAMES.items()}
-_K_U32, _K_ADDR, _K_NET, _K_METRICS, _K_MULTIPATH, _K_VIA, _K_U8 = range(7)
-_RTA_DECODE = {  # RTA_* -> (how to decode it, RouteMessage field)
-    RTA.TABLE: (_K_U32, "table"), RTA.OIF: (_K_U32, "oif"), RTA.IIF: (_K_U32, "iif"),
-    RTA.PRIORITY: (_K_U32, "priority"), RTA.MARK: (_K_U32, "mark"), RTA.EXPIRES: (_K_U32, "expires"),
-    RTA.UID: (_K_U32, "uid"),
-    RTA.GATEWAY: (_K_ADDR, "gateway"), RTA.PREFSRC: (_K_ADDR, "prefsrc"),
-    RTA.DST: (_K_NET, "dst"), RTA.SRC: (_K_NET, "src"),
-    RTA.METRICS: (_K_METRICS, "metrics"), RTA.MULTIPATH: (_K_MULTIPATH, "multipath"),
-    RTA.VIA: (_K_VIA, "via"), RTA.PREF: (_K_U8, "pref"),
-}
+def _route_unhead(h: tuple, values: dict):
+    family, dst_len, src_len, tos, table, protocol, scope, typ, flags = h
+    values["family"] = family
+    values["tos"] = tos
+    values["protocol"] = protocol
+    values["scope"] = scope
+    values["type"] = typ
+    values["flags"] = flags
+    if table:
+        values["table"] = table
+    return (family, dst_len, src_len, 0)
+
+
+def _pack_table(t: int, table: int) -> bytes:
+    return b"" if 0 < table < 256 else U32.pack(t, table)  # as ip does: ids 1-255 fit rtm_table alone
+
+
+_bind(RouteMessage, Table(RouteMessage, RTA, [
+    Field(RTA.TABLE, "table", U32._replace(pack=_pack_table, inline="if not 0 < v < 256: put(U32_PACK(8, {t}, v))")),
+    Field(RTA.DST, "dst", NET[1]),
+    Field(RTA.SRC, "src", NET[2]),
+    Field(RTA.IIF, "iif", U32),
+    Field(RTA.OIF, "oif", U32),
+    Field(RTA.GATEWAY, "gateway", ADDR),
+    Field(RTA.VIA, "via", _VIA),
+    Field(RTA.PRIORITY, "priority", U32),
+    Field(RTA.PREFSRC, "prefsrc", ADDR),
+    Field(RTA.METRICS, "metrics", nested(lambda: RouteMetrics._TABLE)),
+    Field(RTA.MULTIPATH, "multipath", custom(_encode_multipath, _decode_multipath)),
+    Field(RTA.MARK, "mark", U32),
+    Field(RTA.PREF, "pref", U8),
+    Field(RTA.EXPIRES, "expires", U32),
+    Field(RTA.UID, "uid", U32),
+    Field(RTA.NH_ID, "nhid", U32),
+    Field(RTA.FLOW, "realm", U32),
+    Field(RTA.CACHEINFO, "cacheinfo", struct_kind(RTA_CACHEINFO, RouteCacheInfo,
+                                                  lambda c: (c.clntref, c.lastuse, c.expires, c.error, c.used,
+                                                             c.id, c.ts, c.tsage))),
+    Field(RTA.TTL_PROPAGATE, "ttl_propagate", U8),
+], header=RTMSG, head=_route_head, unhead=_route_unhead, what="rtmsg"))
+
+
+class _MessageTypes(dict):
+    """RTM_* -> message class.  Rules, neighbours and nexthop objects live in their own modules,
+    imported on first use (``MESSAGE_TYPES[32]``): a CLI that lists links never pays for them."""
+
+    _LAZY = {32: "rule", 33: "rule", 34: "rule", 28: "neigh", 29: "neigh", 30: "neigh",
+             104: "nexthop", 105: "nexthop", 106: "nexthop"}
+    _CLASS = {"rule": "RuleMessage", "neigh": "NeighMessage", "nexthop": "NexthopMessage"}
+
+    def __missing__(self, msg_type: int) -> type:
+        module = self._LAZY.get(msg_type)
+        if module is None:
+            raise KeyError(msg_type)
+        import importlib
+
+        cls = getattr(importlib.import_module(f"tunkit.netlink.{module}"), self._CLASS[module])
+        for t, m in self._LAZY.items():
+            if m == module:
+                self[t] = cls
+        return cls
 
 
 # RTM_* -> message class, for dispatching replies and notifications.
-MESSAGE_TYPES: dict[int, type] = {
+MESSAGE_TYPES: dict[int, type] = _MessageTypes({
     RTM.NEWLINK: LinkMessage,
     RTM.DELLINK: LinkMessage,
     RTM.GETLINK: LinkMessage,
@@ -1007,10 +761,13 @@ MESSAGE_TYPES: dict[int, type] = {
     RTM.NEWROUTE: RouteMessage,
     RTM.DELROUTE: RouteMessage,
     RTM.GETROUTE: RouteMessage,
-}
+})
 
 
 def decode_message(msg_type: int, payload):
     """Decode an rtnetlink payload by its RTM_* type; None for types tunkit does not model."""
-    cls = MESSAGE_TYPES.get(msg_type)
-    return cls.decode(payload) if cls is not None else None
+    try:
+        cls = MESSAGE_TYPES[msg_type]
+    except KeyError:
+        return None
+    return cls.decode(payload)
