@@ -39,6 +39,9 @@ PURE_MODULES = [
     "tunkit.wireguard.peer",
     "tunkit.wireguard.handshake",
     "tunkit.wireguard.engine",
+    "tunkit.wireguard.settings",
+    "tunkit.wireguard.uapi",
+    "tunkit.wireguard.wgquick",
 ]
 FORBIDDEN = {"socket", "fcntl", "os", "selectors", "ctypes", "subprocess", "threading", "signal", "select", "mmap"}
 
