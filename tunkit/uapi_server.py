@@ -99,7 +99,7 @@ class UapiServer:
             os.fchmod(s.fileno(), 0o700)  # the mode bind gives the file (wireguard-go: umask 077); no umask race
             try:
                 s.bind(self.path)
-                s.listen(128)
+                s.listen(socket.SOMAXCONN)
                 return s
             except OSError as e:
                 s.close()
