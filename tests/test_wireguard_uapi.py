@@ -168,6 +168,9 @@ def test_framing_chunks_crlf_pipelining_get_trailer_unknown_op_and_eof():
     assert talk(engine(), b"get=1\nx") == (b"errno=%d\n\n" % u.EINVAL, True)
     assert talk(engine(), b"bogus=1\nget=1\n\n") == (b"", True)   # wireguard-go closes without an answer
     assert talk(engine(), b"set=1\r\n\n") == (b"", True)
+    conn = u.UapiConnection()
+    assert conn.receive_data(b"\x00garbage without a newline") == [] and conn.closed  # at once, no timeout
+    assert not u.UapiConnection().receive_data(b"se") and not u.UapiConnection().closed
     eng = based()
     before = get(eng)
     answer, closed = talk(eng, b"set=1\nlisten_port=9\n")  # end of file without the blank line

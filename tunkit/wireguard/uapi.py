@@ -382,7 +382,9 @@ class UapiConnection:
             start = nl + 1
             self._line(line, out)
         del buf[:start]
-        if not self.closed and len(buf) > self.max_line:
+        if self._state == "op" and buf and not (b"get=1".startswith(buf) or b"set=1".startswith(buf)):
+            self.closed = True  # no operation starts so: garbage is closed at once, not after a timeout
+        elif not self.closed and len(buf) > self.max_line:
             self._fail(out, EIO, f"a line longer than {self.max_line} bytes")
         if self.closed:
             buf.clear()
