@@ -187,3 +187,32 @@ def test_wg_setconf_of_the_stripped_file_gives_the_engine_what_to_interface_conf
     want = q.to_interface_config(q.parse(text, str(path)), public_of)
     assert eng.config() == want
     assert ipaddress.ip_network("192.0.2.0/24") in eng.peers[public_key(K2)].allowed_ips
+
+
+def test_fuzz_mutated_files_raise_only_config_error():
+    import random
+
+    rng = random.Random(12)
+    parsed = failed = 0
+    for i in range(1500):
+        b = bytearray(REAL_WORLD.encode())
+        if i % 3 == 0:
+            b = b[:rng.randrange(len(b))]
+        else:
+            for _ in range(rng.randrange(1, 6)):
+                b[rng.randrange(len(b))] = rng.choice(b"=[]#,:/ \n\t0aZ.-%\x00\xff")
+        text = b.decode("utf-8", "replace")
+        try:
+            cfg = q.parse(text, "f.conf")
+        except ConfigError as e:
+            assert e.file and e.file.startswith("f.conf")
+            failed += 1
+            continue
+        parsed += 1
+        try:
+            q.to_interface_config(cfg, public_of, resolve=lambda h, p: ("192.0.2.1", p))
+        except ConfigError:
+            pass
+        except ValueError as e:  # only a low-order key or a limit may still be refused, by the one validation
+            assert "low-order" in str(e) or "at most" in str(e), e
+    assert parsed > 100 and failed > 100
