@@ -307,3 +307,52 @@ def test_fuzz_random_garbage_and_truncated_requests_never_raise_and_never_half_a
         else:
             applied += 1
     assert applied > 20 and refused > 500  # both paths were exercised
+
+
+# --------------------------------------------------------------------------- Engine.apply directly
+
+
+def test_apply_is_all_or_nothing_and_reports_what_changed():
+    from tunkit.wireguard.settings import InterfaceConfig, PeerConfig
+
+    eng = based()
+    config = eng.config()
+    assert eng.apply(config) == ((), (), False, False, False)  # a no-op
+    low_order = PeerConfig(bytes(32))
+    new = InterfaceConfig(KEY_D, 1, 2, config.peers[1:] + (PeerConfig(PUB_B, PSK), low_order))
+    with pytest.raises(ValueError, match="low-order"):
+        eng.apply(new)
+    assert eng.config() == config and eng.public_key == PUB_A
+    seen = []
+
+    def refuse(c):
+        seen.append(c)
+        raise OSError(98, "in use")
+
+    with pytest.raises(OSError):
+        eng.apply(InterfaceConfig(KEY_D, 1, 2, new.peers[:-1]), prepare=refuse)
+    assert seen and eng.config() == config
+    done = eng.apply(InterfaceConfig(KEY_D, 1, 2, new.peers[:-1]))
+    assert done.added == () and done.removed == () and done.private_key and done.listen_port and done.fwmark
+    assert [p.public_key for p in eng.config().peers] == [PUB_B, PUB_C]  # B stays where it was, re-keyed
+    assert eng.peers[PUB_B].remote.psk == PSK and not eng.peers[PUB_B].allowed_ips
+    with pytest.raises(ValueError, match="listed twice"):
+        eng.apply(InterfaceConfig(KEY_D, peers=(PeerConfig(PUB_B), PeerConfig(PUB_B))))
+    net = config.peers[0].allowed_ips[0]
+    with pytest.raises(ValueError, match="also on peer"):
+        eng.apply(InterfaceConfig(KEY_D, peers=(PeerConfig(PUB_B, allowed_ips=(net,)),
+                                                PeerConfig(PUB_C, allowed_ips=(net,)))))
+
+
+def test_apply_turning_persistent_keepalive_on_sends_at_once_with_now():
+    from tunkit.wireguard.settings import InterfaceConfig, PeerConfig
+
+    eng = based()
+    eng.pop_datagrams()
+    peers = tuple(PeerConfig(p.public_key, p.preshared_key, p.endpoint, 25 if p.public_key == PUB_B else 0,
+                             p.allowed_ips) for p in eng.config().peers)
+    eng.apply(InterfaceConfig(KEY_A, 51820, 0, peers), now=1000.0)
+    (datagram, dest), = eng.pop_datagrams()  # no session yet: the keepalive becomes an initiation
+    assert dest == ("192.0.2.2", 51820) and datagram[0] == 1
+    eng.apply(InterfaceConfig(KEY_A, 51820, 0, peers), now=1001.0)
+    assert eng.pop_datagrams() == []  # already on: nothing new
