@@ -85,9 +85,9 @@ class UapiServer:
         self.clients: dict[int, _Client] = {}
         self._buffered = 0
         self._output = 0
-        self._sel = selectors.EpollSelector()
         self._listener = self._listen(directory)
         self._inode = os.stat(self.path).st_ino
+        self._sel = selectors.EpollSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, None)
 
     # ------------------------------------------------------------ socket file
