@@ -20,6 +20,7 @@ Errors are wireguard-go's negative POSIX codes (``errno=-22``); see docs/uapi.md
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import ipaddress
 from typing import NamedTuple
 
@@ -149,6 +150,8 @@ def format_endpoint(endpoint) -> str | None:
 
 # --------------------------------------------------------------------------- get
 
+_net_text = functools.lru_cache(maxsize=2 * MAX_ALLOWED_IPS)(str)  # str() of an IPv6 network is the slow part
+
 
 def format_get(engine) -> bytes:
     """The whole ``get=1`` answer for ``engine``, ending in ``errno=0`` and the blank line."""
@@ -174,7 +177,7 @@ def format_get(engine) -> bytes:
         add(f"rx_bytes={p.rx_bytes}")
         add(f"persistent_keepalive_interval={int(p.persistent_keepalive)}")
         for net in p.allowed_ips:
-            add(f"allowed_ip={net}")
+            add("allowed_ip=" + _net_text(net))
     add("errno=0\n\n")
     return "\n".join(out).encode()
 
