@@ -151,6 +151,9 @@ def test_limits_too_many_peers_allowed_ips_long_lines_and_huge_requests():
                                   for i in range(settings.MAX_ALLOWED_IPS + 1)]
     assert talk(eng, setreq(*ips))[0] == b"errno=%d\n\n" % u.EINVAL
     assert talk(eng, b"set=1\nlisten_port=" + b"1" * u.MAX_LINE_BYTES) == (b"errno=%d\n\n" % u.EIO, True)
+    conn = u.UapiConnection()  # a long line that arrives whole in one read, digits Python's int() would refuse
+    assert conn.receive_data(b"set=1\nlisten_port=" + b"9" * 10000 + b"\n\n")[0].errno == u.EIO and conn.closed
+    assert talk(eng, setreq("listen_port=" + "0" * 40 + "1"))[0] == b"errno=%d\n\n" % u.EINVAL
     huge = b"set=1\n" + b"listen_port=1\n" * (u.MAX_REQUEST_BYTES // 14 + 1) + b"\n"
     assert talk(eng, huge, chunk=65536) == (b"errno=%d\n\n" % u.EMSGSIZE, True)
     assert get(eng) == before

@@ -252,7 +252,7 @@ class Engine(HandshakeMixin):
             self.remove_peer(self.peers[pk])
         if key_changed:
             self._install_local(local, private, {pk: remotes[pk] for pk in self.peers}, config.private_key is not None)
-        added = []
+        added, turned_on = [], []
         for pc in config.peers:
             peer = self.peers.get(pc.public_key)
             if peer is None:
@@ -261,10 +261,9 @@ class Engine(HandshakeMixin):
             elif pc.public_key in remotes and not key_changed:
                 self._set_remote(peer, remotes[pc.public_key])
             peer.endpoint = pc.endpoint
-            turned_on = not peer.persistent_keepalive and pc.persistent_keepalive
+            if not peer.persistent_keepalive and pc.persistent_keepalive:
+                turned_on.append(peer)
             peer.persistent_keepalive = float(pc.persistent_keepalive)
-            if turned_on and now is not None and self.has_private_key:
-                self._send_keepalive(peer, now)
         for pc in config.peers:
             for net in self.peers[pc.public_key].allowed_ips.keys() - set(pc.allowed_ips):
                 self.allowed.delete(net)  # first free every prefix that moves, so no peer takes one twice
@@ -273,6 +272,9 @@ class Engine(HandshakeMixin):
             self.set_allowed_ips(self.peers[pc.public_key], pc.allowed_ips)
         port_changed, mark_changed = config.listen_port != self.listen_port, config.fwmark != self.fwmark
         self.listen_port, self.fwmark = config.listen_port, config.fwmark
+        if now is not None and self.has_private_key:
+            for peer in turned_on:  # after every change: as wireguard-go, a keepalive when it is switched on
+                self._send_keepalive(peer, now)
         return Applied(tuple(added), removed, key_changed, port_changed, mark_changed)
 
     # ------------------------------------------------------------- outputs

@@ -78,8 +78,8 @@ class Request(NamedTuple):
 
 def _uint(value: str, bits: int, what: str) -> int:
     # strconv.ParseUint(value, 10, bits): ASCII digits only, no sign, leading zeros allowed
-    if not value or not value.isascii() or not value.isdigit():
-        raise UapiError(EINVAL, f"{what} {value!r} is not a decimal number")
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 32:
+        raise UapiError(EINVAL, f"{what} {value[:40]!r} is not a decimal number (of at most 32 digits)")
     n = int(value)
     if n >= 1 << bits:
         raise UapiError(EINVAL, f"{what} {value} is outside 0..{(1 << bits) - 1}")
@@ -109,6 +109,7 @@ def _prefix(value: str):
     # netip.ParsePrefix: address without zone, '/', decimal bits without sign or leading zero; then masked
     addr, slash, bits = value.partition("/")
     if (not slash or not bits or not bits.isascii() or not bits.isdigit() or (len(bits) > 1 and bits[0] == "0")
+            or len(bits) > 3
             or "%" in addr):
         raise UapiError(EINVAL, f"allowed_ip {value!r} is not ADDRESS/BITS")
     try:
@@ -409,6 +410,8 @@ class UapiConnection:
                 self.closed = True
             return
         self.pending += len(line) + 1
+        if len(line) > self.max_line:  # a long line can arrive whole in one read
+            return self._fail(out, EIO, f"a line longer than {self.max_line} bytes")
         if self.pending > self.max_request:
             return self._fail(out, EMSGSIZE, f"set request over {self.max_request} bytes")
         if line.endswith(b"\r"):  # bufio.ScanLines drops it

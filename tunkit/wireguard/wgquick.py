@@ -113,7 +113,7 @@ def _number(value: str, where, top: int, *, off: bool = False, hex_ok: bool = Fa
     if hex_ok and value[:2].lower() == "0x":
         base, digits = 16, value[2:]
     try:
-        if not digits or not digits.isascii() or not digits.isalnum():
+        if not digits or not digits.isascii() or not digits.isalnum() or len(digits) > 32:
             raise ValueError
         n = int(digits, base)
     except ValueError:
