@@ -68,18 +68,22 @@ class Pair:
     """wireguard-go (``go``) and tunkit (``tk``) interfaces, same commands for both."""
 
     def __init__(self, ns, tmp_path) -> None:
+        self.proc = self.server = self.thread = None
+        self.stop = threading.Event()
+        self.ns, self.tmp = ns, tmp_path
+        tag = f"{os.getpid() % 100000}"
+        self.go, self.tk = f"wgg{tag}", f"wgu{tag}"
+
+    def start(self) -> None:
+        ns = self.ns
         for tool in ("wireguard-go", "wg"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is missing: scripts/test.sh installs wireguard-go and wireguard-tools")
-        self.ns, self.tmp = ns, tmp_path
-        tag = f"{os.getpid() % 100000}"
-        self.go, self.tk = f"wgg{tag}", f"wgt{tag}"
         self.proc = ns.popen(["wireguard-go", "-f", self.go], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                              env={**os.environ, "LOG_LEVEL": "error"})
         self.engine = Engine(generate_private_key(), LibCrypto(), wall_offset=time.time() - time.monotonic())
         self.engine.has_private_key = False  # as a fresh wireguard-go: no key until wg sets one
         self.server = UapiServer(self.tk, self.engine)
-        self.stop = threading.Event()
         self.thread = threading.Thread(target=serve, args=(self.server,),
                                        kwargs={"until": self.stop.is_set, "timeout": 120, "tick": 0.05})
         self.thread.start()
@@ -95,16 +99,20 @@ class Pair:
         return f"{RUN_DIR}/{name}.sock"
 
     def close(self) -> None:
+        """Undo whatever start() got to."""
         self.stop.set()
-        self.thread.join(30)
-        self.server.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stderr.close()
+        if self.thread is not None:
+            self.thread.join(30)
+        if self.server is not None:
+            self.server.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stderr.close()
         for name in (self.go, self.tk):
             try:
                 os.unlink(self.path(name))
@@ -140,6 +148,7 @@ def normalise(view, text: str, name: str) -> str:
 def pair(netns, tmp_path):
     p = Pair(netns, tmp_path)
     try:
+        p.start()
         yield p
     finally:
         p.close()
