@@ -359,3 +359,19 @@ def test_apply_turning_persistent_keepalive_on_sends_at_once_with_now():
     assert dest == ("192.0.2.2", 51820) and datagram[0] == 1
     eng.apply(InterfaceConfig(KEY_A, 51820, 0, peers), now=1001.0)
     assert eng.pop_datagrams() == []  # already on: nothing new
+
+
+def test_a_request_being_received_is_held_as_its_bytes_not_as_parsed_objects():
+    import tracemalloc
+
+    data = b"set=1\npublic_key=" + b"11" * 32 + b"\n" + b"".join(
+        b"allowed_ip=10.%d.%d.0/24\n" % (i >> 8 & 255, i & 255) for i in range(100000))
+    conn = u.UapiConnection()
+    tracemalloc.start()
+    try:
+        for i in range(0, len(data), 65536):
+            assert conn.receive_data(data[i:i + 65536]) == []
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert conn.pending == len(data) and held < 2 * len(data)  # parsed, it would be about ten times as much

@@ -28,7 +28,7 @@ from tunkit.errors import TunkitError
 from tunkit.wireguard.keys import clamp
 from tunkit.wireguard.settings import MAX_ALLOWED_IPS, MAX_PEERS, InterfaceConfig, PeerConfig
 
-__all__ = ["UapiError", "UapiConnection", "Request", "format_get", "parse_set_line", "plan_set", "handle_set",
+__all__ = ["UapiError", "UapiConnection", "Request", "format_get", "parse_set_line", "iter_set_lines", "plan_set", "handle_set",
            "format_endpoint", "parse_endpoint", "MAX_LINE_BYTES", "MAX_REQUEST_BYTES", "MAX_PEER_BLOCKS",
            "MAX_ALLOWED_IP_LINES", "EIO", "EPROTO", "EINVAL", "EADDRINUSE", "EMSGSIZE", "ENOMEM"]
 
@@ -61,13 +61,13 @@ class UapiError(TunkitError, ValueError):
 
 
 class Request(NamedTuple):
-    """One complete request from a client: ``op`` 'get' or 'set' (with ``lines``), or 'error'.
+    """One complete request from a client: ``op`` 'get' or 'set' (``lines``: its checked lines, as bytes), or 'error'.
 
     For 'error', ``errno`` is to be sent back and ``close`` says whether the
     connection must be closed after it; ``message`` is for the log.
     """
     op: str
-    lines: tuple = ()
+    lines: bytes = b""
     errno: int = 0
     close: bool = False
     message: str = ""
@@ -224,6 +224,21 @@ def parse_set_line(line: str, in_peer: bool):
     raise UapiError(EINVAL, f"invalid UAPI peer key {key[:80]!r} (one of {', '.join(_PEER_KEYS)})")
 
 
+def iter_set_lines(raw: bytes):
+    """The ``(key, value)`` pairs of a set's lines (``\n``-separated, no blank line), parsed one at a time.
+
+    The request is kept as its bytes (what the client sent, about 1x) and
+    parsed again here, lazily, while :func:`plan_set` runs: parsed values
+    (networks) take about ten times the bytes.
+    """
+    in_peer = False
+    for line in bytes(raw).split(b"\n"):
+        if line:
+            item = parse_set_line(line.decode("ascii"), in_peer)
+            in_peer = in_peer or item[0] == "public_key"
+            yield item
+
+
 class _Peer:
     __slots__ = ("psk", "endpoint", "keepalive", "allowed")
 
@@ -260,6 +275,8 @@ def plan_set(current: InterfaceConfig, lines, public_of) -> InterfaceConfig:
             created = peer is None and value != own_public
             if created:
                 peer = peers[pk] = _Peer()
+                if len(peers) > 2 * MAX_PEERS:  # stop early: validate() refuses more than MAX_PEERS anyway
+                    raise ValueError(f"more than {MAX_PEERS} peers on the interface")
         elif pk is None:  # device keys come before the first public_key
             if key == "private_key":
                 if value != private:
@@ -302,6 +319,8 @@ def plan_set(current: InterfaceConfig, lines, public_of) -> InterfaceConfig:
                     del peers[other].allowed[net]
                 peer.allowed[net] = None  # a re-added prefix moves to the end, as in wireguard-go
                 owner[net] = pk
+                if len(owner) > MAX_ALLOWED_IPS:
+                    raise ValueError(f"more than {MAX_ALLOWED_IPS} allowed IPs on the interface")
     return InterfaceConfig(private, port, mark, tuple(
         PeerConfig(k, p.psk, p.endpoint, p.keepalive, tuple(p.allowed)) for k, p in peers.items()))
 
@@ -309,9 +328,12 @@ def plan_set(current: InterfaceConfig, lines, public_of) -> InterfaceConfig:
 def handle_set(engine, lines, *, now: float | None = None, prepare=None) -> tuple[int, str]:
     """Plan and apply a complete set on ``engine``, all or nothing: ``(errno, message)``, errno 0 on success.
 
-    ``prepare(config)`` is :meth:`Engine.apply`'s hook (bind a new port):
+    ``lines`` is a Request's bytes or ``(key, value)`` pairs.  ``prepare(config)``
+    is :meth:`Engine.apply`'s hook (bind a new port):
     an OSError from it answers EADDRINUSE, as wireguard-go does, and changes nothing.
     """
+    if isinstance(lines, (bytes, bytearray)):
+        lines = iter_set_lines(lines)
     try:
         config = plan_set(engine.config(), lines, lambda k: engine.crypto.private_key(k).public)
         engine.apply(config, now=now, prepare=prepare)
@@ -344,7 +366,7 @@ class UapiConnection:
         self.pending = 0            # bytes of the set request in progress
         self._buf = bytearray()     # an incomplete line, at most max_line bytes
         self._state = "op"          # op | get | set | discard
-        self._lines: list = []
+        self._raw = bytearray()     # the set's checked lines so far
         self._peers = 0
         self._ips = 0
 
@@ -397,7 +419,7 @@ class UapiConnection:
     def _fail(self, out: list, errno: int, message: str) -> None:
         out.append(Request("error", errno=errno, close=True, message=message))
         self.closed = True
-        self._lines = []
+        self._raw = bytearray()
 
     def _line(self, line: bytes, out: list) -> None:
         state = self._state
@@ -405,7 +427,7 @@ class UapiConnection:
             if line == b"get=1":
                 self._state = "get"
             elif line == b"set=1":
-                self._state, self._lines, self._peers, self._ips, self.pending = "set", [], 0, 0, 6
+                self._state, self._raw, self._peers, self._ips, self.pending = "set", bytearray(), 0, 0, 6
             else:  # wireguard-go closes the connection without an answer
                 self.closed = True
             return
@@ -418,8 +440,8 @@ class UapiConnection:
             line = line[:-1]
         if not line:  # the blank line ends the request
             if state == "set":
-                out.append(Request("set", tuple(self._lines)))
-            self._state, self._lines, self.pending = "op", [], 0
+                out.append(Request("set", bytes(self._raw)))
+            self._state, self._raw, self.pending = "op", bytearray(), 0
             return
         if state == "discard":
             return
@@ -438,8 +460,9 @@ class UapiConnection:
             self._ips += 1
             if self._ips > MAX_ALLOWED_IP_LINES:
                 return self._error(out, EINVAL, f"more than {MAX_ALLOWED_IP_LINES} allowed_ip lines in one set")
-        self._lines.append((key, value))
+        self._raw += line
+        self._raw += b"\n"
 
     def _error(self, out: list, errno: int, message: str) -> None:
         out.append(Request("error", errno=errno, message=message))
-        self._state, self._lines = "discard", []
+        self._state, self._raw = "discard", bytearray()
