@@ -154,7 +154,7 @@ class Engine(HandshakeMixin):
         self.peers.pop(peer.public_key, None)
 
     def set_allowed_ips(self, peer: Peer, prefixes) -> None:
-        """Replace the peer's allowed IPs, kept in the given order; a prefix another peer had moves to this one (as in wg)."""
+        """Replace the peer's allowed IPs, kept in order; a prefix another peer had moves to this one (as in wg)."""
         nets = dict.fromkeys(ipaddress.ip_network(p, strict=True) if isinstance(p, str) else ipaddress.ip_network(p)
                              for p in prefixes)
         for net in peer.allowed_ips.keys() - nets.keys():

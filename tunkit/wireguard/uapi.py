@@ -28,8 +28,8 @@ from tunkit.errors import TunkitError
 from tunkit.wireguard.keys import clamp
 from tunkit.wireguard.settings import MAX_ALLOWED_IPS, MAX_PEERS, InterfaceConfig, PeerConfig
 
-__all__ = ["UapiError", "UapiConnection", "Request", "format_get", "parse_set_line", "iter_set_lines", "plan_set", "handle_set",
-           "format_endpoint", "parse_endpoint", "MAX_LINE_BYTES", "MAX_REQUEST_BYTES", "MAX_PEER_BLOCKS",
+__all__ = ["UapiError", "UapiConnection", "Request", "format_get", "parse_set_line", "iter_set_lines", "plan_set",
+           "handle_set", "format_endpoint", "parse_endpoint", "MAX_LINE_BYTES", "MAX_REQUEST_BYTES", "MAX_PEER_BLOCKS",
            "MAX_ALLOWED_IP_LINES", "EIO", "EPROTO", "EINVAL", "EADDRINUSE", "EMSGSIZE", "ENOMEM"]
 
 # Limits (docs/uapi.md).  No valid line is longer than about 120 bytes.
@@ -275,7 +275,7 @@ def plan_set(current: InterfaceConfig, lines, public_of) -> InterfaceConfig:
             created = peer is None and value != own_public
             if created:
                 peer = peers[pk] = _Peer()
-                if len(peers) > 2 * MAX_PEERS:  # stop early: validate() refuses more than MAX_PEERS anyway
+                if len(peers) > 2 * MAX_PEERS:  # stop early (a syncconf holds old and new at once); validate() limits
                     raise ValueError(f"more than {MAX_PEERS} peers on the interface")
         elif pk is None:  # device keys come before the first public_key
             if key == "private_key":
@@ -319,7 +319,7 @@ def plan_set(current: InterfaceConfig, lines, public_of) -> InterfaceConfig:
                     del peers[other].allowed[net]
                 peer.allowed[net] = None  # a re-added prefix moves to the end, as in wireguard-go
                 owner[net] = pk
-                if len(owner) > MAX_ALLOWED_IPS:
+                if len(owner) > 2 * MAX_ALLOWED_IPS:  # stop early (a syncconf may hold old and new at once)
                     raise ValueError(f"more than {MAX_ALLOWED_IPS} allowed IPs on the interface")
     return InterfaceConfig(private, port, mark, tuple(
         PeerConfig(k, p.psk, p.endpoint, p.keepalive, tuple(p.allowed)) for k, p in peers.items()))

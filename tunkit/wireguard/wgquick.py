@@ -1,4 +1,4 @@
-"""wg-quick configuration files (``/etc/wireguard/wg0.conf``) parsed unchanged, as wg-quick and wg read them; pure, no I/O.
+"""wg-quick configuration files (``/etc/wireguard/wg0.conf``) read unchanged, as wg-quick and wg do; pure, no I/O.
 
     cfg = parse(text, "wg0.conf")          # ConfigError naming file, line and key
     cfg.stripped                           # what `wg-quick strip` prints: the `wg setconf` part
