@@ -93,7 +93,7 @@ def bench_io(n: int, size: int) -> None:
             print(f"  {f'Device.write_batch(64 x {size} B)':<34}: {rate(rounds * 64, t):>12} packets  (n={rounds * 64})")
             parts = [pkt[:28], pkt[28:]]
             t = timed(lambda: dev.writev(parts), n)
-            print(f"  {f'Device.writev(28 B hdr, body)':<34}: {rate(n, t):>12} packets  (n={n}, {size} B)")
+            print(f"  {'Device.writev(28 B hdr, body)':<34}: {rate(n, t):>12} packets  (n={n}, {size} B)")
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as src:
             src.bind((LOCAL, 5000))

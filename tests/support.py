@@ -18,7 +18,7 @@ def thread_netns_inode() -> int:
     return current_netns_inode()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def privilege_problem() -> str | None:
     """Why privileged tests cannot run here, or None if they can."""
     from tunkit.netns import namespace_problem

@@ -1,43 +1,118 @@
-"""Helpers for the device and tuntap CLI tests: an IPv4/UDP oracle, ``ip`` lookups, fd counting."""
+"""Helpers for the device, tuntap and tunnel tests: the fake TUN queue, ``ip`` lookups, fd counting."""
 
 from __future__ import annotations
 
-import ipaddress
+import errno
 import os
+import select
+import socket
 import struct
 import subprocess
 import sys
 
 import support
+from support_offload import ipv4_header, ref_checksum, udp_datagram
+from tunkit.errors import DeviceError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, src, dst
-UDP = struct.Struct("!HHHH")  # sport, dport, length, checksum
+IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, total length, id, flags/frag, ttl, proto, csum, src, dst (for unpacking)
 DF = 0x4000
 
-
-def inet_checksum(data: bytes) -> int:
-    """RFC 1071 one's-complement sum, the ten-line reference."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+# The reference checksum and the packet builders live in support_offload (one oracle for all tests).
+inet_checksum = ref_checksum
 
 
 def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes, *, ident: int = 0,
              ttl: int = 64, frag: int = 0, tos: int = 0) -> bytes:
-    """A complete IPv4/UDP packet with correct header and UDP checksums."""
-    s, d = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
-    ulen = UDP.size + len(payload)
-    pseudo = s + d + struct.pack("!BBH", 0, 17, ulen)
-    ucsum = inet_checksum(pseudo + UDP.pack(sport, dport, ulen, 0) + payload) or 0xFFFF
-    udp = UDP.pack(sport, dport, ulen, ucsum) + payload
-    hdr = IPV4.pack(0x45, tos, IPV4.size + len(udp), ident, frag, ttl, 17, 0, s, d)
-    hdr = hdr[:10] + struct.pack("!H", inet_checksum(hdr)) + hdr[12:]
-    return hdr + udp
+    """A complete IPv4/UDP packet with correct checksums; ``frag`` is the raw flags/offset field (DF off)."""
+    seg = udp_datagram(src, dst, sport, dport, payload)
+    return ipv4_header(src, dst, 17, len(seg), ident=ident, df=False, ttl=ttl, tos=tos, frag=frag) + seg
+
+
+class FakeQueue:
+    """A TUN queue stand-in on one end of an AF_UNIX datagram socketpair (one packet per datagram).
+
+    The code under test sees a queue: ``fileno()`` (non-blocking), and ``read``, ``read_batch``,
+    ``write``, ``writev`` as :class:`tunkit.device.Queue` has them.  The test is the kernel side:
+    ``inject()`` (or ``reads=``) is a packet the kernel routes into the TUN, ``take()``/``take_all()``
+    or ``written`` are packets the code wrote out of it.  ``refuse(data)`` true makes a write fail
+    with EINVAL, as the kernel does for a header it rejects.
+    """
+
+    MAX = 1 << 17  # larger than any super-packet plus its header
+
+    def __init__(self, reads=(), *, refuse=None, vnet_hdr: bool = False) -> None:
+        self._s, self.host = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for s in (self._s, self.host):
+            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.vnet_hdr = vnet_hdr
+        self.refuse = refuse
+        self._written: list[bytes] = []
+        for raw in reads:  # as the kernel would queue them, headers included
+            self.host.send(raw)
+
+    def fileno(self) -> int:
+        return self._s.fileno()
+
+    # the queue's side (what tunkit.device.Queue offers)
+    def read(self, timeout: float | None = None) -> bytes | None:
+        if timeout and not select.select([self._s], [], [], timeout)[0]:
+            return None
+        try:
+            return self._s.recv(self.MAX)
+        except BlockingIOError:
+            return None
+
+    def read_batch(self, max_packets: int = 64, timeout: float | None = None) -> list[bytes]:
+        if max_packets < 1:
+            raise ValueError(f"max_packets must be at least 1, not {max_packets}")
+        out: list[bytes] = []
+        while len(out) < max_packets and (p := self.read(timeout if not out else None)) is not None:
+            out.append(p)
+        return out
+
+    def _put(self, data: bytes) -> int:
+        if self.refuse and self.refuse(data):
+            raise DeviceError(errno.EINVAL, "fk0", "writev: the kernel rejected the packet")
+        self._s.send(data)
+        return len(data)
+
+    def write(self, pkt) -> int:
+        return self._put(bytes(pkt))
+
+    def writev(self, bufs) -> int:
+        return self._put(b"".join(bytes(b) for b in bufs))
+
+    # the test's side
+    def inject(self, pkt: bytes, vnet: bytes | None = None) -> None:
+        if self.vnet_hdr:
+            pkt = (vnet or bytes(10)) + pkt
+        self.host.send(pkt)
+
+    def take(self, timeout: float = 2.0) -> bytes | None:
+        r, _, _ = select.select([self.host], [], [], timeout)
+        if not r:
+            return None
+        return self.host.recv(self.MAX)
+
+    def take_all(self, timeout: float = 0.05) -> list[bytes]:
+        out = []
+        while (p := self.take(timeout)) is not None:
+            out.append(p)
+        return out
+
+    @property
+    def written(self) -> list[bytes]:
+        """Everything written so far, in order (each write as the concatenated bytes of the call)."""
+        self._written += self.take_all(0)
+        return self._written
+
+    def close(self) -> None:
+        self._s.close()
+        self.host.close()
 
 
 def link(name: str) -> dict:

@@ -95,7 +95,11 @@ def test_del_detects_mode_and_accepts_it(netns):
 ERROR_CASES = [
     (["tuntap", "add", "x" * 16], 1, ["too long", "16 bytes"]),
     (["tuntap", "add", "a/b"], 1, ["'/'"]),
-    (["tuntap", "add", "tk0", "--user", "no-such-user-tunkit"], 1, ["tk0", "unknown user"]),
+    (["tuntap", "add", "tk0", "--user", "no-such-user-tunkit"], 1, ["--user 'no-such-user-tunkit'", "no such user"]),
+    (["tuntap", "add", "tk0", "--user", "4294967295"], 1, ["--user '4294967295' is not an integer in 0..2147483647"]),
+    (["tuntap", "add", "tk0", "--group", "-5"], 1, ["--group '-5' is not an integer in 0..2147483647"]),
+    (["tuntap", "add", "tk0", "--user", "\uff11\uff10\uff10\uff10"], 1,
+     ["--user '\uff11\uff10\uff10\uff10' is not an integer in 0..2147483647"]),
     (["tuntap", "del", "tk9"], 2, ["tk9", "no such device"]),
     (["tuntap", "del", "lo"], 2, ["lo", "not a TUN/TAP device"]),
     (["tuntap", "show", "tk9"], 1, ["tk9", "no TUN/TAP device"]),
@@ -110,7 +114,7 @@ def test_errors_exit_codes_and_messages(netns, capsys, argv, code, words):
     assert err.startswith("tunkit: ")
     for w in words:
         assert w in err
-    assert "tk9" not in sd.link_names()
+    assert "tk9" not in sd.link_names() and "tk0" not in sd.link_names()
 
 
 def test_add_existing_is_a_system_error(netns, capsys):
@@ -121,10 +125,32 @@ def test_add_existing_is_a_system_error(netns, capsys):
     assert sd.tun_info("tk0")["type"] == "tun"  # untouched
 
 
-def test_bad_mode_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["tuntap", "add", "tk0", "--mode", "tan"])
-    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err  # argparse's own usage exit
+# Usage errors: exit 1 with the command and the problem named (argparse alone exits 2)
+USAGE_CASES = [
+    (["bogus"], "tunkit: error: argument COMMAND: invalid choice: 'bogus'"),
+    ([], "tunkit: error: a command is required"),
+    (["tuntap", "add"], "tunkit tuntap add: error: the following arguments are required: NAME"),
+    (["tuntap", "add", "tk0", "--mode", "tan"], "tunkit tuntap add: error: argument --mode: invalid choice: 'tan'"),
+    (["tuntap", "frob"], "tunkit tuntap: error: argument COMMAND: invalid choice: 'frob'"),
+    (["up"], "tunkit up: error: the following arguments are required: CONFIG"),
+    (["check", "a.toml", "--bogus"], "tunkit: error: unrecognized arguments: --bogus"),
+    (["status", "--socket"], "tunkit status: error: argument --socket: expected one argument"),
+]
+
+
+@pytest.mark.parametrize("argv,message", USAGE_CASES, ids=[" ".join(a) or "(nothing)" for a, _ in USAGE_CASES])
+def test_usage_errors_exit_1_and_say_what_is_wrong(capsys, argv, message):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "usage: tunkit" in err
+
+
+def test_usage_errors_exit_1_from_the_shell_too():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tunkit", "tuntap", "add"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "required: NAME" in out.stderr
 
 
 @pytest.mark.parametrize("cmd,example", [
@@ -134,9 +160,7 @@ def test_bad_mode_is_a_usage_error(capsys):
     (["show"], "tunkit tuntap show tk0 -j -p"),
 ])
 def test_help_teaches_with_examples(capsys, cmd, example):
-    with pytest.raises(SystemExit) as exc:
-        main(["tuntap", *cmd, "--help"])
-    assert exc.value.code == 0
+    assert main(["tuntap", *cmd, "--help"]) == 0
     assert example in capsys.readouterr().out
 
 

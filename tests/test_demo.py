@@ -16,16 +16,42 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _holders_of(inode: int) -> list[str]:
-    """Paths under /proc that still reference the network namespace ``inode``."""
+    """Paths under /proc of *our* processes that still reference the network namespace ``inode``.
+
+    Ours: this test process, its descendants, and anything the demo started (its command line names a
+    tunkit-demo- directory, also once orphaned).  Other processes are left out: the suites of other
+    checkouts run on this machine at the same time, and a freed namespace's inode number is reused.
+    """
     needle = f"net:[{inode}]"
     found = []
     for path in glob.glob("/proc/[0-9]*/ns/net") + glob.glob("/proc/[0-9]*/fd/*"):
         try:
-            if os.readlink(path) == needle:
+            if os.readlink(path) == needle and _ours(int(path.split("/")[2])):
                 found.append(path)
         except OSError:  # processes and fds come and go while we scan
             continue
     return found
+
+
+def _ours(pid: int) -> bool:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:  # gone meanwhile
+        return False
+    if b"tunkit-demo-" in cmd or b"tunkit\0demo" in cmd:
+        return True
+    me = os.getpid()
+    for _ in range(64):  # walk up the parents (bounded)
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            return False
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return False
 
 
 def _demo_processes() -> list[str]:

@@ -165,13 +165,6 @@ def test_flag_names():
     assert tdev.flag_names(None) == "unknown"
 
 
-def test_tuninfo_properties():
-    info = tdev.TunInfo("tk0", 2, TunFlag.TAP | TunFlag.VNET_HDR | TunFlag.MULTI_QUEUE | TunFlag.PERSIST, 0, None)
-    assert (info.mode, info.pi, info.vnet_hdr, info.multi_queue, info.persist) == ("tap", True, True, True, True)
-    info = tdev.TunInfo("tk1", 3, TunFlag.TUN | TunFlag.NO_PI, None, None)
-    assert (info.mode, info.pi, info.vnet_hdr, info.multi_queue, info.persist) == ("tun", False, False, False, False)
-
-
 @pytest.mark.parametrize("kw,match", [
     ({"mode": "tan"}, "unknown mode 'tan'"),
     ({"queues": 0}, "queues must be a positive int"),
@@ -584,7 +577,7 @@ def test_persist_owner_group_attach_delete(netns):
         info = sd.tun_info(name)
         assert (info["persist"], info["user"], info["group"]) == (False, "root", "root")
         dev.persist = True
-    assert [i.name for i in tdev.list_tun_devices()] == [name]
+    assert [i.ifname for i in tdev.list_tun_devices()] == [name]
     tdev.delete(name)
     assert name not in sd.link_names()
     with pytest.raises(DeviceError) as exc:
@@ -878,10 +871,10 @@ def test_create_tun_node(netns, tmp_path):
 def test_list_tun_devices_sees_this_namespace_not_the_host(netns):
     assert tdev.list_tun_devices() == []
     with open_tun("tk%d", queues=2, vnet_hdr=True) as a, open_tun("tkp", mode="tap", pi=True):
-        infos = {i.name: i for i in tdev.list_tun_devices()}
-        assert set(infos) == {a.name, "tkp"}
-        for name, info in infos.items():
-            data = sd.tun_info(name)
-            assert (info.mode, info.pi, info.vnet_hdr, info.multi_queue, info.persist) == (
+        links = {i.ifname: i for i in tdev.list_tun_devices()}
+        assert set(links) == {a.name, "tkp"}
+        for name, link in links.items():
+            info, data = link.linkinfo.data, sd.tun_info(name)
+            assert ({1: "tun", 2: "tap"}[info.type], info.pi, info.vnet_hdr, info.multi_queue, info.persist) == (
                 data["type"], data["pi"], data["vnet_hdr"], data["multi_queue"], data["persist"])
-            assert info.ifindex == sd.link(name)["ifindex"]
+            assert link.index == sd.link(name)["ifindex"]

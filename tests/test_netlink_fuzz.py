@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from support_netlink import DEEP, IFINFO0, attr_chain, nla, veth_chain
+from support_netlink import DEEP, attr_chain, nla, veth_chain
 from test_netlink_codec import CASES
 from tunkit._uapi import RTM, NlmsgType
 from tunkit.errors import DecodeError

@@ -8,41 +8,12 @@ import struct
 
 import pytest
 
+from support_device import FakeQueue
 from support_offload import ACK, PSH, tcp4, tcp_stream, udp_stream
 from tunkit._uapi import TunOffload
 from tunkit.batch import OffloadIO
 from tunkit.errors import DecodeError, DeviceError
 from tunkit.offload import DATA_VALID_HDR, ZERO_HDR, VirtioNetHdr, coalesce, gso_split
-
-
-class FakeQueue:
-    """Reads come from a list; writes are recorded (as the concatenated bytes of each call)."""
-
-    def __init__(self, reads=(), refuse=None):
-        self.reads = list(reads)
-        self.written: list[bytes] = []
-        self.refuse = refuse  # predicate on the written bytes: True -> DeviceError(EINVAL)
-
-    def read(self, timeout=None):
-        return self.reads.pop(0) if self.reads else None
-
-    def read_batch(self, max_packets=64, timeout=None):  # as tunkit.device.Queue.read_batch
-        if max_packets < 1:
-            raise ValueError(f"max_packets must be at least 1, not {max_packets}")
-        taken, self.reads = self.reads[:max_packets], self.reads[max_packets:]
-        return taken
-
-    def _put(self, data: bytes) -> int:
-        if self.refuse and self.refuse(data):
-            raise DeviceError(errno.EINVAL, "fk0", "writev: the kernel rejected the packet")
-        self.written.append(data)
-        return len(data)
-
-    def write(self, pkt):
-        return self._put(bytes(pkt))
-
-    def writev(self, bufs):
-        return self._put(b"".join(bytes(b) for b in bufs))
 
 
 class FakeDevice:

@@ -31,7 +31,7 @@ ADDR6 = {"a": "2001:db8::a", "b": "2001:db8::b", "c": "2001:db8::c"}
 class Host:
     def __init__(self, name, family=socket.AF_INET, vnet=False):
         self.name = name
-        self.q = FakeQueue(vnet)
+        self.q = FakeQueue(vnet_hdr=vnet)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
         self.sock.setblocking(False)

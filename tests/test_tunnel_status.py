@@ -83,3 +83,18 @@ def test_stale_socket_file_is_replaced(tmp_path):
         assert stat.S_ISSOCK(os.stat(path).st_mode)
     finally:
         srv.close()
+
+
+def test_status_server_warns_about_a_directory_others_may_write(tmp_path, caplog):
+    from tunkit.status import StatusServer
+
+    d = tmp_path / "open"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    srv = StatusServer(str(d / "x.sock"), dict)
+    srv.close()
+    assert "others may write to the status socket's directory (mode 0777)" in caplog.text
+    caplog.clear()
+    os.chmod(d, 0o1777)  # sticky, like /tmp: others cannot replace our socket
+    StatusServer(str(d / "y.sock"), dict).close()
+    assert "others may write" not in caplog.text

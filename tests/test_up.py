@@ -13,6 +13,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -268,3 +269,115 @@ def test_reload_keys_txqueuelen_and_peer_set(hosts):
     hosts.reload("a", base_a)
     wait_for(lambda: [p["name"] for p in hosts.status("a")["peers"]] == ["b"], "peer c removed")
     assert hosts.send() == b"across the overlay"
+
+
+# Configurations that `tunkit check` accepted before and the tunnel refused (so `up` failed after creating
+# the device and a reload exited the process after routes had changed).  Now the one validation refuses
+# each of them in check, in up (before anything is created) and in a reload (the old configuration runs).
+# (name, edit of a.toml, key path or None, fragment of the message)
+_PEER_C = '\n[[peers]]\nname = "c"\nendpoint = "{ep}"\nprefixes = ["198.18.0.3/32"]\n'
+BAD_FILES = [
+    ("two peers with one endpoint", lambda t: t + _PEER_C.format(ep="198.51.100.2:4800"),
+     "peers[1].endpoint", "is also the endpoint of peer 'b'"),
+    ("IPv6 endpoint while listening on IPv4", lambda t: t + _PEER_C.format(ep="[2001:db8:ff::3]:4800"),
+     "peers[1].endpoint", "an IPv6 endpoint needs an IPv6 listen address"),
+    # nebula's multipath example: three gateways, all inside one peer's prefix
+    ("three gateways inside one peer", lambda t: t.replace('"192.0.2.0/24"]', '"192.0.2.0/24", "198.18.0.8/29"]', 1)
+     + '\n[[unsafe_routes]]\nroute = "2001:db8:77::/48"\nvia = [{gateway = "198.18.0.9"}, {gateway = "198.18.0.10"}, '
+       '{gateway = "198.18.0.11"}]\n', "unsafe_routes[1].via[1].gateway", "both belong to peer 'b'"),
+    ("deeply nested", lambda t: t + "\n[logging.x]\ny = " + "[" * 5000 + "]" * 5000 + "\n", None, "nested 5000 levels deep"),
+]
+
+
+@pytest.mark.parametrize("name,edit,key,fragment", BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_check_and_up_refuse_what_the_tunnel_would_refuse(name, edit, key, fragment, netns, tmp_path):
+    d = tmp_path / "two-hosts"
+    shutil.copytree(ROOT / "examples" / "two-hosts", d)
+    assert cli_main(["genkey", str(d / "net.key")]) == 0
+    path = d / "a.toml"
+    path.write_text(edit(path.read_text()))
+    for cmd in (["check", str(path)], ["up", str(path), "--status-socket", str(tmp_path / "s.sock")]):
+        out = subprocess.run([sys.executable, "-m", "tunkit", *cmd], env=ENV, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1, (cmd, out.stdout, out.stderr)
+        assert fragment in out.stderr and (key is None or f"a.toml:{key}:" in out.stderr), out.stderr
+        assert "Traceback" not in out.stderr
+    assert [x["ifname"] for x in support.ip_json("link")] == ["lo"]  # up created nothing
+
+
+def test_every_refused_file_is_refused_by_reload_and_the_old_config_keeps_running(hosts):
+    hosts.up("a")
+    hosts.up("b")
+    base = (hosts.dir / "a.toml").read_text()
+    routes, link = hosts.routes(), hosts.link()
+    for name, edit, key, fragment in BAD_FILES:
+        before = hosts.log("a").count("keeping the running configuration")
+        hosts.reload("a", edit(base))
+        wait_for(lambda: hosts.log("a").count("keeping the running configuration") > before, f"{name}: the refusal")
+        assert fragment in hosts.log("a"), name
+        assert hosts.procs["a"].poll() is None, f"{name}: the instance exited:\n{hosts.log('a')}"
+        assert hosts.routes() == routes and hosts.link()["mtu"] == link["mtu"], name
+        assert hosts.send(name.encode()) == name.encode(), name
+        assert [p["name"] for p in hosts.status("a")["peers"]] == ["b"]
+    assert "Traceback" not in hosts.log("a")
+
+
+def _kernel_state(dev: str = "tunkit0"):
+    link = support.ip_json("-d", "link", "show", dev)[0]
+    addrs = sorted((x["local"], x["prefixlen"]) for x in support.ip_json("addr", "show", "dev", dev)[0]["addr_info"])
+    routes = sorted(json.dumps(r, sort_keys=True) for fam in ("-4", "-6") for r in support.ip_json(fam, "route", "show", "dev", dev))
+    return link["mtu"], link["txqlen"], addrs, routes
+
+
+class _Injected(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("where", ["route replace", "tunnel reconfigure"])
+def test_a_failure_while_applying_rolls_the_kernel_back(where, netns, tmp_path, monkeypatch, caplog):
+    """Every kind of kernel change in one reload, then a failure part-way: routes, addresses, MTU and
+    txqueuelen are as before, the running configuration is kept, and the reload reports False."""
+    from tunkit.config import load
+    from tunkit.up import Host
+
+    d = tmp_path / "two-hosts"
+    shutil.copytree(ROOT / "examples" / "two-hosts", d)
+    assert cli_main(["genkey", str(d / "net.key")]) == 0
+    path = d / "a.toml"
+    base = path.read_text()
+    host = Host(load(str(path)), status_path=str(tmp_path / "a.sock"))
+    host.start()
+    try:
+        before = _kernel_state()
+        path.write_text(base.replace("mtu = 1400", "mtu = 1380\ntxqueuelen = 77")
+                        .replace("2001:db8:100::1/64", "2001:db8:100::11/64")
+                        .replace("metric = 100", "metric = 50")
+                        + '\n[[routes]]\nroute = "198.18.5.0/24"\nmtu = 1280\n')
+        during: list = []
+        if where == "route replace":
+            real = host.rt.replace_route
+
+            def replace_route(dst, **kw):
+                if str(dst) == "198.18.5.0/24":  # the last route of the plan: everything else changed already
+                    during.append(_kernel_state())
+                    raise _Injected("kernel refused")
+                return real(dst, **kw)
+
+            monkeypatch.setattr(host.rt, "replace_route", replace_route)
+        else:
+            def reconfigure(*a, **k):
+                during.append(_kernel_state())
+                raise _Injected("boom")
+
+            monkeypatch.setattr(host.node, "reconfigure", reconfigure)
+        cfg = host.cfg
+        assert host.reload() is False
+        assert during and during[0][:3] != before[:3]  # MTU, txqueuelen and addresses had changed
+        assert _kernel_state() == before
+        assert host.cfg is cfg and host.reloads == 0
+        assert "rolled back, keeping the running configuration" in caplog.text
+        monkeypatch.undo()
+        assert host.reload() is True  # the same file applies once nothing fails
+        mtu, txqlen, addrs, _ = _kernel_state()
+        assert (mtu, txqlen, ("2001:db8:100::11", 64) in addrs) == (1380, 77, True)
+    finally:
+        host.close()

@@ -1,13 +1,10 @@
-"""tunkit: Linux TUN/TAP devices, rtnetlink and an overlay tunnel in pure Python.
+"""tunkit: Linux TUN/TAP devices, rtnetlink and an overlay tunnel in pure Python; importing it does no I/O.
 
-This package module does no I/O and imports nothing heavy: submodules are
-loaded on first attribute access, so ``import tunkit`` stays cheap for the
-CLI.  Layout (lower layers never import higher ones):
-
-* layer 0, pure codecs: ``_uapi`` (kernel constants), ``errors``,
-  ``netlink.message/attr/rtnl/events``, ``packet``, ``offload``, ``trie``;
-* layer 1, thin I/O: ``netlink.socket/client``, ``device``, ``netns``;
-* layer 2, orchestration: ``loop``, ``config``, ``cli``.
+The names below are loaded on first attribute access (PEP 562), so
+``import tunkit`` stays cheap for the CLI; type checkers see them as real
+imports (the ``if TYPE_CHECKING:`` block).  The packages and their layers
+(pure codecs, thin I/O, orchestration; lower never imports higher) are
+described in ARCHITECTURE.md and enforced by tests/test_layering.py.
 """
 
 from __future__ import annotations
@@ -38,5 +35,27 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
+
+# What type checkers see: the same names, imported for real (never run: TYPE_CHECKING is
+# False here, and mypy and pyright take any module-level TYPE_CHECKING to be True).
+# tests/test_public_api.py checks that these names and modules equal _LAZY's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tunkit.batch import OffloadIO as OffloadIO
+    from tunkit.config import load_config as load_config
+    from tunkit.device import Device as Device, Queue as Queue, open_tun as open_tun
+    from tunkit.ecmp import GatewaySet as GatewaySet
+    from tunkit.errors import (
+        ConfigError as ConfigError,
+        DecodeError as DecodeError,
+        DeviceClosedError as DeviceClosedError,
+        DeviceError as DeviceError,
+        NetlinkError as NetlinkError,
+        TunkitError as TunkitError,
+    )
+    from tunkit.netlink.client import Rtnl as Rtnl
+    from tunkit.netns import NetNS as NetNS
+    from tunkit.node import TunnelNode as TunnelNode
+    from tunkit.trie import PrefixTable as PrefixTable
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

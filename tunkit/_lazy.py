@@ -7,7 +7,6 @@ use and caches the value, so importing the package itself stays cheap.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable
 
@@ -19,7 +18,8 @@ def lazy_exports(package: str, table: dict[str, str]) -> tuple[Callable[[str], o
         mod = table.get(name)
         if mod is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(mod), name)
+        __import__(mod)  # not importlib.import_module: the importlib package costs start-up time
+        value = getattr(sys.modules[mod], name)
         setattr(sys.modules[package], name, value)  # later lookups skip __getattr__
         return value
 

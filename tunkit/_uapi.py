@@ -154,21 +154,6 @@ ARPHRD_NONE = 0xFFFE  # linux/if_arp.h: TUN devices report this
 ETH_ALEN = 6  # linux/if_ether.h: octets in an Ethernet (TAP) hardware address
 
 # ---------------------------------------------------------------------------
-# linux/mount.h, asm-generic/unistd.h  (detached sysfs mounts: tun_flags of this netns)
-# ---------------------------------------------------------------------------
-# sysfs shows the network namespace it was mounted in, not the caller's.  A
-# detached mount made with fsopen/fsconfig/fsmount (Linux 5.2+) is tagged with
-# the calling thread's namespace, without touching any mount table.
-FSOPEN_CLOEXEC = 0x00000001  # linux/mount.h
-FSCONFIG_CMD_CREATE = 6  # linux/mount.h: enum fsconfig_command
-FSMOUNT_CLOEXEC = 0x00000001  # linux/mount.h
-# System call numbers: unified across architectures since 5.1 (alpha adds 110).
-_SYSCALL_BASE = 110 if platform.machine().lower().startswith("alpha") else 0
-NR_FSOPEN = 430 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsopen
-NR_FSCONFIG = 431 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsconfig
-NR_FSMOUNT = 432 + _SYSCALL_BASE  # asm-generic/unistd.h __NR_fsmount
-
-# ---------------------------------------------------------------------------
 # linux/sched.h
 # ---------------------------------------------------------------------------
 CLONE_NEWNET = 0x40000000  # linux/sched.h: new network namespace (unshare/setns)

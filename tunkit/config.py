@@ -1,11 +1,30 @@
-"""tunkit's configuration file: schema, validation, kernel route plan and reload diff; reads files (I/O).
+"""tunkit's configuration file: schema and validation into typed specs; reads files (I/O).
 
 A configuration is one TOML file (also accepted as JSON: ``.json`` suffix or
 content starting with ``{``).  :func:`load` returns a frozen :class:`Config`
 or raises :class:`~tunkit.errors.ConfigError` listing *every* problem, each
 naming the file, the key path (``unsafe_routes[2].via[0].weight``) and the bad
-value.  Nothing is applied by this module; :func:`plan_reload` compares two
-configurations and returns what must change (pure).
+value.  Validation is one function per section (``_device_section``,
+``_network_section``, ...) for what a file spells, then the rules on the
+peer/route set, which are :func:`tunkit.spec.problems`, the very ones the
+tunnel runs: ``tunkit check``, ``tunkit up`` and a reload cannot disagree.
+``Config.peer_specs``/``route_specs`` are what the tunnel consumes.
+
+Nothing is applied by this module.  Neighbours (re-exported here):
+:mod:`tunkit.plan` (the kernel routes a config implies, and the reload diff;
+pure) and :mod:`tunkit.keyfile` (key files and file-permission rules).
+(About 880 lines: the schema below, its typed result and one validator per
+section, with the file's error wording, are kept together so that a new key
+is added in one place; the rules shared with the tunnel, the plan and key
+files live in those modules.)
+
+Adding a key: write it in the schema below and in the README's reference,
+read it in its section's validator (``_<section>_section``) with the
+``_Checker`` getters (type and range named in the message), carry it in the
+section's dataclass, show it in :func:`to_json`, and if it cannot change while
+running add it to :func:`tunkit.plan.plan_reload`'s fixed list.  A rule that
+relates peers or routes to each other goes in :func:`tunkit.spec.problems`,
+so that the tunnel enforces it too.
 
 Schema (every key optional unless marked required)::
 
@@ -18,7 +37,7 @@ Schema (every key optional unless marked required)::
 
     [network]
     addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]   # required: this host's overlay addresses
-    listen = "0.0.0.0:4800"  # UDP underlay address:port ("[::]:4800" for IPv6)
+    listen = "0.0.0.0:4800"  # UDP underlay address:port; "[::]:4800" reaches IPv6 and IPv4 endpoints
     key_file = "net.key"     # pre-shared key for every peer (relative to this file)
     insecure = false         # true: raw IP in UDP, no authentication (trusted underlays only)
     partial_checksums = false  # insecure only: TCP super-packets keep the kernel's partial checksum
@@ -48,20 +67,24 @@ Schema (every key optional unless marked required)::
 
 from __future__ import annotations
 
-import base64
+import bisect
 import ipaddress
 import json
 import os
-import re
 import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
 
-from tunkit.ecmp import MAX_WEIGHT, Gateway
+from tunkit.ecmp import Gateway
 from tunkit.errors import ConfigError
-from tunkit.overlay import DEFAULT_MTU, KEY_LEN
+from tunkit.overlay import DEFAULT_MTU
 from tunkit.ifname import validate_name
+from tunkit.keyfile import KEY_BYTES, file_warnings, generate_key_file, read_key_file  # noqa: F401 (re-exported)
+from tunkit.plan import KernelRoute, ReloadPlan, advmss_for, kernel_routes, plan_reload  # noqa: F401 (re-exported)
+from tunkit.spec import PeerSpec, RouteSpec
+from tunkit.spec import problems as spec_problems
+from tunkit.spec import render as render_where
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -71,9 +94,10 @@ DEFAULT_PORT = 4800
 MIN_ROUTE_MTU = 500  # nebula's lower bound for route MTUs
 MAX_MTU = 65535
 MAX_METRIC = 2**31 - 1
-KEY_BYTES = KEY_LEN  # the overlay's pre-shared key length
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_PEER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SECTIONS = ("device", "network", "peers", "routes", "unsafe_routes", "logging")
+MAX_DEPTH = 16  # tables and arrays nested; the schema needs 5 (unsafe_routes -> entry -> via -> gateway)
+MAX_FILE_BYTES = 4 << 20  # a configuration larger than this is not one
 
 
 # ---------------------------------------------------------------------------
@@ -144,6 +168,32 @@ class Config:
     partial_checksums: bool = False
     use_system_route_table: bool = False
     log_level: str = "info"
+    warnings: tuple[str, ...] = ()  # allowed but unsafe (e.g. a file others can write); logged by check and up
+
+    @property
+    def peer_specs(self) -> tuple[PeerSpec, ...]:
+        """The peers as the tunnel runs them (key resolved, endpoint as (address, port))."""
+        return tuple(PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port), p.prefixes, self.peer_key(p))
+                     for p in self.peers)
+
+    @property
+    def route_specs(self) -> tuple[RouteSpec, ...]:
+        """The ``unsafe_routes`` as the tunnel runs them (installed in the kernel or not)."""
+        return tuple(RouteSpec(r.route, tuple((g.address, g.weight) for g in r.via), r.mtu or None)
+                     for r in self.unsafe_routes)
+
+    def check_specs(self) -> None:
+        """Raise ConfigError (naming this file) unless the tunnel accepts these specs with these settings.
+
+        :func:`validate` has run the same rules with key paths; this is for a
+        configuration combined by :func:`plan_reload` (new file, running settings).
+        """
+        found, _ = spec_problems(self.peer_specs, self.route_specs, insecure=self.insecure,
+                                 v6sock=self.listen.address.version == 6)
+        if found:
+            where, message = found[0]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise ConfigError(message + more, file=self.file, key=render_where(where))
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
@@ -177,6 +227,11 @@ class _Checker:
 
     def bad(self, key: str, message: str) -> None:
         self.problems.append((key, message))
+
+    def bad_once(self, key: str, message: str) -> None:
+        """A problem unless one is recorded at ``key`` already (a set rule restating a field's problem)."""
+        if not any(k == key for k, _ in self.problems):
+            self.problems.append((key, message))
 
     def finish(self) -> None:
         if not self.problems:
@@ -279,79 +334,208 @@ def parse_endpoint(text: str, default_port: int | None = None) -> Endpoint:
 
 
 def _port(p: str, text: str) -> int:
-    if not p.isdigit() or not 0 < int(p) < 65536:
+    # ASCII digits only: str.isdigit() and int() also take full-width and other Unicode digits
+    if not (p.isascii() and p.isdigit()) or not 0 < int(p) < 65536:
         raise ValueError(f"{text!r}: port {p!r} is not 1..65535")
     return int(p)
 
 
-def read_key_file(path: str) -> bytes:
-    """Read a key file written by ``tunkit genkey``: base64 of 32 random bytes.
-
-    Raises ``ValueError`` if the file is readable by others, malformed or of
-    the wrong length, ``OSError`` if it cannot be read.
-    """
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{path} is not a regular file")
-    if st.st_mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ValueError(f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
-    with open(path, "rb") as f:
-        text = f.read(4096).strip()
-    try:
-        key = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError(f"{path} does not hold a base64 key (make one with 'tunkit genkey')") from None
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"{path} holds a {len(key)}-byte key, expected {KEY_BYTES}")
-    return key
-
-
-def generate_key_file(path: str) -> None:
-    """Write a new random key to ``path`` (mode 0600); refuses to overwrite."""
-    key = base64.b64encode(os.urandom(KEY_BYTES)) + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
-        os.write(fd, key)
-    finally:
-        os.close(fd)
-
-
 def load(path: str) -> Config:
-    """Read, parse and validate a configuration file; raises ConfigError (ValueError)."""
+    """Read, parse and validate a configuration file; raises ConfigError (ValueError).
+
+    ``Config.warnings`` lists what is allowed but unsafe (a file others can write).
+    """
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang a reload
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
-    return loads(raw, file=path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError("not a regular file", file=path)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", file=path) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"larger than {MAX_FILE_BYTES} bytes; not a tunkit configuration", file=path)
+    cfg = loads(raw, file=path)
+    warnings = file_warnings(path, st)
+    return replace(cfg, warnings=tuple(warnings)) if warnings else cfg
 
 
 load_config = load  # the name the tunkit package exports
 
 
 def loads(raw: bytes | str, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
-    """Parse and validate configuration text (TOML, or JSON if it starts with '{')."""
+    """Parse and validate configuration text (TOML, or JSON if it starts with '{').
+
+    Raises only :class:`~tunkit.errors.ConfigError`, also for text nested too
+    deeply (at most :data:`MAX_DEPTH` levels of tables and arrays).
+    """
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    is_json = file.endswith(".json") or text.lstrip().startswith("{")
+    kind = "JSON" if is_json else "TOML"
+    depth = _bracket_depth(text)
+    if depth > MAX_DEPTH:  # before parsing: the parsers recurse once per level
+        raise ConfigError(f"nested {depth} levels deep; a tunkit configuration needs at most {MAX_DEPTH}", file=file)
     try:
-        if file.endswith(".json") or text.lstrip().startswith("{"):
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if is_json else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"not valid {'JSON' if isinstance(e, json.JSONDecodeError) else 'TOML'}: {e}", file=file) from None
+        raise ConfigError(f"not valid {kind}: {e}", file=file) from None
+    except RecursionError:  # the pre-scan bounds nesting; this guards what it cannot see
+        raise ConfigError(f"not valid {kind}: nested too deeply", file=file) from None
     return validate(data, file=file, key_reader=key_reader)
 
 
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_- \t")
+
+
+def _bracket_depth(text: str) -> int:
+    """How deeply TOML or JSON text nests, outside strings and comments; no recursion, one pass.
+
+    Run before parsing: the stdlib parsers recurse once per ``[``/``{`` level,
+    and tomllib takes quadratic time in the parts of one dotted key
+    (``a.a.a...``), so both are bounded here: the result is the larger of the
+    bracket depth and the longest dotted key (parts + 1).  Strings are skipped
+    as TOML spells them (``"..."`` with escapes, ``'...'``, and the
+    triple-quoted forms), which covers JSON's; ``#`` starts a comment.  An
+    unterminated string ends the scan (the parser reports it).
+    """
+    depth = top = run = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+        elif ch == ".":
+            run += 1  # a dotted key's parts (a float has one dot: harmless)
+            top = max(top, run + 1)
+            i += 1
+            continue
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if ch == '"' and text[i] == "\\" else 1
+            i += len(quote)
+            continue  # a quoted key part continues a dotted key
+        if ch not in _KEY_CHARS:
+            run = 0
+        i += 1
+    return top
+
+
+def _tree_depth(data: Any) -> int:
+    """Nesting depth of parsed data, without recursion."""
+    top = 0
+    stack = [(data, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            top = max(top, d)
+            if d <= MAX_DEPTH:
+                stack.extend((x, d + 1) for x in v)
+    return top
+
+
+# ---------------------------------------------------------------------------
+# Per-section validators: each reads one section, records problems, returns typed values
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Network:
+    addresses: tuple[IPInterface, ...]
+    listen: Endpoint
+    insecure: bool
+    partial_checksums: bool
+    use_system_route_table: bool
+    key_file: str | None
+    key: bytes | None
+
+    @property
+    def networks(self) -> list[IPNetwork]:
+        return [a.network for a in self.addresses]
+
+    def own_address_in(self, pfx: IPNetwork) -> IPAddress | None:
+        """One of this host's addresses inside ``pfx``, or None; a bisection, not a scan."""
+        ips = sorted(int(a.ip) for a in self.addresses if a.version == pfx.version)
+        k = bisect.bisect_left(ips, int(pfx.network_address))
+        if k < len(ips) and ips[k] <= int(pfx.broadcast_address):
+            return ipaddress.ip_address(ips[k]) if pfx.version == 4 else ipaddress.IPv6Address(ips[k])
+        return None
+
+
+@dataclass
+class _Paths:
+    """Where a typed peer or route came from in the file, to name key paths for the set rules."""
+
+    peers: list[dict] = field(default_factory=list)  # per Peer: {"": "peers[i]", "prefixes": [...]}
+    routes: list[dict] = field(default_factory=list)  # per UnsafeRoute: {"": "unsafe_routes[i]", "via": [...]}
+    key_failed: set[int] = field(default_factory=set)  # Peer indexes whose key file was named but not read
+
+    def key_path(self, where: tuple) -> str:
+        kind, i, *rest = where
+        base = (self.peers if kind == "peers" else self.routes)[i]
+        if not rest:
+            return base[""]
+        name = rest[0]
+        if name == "key":
+            return f"{base['']}.key_file"
+        if len(rest) >= 2 and name in ("prefixes", "via"):
+            path = base[name][rest[1]]
+            if len(rest) == 3:  # ("via", j, "weight")
+                return path.rsplit(".", 1)[0] + ".weight" if path.endswith(".gateway") else path
+            return path
+        return f"{base['']}.{name}"
+
+
 def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], bytes] = read_key_file) -> Config:
-    """Validate an already parsed document (a dict) into a Config."""
+    """Validate an already parsed document (a dict) into a Config: every problem reported together."""
+    if _tree_depth(data) > MAX_DEPTH:
+        raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", file=file)
     c = _Checker(file)
     base_dir = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
     top = c.table(data, "(top level)")
-    c.known(top, "", ("device", "network", "peers", "routes", "unsafe_routes", "logging"))
+    c.known(top, "", SECTIONS)
+    device = _device_section(c, c.table(top.get("device", {}), "device"))
+    net = _network_section(c, top, device, base_dir, key_reader)
+    paths = _Paths()
+    peers = _peers_section(c, top, net, base_dir, key_reader, paths)
+    routes = _routes_section(c, top, net.networks)
+    unsafe = _unsafe_routes_section(c, top, net.networks, paths)
+    level = _logging_section(c, top)
+    cfg = Config(
+        file=file,
+        device=device,
+        addresses=net.addresses,
+        listen=net.listen,
+        peers=tuple(peers),
+        routes=tuple(routes),
+        unsafe_routes=tuple(unsafe),
+        key=net.key,
+        key_file=net.key_file,
+        insecure=net.insecure,
+        partial_checksums=net.partial_checksums,
+        use_system_route_table=net.use_system_route_table,
+        log_level=level,
+    )
+    _peer_set_rules(c, cfg, paths)
+    c.finish()
+    return cfg
 
-    # [device]
-    d = c.table(top.get("device", {}), "device")
+
+def _device_section(c: _Checker, d: dict) -> DeviceConfig:
     c.known(d, "device", ("name", "mtu", "txqueuelen", "workers", "offloads"))
     name = c.string(d, "device", "name", default="tunkit%d")
     if name is not None:
@@ -359,7 +543,7 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
             validate_name(name)
         except ValueError as e:  # the kernel's rule, with its own wording of what is wrong
             c.bad("device.name", str(e))
-    device = DeviceConfig(
+    return DeviceConfig(
         name=name or "tunkit%d",
         mtu=c.integer(d, "device", "mtu", 576, MAX_MTU, default=DEFAULT_MTU),
         txqueuelen=c.integer(d, "device", "txqueuelen", 1, 1_000_000),
@@ -367,13 +551,37 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         offloads=c.boolean(d, "device", "offloads", True),
     )
 
-    # [network]
+
+def _network_section(c: _Checker, top: dict, device: DeviceConfig, base_dir: str, key_reader) -> _Network:
     n = c.table(top.get("network", {}), "network")
     c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "partial_checksums", "use_system_route_table"))
     if "network" not in top:
         c.bad("network", "is required (at least network.addresses)")
+    addresses = _addresses(c, n, required="network" in top)
+    if any(a.version == 6 for a in addresses) and device.mtu < 1280:
+        c.bad("device.mtu", f"{device.mtu} is below 1280, the IPv6 minimum, and network.addresses has IPv6")
+    listen = Endpoint(ipaddress.ip_address("0.0.0.0"), DEFAULT_PORT)
+    ltext = c.string(n, "network", "listen")
+    if ltext is not None:
+        try:
+            listen = parse_endpoint(ltext, default_port=DEFAULT_PORT)
+        except ValueError as e:
+            c.bad("network.listen", str(e))
+    insecure = c.boolean(n, "network", "insecure", False)
+    partial = c.boolean(n, "network", "partial_checksums", False)
+    if partial and not insecure:
+        c.bad("network.partial_checksums", "true needs network.insecure = true (authenticated messages already "
+              "carry the kernel's partial checksum)")
+    key_file = c.string(n, "network", "key_file")
+    key = _load_key(c, "network.key_file", key_file, base_dir, key_reader) if key_file else None
+    return _Network(tuple(addresses), listen, insecure, bool(partial),
+                    c.boolean(n, "network", "use_system_route_table", False), key_file, key)
+
+
+def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
     addresses: list[IPInterface] = []
-    for i, a in enumerate(c.array(n, "network", "addresses", required="network" in top)):
+    wheres: list[int] = []  # each address's index in the file
+    for i, a in enumerate(c.array(n, "network", "addresses", required=required)):
         where = f"network.addresses[{i}]"
         if not isinstance(a, str):
             c.bad(where, f"expected an address with prefix length like '198.18.0.1/16', got {_show(a)}")
@@ -389,89 +597,105 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
             c.bad(where, f"{a!r} is the network address itself, not a host address")
             continue
-        for j, other in enumerate(addresses):
-            if other.network.overlaps(iface.network):
-                c.bad(where, f"{a!r} overlaps network.addresses[{j}] ({other})")
-                break
-        else:
-            addresses.append(iface)
+        addresses.append(iface)
+        wheres.append(i)
+    for later, earlier in sorted(first_overlaps([x.network for x in addresses]).items()):
+        c.bad(f"network.addresses[{wheres[later]}]", f"{str(addresses[later])!r} overlaps "
+              f"network.addresses[{wheres[earlier]}] ({addresses[earlier]})")
+    bad = set(first_overlaps([x.network for x in addresses]))
+    addresses = [x for k, x in enumerate(addresses) if k not in bad]
     if "addresses" in n and not addresses and not any(k.startswith("network.addresses") for k, _ in c.problems):
         c.bad("network.addresses", "must list at least one address")
-    if any(a.version == 6 for a in addresses) and device.mtu < 1280:
-        c.bad("device.mtu", f"{device.mtu} is below 1280, the IPv6 minimum, and network.addresses has IPv6")
+    return addresses
 
-    listen = Endpoint(ipaddress.ip_address("0.0.0.0"), DEFAULT_PORT)
-    ltext = c.string(n, "network", "listen")
-    if ltext is not None:
-        try:
-            listen = parse_endpoint(ltext, default_port=DEFAULT_PORT)
-        except ValueError as e:
-            c.bad("network.listen", str(e))
-    insecure = c.boolean(n, "network", "insecure", False)
-    partial = c.boolean(n, "network", "partial_checksums", False)
-    if partial and not insecure:
-        c.bad("network.partial_checksums", "true needs network.insecure = true (authenticated messages already "
-              "carry the kernel's partial checksum)")
-    use_srt = c.boolean(n, "network", "use_system_route_table", False)
-    net_key_file = c.string(n, "network", "key_file")
-    net_key = _load_key(c, "network.key_file", net_key_file, base_dir, key_reader) if net_key_file else None
-    networks = [a.network for a in addresses]
 
-    # [[peers]]
-    peers: list[Peer] = []
+def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_reader, paths: _Paths) -> list[Peer]:
+    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.spec),
+    except that prefixes may not overlap, a file's rule (each inner source belongs to exactly one peer)."""
     raw_peers = c.array(top, "", "peers", required=True)
     if "peers" in top and isinstance(top["peers"], list) and not raw_peers:
         c.bad("peers", "must list at least one peer")
-    own = [a.ip for a in addresses]
-    seen_names: dict[str, int] = {}
-    claimed: list[tuple[IPNetwork, str]] = []
-    for i, p in enumerate(raw_peers):
-        path = f"peers[{i}]"
-        p = c.table(p, path)
-        c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
-        pname = c.string(p, path, "name", required=True)
-        if pname is not None:
-            if not _PEER_RE.match(pname):
-                c.bad(f"{path}.name", f"{pname!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
-            elif pname in seen_names:
-                c.bad(f"{path}.name", f"{pname!r} is already the name of peers[{seen_names[pname]}]")
-            else:
-                seen_names[pname] = i
-        endpoint = None
-        etext = c.string(p, path, "endpoint", required=True)
-        if etext is not None:
-            try:
-                endpoint = parse_endpoint(etext)
-            except ValueError as e:
-                c.bad(f"{path}.endpoint", str(e))
-        prefixes: list[IPNetwork] = []
-        for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
-            where = f"{path}.prefixes[{j}]"
-            net = _network(c, where, pre)
-            if net is None:
-                continue
-            for mine in own:
-                if mine in net:
-                    c.bad(where, f"{net} contains this host's own address {mine}")
-                    break
-            else:
-                for other, owner in claimed:
-                    if other.overlaps(net):
-                        c.bad(where, f"{net} overlaps {other} of peer {owner!r}: each source must belong to one peer")
-                        break
-                else:
-                    prefixes.append(net)
-                    claimed.append((net, pname or path))
-        if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
-            c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
-        pkey_file = c.string(p, path, "key_file")
-        pkey = _load_key(c, f"{path}.key_file", pkey_file, base_dir, key_reader) if pkey_file else None
-        if not insecure and pkey_file is None and net_key_file is None:
-            c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
-        if pname and endpoint and prefixes:
-            peers.append(Peer(pname, endpoint, tuple(prefixes), pkey, pkey_file))
+    entries = [_peer_entry(c, f"peers[{i}]", c.table(p, f"peers[{i}]"), net, base_dir, key_reader)
+               for i, p in enumerate(raw_peers)]
+    flat = [(pfx, where, e) for e in entries for pfx, where in e["prefixes"]]
+    for later, earlier in first_overlaps([pfx for pfx, _, _ in flat]).items():
+        pfx, where, e = flat[later]
+        other, _, owner = flat[earlier]
+        c.bad(where, f"{pfx} overlaps {other} of peer {owner['name'] or owner['path']!r}: each source must belong "
+              "to one peer")
+        e["prefixes"] = [(x, w) for x, w in e["prefixes"] if w != where]
+    peers: list[Peer] = []
+    for e in entries:
+        if e["name"] is not None and e["endpoint"] is not None and e["prefixes"]:
+            if e["key_failed"]:
+                paths.key_failed.add(len(peers))
+            peers.append(Peer(e["name"], e["endpoint"], tuple(x for x, _ in e["prefixes"]), e["key"], e["key_file"]))
+            paths.peers.append({"": e["path"], "prefixes": [w for _, w in e["prefixes"]]})
+    return peers
 
-    # [[routes]]
+
+def _peer_entry(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, key_reader) -> dict:
+    """One ``[[peers]]`` entry's fields, each checked on its own."""
+    c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
+    pname = c.string(p, path, "name", required=True)
+    endpoint = None
+    etext = c.string(p, path, "endpoint", required=True)
+    if etext is not None:
+        try:
+            endpoint = parse_endpoint(etext)
+        except ValueError as e:
+            c.bad(f"{path}.endpoint", str(e))
+    if endpoint is not None and endpoint.address.version == 4 and net.listen.address.version == 6 \
+            and not net.listen.address.is_unspecified:
+        c.bad(f"{path}.endpoint", f"{endpoint} is IPv4 and network.listen ({net.listen}) a specific IPv6 "
+              "address: listen on [::] or an IPv4 address to reach it")
+        endpoint = None
+    prefixes: list[tuple[IPNetwork, str]] = []
+    for j, pre in enumerate(c.array(p, path, "prefixes", required=True)):
+        where = f"{path}.prefixes[{j}]"
+        pfx = _network(c, where, pre)
+        if pfx is None:
+            continue
+        mine = net.own_address_in(pfx)
+        if mine is not None:
+            c.bad(where, f"{pfx} contains this host's own address {mine}")
+            continue
+        prefixes.append((pfx, where))
+    if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
+        c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
+    key_file = c.string(p, path, "key_file")
+    key = _load_key(c, f"{path}.key_file", key_file, base_dir, key_reader) if key_file else None
+    if not net.insecure and key_file is None and net.key_file is None:
+        c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
+    failed = bool((key_file and key is None) or (not key_file and net.key_file and net.key is None))
+    return {"path": path, "name": pname, "endpoint": endpoint, "prefixes": prefixes, "key": key,
+            "key_file": key_file, "key_failed": failed}
+
+
+def first_overlaps(nets: list[IPNetwork]) -> dict[int, int]:
+    """For each network that overlaps one listed before it, the index of one it overlaps; O(n log n).
+
+    CIDR blocks either nest or are disjoint, so after sorting by start
+    (shorter prefix first) a block overlaps an earlier one exactly when it lies
+    inside a block still open on a stack of nested blocks.
+    """
+    order = sorted(range(len(nets)), key=lambda i: (nets[i].version, int(nets[i].network_address), nets[i].prefixlen))
+    out: dict[int, int] = {}
+    stack: list[int] = []  # indexes of nested blocks containing the current start
+    for i in order:
+        net = nets[i]
+        while stack and (nets[stack[-1]].version != net.version
+                         or int(nets[stack[-1]].broadcast_address) < int(net.network_address)):
+            stack.pop()
+        if stack:  # net lies inside every block on the stack: report the later one of a pair
+            j = min(stack)  # the first listed of the blocks containing it
+            a, b = (i, j) if i > j else (j, i)
+            out.setdefault(a, b)
+        stack.append(i)
+    return out
+
+
+def _routes_section(c: _Checker, top: dict, networks: list[IPNetwork]) -> list[MtuRoute]:
     routes: list[MtuRoute] = []
     for i, r in enumerate(c.array(top, "", "routes")):
         path = f"routes[{i}]"
@@ -484,8 +708,10 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
             net = None
         if net is not None and mtu is not None:
             routes.append(MtuRoute(net, mtu))
+    return routes
 
-    # [[unsafe_routes]]
+
+def _unsafe_routes_section(c: _Checker, top: dict, networks: list[IPNetwork], paths: _Paths) -> list[UnsafeRoute]:
     unsafe: list[UnsafeRoute] = []
     for i, r in enumerate(c.array(top, "", "unsafe_routes")):
         path = f"unsafe_routes[{i}]"
@@ -499,40 +725,37 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         metric = c.integer(r, path, "metric", 0, MAX_METRIC)
         install = c.boolean(r, path, "install", True)
         if net is not None:
-            for vn in networks:
-                if net.network_address in vn:
-                    c.bad(f"{path}.route", f"{net} starts inside the overlay network {vn}; use [[routes]] for that")
-                    net = None
-                    break
-        via = _via(c, f"{path}.via", r, networks, peers)
+            inside = next((vn for vn in networks if net.network_address in vn), None)
+            if inside is not None:
+                c.bad(f"{path}.route", f"{net} starts inside the overlay network {inside}; use [[routes]] for that")
+                net = None
+        via = _via(c, f"{path}.via", r, networks)
         if net is None or via is None:
             continue
-        unsafe.append(UnsafeRoute(net, via, mtu or None, metric, install))
+        unsafe.append(UnsafeRoute(net, tuple(Gateway(a, w) for a, w, _ in via), mtu or None, metric, install))
+        paths.routes.append({"": path, "via": [gpath for _, _, gpath in via]})
+    return unsafe
 
-    # [logging]
+
+def _logging_section(c: _Checker, top: dict) -> str:
     lg = c.table(top.get("logging", {}), "logging")
     c.known(lg, "logging", ("level",))
     level = c.string(lg, "logging", "level", default="info")
     if level is not None and level.lower() not in LOG_LEVELS:
         c.bad("logging.level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
         level = "info"
+    return (level or "info").lower()
 
-    c.finish()
-    return Config(
-        file=file,
-        device=device,
-        addresses=tuple(addresses),
-        listen=listen,
-        peers=tuple(peers),
-        routes=tuple(routes),
-        unsafe_routes=tuple(unsafe),
-        key=net_key,
-        key_file=net_key_file,
-        insecure=insecure,
-        partial_checksums=bool(partial),
-        use_system_route_table=use_srt,
-        log_level=(level or "info").lower(),
-    )
+
+def _peer_set_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
+    """The rules between peers and routes: :func:`tunkit.spec.problems`, the same ones the tunnel runs."""
+    peers = list(cfg.peer_specs)
+    for i in paths.key_failed:  # already reported at the key file: check the rest as if it had been read
+        peers[i] = replace(peers[i], key=bytes(KEY_BYTES))
+    routes = list(cfg.route_specs) if peers else []  # no peers: "peers is required" says it all
+    found, _ = spec_problems(peers, routes, insecure=cfg.insecure, v6sock=cfg.listen.address.version == 6)
+    for where, message in found:
+        c.bad_once(paths.key_path(where), message)
 
 
 def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPNetwork | None:
@@ -554,7 +777,12 @@ def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPN
         return None
 
 
-def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) -> tuple[Gateway, ...] | None:
+def _via(c: _Checker, where: str, r: dict, networks: list) -> list[tuple[IPAddress, Any, str]] | None:
+    """The gateways of one unsafe route: (address, weight as written, key path of the gateway).
+
+    Checked here: the shape, and that each gateway is an address inside the
+    overlay.  Weights and which peer each gateway is are set rules (tunkit.spec).
+    """
     if "via" not in r:
         c.bad(where, "is required: a gateway address or a list of {gateway, weight}")
         return None
@@ -576,13 +804,9 @@ def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) ->
     else:
         c.bad(where, f"expected a gateway address or a non-empty list of {{gateway, weight}}, got {_show(v)}")
         return None
-    gws: list[Gateway] = []
+    gws: list[tuple[IPAddress, Any, str]] = []
     ok = True
     for gpath, gtext, weight in items:
-        wpath = gpath.rsplit(".", 1)[0] + ".weight" if gpath.endswith(".gateway") else gpath
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
-            c.bad(wpath, f"{_show(weight)} is not an integer weight in 1..{MAX_WEIGHT}")
-            ok = False
         if not isinstance(gtext, str):
             c.bad(gpath, f"expected a gateway address, got {_show(gtext)}")
             ok = False
@@ -597,16 +821,8 @@ def _via(c: _Checker, where: str, r: dict, networks: list, peers: list[Peer]) ->
             c.bad(gpath, f"{addr} is not inside any overlay network ({', '.join(map(str, networks)) or 'none'})")
             ok = False
             continue
-        if peers and not any(addr in pre for p in peers for pre in p.prefixes):
-            c.bad(gpath, f"{addr} belongs to no peer's prefixes: no peer could carry this route")
-            ok = False
-            continue
-        if any(g.address == addr for g in gws):
-            c.bad(gpath, f"{addr} is listed twice")
-            ok = False
-            continue
-        gws.append(Gateway(addr, weight if isinstance(weight, int) and not isinstance(weight, bool) else 1))
-    return tuple(gws) if ok and gws else None
+        gws.append((addr, weight, gpath))
+    return gws if ok and gws else None
 
 
 def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callable[[str], bytes]) -> bytes | None:
@@ -620,152 +836,6 @@ def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callabl
     except OSError as e:
         c.bad(where, f"{full}: {e.strerror}")
     return None
-
-
-# ---------------------------------------------------------------------------
-# What the kernel should carry, and what a reload changes (pure)
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True, order=True)
-class KernelRoute:
-    """One route tunkit installs through the overlay device.
-
-    ``mtu``/``advmss`` are ``None`` when the route simply inherits the device MTU.
-    Its kernel identity (what replace/delete match) is (dst, metric).
-    """
-
-    dst: IPNetwork
-    metric: int | None = None
-    mtu: int | None = None
-    advmss: int | None = None
-    src: IPAddress | None = None
-
-    @property
-    def identity(self) -> tuple:
-        return (self.dst.version, self.dst, self.metric)
-
-
-def advmss_for(mtu: int, version: int) -> int:
-    """TCP MSS for a route MTU: minus 40 bytes of IPv4+TCP, or 60 of IPv6+TCP."""
-    return mtu - (40 if version == 4 else 60)
-
-
-def kernel_routes(cfg: Config) -> list[KernelRoute]:
-    """The routes ``tunkit up`` installs on the device for ``cfg``."""
-    dev_mtu = cfg.device_mtu
-    out: dict[tuple, KernelRoute] = {}
-
-    def add(dst: IPNetwork, mtu: int, metric: int | None, src: IPAddress | None = None) -> None:
-        explicit = mtu != dev_mtu
-        kr = KernelRoute(
-            dst,
-            metric=metric,
-            mtu=mtu if explicit else None,
-            advmss=advmss_for(mtu, dst.version) if explicit else None,
-            src=src,
-        )
-        out[kr.identity] = kr  # a later entry for the same prefix and metric wins, as in the kernel
-
-    if dev_mtu != cfg.device.mtu:
-        # The device MTU was raised for some route: connected overlay networks keep the default.
-        for a in cfg.addresses:
-            add(a.network, cfg.device.mtu, None if a.version == 4 else 256, a.ip)
-    for r in cfg.routes:
-        add(r.route, r.mtu, None)
-    for u in cfg.unsafe_routes:
-        if u.install:
-            add(u.route, u.mtu or cfg.device.mtu, u.metric)
-    return sorted(out.values(), key=lambda k: (k.dst.version, k.dst, k.metric or 0))
-
-
-@dataclass(frozen=True)
-class ReloadPlan:
-    """The difference between a running configuration and a new one."""
-
-    routes_delete: tuple[KernelRoute, ...] = ()
-    routes_replace: tuple[KernelRoute, ...] = ()
-    device_mtu: int | None = None  # new device MTU, or None if unchanged
-    txqueuelen: int | None = None
-    addresses_changed: bool = False
-    peers_added: tuple[str, ...] = ()
-    peers_removed: tuple[str, ...] = ()
-    peers_changed: tuple[str, ...] = ()  # endpoint, prefixes or key changed
-    routing_changed: bool = False  # the overlay routing table must be rebuilt
-    log_level: str | None = None
-    cannot_change_live: tuple[str, ...] = ()  # messages: restart tunkit to apply
-    config: Config | None = None  # what runs after the reload: the new file, fixed settings kept
-
-    @property
-    def empty(self) -> bool:
-        return not (self.routes_delete or self.routes_replace or self.device_mtu or self.txqueuelen
-                    or self.addresses_changed or self.peers_added or self.peers_removed or self.peers_changed
-                    or self.routing_changed or self.log_level or self.cannot_change_live)
-
-
-def plan_reload(old: Config, new: Config) -> ReloadPlan:
-    """Compare two configurations; pure.  Routes removed are deleted before
-    changed or added ones are replaced; unchanged routes are left alone.
-
-    Settings that cannot change while running keep their old values in
-    ``plan.config`` (each change is named in ``cannot_change_live``); every
-    other difference is computed against that configuration.
-    """
-    fixed = [
-        f"{label} changed from {_fmt(a)} to {_fmt(b)}: cannot change while running; restart tunkit"
-        for label, a, b in (
-            ("device.name", old.device.name, new.device.name),
-            ("device.workers", old.device.workers, new.device.workers),
-            ("device.offloads", old.device.offloads, new.device.offloads),
-            ("network.listen", old.listen, new.listen),
-            ("network.insecure", old.insecure, new.insecure),
-            ("network.partial_checksums", old.partial_checksums, new.partial_checksums),
-            ("network.use_system_route_table", old.use_system_route_table, new.use_system_route_table),
-        )
-        if a != b
-    ]
-    new = replace(
-        new,
-        device=replace(new.device, name=old.device.name, workers=old.device.workers, offloads=old.device.offloads),
-        listen=old.listen,
-        insecure=old.insecure,
-        partial_checksums=old.partial_checksums,
-        use_system_route_table=old.use_system_route_table,
-    )
-    old_k = {k.identity: k for k in kernel_routes(old)}
-    new_k = {k.identity: k for k in kernel_routes(new)}
-    delete = tuple(k for i, k in old_k.items() if i not in new_k)
-    replace_ = tuple(k for i, k in new_k.items() if old_k.get(i) != k)
-    op = {p.name: p for p in old.peers}
-    np_ = {p.name: p for p in new.peers}
-    changed = tuple(
-        n for n in np_ if n in op and (op[n] != np_[n] or old.peer_key(op[n]) != new.peer_key(np_[n]))
-    )
-    routing = (
-        changed != () or set(op) != set(np_)
-        or [(u.route, u.via) for u in old.unsafe_routes] != [(u.route, u.via) for u in new.unsafe_routes]
-        or old.addresses != new.addresses
-        or old.routes != new.routes
-    )
-    return ReloadPlan(
-        routes_delete=delete,
-        routes_replace=replace_,
-        device_mtu=new.device_mtu if new.device_mtu != old.device_mtu else None,
-        txqueuelen=new.device.txqueuelen if new.device.txqueuelen != old.device.txqueuelen else None,
-        addresses_changed=old.addresses != new.addresses,
-        peers_added=tuple(n for n in np_ if n not in op),
-        peers_removed=tuple(n for n in op if n not in np_),
-        peers_changed=changed,
-        routing_changed=routing,
-        log_level=new.log_level if new.log_level != old.log_level else None,
-        cannot_change_live=tuple(fixed),
-        config=new,
-    )
-
-
-def _fmt(v: Any) -> str:
-    """A value as the config file spells it (true/false, quoted strings)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return repr(v) if isinstance(v, str) else str(v)
 
 
 def to_json(cfg: Config) -> dict:
@@ -809,4 +879,5 @@ def to_json(cfg: Config) -> dict:
             for r in kernel_routes(cfg)
         ],
         "logging": {"level": cfg.log_level},
+        "warnings": list(cfg.warnings),
     }

@@ -67,8 +67,8 @@ def section_device(out: Out) -> None:
                 rt.add_address(dev.name, "198.18.0.1/32")
                 dev.up()
                 rt.add_route("198.51.100.0/24", dev=dev.name)
-            info = next(i for i in list_tun_devices() if i.name == dev.name)
-            out(f"   shown: mtu {dev.mtu}, up {dev.is_up}, flags {info.flags.name}, "
+            info = next(i for i in list_tun_devices() if i.ifname == dev.name).linkinfo.data  # IFLA_TUN_*
+            out(f"   shown: mtu {dev.mtu}, up {dev.is_up}, vnet_hdr {info.vnet_hdr}, pi {info.pi}, "
                 f"route 198.51.100.0/24 dev {dev.name}")
             payload = b"hello through a TUN device"
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -82,7 +82,7 @@ def section_device(out: Out) -> None:
             out(f"   a UDP datagram to 198.51.100.7:9 came out of {dev.name}: {dev.vnet_hdr_len}-byte header + "
                 f"{len(ip_packet)}-byte IPv4 packet {src} -> {dst}, payload {ip_packet[28:]!r}")
             name = dev.name
-        gone = all(i.name != name for i in list_tun_devices())
+        gone = all(i.ifname != name for i in list_tun_devices())
         out(f"   closed {name}: {'removed by the kernel' if gone else 'STILL PRESENT'}")
         if not gone:
             raise DemoError(f"{name} survived close()")

@@ -36,8 +36,8 @@ Behaviour worth knowing (each one learned the hard way by the Go TUN layers):
   multi-queue device are attached; tunkit therefore uses the same flags for
   every queue it opens.
 * ``TUNGETIFF`` reports "no socket filter" with the bit that also means
-  ``IFF_NO_PI``, so ``pi`` is read from sysfs instead (:func:`list_tun_devices`),
-  whose ``tun_flags`` are exact.
+  ``IFF_NO_PI``, so ``pi`` is read over rtnetlink instead (``IFLA_TUN_PI``,
+  see :func:`list_tun_devices`), which is exact.
 * Interface properties (MTU, flags, MAC...) use ioctls on an ``AF_INET``
   datagram socket opened together with the device, so they keep working from
   threads in other network namespaces.
@@ -45,8 +45,8 @@ Behaviour worth knowing (each one learned the hard way by the Go TUN layers):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import ctypes.util
 import enum
 import errno
 import fcntl
@@ -67,14 +67,8 @@ from tunkit._uapi import (
     ARPHRD_ETHER,
     ARPHRD_NONE,
     ETH_ALEN,
-    FSCONFIG_CMD_CREATE,
-    FSMOUNT_CLOEXEC,
-    FSOPEN_CLOEXEC,
     IFNAMSIZ,
     MISC_MAJOR,
-    NR_FSCONFIG,
-    NR_FSMOUNT,
-    NR_FSOPEN,
     SIOCGIFFLAGS,
     SIOCGIFHWADDR,
     SIOCGIFINDEX,
@@ -109,7 +103,6 @@ __all__ = [
     "Ifreq",
     "Device",
     "Queue",
-    "TunInfo",
     "open_tun",
     "delete",
     "create_tun_node",
@@ -452,6 +445,17 @@ class Queue:
         if self._closing:
             raise DeviceClosedError(self.name, "queue is closed")
         return self._fd
+
+    @contextlib.contextmanager
+    def held(self):
+        """``(fd, wake_fd)`` kept open for the ``with`` body, for an event loop's readiness
+        registration (:mod:`tunkit.device_aio`): :meth:`close` from any thread makes
+        ``wake_fd`` readable, and both are closed only after the body ends."""
+        fd = self._enter()
+        try:
+            yield fd, self._wake
+        finally:
+            self._leave()
 
     def close(self) -> None:
         """Close the queue; wakes threads waiting on it.  Closing twice is harmless."""
@@ -804,7 +808,7 @@ class Device:
         """Wrap a TUN/TAP descriptor handed in by another process (e.g. over a Unix socket).
 
         The name, mode and flags are read back with ``TUNGETIFF``; ``pi`` comes
-        from sysfs when readable, else from ``pi`` (default: no pi).  The
+        from rtnetlink (``IFLA_TUN_PI``) unless ``pi`` is given (default: no pi).  The
         kernel cannot report offloads, so ``offloads`` is what the caller
         knows (``None``: unknown).  The descriptor becomes this device's: it is
         made non-blocking (which the sender's copy shares) and close-on-exec,
@@ -813,7 +817,7 @@ class Device:
         name, flags = _tun_getiff(fd, f"fd {fd}")
         mode = "tap" if flags & TunFlag.TAP else "tun"
         if pi is None:
-            pi = _sysfs_pi(name)
+            pi = _kernel_pi(name)
         flags = (flags & ~TunFlag.NO_PI) | (TunFlag(0) if pi else TunFlag.NO_PI)
         hdr_len = _get_vnet_hdr_len(fd, name) if flags & TunFlag.VNET_HDR else 0
         off = TunOffload(0) if not flags & TunFlag.VNET_HDR else _offload_arg(offloads)
@@ -1133,14 +1137,14 @@ def _reconcile(fd: int, name: str, flags: TunFlag, offloads: TunOffload | None,
 
     They differ when queues were added to a multi-queue device that other
     descriptors hold: the kernel keeps the device's flags then.  The device's
-    truth wins; ``pi`` comes from sysfs (``TUNGETIFF`` cannot tell), offloads
+    truth wins; ``pi`` comes from rtnetlink (``TUNGETIFF`` cannot tell), offloads
     become unknown.
     """
     _name, actual = _tun_getiff(fd, name)
     if (actual ^ flags) & TunFlag.VNET_HDR:
         flags ^= TunFlag.VNET_HDR
         offloads = None if actual & TunFlag.VNET_HDR else TunOffload(0)
-        pi = _sysfs_pi(name)
+        pi = _kernel_pi(name)
         flags = (flags | TunFlag.NO_PI) if not pi else (flags & ~TunFlag.NO_PI)
     return flags, offloads, pi
 
@@ -1182,13 +1186,14 @@ def _interface_probe(name: str, request: int, what: str) -> Ifreq:
 def _attach_mismatch(name: str, mode: str, multi_queue: bool | None) -> DeviceError | None:
     """Explain an EINVAL from attaching (error path only): not a TUN/TAP device, or which setting differs."""
     try:
-        info = next((i for i in list_tun_devices() if i.name == name), None)
-    except OSError:  # sysfs unreadable here: keep the kernel's plain EINVAL
+        info = _tun_link(name)
+    except OSError:  # netlink cannot tell: keep the kernel's plain EINVAL
         return None
     if info is None:
         return DeviceError(errno.EINVAL, name, "not a TUN/TAP device")
-    if info.mode != mode:
-        return DeviceError(errno.EINVAL, name, f"is a {info.mode} device, not {mode}")
+    actual = "tap" if info.type == TunFlag.TAP else "tun"
+    if actual != mode:
+        return DeviceError(errno.EINVAL, name, f"is a {actual} device, not {mode}")
     if multi_queue is not None and info.multi_queue != multi_queue:
         return DeviceError(errno.EINVAL, name, f"multi_queue is {info.multi_queue} on the device, not {multi_queue}")
     return None
@@ -1278,141 +1283,43 @@ def delete(name: str, *, mode: str | None = None, path: str = TUN_PATH) -> None:
 
 
 # ---------------------------------------------------------------------------
-# listing: sysfs tun_flags/owner/group for the calling thread's namespace
+# listing: rtnetlink IFLA_TUN_* for the calling thread's namespace
 # ---------------------------------------------------------------------------
-class TunInfo(NamedTuple):
-    """One TUN/TAP device as sysfs describes it."""
+def list_tun_devices() -> list:
+    """The TUN/TAP devices of the calling thread's network namespace, by ifindex.
 
-    name: str
-    ifindex: int
-    flags: TunFlag  # exact (sysfs has no IFF_NOFILTER overlay)
-    owner: int | None  # None: no owner set
-    group: int | None  # None: no group set
-
-    @property
-    def mode(self) -> str:
-        return "tap" if self.flags & TunFlag.TAP else "tun"
-
-    @property
-    def pi(self) -> bool:
-        return not self.flags & TunFlag.NO_PI
-
-    @property
-    def vnet_hdr(self) -> bool:
-        return bool(self.flags & TunFlag.VNET_HDR)
-
-    @property
-    def multi_queue(self) -> bool:
-        return bool(self.flags & TunFlag.MULTI_QUEUE)
-
-    @property
-    def persist(self) -> bool:
-        return bool(self.flags & TunFlag.PERSIST)
-
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-
-def _syscall(nr: int, *args) -> int:
-    ret = _libc.syscall(nr, *args)
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
-def _private_sysfs() -> int:
-    """A detached sysfs mount (fsopen/fsconfig/fsmount) for the calling thread's network namespace.
-
-    Nothing is mounted anywhere: the returned descriptor is the mount, and it
-    vanishes when closed.  Needs CAP_SYS_ADMIN over the namespace and Linux 5.2+.
+    Each is the link's :class:`~tunkit.netlink.rtnl.LinkMessage` (``ifname``,
+    ``index``, ...) whose ``linkinfo.data`` is a
+    :class:`~tunkit.netlink.rtnl.TunInfo`: type (1 TUN, 2 TAP), owner, group,
+    pi, vnet_hdr, persist, multi_queue and the queue counts, the kernel's
+    exact ``IFLA_TUN_*`` attributes (Linux 4.15+).  Read over rtnetlink, so it
+    shows the namespace of the calling thread even after ``setns``, where
+    ``/sys`` (and ``ip tuntap show``, which reads it) shows another one.
     """
-    fs = _syscall(NR_FSOPEN, b"sysfs", FSOPEN_CLOEXEC)
+    from tunkit.netlink.client import Rtnl  # noqa: PLC0415 (lazy: only listing needs netlink)
+    from tunkit.netlink.rtnl import TunInfo  # noqa: PLC0415
+
+    with Rtnl() as rt:
+        links = rt.links()
+    tun = [link for link in links if link.linkinfo is not None and isinstance(link.linkinfo.data, TunInfo)]
+    return sorted(tun, key=lambda link: link.index or 0)
+
+
+def _tun_link(name: str):
+    """``name``'s TunInfo from rtnetlink; None if it is no TUN/TAP device (OSError: no such link, no netlink)."""
+    from tunkit.netlink.client import Rtnl  # noqa: PLC0415
+    from tunkit.netlink.rtnl import TunInfo  # noqa: PLC0415
+
+    with Rtnl() as rt:
+        link = rt.link(name)
+    data = link.linkinfo.data if link.linkinfo is not None else None
+    return data if isinstance(data, TunInfo) else None
+
+
+def _kernel_pi(name: str) -> bool:
+    """Whether ``name`` has pi on (``IFLA_TUN_PI``); False (tunkit's default) if the kernel cannot tell."""
     try:
-        _syscall(NR_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
-        return _syscall(NR_FSMOUNT, fs, FSMOUNT_CLOEXEC, 0)
-    finally:
-        os.close(fs)
-
-
-def _read_attr(dir_fd: int, path: str) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    try:
-        return os.read(fd, 64).decode().strip()
-    finally:
-        os.close(fd)
-
-
-def _sysfs_net_dir() -> int:
-    """A directory fd on ``class/net`` of a sysfs that shows the calling thread's namespace."""
-    try:
-        root = _private_sysfs()
-    except OSError as e:
-        # ENOSYS (before 5.2), EPERM (no CAP_SYS_ADMIN): fall back to /sys if it is ours.
-        fallback_reason = e.strerror
-    else:
-        try:
-            return os.open("class/net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root)
-        finally:
-            os.close(root)
-    net = os.open("/sys/class/net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        seen = {n: _read_attr(net, f"{n}/ifindex") for n in os.listdir(net)}
-        ours = {n: str(i) for i, n in socket.if_nameindex()}
-    except BaseException:
-        os.close(net)
-        raise
-    if seen != ours:
-        os.close(net)
-        raise DeviceError(
-            None, None,
-            "/sys shows another network namespace and a private sysfs mount failed "
-            f"({fallback_reason}; it needs CAP_SYS_ADMIN and Linux 5.2+)",
-        )
-    return net
-
-
-def list_tun_devices() -> list[TunInfo]:
-    """The TUN/TAP devices in the calling thread's network namespace, by ifindex.
-
-    sysfs shows the namespace it was *mounted* in, so after ``setns`` (or
-    ``nsenter --net``) ``/sys/class/net`` lists the host's devices, and ``ip
-    tuntap show`` fails.  This reads a private, detached sysfs mount made for
-    the calling thread's namespace; without the privilege for that it uses
-    ``/sys`` only if its names and ifindexes match this namespace's.
-    """
-    net = _sysfs_net_dir()
-    out = []
-    try:
-        for name in os.listdir(net):
-            raw = _read_attr(net, f"{name}/tun_flags")
-            if raw is None:
-                continue
-            owner = int(_read_attr(net, f"{name}/owner") or -1)
-            group = int(_read_attr(net, f"{name}/group") or -1)
-            out.append(TunInfo(
-                name=name,
-                ifindex=int(_read_attr(net, f"{name}/ifindex") or 0),
-                flags=TunFlag(int(raw, 16)),
-                owner=None if owner < 0 else owner,
-                group=None if group < 0 else group,
-            ))
-    finally:
-        os.close(net)
-    return sorted(out, key=lambda i: i.ifindex)
-
-
-def _sysfs_pi(name: str) -> bool:
-    """Whether ``name`` has pi on, from sysfs; False (tunkit's default) if sysfs cannot tell."""
-    try:
-        infos = list_tun_devices()
-    except (OSError, ValueError):  # no private sysfs and /sys is another namespace's: assume no pi
+        info = _tun_link(name)
+    except OSError:  # gone, or no netlink here: assume tunkit's default
         return False
-    for info in infos:
-        if info.name == name:
-            return info.pi
-    return False
+    return bool(info is not None and info.pi)

@@ -1,4 +1,4 @@
-"""Anonymous network namespaces for tests, benchmarks and the demo; does I/O.
+"""Network namespaces: anonymous ones for tests and the demo, named ones as ``ip netns``; does I/O.
 
 A :class:`NetNS` is a network namespace held alive only by a file descriptor
 of this process: no ``/run/netns`` bind mount, no name on the host.  When the
@@ -18,6 +18,18 @@ created, whatever thread later uses them.
 The host's root namespace is never entered or modified here:
 :func:`assert_not_root_netns` is the guard tests call before touching the
 network.
+
+Named namespaces are made exactly as iproute2 makes them, so ``ip netns``
+sees tunkit's and tunkit sees ip's: :func:`add` bind-mounts a new
+namespace's ``/proc/thread-self/ns/net`` on ``/run/netns/NAME`` (after making
+``/run/netns`` a shared mount point), :func:`delete` lazily unmounts and
+unlinks it, :func:`names` lists the directory, and :func:`run`/:func:`exec_`
+start a command inside (with ``/sys`` remounted and ``/etc/netns/NAME/*``
+bound over ``/etc`` in a private mount namespace, as ``ip netns exec`` does).
+:func:`call_in` runs a function in a short-lived helper thread that entered a
+namespace given by name, path, fd or :class:`NetNS`; it is how
+``Rtnl(netns="name")`` opens its socket there without the calling thread
+ever leaving its own namespace.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 import subprocess
 import threading
@@ -35,7 +48,18 @@ from tunkit._uapi import CLONE_NEWNET
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
+# linux/mount.h (mount flags) and sys/mount.h (umount2 flags), as iproute2's ip/ipnetns.c uses them
+MS_BIND = 0x1000  # bind mount
+MS_REC = 0x4000  # recursive
+MS_SLAVE = 0x80000  # propagation: receive from the parent, send nothing back
+MS_SHARED = 0x100000  # propagation: shared peer group
+MNT_DETACH = 2  # lazy unmount
+CLONE_NEWNS = 0x00020000  # linux/sched.h: new mount namespace
+NETNS_RUN_DIR = "/run/netns"  # where iproute2 keeps named namespaces
+NETNS_ETC_DIR = "/etc/netns"  # per-namespace files bound over /etc by ip netns exec
 
 
 def _check(ret: int, what: str) -> None:
@@ -195,3 +219,201 @@ class NetNS:
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
+
+
+# ---------------------------------------------------------------------------
+# named namespaces (ip netns add/del/list/exec)
+# ---------------------------------------------------------------------------
+def _mount(src: str, target: str, fstype: str, flags: int) -> None:
+    if _libc.mount(src.encode(), target.encode(), fstype.encode(), flags, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src or fstype!r} on {target}: {os.strerror(err)}")
+
+
+def _umount(target: str) -> None:
+    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def netns_path(name: str) -> str:
+    """``/run/netns/NAME`` for a valid namespace name (``ValueError`` naming it otherwise)."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name or len(name) > 255:
+        raise ValueError(f"netns name {name!r}: want 1-255 characters, no '/' or NUL, not '.' or '..'")
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def names() -> list[str]:
+    """Names of the namespaces under /run/netns (``ip netns list``; directory order, as ip prints them)."""
+    try:
+        return [n for n in os.listdir(NETNS_RUN_DIR) if n not in (".", "..")]
+    except FileNotFoundError:  # no namespace was ever named on this host
+        return []
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(netns_path(name))
+
+
+def _share_run_dir() -> None:
+    """Make /run/netns a shared mount point, as ip does, so that unmounting a
+    namespace file in one mount namespace unmounts it in all of them."""
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    made = False
+    while True:
+        try:
+            _mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC)
+            return
+        except OSError as e:
+            if e.errno != errno.EINVAL or made:
+                raise
+        _mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC)  # not a mount point yet: make it one
+        made = True
+
+
+def add(name: str) -> str:
+    """Create the named namespace ``name`` (``ip netns add``); returns its path.
+
+    ``FileExistsError`` if it exists.  Like ip, its loopback is left down.
+    The namespace is made in a helper thread (unshare there, bind-mount its
+    ``/proc/thread-self/ns/net``), so the calling thread never changes namespace.
+    """
+    path = netns_path(name)
+    _share_run_dir()
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"netns {name}: already exists ({path})") from None
+
+    def create() -> None:  # in a thread that ends right after: its namespace needs no restoring
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        _mount("/proc/thread-self/ns/net", path, "none", MS_BIND)
+
+    try:
+        _in_thread(create)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return path
+
+
+def delete(name: str) -> None:
+    """Remove the named namespace ``name`` (``ip netns del``): lazy unmount, then unlink.
+
+    The kernel frees the namespace once no process, socket or mount holds it.
+    ``FileNotFoundError`` naming it if there is none.
+    """
+    path = netns_path(name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"netns {name}: no such namespace ({path})")
+    with contextlib.suppress(OSError):  # not mounted (a half-made one): unlink it all the same, as ip does
+        _umount(path)
+    os.unlink(path)
+
+
+def _in_thread(fn, *args, **kw):
+    """``fn(*args, **kw)`` in a new short-lived thread; its result, or its exception re-raised here."""
+    out: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn(*args, **kw)
+        except BaseException as e:  # handed to the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=target, name="tunkit-netns", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("value")
+
+
+def open_netns(netns) -> tuple[int, bool]:
+    """``(fd, owned)`` for a namespace given by name, path (has a '/'), fd, :class:`NetNS`
+    or object with ``fileno()``; ``owned``: the caller must close ``fd``."""
+    if isinstance(netns, NetNS):
+        return netns.fd, False
+    if isinstance(netns, int):
+        return netns, False
+    if isinstance(netns, (str, os.PathLike)):
+        path = os.fspath(netns)
+        if "/" not in path:
+            path = netns_path(path)
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC), True
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"netns {netns}: no such namespace ({path})") from None
+    if hasattr(netns, "fileno"):
+        return netns.fileno(), False
+    raise TypeError(f"netns {netns!r}: want a name, a path, an fd, a NetNS or an object with fileno()")
+
+
+def call_in(netns, fn, *args, **kw):
+    """Run ``fn(*args, **kw)`` in a short-lived thread inside ``netns``; return its result.
+
+    Sockets (and TUN devices) made by ``fn`` stay in that namespace whatever
+    thread uses them later, so ``call_in("blue", NetlinkSocket)`` gives a
+    netlink socket of namespace ``blue`` while the caller stays where it is.
+    """
+    fd, owned = open_netns(netns)
+    try:
+        def inside():
+            setns(fd)  # the thread ends after fn: it is never switched back
+            return fn(*args, **kw)
+
+        return _in_thread(inside)
+    finally:
+        if owned:
+            os.close(fd)
+
+
+def enter_for_exec(fd: int, name: str | None) -> None:
+    """In a child about to exec (single-threaded): what ``ip netns exec`` does before execvp.
+
+    Enter the namespace, then in a private mount namespace remount /sys (so it
+    shows this namespace's devices) and bind ``/etc/netns/NAME/*`` over ``/etc``.
+    """
+    setns(fd)
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount("", "/", "none", MS_SLAVE | MS_REC)  # our mounts below must not leak back to the host
+    with contextlib.suppress(OSError):  # EINVAL: /sys was not mounted; mount a fresh one all the same
+        _umount("/sys")
+    _mount(name or "none", "/sys", "sysfs", 0)
+    if name:
+        etc = os.path.join(NETNS_ETC_DIR, name)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(etc):
+                with contextlib.suppress(OSError):  # ip warns and goes on when /etc has no such file
+                    _mount(os.path.join(etc, entry), os.path.join("/etc", entry), "none", MS_BIND)
+
+
+def run(netns, args: Sequence[str], *, check: bool = True, timeout: float = 30.0, **kw) -> subprocess.CompletedProcess:
+    """Run a command inside a namespace (name, path, fd or NetNS) as ``ip netns exec`` would; wait.
+
+    Default: capture text output and raise ``CalledProcessError`` on a non-zero exit.
+    """
+    fd, owned = open_netns(netns)
+    name = netns if isinstance(netns, str) and "/" not in netns else None
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    try:
+        proc = subprocess.run(list(args), preexec_fn=lambda: enter_for_exec(fd, name), timeout=timeout,
+                              check=False, **kw)
+    finally:
+        if owned:
+            os.close(fd)
+    if check and proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+    return proc
+
+
+def exec_(name: str, args: Sequence[str]):
+    """Replace this (single-threaded) process with ``args`` run inside namespace ``name``."""
+    if not args:
+        raise ValueError("netns exec: no command given")
+    fd, _owned = open_netns(name)
+    enter_for_exec(fd, name if "/" not in name else None)
+    os.close(fd)
+    os.execvp(args[0], list(args))

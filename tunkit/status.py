@@ -1,7 +1,8 @@
 """Counters of a running tunnel over a unix socket: server, client and merging; does I/O.
 
 A running tunkit instance listens on a unix stream socket (by default
-``/run/tunkit/<device>.sock``, mode 0600).  A client connects and reads one
+``/run/tunkit/<device>.sock``, mode 0600 in a directory made 0755: only the
+instance's own user, normally root, may connect).  A client connects and reads one
 JSON document followed by a newline; the server closes the connection.
 :func:`merge` sums the per-worker documents of a multi-worker instance into
 one (counters added, per peer and per drop reason).
@@ -15,11 +16,16 @@ one (counters added, per peer and per drop reason).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import stat
+import struct
 from collections.abc import Callable, Iterable
 
 DEFAULT_DIR = "/run/tunkit"
+
+log = logging.getLogger("tunkit.status")
 
 
 def socket_path(device: str, directory: str = DEFAULT_DIR) -> str:
@@ -33,7 +39,13 @@ class StatusServer:
     def __init__(self, path: str, provider: Callable[[], dict]) -> None:
         self.path = path
         self.provider = provider
-        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        st = os.stat(directory)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            log.warning("%s: others may write to the status socket's directory (mode %04o): they can replace "
+                        "the socket, and 'tunkit reload' will refuse it; use a directory only you can write",
+                        directory, stat.S_IMODE(st.st_mode))
         try:
             os.unlink(path)  # a stale socket from an instance that died
         except FileNotFoundError:  # the normal case
@@ -85,6 +97,65 @@ def query(path: str, timeout: float = 3.0) -> dict:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return json.loads(b"".join(chunks))
+
+
+_UCRED = struct.Struct("iII")  # struct ucred (linux/socket.h): pid_t pid, uid_t uid, gid_t gid
+
+
+class UntrustedSocket(OSError):
+    """A status socket whose file, directory or server is not the caller's own user's."""
+
+
+def _check_owner(path: str, st: os.stat_result, what: str, uid: int) -> None:
+    if st.st_uid not in (uid, 0):
+        raise UntrustedSocket(f"{path}: {what} is owned by uid {st.st_uid}, not by you (uid {uid}) or root")
+
+
+def trusted_query(path: str, timeout: float = 3.0) -> tuple[dict, int]:
+    """Ask the instance at ``path`` for its status, after checking it may be trusted: ``(doc, pid)``.
+
+    For ``tunkit reload``, which signals the process behind the socket.  Raises
+    :class:`UntrustedSocket` unless all of these hold:
+
+    * the socket's directory is owned by the caller or root and no one else
+      may write to it (or it is sticky, like ``/tmp``);
+    * the path is a socket (not a symlink), owned by the caller and not
+      writable by group or others;
+    * the process serving it (``SO_PEERCRED``, which the kernel fills in, not
+      the server) runs as the caller's user, and the pid the document claims
+      is that process.
+
+    The pid returned is the kernel's, never the document's.
+    """
+    uid = os.geteuid()
+    directory = os.path.dirname(os.path.abspath(path))
+    dst = os.lstat(directory)
+    _check_owner(directory, dst, "the directory", uid)
+    if dst.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dst.st_mode & stat.S_ISVTX:
+        raise UntrustedSocket(f"{directory}: others may write to the directory (mode {stat.S_IMODE(dst.st_mode):04o}), "
+                              "so anyone could have put the socket there")
+    st = os.lstat(path)
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UntrustedSocket(f"{path}: not a unix socket" + (" (a symlink)" if stat.S_ISLNK(st.st_mode) else ""))
+    if st.st_uid != uid:
+        raise UntrustedSocket(f"{path}: the socket is owned by uid {st.st_uid}, not by you (uid {uid})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UntrustedSocket(f"{path}: the socket is writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        pid, peer_uid, _gid = _UCRED.unpack(s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+        if peer_uid != uid:
+            raise UntrustedSocket(f"{path}: served by pid {pid} running as uid {peer_uid}, not as you (uid {uid}); "
+                                  "reload an instance as the user that runs it")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    doc = json.loads(b"".join(chunks))
+    claimed = doc.get("pid") if isinstance(doc, dict) else None
+    if claimed != pid:
+        raise UntrustedSocket(f"{path}: the server says it is pid {claimed!r} but the kernel says pid {pid}")
+    return doc, pid
 
 
 _PEER_COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")

@@ -109,10 +109,12 @@ def _xkey(f: _Family, r: int, bits: int) -> int:
     return _XK[(1 << r) | bits] if f.xoff == 512 else f.xoff + ((1 << r) | bits)
 
 
-class _Node(dict):
+class _Node(dict[Any, Any]):
     """One stride (8 or 16 bits): slot -> value | child node; own prefixes under exact keys."""
 
     __slots__ = ("default", "gen")
+    default: Any  # the value of the covering prefix inside this stride
+    gen: object  # the snapshot generation that owns the node
 
 
 def _new_node(default: Any, gen: object) -> _Node:
@@ -303,7 +305,7 @@ class PrefixTable:
         The list is taken when called, so the table may change while the
         caller iterates.
         """
-        out = []
+        out: list[tuple[IPv4Network | IPv6Network, Any]] = []
         for width in (32, 128):
             rows = self._rows(width)
             rows.sort(key=_row_order)

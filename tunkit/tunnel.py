@@ -41,7 +41,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from tunkit._uapi import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag, VirtioNetHdrGso
 from tunkit.ecmp import GatewaySet, flow_hash_packet
@@ -57,6 +56,7 @@ from tunkit.packet import (
     pseudo_header_sum,
 )
 from tunkit.overlay import DEFAULT_MTU, OVERHEAD, Gso, Opener, OverlayError, Sealer
+from tunkit.spec import PeerSpec, RouteSpec, check_config
 from tunkit.trie import PrefixTable
 from tunkit.udp import UdpBatcher, enable_gro, recv_batch
 
@@ -75,38 +75,11 @@ _GSO_UDP_L4 = int(VirtioNetHdrGso.UDP_L4)
 
 
 # ---------------------------------------------------------------------------
-# Configuration objects (duck-compatible with tunkit.config.Peer / UnsafeRoute)
+# Configuration objects: the typed specs and their one validation live in tunkit.spec
 # ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PeerSpec:
-    """A peer: its underlay endpoint, the overlay prefixes it owns, its key."""
-
-    name: str
-    endpoint: tuple[str, int]  # underlay (address, port), IPv4 or IPv6
-    prefixes: tuple[IPNetwork, ...]
-    key: bytes | None = field(default=None, repr=False)  # None only in insecure mode
-    mtu: int | None = None  # largest inner packet toward this peer; None: the tunnel's mtu
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    """A network behind one or several gateway peers (``unsafe_routes``)."""
-
-    route: IPNetwork
-    via: tuple[tuple[IPAddress, int], ...]  # (gateway overlay address, weight)
-    mtu: int | None = None
-
-
 def specs_from_config(cfg) -> tuple[list[PeerSpec], list[RouteSpec]]:
-    """Peers and routes from a :class:`tunkit.config.Config`."""
-    peers = [
-        PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port), tuple(p.prefixes), cfg.peer_key(p))
-        for p in cfg.peers
-    ]
-    routes = [
-        RouteSpec(r.route, tuple((addr, weight) for addr, weight in r.via), r.mtu or None) for r in cfg.unsafe_routes
-    ]
-    return peers, routes
+    """Peers and routes of a :class:`tunkit.config.Config`: the specs its validation checked."""
+    return list(cfg.peer_specs), list(cfg.route_specs)
 
 
 # ---------------------------------------------------------------------------
@@ -181,54 +154,6 @@ class _Route:
 
     def choose(self, pkt) -> PeerState:
         return self.peer
-
-
-def check_config(peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *, insecure: bool = False,
-                 v6sock: bool = False, table_factory: Callable[[], object] | None = None) -> list:
-    """Raise :class:`~tunkit.errors.ConfigError` for anything :meth:`Tunnel.reconfigure` refuses.
-
-    The one validation of a peer/route set: ``reconfigure`` runs it first, and a
-    node with several workers runs it before sending the set to them.  Returns
-    each peer's socket address, normalised for the socket's family.
-    """
-    table = (table_factory or default_table_factory)()
-    addrs: list = []
-    owner: dict = {}
-    for spec in peers:
-        if not insecure and not spec.key:
-            raise ConfigError(f"peer {spec.name}: no key (authentication is on; set a key or insecure mode)")
-        addr = _sockaddr(spec.endpoint, v6sock)
-        if addr in owner:
-            raise ConfigError(f"peer {spec.name}: endpoint {_fmt_endpoint(spec.endpoint)} is also peer {owner[addr]}'s")
-        owner[addr] = spec.name
-        addrs.append(addr)
-        for pfx in spec.prefixes:
-            table.insert(pfx, spec.name)
-    for r in routes:
-        names = []
-        for gw, _ in r.via:
-            name = table.lookup(ipaddress.ip_address(gw).packed)
-            if name is None:
-                raise ConfigError(f"route {r.route}: gateway {gw} is not inside any peer's prefixes")
-            names.append(name)
-        try:
-            GatewaySet(list(zip(names, (w for _, w in r.via))))
-        except ValueError as e:  # a peer listed twice, a weight out of range
-            raise ConfigError(f"route {r.route}: {e}") from None
-    return addrs
-
-
-def _sockaddr(endpoint: tuple[str, int], v6sock: bool):
-    """The address ``recvfrom`` reports for ``endpoint`` on a socket of the given family."""
-    host, port = endpoint
-    a = ipaddress.ip_address(host)
-    if v6sock:
-        if a.version == 4:
-            a = ipaddress.IPv6Address("::ffff:" + str(a))
-        return (str(a), port, 0, 0)
-    if a.version == 6:
-        raise ConfigError(f"peer endpoint {host}: an IPv6 endpoint needs an IPv6 listen address")
-    return (str(a), port)
 
 
 def default_table_factory():

@@ -8,12 +8,16 @@ with MTU/advmss/metric), runs the tunnel, and on exit removes what it added:
 its routes and addresses go with the device, which the kernel deletes when
 the last queue closes.
 
-Reload (SIGHUP, ``tunkit reload``): the file is read again; if it is invalid
-the running configuration stays and the log says why.  Otherwise only the
-difference is applied (:func:`~tunkit.config.plan_reload`): routes removed
-are deleted first, changed and new ones replaced, MTU and txqueuelen set,
-addresses reconciled, and peers, keys and routing handed to the tunnel
-without restarting it, so traffic to unchanged peers keeps flowing.
+Reload (SIGHUP, ``tunkit reload``): the file is read again and validated by
+the same rules as ``tunkit check`` and ``tunkit up``, and the whole change is
+planned (:func:`~tunkit.config.plan_reload`) before anything is touched.  An
+invalid file or a plan that would not apply keeps the running configuration
+and the log says why.  Otherwise only the difference is applied: routes
+removed are deleted first, MTU and txqueuelen set, addresses reconciled,
+changed and new routes replaced, and peers, keys and routing handed to the
+tunnel last, without restarting it, so traffic to unchanged peers keeps
+flowing.  If any step fails, the kernel changes already made are undone and
+the old configuration keeps running.  A reload never stops the process.
 Settings that cannot change live (device name, workers, ...) are logged and
 keep their running values.
 """
@@ -49,14 +53,12 @@ class Host:
     def start(self) -> None:
         from tunkit.netlink.client import Rtnl
         from tunkit.node import TunnelNode
-        from tunkit.tunnel import specs_from_config
 
         cfg = self.cfg
-        peers, routes = specs_from_config(cfg)
         self.node = TunnelNode(
             device=cfg.device.name,
-            peers=peers,
-            routes=routes,
+            peers=list(cfg.peer_specs),
+            routes=list(cfg.route_specs),
             listen=(str(cfg.listen.address), cfg.listen.port),
             mtu=cfg.device_mtu,
             addresses=[a.ip for a in cfg.addresses],  # ICMP errors are sourced from these
@@ -120,34 +122,65 @@ class Host:
 
     # -- reload --------------------------------------------------------------------------
     def reload(self) -> bool:
-        """Re-read the file and apply the difference; False (and the old config kept) if invalid."""
+        """Re-read the file and apply the difference; False if it was refused or failed.
+
+        Never raises and never stops the tunnel: an invalid file, a plan that
+        would not apply, or a failure while applying is logged and the running
+        configuration stays, kernel state included (see :meth:`apply`).
+        """
         try:
             new = load(self.cfg.file)
         except ConfigError as e:
             log.error("reload: %s; keeping the running configuration", e)
             return False
-        return self.apply(new)
+        except Exception as e:  # noqa: BLE001 (anything else from reading: logged, never fatal)
+            log.error("reload: %s: %s: %s; keeping the running configuration", self.cfg.file, type(e).__name__, e)
+            return False
+        for w in new.warnings:
+            log.warning("reload: %s", w)
+        try:
+            return self.apply(new)
+        except ConfigError as e:
+            log.error("reload: %s; keeping the running configuration", e)
+        except Exception as e:  # noqa: BLE001 (apply rolled the kernel back before re-raising)
+            log.error("reload: %s: %s; rolled back, keeping the running configuration", type(e).__name__, e)
+        return False
 
     def apply(self, new: Config) -> bool:
-        """Apply ``new`` over the running configuration (the file is not read)."""
-        from tunkit.tunnel import specs_from_config
+        """Apply ``new`` over the running configuration (the file is not read).
 
-        plan = plan_reload(self.cfg, new)
+        The plan is computed and validated completely first
+        (:func:`~tunkit.config.plan_reload` raises ConfigError for anything
+        the tunnel would refuse), so a refused configuration touches nothing.
+        Then kernel state changes (routes removed, MTU, txqueuelen, addresses,
+        routes added or replaced) and the tunnel takes the new peers last.  If
+        any step fails, every kernel change made so far is undone (the old
+        routes, addresses, MTU and txqueuelen restored) and the exception is
+        raised; the tunnel keeps its old peers.
+        """
+        plan = plan_reload(self.cfg, new)  # ConfigError: nothing touched
         for msg in plan.cannot_change_live:
             log.warning("reload: %s", msg)
         new = plan.config  # the new file with what cannot change live kept as it runs
+        old = self.cfg
         name = self.node.device_name
-        errors = self._each(self._delete, plan.routes_delete)
-        if plan.device_mtu is not None:
-            self.rt.set_link(name, mtu=plan.device_mtu)
-        if plan.txqueuelen is not None:
-            self.rt.set_link(name, txqlen=plan.txqueuelen)
-        if plan.addresses_changed:
-            self.rt.reconcile_addresses(name, new.addresses)
-        errors += self._each(self._replace, plan.routes_replace)
-        if plan.routing_changed or plan.device_mtu is not None:
-            peers, routes = specs_from_config(new)
-            self.node.reconfigure(peers, routes, mtu=new.device_mtu)
+        before = self._kernel_snapshot(name, plan)
+        try:
+            for kr in plan.routes_delete:
+                self._delete(kr)
+            if plan.device_mtu is not None:
+                self.rt.set_link(name, mtu=plan.device_mtu)
+            if plan.txqueuelen is not None:
+                self.rt.set_link(name, txqlen=plan.txqueuelen)
+            if plan.addresses_changed:
+                self.rt.reconcile_addresses(name, new.addresses)
+            for kr in plan.routes_replace:
+                self._replace(kr)
+            if plan.routing_changed or plan.device_mtu is not None:
+                self.node.reconfigure(list(new.peer_specs), list(new.route_specs), mtu=new.device_mtu)
+        except BaseException:
+            self._restore(name, old, before)
+            raise
         if plan.log_level:
             logging.getLogger("tunkit").setLevel(plan.log_level.upper())
         self.cfg = new
@@ -158,21 +191,38 @@ class Host:
             f", mtu {plan.device_mtu}" if plan.device_mtu else "",
             ", addresses reconciled" if plan.addresses_changed else "",
             len(plan.peers_added), len(plan.peers_removed), len(plan.peers_changed),
-            f"; {errors} error(s)" if errors else "",
+            "".join(f"; peer {a} renamed {b}" for a, b in plan.peers_renamed),
         )
-        return errors == 0
+        return True
 
-    @staticmethod
-    def _each(action, routes) -> int:
-        """Apply ``action`` to every route, logging (not raising) kernel refusals; how many failed."""
-        failed = 0
-        for kr in routes:
+    def _kernel_snapshot(self, name: str, plan) -> dict:
+        """What a rollback restores that the running Config does not say (the kernel's txqueuelen)."""
+        snap: dict = {"installed": dict(self.installed)}
+        if plan.txqueuelen is not None or plan.device_mtu is not None:
+            link = self.rt.link(name)
+            snap["txqlen"], snap["mtu"] = link.txqlen, link.mtu
+        return snap
+
+    def _restore(self, name: str, old: Config, before: dict) -> None:
+        """Put the kernel back as ``old`` had it after a failed apply; logs what it cannot restore."""
+        steps = []
+        if before.get("mtu") is not None:
+            steps.append(("mtu", lambda: self.rt.set_link(name, mtu=before["mtu"])))
+        if before.get("txqlen") is not None:
+            steps.append(("txqueuelen", lambda: self.rt.set_link(name, txqlen=before["txqlen"])))
+        steps.append(("addresses", lambda: self.rt.reconcile_addresses(name, old.addresses)))
+        wanted = {kr.identity: kr for kr in before["installed"].values()}
+        for ident, kr in list(self.installed.items()):
+            if ident not in wanted:
+                steps.append((f"route {kr.dst}", lambda kr=kr: self._delete(kr)))
+        for kr in wanted.values():  # replace is idempotent: also re-adds routes an address change flushed
+            steps.append((f"route {kr.dst}", lambda kr=kr: self._replace(kr)))
+        for what, step in steps:
             try:
-                action(kr)
-            except OSError as e:  # one refused route must not stop the rest of the reload
-                failed += 1
-                log.error("reload: %s", e)
-        return failed
+                step()
+            except OSError as e:  # keep restoring the rest
+                log.error("reload rollback: %s: %s", what, e)
+        self.installed = dict(before["installed"])
 
     # -- tear-down -----------------------------------------------------------------------
     def close(self) -> None:

@@ -14,11 +14,10 @@ code.  Exit codes (documented in ``--help`` and the README):
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from tunkit import __version__
-from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError
+from tunkit.cli._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_SYSTEM, EXIT_USAGE, CliError, HelpFormatter, UsageParser
 
 # Subcommand groups, in the order --help lists them: (module under tunkit.cli).
 COMMAND_MODULES: list[str] = [
@@ -27,8 +26,33 @@ COMMAND_MODULES: list[str] = [
     "tuntap",
     "keys",
     "ip",  # link, addr, route, monitor (tunkit/cli/ip.py)
+    "netns",
     "status",
 ]
+
+# The command words each module registers, so that a command builds (and imports) only its own
+# module's parser: `tunkit link show -j` never loads up/tuntap/demo and what they import (logging,
+# signal, shutil...).  A word not listed here, --help, --version and no command build every module.
+# tests/test_cli_startup.py checks this table against what the modules register.
+COMMAND_WORDS: dict[str, str] = {
+    "demo": "demo",
+    "up": "up",
+    "reload": "up",
+    "tuntap": "tuntap",
+    "check": "keys",
+    "genkey": "keys",
+    "link": "ip",
+    "addr": "ip",
+    "route": "ip",
+    "monitor": "ip",
+    "netns": "netns",
+    "status": "status",
+    # commands of modules added on other branches (used once their module is in COMMAND_MODULES)
+    "rule": "rule",
+    "neigh": "neigh",
+    "nexthop": "nexthop",
+}
+_GLOBAL_FLAGS = ("-j", "--json")  # global options that may come before the command word
 
 EPILOG = """\
 exit status: 0 success, 1 bad usage or input, 2 refused by the kernel/system,
@@ -36,12 +60,35 @@ exit status: 0 success, 1 bad usage or input, 2 refused by the kernel/system,
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Sink:
+    """Stands in for the parser of a command that is not being run: every call is a no-op."""
+
+    def __getattr__(self, name: str):
+        return self
+
+    def __call__(self, *args, **kw):
+        return self
+
+
+class _OnlyCommand:
+    """A subparsers action that builds the parser of one command word; the others get a sink,
+    so a module registering several commands (ip: link, addr, route, monitor) builds one."""
+
+    def __init__(self, sub, word: str) -> None:
+        self._sub, self._word = sub, word
+
+    def add_parser(self, name: str, **kw):
+        return self._sub.add_parser(name, **kw) if name == self._word else _Sink()
+
+
+def build_parser(modules: list[str] | None = None, *, command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser with the commands of ``modules`` (default: every module, in --help order);
+    with ``command``, only that command's parser is built (what ``main`` does to start fast)."""
+    parser = UsageParser(  # usage errors exit 1 here and in every subcommand (argparse's default is 2)
         prog="tunkit",
         description="Linux TUN/TAP devices, rtnetlink configuration and an overlay tunnel, in pure Python.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tunkit {__version__}")
     parser.add_argument(
@@ -49,17 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="print JSON instead of text, like 'ip -j' (also accepted after the command)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"tunkit.cli.{name}").register(sub)
+    target = sub if command is None else _OnlyCommand(sub, command)
+    for name in COMMAND_MODULES if modules is None else modules:
+        __import__(f"tunkit.cli.{name}")  # (importlib.import_module would import the importlib package)
+        sys.modules[f"tunkit.cli.{name}"].register(target)
     return parser
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command word of ``argv`` if :data:`COMMAND_WORDS` knows it, else None (build every parser)."""
+    for arg in argv:
+        if arg in _GLOBAL_FLAGS:
+            continue
+        return arg if COMMAND_WORDS.get(arg) in COMMAND_MODULES else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    word = command_word(argv)
+    parser = build_parser() if word is None else build_parser([COMMAND_WORDS[word]], command=word)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) or a usage error (1, see UsageParser)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
+        parser.print_usage(sys.stderr)
+        print("tunkit: error: a command is required (tunkit --help lists them)", file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "global_json", False) and hasattr(args, "json"):
         args.json = True

@@ -40,6 +40,8 @@ def cmd_check(args) -> int:
     from tunkit.config import kernel_routes, load, to_json
 
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    for w in cfg.warnings:
+        print(f"tunkit: warning: {w}", file=sys.stderr)
     if args.json:
         emit_json(to_json(cfg), pretty=args.pretty)
         return EXIT_OK

@@ -30,23 +30,29 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_status)
 
 
+def instance_paths(device: str | None, socket: str | None) -> list[str]:
+    """The status sockets named by ``--socket``, DEVICE, or every one in /run/tunkit (CliError: none)."""
+    from tunkit.status import DEFAULT_DIR, socket_path
+
+    if socket:
+        return [socket]
+    if device:
+        return [socket_path(device)]
+    paths = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.sock")))
+    if not paths:
+        raise CliError(f"no running instance (no socket in {DEFAULT_DIR})", EXIT_USAGE)
+    return paths
+
+
 def ask_instances(device: str | None, socket: str | None) -> list[dict]:
     """Status documents of the running instances named by ``--socket``, DEVICE, or all of them.
 
     Raises CliError (exit 1: none found; exit 2: one did not answer).
     """
-    from tunkit.status import DEFAULT_DIR, query, socket_path
+    from tunkit.status import query
 
-    if socket:
-        paths = [socket]
-    elif device:
-        paths = [socket_path(device)]
-    else:
-        paths = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.sock")))
-        if not paths:
-            raise CliError(f"no running instance (no socket in {DEFAULT_DIR})", EXIT_USAGE)
     docs = []
-    for path in paths:
+    for path in instance_paths(device, socket):
         try:
             doc = query(path)
         except FileNotFoundError:

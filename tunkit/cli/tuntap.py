@@ -3,8 +3,8 @@
 Mirrors ``ip tuntap`` (devices made here are persistent, as there), but
 ``show`` also works inside a network namespace entered with ``setns`` or
 ``nsenter --net``, where ``ip tuntap show`` fails because ``/sys`` shows the
-host: tunkit reads a private sysfs mount made for the caller's namespace (see
-:func:`tunkit.device.list_tun_devices`).
+host: tunkit asks rtnetlink, whose ``IFLA_TUN_*`` attributes describe the
+caller's namespace (see :func:`tunkit.device.list_tun_devices`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import grp
 import pwd
 
 if TYPE_CHECKING:
-    from tunkit import device
+    from tunkit.netlink.rtnl import LinkMessage
 
-from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, subparser
+from tunkit.cli._common import EXIT_OK, CliError, add_json_flags, emit_json, parse_int, subparser
+
+# TUNSETOWNER/TUNSETGROUP take the id as the ioctl's int argument: 0..2^31-1 here ((uid_t)-1 means "none").
+MAX_ID = 2**31 - 1
+NO_ID = 2**32 - 1  # IFLA_TUN_OWNER/GROUP report (uid_t)-1 for "not set"
 
 ADD_EPILOG = """\
 The device is persistent: it stays after tunkit exits, until 'tunkit tuntap del'.
@@ -90,13 +94,30 @@ def _usage(parser) -> int:
     raise CliError("tuntap: a command is required (add, del, show)")
 
 
+def resolve_id(value: str | None, kind: str) -> int | None:
+    """``--user``/``--group``: a name from the passwd/group database, or a number 0..2^31-1.
+
+    Anything made of digits is a number and must be ASCII (full-width digits
+    are refused, not looked up or converted); ValueError names the option and value.
+    """
+    if value is None:
+        return None
+    if value[:1] in "-+" or value.isdecimal() or value.lower().startswith("0x"):  # a number, as ip takes it
+        return parse_int(value, f"--{kind}", 0, MAX_ID)
+    try:
+        return pwd.getpwnam(value).pw_uid if kind == "user" else grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ValueError(f"--{kind} {value!r}: no such {kind} (give a name or a number 0..{MAX_ID})") from None
+
+
 def _add(args) -> int:
     from tunkit import device
 
+    owner, group = resolve_id(args.user, "user"), resolve_id(args.group, "group")  # before the device exists
     dev = device.open_tun(
         args.name, mode=args.mode, pi=args.pi, multi_queue=args.multi_queue,
         vnet_hdr=args.vnet_hdr, offloads=0 if args.vnet_hdr else None,  # like ip: set no offloads
-        persist=True, owner=args.user, group=args.group, create_node=args.create_node,
+        persist=True, owner=owner, group=group, create_node=args.create_node,
     )
     with dev:
         if "%" in args.name:
@@ -125,66 +146,55 @@ def _group_name(gid: int) -> str | int:
         return gid
 
 
-def queue_counts() -> dict[int, tuple[int, int]]:
-    """ifindex -> (queues, disabled queues) of every TUN/TAP link, from rtnetlink's IFLA_LINKINFO."""
-    from tunkit.netlink import Rtnl
-    from tunkit.netlink.rtnl import TunInfo
-
-    with Rtnl() as rt:
-        links = rt.links()
-    out = {}
-    for link in links:
-        data = link.linkinfo.data if link.linkinfo is not None else None
-        if isinstance(data, TunInfo) and data.num_queues is not None:
-            out[link.index] = (data.num_queues, data.num_disabled_queues or 0)
-    return out
+def _mode(link: "LinkMessage") -> str:
+    return "tap" if link.linkinfo.data.type == 2 else "tun"  # IFLA_TUN_TYPE: IFF_TUN 1, IFF_TAP 2
 
 
-def info_json(info: "device.TunInfo", queues: tuple[int, int] | None = None) -> dict:
+def info_json(link: "LinkMessage") -> dict:
     """One device in the shape of ``ip -d -j link show`` (ifindex, ifname, linkinfo)."""
+    info = link.linkinfo.data
     data: dict = {
-        "type": info.mode,
-        "pi": info.pi,
-        "vnet_hdr": info.vnet_hdr,
-        "multi_queue": info.multi_queue,
-        "persist": info.persist,
+        "type": _mode(link),
+        "pi": bool(info.pi),
+        "vnet_hdr": bool(info.vnet_hdr),
+        "multi_queue": bool(info.multi_queue),
+        "persist": bool(info.persist),
     }
-    if info.owner is not None:
+    if info.owner is not None and info.owner != NO_ID:
         data["user"] = _user_name(info.owner)
-    if info.group is not None:
+    if info.group is not None and info.group != NO_ID:
         data["group"] = _group_name(info.group)
-    if queues is not None:
-        data["numqueues"], data["numdisabled"] = queues
-    return {"ifindex": info.ifindex, "ifname": info.name,
-            "linkinfo": {"info_kind": "tun", "info_data": data}}
+    if info.num_queues is not None:
+        data["numqueues"], data["numdisabled"] = info.num_queues, info.num_disabled_queues or 0
+    return {"ifindex": link.index, "ifname": link.ifname, "linkinfo": {"info_kind": "tun", "info_data": data}}
 
 
-def info_text(info: "device.TunInfo", queues: tuple[int, int] | None = None) -> str:
+def info_text(link: "LinkMessage") -> str:
     """One line as ``ip tuntap show`` prints it (without its bogus "filter" word)."""
-    words = [f"{info.name}:", info.mode]
+    info = link.linkinfo.data
+    words = [f"{link.ifname}:", _mode(link)]
     words += [w for w, on in (("pi", info.pi), ("vnet_hdr", info.vnet_hdr),
                               ("multi_queue", info.multi_queue), ("persist", info.persist)) if on]
-    if info.owner is not None:
+    if info.owner is not None and info.owner != NO_ID:
         words += ["user", str(info.owner)]
-    if info.group is not None:
+    if info.group is not None and info.group != NO_ID:
         words += ["group", str(info.group)]
-    if queues is not None and info.multi_queue:
-        words += ["queues", str(queues[0]), "disabled", str(queues[1])]
+    if info.num_queues is not None and info.multi_queue:
+        words += ["queues", str(info.num_queues), "disabled", str(info.num_disabled_queues or 0)]
     return " ".join(words)
 
 
 def _show(args) -> int:
     from tunkit import device
 
-    infos = device.list_tun_devices()
+    links = device.list_tun_devices()
     if args.name is not None:
-        infos = [i for i in infos if i.name == args.name]
-        if not infos:
+        links = [link for link in links if link.ifname == args.name]
+        if not links:
             raise CliError(f"tuntap show: no TUN/TAP device named {args.name!r} in this network namespace")
-    queues = queue_counts() if infos else {}
     if args.json:
-        emit_json([info_json(i, queues.get(i.ifindex)) for i in infos], pretty=args.pretty)
+        emit_json([info_json(link) for link in links], pretty=args.pretty)
     else:
-        for info in infos:
-            print(info_text(info, queues.get(info.ifindex)))
+        for link in links:
+            print(info_text(link))
     return EXIT_OK

@@ -14,8 +14,10 @@ Creates the TUN device, sets its MTU and txqueuelen, makes it carry exactly the
 configured addresses, installs the configured routes (with mtu, advmss,
 metric), and runs the tunnel in the foreground with logs on stderr.  On SIGINT
 or SIGTERM it removes what it added (the device, and with it its addresses and
-routes) and exits 0.  SIGHUP (or 'tunkit reload') re-reads CONFIG and applies
-only the difference; an invalid file keeps the running configuration.
+routes) and exits 0.  SIGHUP (or 'tunkit reload') re-reads CONFIG, validates it
+as 'tunkit check' does and applies only the difference; an invalid file keeps
+the running configuration, and a failure while applying undoes the kernel
+changes made so far.  A reload never stops the process.
 
 examples:
   tunkit up /etc/tunkit/host-a.toml
@@ -30,6 +32,13 @@ RELOAD_EPILOG = """\
 Asks a running 'tunkit up' to re-read its configuration file (sends SIGHUP to
 the process behind the status socket).  The instance logs what it changed, or
 why the new file was refused.
+
+The socket is /run/tunkit/DEVICE.sock unless 'tunkit up --status-socket' chose
+another path; it is mode 0600, so only the user running the instance (normally
+root) may use it.  Before signalling anything, reload checks that the socket's
+directory is not writable by others, that the socket belongs to you, and that
+the process serving it runs as you (SO_PEERCRED, from the kernel); it signals
+that process, never a pid the server merely claims.  A check that fails exits 2.
 
 examples:
   tunkit reload                 # the only running instance
@@ -60,6 +69,8 @@ def cmd_up(args) -> int:
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
+    for w in cfg.warnings:
+        logging.getLogger("tunkit.up").warning("%s", w)
     host = Host(cfg, status_path=args.status_socket)
     try:
         host.start()
@@ -72,17 +83,37 @@ def cmd_up(args) -> int:
 
 
 def cmd_reload(args) -> int:
-    from tunkit.cli.status import ask_instances
+    from tunkit.cli.status import instance_paths
+    from tunkit.status import UntrustedSocket, trusted_query
 
-    docs = ask_instances(args.device, args.socket)
-    if len(docs) != 1:
-        names = ", ".join(d.get("device", d["socket"]) for d in docs)
-        raise CliError(f"{len(docs)} instances are running ({names}): name one", EXIT_USAGE)
-    doc = docs[0]
+    paths = instance_paths(args.device, args.socket)
+    if len(paths) != 1:
+        raise CliError(f"{len(paths)} instances are running ({', '.join(paths)}): name one", EXIT_USAGE)
+    path = paths[0]
     try:
-        pid = int(doc["pid"])
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, KeyError, ValueError) as e:
-        raise CliError(f"{doc['socket']}: cannot signal the instance: {e}", EXIT_SYSTEM) from None
+        doc, pid = trusted_query(path)
+    except UntrustedSocket as e:
+        raise CliError(f"reload refused: {e}", EXIT_SYSTEM) from None
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such socket (is the instance running?)", EXIT_USAGE) from None
+    except (OSError, ValueError) as e:  # refused, timed out, or half-written JSON
+        raise CliError(f"{path}: {e}", EXIT_SYSTEM) from None
+    try:
+        _signal(pid, signal.SIGHUP)
+    except OSError as e:
+        raise CliError(f"{path}: cannot signal the instance (pid {pid}): {e.strerror}", EXIT_SYSTEM) from None
     print(f"reload requested from {doc.get('device', '?')} (pid {pid})")
     return EXIT_OK
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal ``pid`` through a pidfd where there is one (a pid reused since the check is not hit)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd_open (Linux < 5.3): a plain kill
+        os.kill(pid, sig)
+        return
+    try:
+        signal.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)

@@ -1,7 +1,8 @@
 """Rtnl: links, addresses, routes and monitoring over one netlink socket; does I/O.
 
 Everything happens in the network namespace of the thread that created the
-:class:`Rtnl` (its socket stays there).  Links are named by name or index
+:class:`Rtnl` (its socket stays there), or in ``Rtnl(netns=...)``'s (a name
+under /run/netns, a path, an fd or a :class:`tunkit.netns.NetNS`).  Links are named by name or index
 everywhere.  Kernel refusals raise :class:`tunkit.errors.NetlinkError`
 (an ``OSError``) whose text names the operation, the object and the
 kernel's extended-ack message::
@@ -26,11 +27,12 @@ operation, and one :class:`Rtnl` may be shared by several threads; see
 
 from __future__ import annotations
 
+import _socket  # inet_pton/inet_ntop for _ipv4_prefix (the C module: socket.py costs start-up time)
 import errno
 import ipaddress
 import select
 from dataclasses import replace
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 from tunkit._uapi import (
     AF_INET,
@@ -54,7 +56,6 @@ from tunkit._uapi import (
 )
 from tunkit.errors import NetlinkError
 from tunkit.ifname import validate_name
-from tunkit.netlink.events import Event, Monitor
 from tunkit.netlink.rtnl import (
     IFINFOMSG,
     VERB_FLAGS,
@@ -68,6 +69,9 @@ from tunkit.netlink.rtnl import (
     decode_message,
 )
 from tunkit.netlink.socket import Closing, NetlinkSocket
+
+if TYPE_CHECKING:
+    from tunkit.netlink.events import Event  # imported by RtnlMonitor when one is made (start-up cost)
 
 __all__ = ["MONITOR_GROUPS", "LinkNotFound", "Rtnl", "RtnlMonitor"]
 
@@ -100,6 +104,28 @@ ADDR_GEN_MODES = {
 }
 
 
+def _ipv4_prefix(text: str) -> ipaddress.IPv4Network | None:
+    """``a.b.c.d[/n]`` written as ipaddress accepts it (canonical dotted decimal, n in 0..32 as
+    at most two ASCII digits, no host bits) as an IPv4Network, else None, and ipaddress decides
+    with its own errors.  Bulk route building from text spent half its time in ``ip_network``;
+    this takes a third of that."""
+    addr, slash, plen = text.partition("/")
+    if not slash:
+        plen = "32"
+    elif not (plen.isdigit() and plen.isascii() and len(plen) <= 2):
+        return None
+    try:
+        packed = _socket.inet_pton(AF_INET, addr)
+    except (OSError, ValueError):  # not a dotted quad (or embedded NUL, non-ASCII): ipaddress decides
+        return None
+    if _socket.inet_ntop(AF_INET, packed) != addr:  # only the canonical spelling, exactly as ipaddress accepts
+        return None
+    value, n = int.from_bytes(packed, "big"), int(plen)
+    if n > 32 or value & ((1 << (32 - n)) - 1):
+        return None
+    return ipaddress.IPv4Network((value, n))
+
+
 def _interface(address: AddressLike):
     if isinstance(address, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
         return address
@@ -120,6 +146,10 @@ def _network(dst, family: int | None):
         return dst
     if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return ipaddress.ip_network(dst)
+    if isinstance(dst, str):
+        net = _ipv4_prefix(dst)
+        if net is not None:
+            return net
     return ipaddress.ip_network(dst, strict=True)
 
 
@@ -158,11 +188,21 @@ class Rtnl(Closing):
     reader thread.
     """
 
-    def __init__(self, sock: NetlinkSocket | None = None) -> None:
-        self.sock = sock if sock is not None else NetlinkSocket()
+    def __init__(self, sock: NetlinkSocket | None = None, *, netns=None) -> None:
+        # netns (a name under /run/netns, a path, an fd or a NetNS): the socket is opened there by a
+        # helper thread (tunkit.netns.call_in); this thread never enters it, and monitors follow it.
+        self.netns = netns
+        self.sock = sock if sock is not None else self._socket()
 
     def close(self) -> None:
         self.sock.close()
+
+    def _socket(self, **kw) -> NetlinkSocket:
+        if self.netns is None:
+            return NetlinkSocket(**kw)
+        from tunkit.netns import call_in
+
+        return call_in(self.netns, NetlinkSocket, **kw)
 
     # ------------------------------------------------------------------ links
     def links(self) -> list[LinkMessage]:
@@ -755,9 +795,11 @@ class RtnlMonitor(Closing):
             if o not in MONITOR_GROUPS:
                 raise ValueError(f"monitor: unknown object {o!r}; want one of {', '.join(MONITOR_GROUPS)}")
             groups += MONITOR_GROUPS[o]
+        from tunkit.netlink.events import Monitor  # not at module level: `link show` needs no events
+
         self.rtnl = rtnl
         self.monitor = Monitor()
-        self.sock = NetlinkSocket(groups=groups, rcvbuf=rcvbuf)
+        self.sock = rtnl._socket(groups=groups, rcvbuf=rcvbuf)  # in the rtnl's namespace
         self.sock.setblocking(False)
         # poll, not select: select() cannot wait on a descriptor numbered 1024 or above
         self._poll = select.poll()

@@ -27,6 +27,8 @@ from tunkit.wireguard.constants import (KEEPALIVE_TIMEOUT, LAST_MINUTE_HANDSHAKE
                                         REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
                                         REKEY_TIMEOUT)
 from tunkit.wireguard.cookie import CookieChecker, CookieGenerator, RateLimiter
+from tunkit.wireguard.extension import ExtensionMixin
+from tunkit.wireguard.train import EXT_TYPES
 from tunkit.wireguard.handshake import HandshakeMixin
 from tunkit.wireguard.keys import clamp, format_key
 from tunkit.wireguard.noise import Local, Remote
@@ -56,7 +58,7 @@ DROP_REASONS = (
     "staged_overflow",      # outbound packet pushed out of a full wait-for-session queue
     "handshake_timeout",    # staged packets thrown away when the handshake gave up
     "outbox_full",          # output datagram dropped because pop_datagrams() was not called
-)
+)  # tunkit's extension counts its own reasons in Engine.ext_drops (extension.py)
 
 _HDR = m.TRANSPORT_HEADER
 _pack_hdr = _HDR.pack_into
@@ -64,6 +66,7 @@ _U16 = struct.Struct("!H")  # IPv4 total length / IPv6 payload length
 _OUTBOX_LIMIT = 4096
 _INF = math.inf
 _PAD = [bytes(k) for k in range(16)]  # zero padding, 0..15 bytes, without allocating per packet
+_EXT_TYPES = EXT_TYPES
 
 
 class Event(NamedTuple):
@@ -83,7 +86,7 @@ class Applied(NamedTuple):
     fwmark: bool
 
 
-class Engine(HandshakeMixin):
+class Engine(ExtensionMixin, HandshakeMixin):
     """One WireGuard interface: a private key, its peers and their sessions.
 
     ``crypto`` provides AEAD/X25519/randomness (``tunkit.crypto.LibCrypto``);
@@ -120,6 +123,7 @@ class Engine(HandshakeMixin):
         watch = getattr(crypto, "watch_fork", None)
         if watch is not None:
             watch(self)  # the I/O layer calls forked() in a child process
+        self._ext_init()
 
     # ------------------------------------------------------------- peers
 
@@ -429,6 +433,8 @@ class Engine(HandshakeMixin):
         if n >= 32 and data[0] == m.MSG_TRANSPORT:
             buf = data if type(data) is bytearray or (type(data) is memoryview and not data.readonly) else bytearray(data)
             return self._receive_transport(buf, n, addr, now)
+        if n >= 4 and data[0] in _EXT_TYPES:  # tunkit's extension; completed trains go to super_packets
+            return self._ext_receive(data, n, addr, now)
         try:
             kind = m.message_type(data)
             if kind == m.MSG_TRANSPORT:  # reserved bytes set, or shorter than a keepalive

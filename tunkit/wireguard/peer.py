@@ -27,7 +27,7 @@ class Keypair:
     """
 
     __slots__ = ("peer", "send", "recv", "local_index", "remote_index", "created", "initiator",
-                 "send_counter", "send_step", "replay", "owner")
+                 "send_counter", "send_step", "replay", "owner", "ext")
 
     def __init__(self, peer: "Peer", send: Aead, recv: Aead, local_index: int, remote_index: int,
                  created: float, initiator: bool, owner: object) -> None:
@@ -42,6 +42,7 @@ class Keypair:
         self.send_step = 1
         self.replay = ReplayWindow()
         self.owner = owner
+        self.ext = None  # tunkit's extension state on this session (extension._KpExt), None: plain
 
     def can_send(self, now: float, owner: object) -> bool:
         return (self.owner is owner and now - self.created < REJECT_AFTER_TIME
@@ -100,6 +101,11 @@ class Peer:
         self.t_new_handshake: float | None = None
         self.t_zero: float | None = None
         self.t_persistent: float | None = None
+        # tunkit's extension (extension.py): pinned to plain WireGuard, trains being reassembled
+        self.plain = False
+        self.trains: dict = {}
+        self.train_bytes = 0
+        self.t_ext: float | None = None
         # statistics
         self.last_handshake: float | None = None  # wall-clock seconds of the latest completed handshake
         self.rx_bytes = 0
@@ -119,7 +125,7 @@ class Peer:
 
     def deadlines(self) -> list[float]:
         return [t for t in (self.t_retransmit, self.t_keepalive, self.t_new_handshake, self.t_zero,
-                            self.t_persistent) if t is not None]
+                            self.t_persistent, self.t_ext) if t is not None]
 
     def __repr__(self) -> str:
         import base64

@@ -1,0 +1,66 @@
+"""Start-up of the CLI: a command builds only its own parser and imports only what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from test_layering import ROOT
+
+import tunkit.cli as cli
+
+
+def _registered_words(module: str) -> set[str]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    importlib.import_module(f"tunkit.cli.{module}").register(sub)
+    return set(sub.choices)
+
+
+def test_command_words_table_matches_what_each_module_registers():
+    for module in cli.COMMAND_MODULES:
+        words = {w for w, m in cli.COMMAND_WORDS.items() if m == module}
+        assert words == _registered_words(module), module
+    for word, module in cli.COMMAND_WORDS.items():  # a module not (yet) in the list is never used
+        if module not in cli.COMMAND_MODULES:
+            assert cli.command_word([word]) is None
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["link", "show", "-j"], "link"), (["-j", "route", "show"], "route"), (["--json", "netns", "list"], "netns"),
+    (["--help"], None), (["--version"], None), ([], None), (["nosuch"], None), (["-x", "link"], None),
+])
+def test_command_word(argv, word):
+    assert cli.command_word(argv) == word
+
+
+def test_one_command_parser_parses_as_the_full_one():
+    for argv in (["link", "show", "-j"], ["link", "show", "-d", "tk0"], ["route", "add", "198.51.100.0/24", "dev", "x"],
+                 ["addr", "show", "dev", "lo"], ["monitor", "link", "--count", "2"], ["netns", "exec", "n", "ip", "-j"]):
+        full = vars(cli.build_parser().parse_args(argv))
+        one = vars(cli.build_parser([cli.COMMAND_WORDS[argv[0]]], command=argv[0]).parse_args(argv))
+        assert one == full, argv
+
+
+def test_link_show_path_does_not_import_what_it_does_not_need():
+    """`tunkit link show -j` (parser, client, dump, JSON) loads no other command, no events, no device layer."""
+    code = (
+        "import io, sys, contextlib\n"
+        "import tunkit.cli as cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        cli.main(['link', 'show', '-j'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('tunkit.device', 'tunkit.netlink.events', 'tunkit.netlink.aio', 'tunkit.netns', 'tunkit.tunnel',\n"
+        "         'tunkit.node', 'tunkit.config', 'tunkit.offload', 'tunkit.trie', 'tunkit.cli.up', 'tunkit.cli.demo',\n"
+        "         'tunkit.cli.tuntap', 'tunkit.cli.keys', 'tunkit.cli.status', 'tunkit.cli.netns', 'logging',\n"
+        "         'signal', 'shutil', 'socket', 'selectors', 'ctypes', 'subprocess', 'asyncio', 'threading')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "", f"tunkit link show -j imported: {out.stdout.strip()}"
