@@ -22,7 +22,7 @@ import time
 import pytest
 
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
-from tunkit.uapi_server import UapiServer, serve
+from tunkit.uapi_server import UapiServer, request, serve
 from tunkit.wireguard import Engine, format_key
 
 pytestmark = pytest.mark.privileged
@@ -34,27 +34,6 @@ def keyfile(tmp_path, name: str, key: bytes) -> str:
     p.write_text(format_key(key) + "\n")
     p.chmod(0o600)
     return str(p)
-
-
-def request(path: str, data: bytes, timeout: float = 10.0) -> bytes:
-    """Send ``data`` and read until the blank line that ends an answer, or until the server closes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        try:
-            s.sendall(data)
-        except BrokenPipeError:
-            pass
-        buf = b""
-        while not buf.endswith(b"\n\n"):
-            try:
-                chunk = s.recv(1 << 20)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-        return buf
 
 
 def stable_get(path: str) -> str:

@@ -30,7 +30,8 @@ import time
 from tunkit.ifname import validate_name
 from tunkit.wireguard.uapi import ENOMEM, UapiConnection, format_get, handle_set
 
-__all__ = ["SOCKET_DIR", "MAX_CLIENTS", "MAX_BUFFERED_BYTES", "UapiServer", "UapiInUse", "serve", "socket_path"]
+__all__ = ["SOCKET_DIR", "MAX_CLIENTS", "MAX_BUFFERED_BYTES", "UapiServer", "UapiInUse", "serve", "socket_path",
+           "request"]
 
 SOCKET_DIR = "/var/run/wireguard"  # wireguard-go's (ipc/uapi_unix.go); directory 0755, socket 0700
 MAX_CLIENTS = 256                  # connections at once; more are accepted and closed at once
@@ -291,3 +292,28 @@ def serve(server: UapiServer, *, until=None, timeout: float | None = None, tick:
             server.handle_events()
     finally:
         sel.close()
+
+
+def request(path: str, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """A client: send one request on a new connection to ``path`` and return its answer.
+
+    The answer ends with its blank line, or is what came before the server
+    closed the connection (``b""`` when it answered nothing).
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        try:
+            s.sendall(data)
+        except BrokenPipeError:
+            pass  # closed early (a refused request); what it answered is still readable
+        answer = bytearray()
+        while not answer.endswith(b"\n\n"):
+            try:
+                chunk = s.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+        return bytes(answer)
