@@ -45,6 +45,18 @@ EXPECT = {
     "docs/asyncio.md#1": ["changed tk1 1300", "monitor closed"],
     "docs/asyncio.md#2": [re.escape("33 b'hello'"), "33"],
     "docs/netns.md#0": ["True", re.escape("['192.0.2.1']"), "1500", "False"],
+    "docs/uapi.md#0": ["0o140700", "errno=0", "", "errno=-22", "", "listen_port=51820", "public_key=PEER",
+                       "preshared_key=0{64}", "protocol_version=1", re.escape("endpoint=[2001:db8::2]:51820"),
+                       "last_handshake_time_sec=0", "last_handshake_time_nsec=0", "tx_bytes=0", "rx_bytes=0",
+                       "persistent_keepalive_interval=0", re.escape("allowed_ip=198.18.0.0/24"), "errno=0", "",
+                       "False"],
+    "docs/uapi.md#1": [re.escape("['10.0.0.2/24', 'fd00::2/64'] 1380"),
+                       re.escape("['10.0.0.0/24', '2001:db8::1/128'] Endpoint(host='2001:db8::53', port=51820, "
+                                 "is_name=False)"),
+                       re.escape("['[Interface]', 'PrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=', '']"),
+                       re.escape('["wg0.conf: DNS ignored: tunkit does not change the system\'s resolver; configure '
+                                 'DNS yourself"]'),
+                       re.escape("wg0.conf:5:[Interface] MTU: 'big' is not a number")],
     "docs/wireguard.md#0": ["44", "None", "True True True", re.escape("64 ('192.0.2.1', 51820)"),
                             re.escape("b'world'"), "None 1", re.escape("['handshake_complete']")],
 }

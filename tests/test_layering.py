@@ -45,6 +45,7 @@ LAYERS = {
     "tunkit.netlink.aio": IO,  # asyncio client (rtnlb branch)
     "tunkit.crypto": IO,  # the libcrypto binding (ctypes): the one native library besides libc
     "tunkit.wireguard": PURE,  # sans-IO protocol engine: bytes in, bytes and timers out
+    "tunkit.uapi_server": IO,  # the WireGuard UAPI socket wg talks to (the protocol is tunkit.wireguard.uapi)
     "tunkit.tun": IO,  # device (TUN/TAP, queues), batch (the offload-aware packet path)
     "tunkit.netns": IO,
     "tunkit.overlay": IO,  # udp, loop, status

@@ -30,11 +30,13 @@ from tunkit.wireguard.cookie import CookieChecker, CookieGenerator, RateLimiter
 from tunkit.wireguard.extension import ExtensionMixin
 from tunkit.wireguard.train import EXT_TYPES
 from tunkit.wireguard.handshake import HandshakeMixin
+from tunkit.wireguard.keys import clamp, format_key
 from tunkit.wireguard.noise import Local, Remote
 from tunkit.wireguard.peer import Keypair, Peer
 from tunkit.wireguard.primitives import Crypto
+from tunkit.wireguard.settings import InterfaceConfig, PeerConfig, validate
 
-__all__ = ["Engine", "Event", "DROP_REASONS"]
+__all__ = ["Engine", "Event", "Applied", "DROP_REASONS"]
 
 DROP_REASONS = (
     "malformed",            # wrong type, reserved bits, or length for its type (garbage, truncated)
@@ -75,6 +77,15 @@ class Event(NamedTuple):
     detail: Any = None
 
 
+class Applied(NamedTuple):
+    """What :meth:`Engine.apply` changed: public keys added and removed, and which interface settings."""
+    added: tuple
+    removed: tuple
+    private_key: bool
+    listen_port: bool
+    fwmark: bool
+
+
 class Engine(ExtensionMixin, HandshakeMixin):
     """One WireGuard interface: a private key, its peers and their sessions.
 
@@ -94,6 +105,7 @@ class Engine(ExtensionMixin, HandshakeMixin):
         self.random = random if random is not None else crypto.random
         self.local = Local(crypto, private_key)
         self.public_key = self.local.public
+        self.private_key = bytes(private_key)
         self.wall_offset = float(wall_offset)
         self.mtu = mtu
         self.under_load = under_load
@@ -125,11 +137,14 @@ class Engine(ExtensionMixin, HandshakeMixin):
             raise ValueError("a peer cannot have this interface's own public key")
         if not 0 <= persistent_keepalive <= 65535:
             raise ValueError(f"persistent_keepalive {persistent_keepalive} is outside 0..65535 seconds")
-        remote = Remote(self.local, public_key, preshared_key)
+        peer = self._insert_peer(Remote(self.local, public_key, preshared_key), endpoint, persistent_keepalive)
+        self.set_allowed_ips(peer, allowed_ips)
+        return peer
+
+    def _insert_peer(self, remote: Remote, endpoint, persistent_keepalive: float) -> Peer:
         peer = Peer(remote, CookieGenerator(self.crypto, remote.mac1_key, remote.cookie_key),
                     endpoint=endpoint, persistent_keepalive=persistent_keepalive)
-        self.peers[public_key] = peer
-        self.set_allowed_ips(peer, allowed_ips)
+        self.peers[remote.public] = peer
         return peer
 
     def remove_peer(self, peer: Peer) -> None:
@@ -143,16 +158,16 @@ class Engine(ExtensionMixin, HandshakeMixin):
         self.peers.pop(peer.public_key, None)
 
     def set_allowed_ips(self, peer: Peer, prefixes) -> None:
-        """Replace the peer's allowed IPs; a prefix another peer had moves to this one (as in wg)."""
-        nets = {ipaddress.ip_network(p, strict=True) if isinstance(p, str) else ipaddress.ip_network(p)
-                for p in prefixes}
-        for net in peer.allowed_ips - nets:
+        """Replace the peer's allowed IPs, kept in order; a prefix another peer had moves to this one (as in wg)."""
+        nets = dict.fromkeys(ipaddress.ip_network(p, strict=True) if isinstance(p, str) else ipaddress.ip_network(p)
+                             for p in prefixes)
+        for net in peer.allowed_ips.keys() - nets.keys():
             if self.allowed.get(net) is peer:
                 self.allowed.delete(net)
         for net in nets:
             other = self.allowed.get(net)
             if other is not None and other is not peer:
-                other.allowed_ips.discard(net)
+                other.allowed_ips.pop(net, None)
             self.allowed.insert(net, peer)
         peer.allowed_ips = nets
 
@@ -173,7 +188,11 @@ class Engine(ExtensionMixin, HandshakeMixin):
         if local.public in self.peers:
             raise ValueError("the new private key's public key is one of the peers'")
         remotes = {pk: Remote(local, pk, p.remote.psk) for pk, p in self.peers.items()}
-        self.local, self.public_key = local, local.public
+        self._install_local(local, bytes(private_key), remotes)
+
+    def _install_local(self, local: Local, private_key: bytes, remotes: dict, has_key: bool = True) -> None:
+        self.local, self.public_key, self.private_key = local, local.public, private_key
+        self.has_private_key = has_key
         self.checker = CookieChecker(self.crypto, local.mac1_key, local.cookie_key)
         for pk, peer in self.peers.items():
             self._set_remote(peer, remotes[pk])
@@ -185,6 +204,82 @@ class Engine(ExtensionMixin, HandshakeMixin):
     def _set_remote(self, peer: Peer, remote: Remote) -> None:
         peer.remote = remote
         peer.cookies = CookieGenerator(self.crypto, remote.mac1_key, remote.cookie_key)
+
+    # ------------------------------------------------------------- configuration: the one writer
+
+    has_private_key = True  # False after apply() with private_key None: the key is a random stand-in
+    listen_port = 0         # interface settings the I/O layer reads (0: none / any port)
+    fwmark = 0
+
+    def config(self) -> InterfaceConfig:
+        """The configuration now in force (what ``wg showconf`` shows), for :meth:`apply` to change."""
+        return InterfaceConfig(
+            self.private_key if self.has_private_key else None, self.listen_port, self.fwmark,
+            tuple(PeerConfig(pk, None if p.remote.psk == bytes(32) else p.remote.psk, p.endpoint,
+                             int(p.persistent_keepalive), tuple(p.allowed_ips)) for pk, p in self.peers.items()))
+
+    def apply(self, config: InterfaceConfig, *, now: float | None = None, prepare=None) -> "Applied":
+        """Make ``config`` the configuration, all or nothing; the only writer (UAPI set, wg-quick, reload).
+
+        Raises ValueError, changing nothing, if :func:`~tunkit.wireguard.settings.validate`
+        refuses it or a peer key is a low-order point.  ``prepare(config)`` runs
+        after every check and before the first change (the I/O layer binds a new
+        listen port there); whatever it raises propagates and nothing changes.
+        Peers that stay keep their sessions unless the private key changes
+        (then every session is dropped, as in wireguard-go).  With ``now``, a
+        peer whose persistent keepalive is turned on sends a keepalive at once.
+        """
+        key_changed = (config.private_key is None) == self.has_private_key or (
+            config.private_key is not None and config.private_key != self.private_key)
+        local, private = self.local, self.private_key
+        if key_changed:
+            private = config.private_key
+            if private is None:
+                private = clamp(bytes(self.random(32)))
+            local = Local(self.crypto, private)
+        validate(config, local.public if config.private_key is not None else None)
+        remotes: dict[bytes, Remote] = {}
+        for pc in config.peers:
+            cur = self.peers.get(pc.public_key)
+            psk = pc.preshared_key or bytes(32)
+            if key_changed or cur is None or cur.remote.psk != psk:
+                try:
+                    remotes[pc.public_key] = Remote(local, pc.public_key, psk)
+                except ValueError as e:
+                    raise ValueError(f"peer {format_key(pc.public_key)}: {e}") from None
+        if prepare is not None:
+            prepare(config)
+        # ---- commit: nothing below raises
+        wanted = {pc.public_key for pc in config.peers}
+        removed = tuple(pk for pk in self.peers if pk not in wanted)
+        for pk in removed:
+            self.remove_peer(self.peers[pk])
+        if key_changed:
+            self._install_local(local, private, {pk: remotes[pk] for pk in self.peers}, config.private_key is not None)
+        added, turned_on = [], []
+        for pc in config.peers:
+            peer = self.peers.get(pc.public_key)
+            if peer is None:
+                peer = self._insert_peer(remotes[pc.public_key], pc.endpoint, 0)
+                added.append(pc.public_key)
+            elif pc.public_key in remotes and not key_changed:
+                self._set_remote(peer, remotes[pc.public_key])
+            peer.endpoint = pc.endpoint
+            if not peer.persistent_keepalive and pc.persistent_keepalive:
+                turned_on.append(peer)
+            peer.persistent_keepalive = float(pc.persistent_keepalive)
+        for pc in config.peers:
+            for net in self.peers[pc.public_key].allowed_ips.keys() - set(pc.allowed_ips):
+                self.allowed.delete(net)  # first free every prefix that moves, so no peer takes one twice
+                self.peers[pc.public_key].allowed_ips.pop(net)
+        for pc in config.peers:
+            self.set_allowed_ips(self.peers[pc.public_key], pc.allowed_ips)
+        port_changed, mark_changed = config.listen_port != self.listen_port, config.fwmark != self.fwmark
+        self.listen_port, self.fwmark = config.listen_port, config.fwmark
+        if now is not None and self.has_private_key:
+            for peer in turned_on:  # after every change: as wireguard-go, a keepalive when it is switched on
+                self._send_keepalive(peer, now)
+        return Applied(tuple(added), removed, key_changed, port_changed, mark_changed)
 
     # ------------------------------------------------------------- outputs
 

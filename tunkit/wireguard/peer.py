@@ -82,7 +82,8 @@ class Peer:
         self.cookies = cookies
         self.endpoint = endpoint
         self.persistent_keepalive = float(persistent_keepalive)
-        self.allowed_ips: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+        # in order (as wg shows them); a dict used as an ordered set
+        self.allowed_ips: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, None] = {}
         self.current: Keypair | None = None
         self.previous: Keypair | None = None
         self.next: Keypair | None = None
