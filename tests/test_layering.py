@@ -45,7 +45,6 @@ LAYERS = {
     "tunkit.netlink.aio": IO,  # asyncio client (rtnlb branch)
     "tunkit.crypto": IO,  # the libcrypto binding (ctypes): the one native library besides libc
     "tunkit.wireguard": PURE,  # sans-IO protocol engine: bytes in, bytes and timers out
-    "tunkit.uapi_server": IO,  # the WireGuard UAPI socket wg talks to (the protocol is tunkit.wireguard.uapi)
     "tunkit.tun": IO,  # device (TUN/TAP, queues), batch (the offload-aware packet path)
     "tunkit.netns": IO,
     "tunkit.overlay": IO,  # udp, loop, status
@@ -53,6 +52,7 @@ LAYERS = {
     "tunkit.overlay.auth": PURE,  # HMAC-SHA256-128 and the RFC 6479 replay window
     "tunkit.overlay.options": ORCH,  # TunnelOptions, validated once and shared by a node's workers
     "tunkit.overlay.control": ORCH,  # typed node <-> worker messages
+    "tunkit.overlay.uapi_server": IO,  # WireGuard's UAPI control socket (/var/run/wireguard/NAME.sock)
     "tunkit.overlay.spec": PURE,  # typed peer/route specs and their rules (tunkit/spec.py on the cfghard branch)
     "tunkit.overlay.tunnel": ORCH,
     "tunkit.overlay.node": ORCH,
@@ -102,6 +102,7 @@ OLD_LOCATION.update({
     "tunkit.overlay.auth": "tunkit.overlay_crypto",
     "tunkit.overlay.options": "tunkit.tunnel_options",
     "tunkit.overlay.control": "tunkit.control",
+    "tunkit.overlay.uapi_server": "tunkit.uapi_server",
 })
 # relayout: old-layout end
 NEW_NAME = {old: new for new, old in OLD_LOCATION.items()} if (PKG / "trie.py").exists() else {}
