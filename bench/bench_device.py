@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tunkit import device  # noqa: E402
+from tunkit.tun import device  # noqa: E402
 from tunkit.netns import NetNS  # noqa: E402
 
 LOCAL, PEER, ROUTED = "198.18.0.1", "198.51.100.7", "198.51.100.0/24"

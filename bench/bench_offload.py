@@ -37,8 +37,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tunkit.batch import OffloadIO  # noqa: E402
-from tunkit.device import open_tun  # noqa: E402
+from tunkit.tun.batch import OffloadIO  # noqa: E402
+from tunkit.tun.device import open_tun  # noqa: E402
 from tunkit.netns import NetNS  # noqa: E402
 
 A, B = "198.18.0.1", "198.18.0.2"
@@ -220,9 +220,9 @@ def bench_mode(mode: str, seconds: float, iperf: str | None, mtu: int = 1500, ba
 
 def micro(rounds: int = 200) -> None:
     """CPU time (not wall time) of the pure-Python work per 64 KB super-packet, and the ceiling it sets."""
-    from tunkit.coalesce import Coalescer
-    from tunkit.offload import gso_split
-    from tunkit.packet import IPV4_HEADER, TCP_HEADER, csum16, internet_checksum, pseudo_header_sum
+    from tunkit.packet.coalesce import Coalescer
+    from tunkit.packet.offload import gso_split
+    from tunkit.packet.ip import IPV4_HEADER, TCP_HEADER, csum16, internet_checksum, pseudo_header_sum
 
     src, dst, mss, n = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]), 1448, 45
     opts = bytes.fromhex("0101080a0000000100000002")  # timestamps, as Linux sends them

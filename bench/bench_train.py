@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from tunkit.crypto import LibCrypto, public_key  # noqa: E402
-from tunkit.offload import VirtioNetHdr, gso_split  # noqa: E402
+from tunkit.packet.offload import VirtioNetHdr, gso_split  # noqa: E402
 from tunkit.wireguard import Engine  # noqa: E402
 from tunkit.wireguard.extension import SUPER_BUFFER, SUPER_HEADROOM  # noqa: E402
 

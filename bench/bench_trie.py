@@ -1,4 +1,4 @@
-"""Benchmark tunkit.trie.PrefixTable against a dict-per-length reference; prints figures.
+"""Benchmark tunkit.routing.trie.PrefixTable against a dict-per-length reference; prints figures.
 
 Run:  python3 bench/bench_trie.py [--rounds 3] [--quick]
 
@@ -37,8 +37,8 @@ import tracemalloc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tunkit.ecmp import GatewaySet, flow_hash_packet  # noqa: E402
-from tunkit.trie import PrefixTable  # noqa: E402
+from tunkit.routing.ecmp import GatewaySet, flow_hash_packet  # noqa: E402
+from tunkit.routing.trie import PrefixTable  # noqa: E402
 
 # Share of each length in the IPv4 table, roughly the public BGP table's.
 MIX4 = {24: 60.0, 23: 10.0, 22: 12.0, 21: 5.0, 20: 4.3, 19: 2.7, 18: 1.2, 17: 0.8, 16: 2.5,
@@ -289,7 +289,7 @@ def main(argv=None) -> int:
     scale = 10 if args.quick else 1
     rng = random.Random(20240601)
     gws = [object() for _ in range(64)]
-    print(f"tunkit.trie benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f},"
+    print(f"tunkit.routing.trie benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f},"
           f" best of {args.rounds} rounds per chunk")  # fmt: skip
     table, as_bytes = ipv4_section(rng, gws, 100_000, 1_000_000 // scale, args.rounds)
     ipv6_section(rng, gws, 1_000, 1_000_000 // scale, args.rounds)

@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from support_tunnel import build_lab, overlay4, underlay4  # noqa: E402
 from tunkit.netns import NetNS  # noqa: E402
-from tunkit.tunnel import PeerSpec  # noqa: E402
+from tunkit.overlay.tunnel import PeerSpec  # noqa: E402
 
 KEY = bytes(range(32))
 UDP_RATE = "400M"  # offered load for the 256-byte test: about 195,000 datagrams/s
@@ -48,7 +48,7 @@ PORT = 4800
 
 # -- 1. MACs -------------------------------------------------------------------------------
 def bench_macs() -> None:
-    from tunkit.overlay import Mac
+    from tunkit.overlay.wire import Mac
 
     key = os.urandom(32)
     hdr = os.urandom(32)
@@ -103,7 +103,7 @@ def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mt
         try:
             os.close(r)
             from tunkit.netns import setns
-            from tunkit.node import TunnelNode
+            from tunkit.overlay.node import TunnelNode
 
             setns(ns.fd)
             spec = PeerSpec(f"h{peer}", (underlay4(peer), PORT),
@@ -134,7 +134,7 @@ def start_node(ns: NetNS, i: int, peer: int, *, insecure: bool, workers: int, mt
 def stop_node(pid: int) -> dict | None:
     status = None
     try:
-        from tunkit.status import query
+        from tunkit.overlay.status import query
 
         status = query(f"/tmp/tunkit-bench-{pid}.sock")
     except OSError:
@@ -267,8 +267,8 @@ def bench_fake_tun(rounds: int = 300) -> None:
     import socket
 
     from support_tunnel import FakeQueue, ipv4_tcp, ipv4_udp
-    from tunkit.coalesce import coalesce
-    from tunkit.tunnel import Tunnel, TunnelOptions
+    from tunkit.packet.coalesce import coalesce
+    from tunkit.overlay.tunnel import Tunnel, TunnelOptions
 
     def one(kind: str, n_pkts: int, n_rounds: int) -> tuple[float, float]:
         vnet = kind == "super"

@@ -34,7 +34,7 @@ class FakeQueue:
     """A TUN queue stand-in on one end of an AF_UNIX datagram socketpair (one packet per datagram).
 
     The code under test sees a queue: ``fileno()`` (non-blocking), and ``read``, ``read_batch``,
-    ``write``, ``writev`` as :class:`tunkit.device.Queue` has them.  The test is the kernel side:
+    ``write``, ``writev`` as :class:`tunkit.tun.device.Queue` has them.  The test is the kernel side:
     ``inject()`` (or ``reads=``) is a packet the kernel routes into the TUN, ``take()``/``take_all()``
     or ``written`` are packets the code wrote out of it.  ``refuse(data)`` true makes a write fail
     with EINVAL, as the kernel does for a header it rejects.
@@ -57,7 +57,7 @@ class FakeQueue:
     def fileno(self) -> int:
         return self._s.fileno()
 
-    # the queue's side (what tunkit.device.Queue offers)
+    # the queue's side (what tunkit.tun.device.Queue offers)
     def read(self, timeout: float | None = None) -> bytes | None:
         if timeout and not select.select([self._s], [], [], timeout)[0]:
             return None
@@ -157,7 +157,7 @@ def world_usable_tun_node() -> str:
     import stat
     import tempfile
 
-    from tunkit.device import TUN_PATH, create_tun_node
+    from tunkit.tun.device import TUN_PATH, create_tun_node
 
     if stat.S_IMODE(os.stat(TUN_PATH).st_mode) & 0o006 == 0o006:
         return TUN_PATH

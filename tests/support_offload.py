@@ -1,6 +1,6 @@
 """Packet builders and reference checksums for the packet/offload tests.
 
-Everything here is written independently of tunkit.packet and tunkit.offload
+Everything here is written independently of tunkit.packet.ip and tunkit.packet.offload
 (plain ``struct`` and a word-by-word RFC 1071 loop), so it can serve as the
 oracle those modules are checked against.  Addresses come from 192.0.2.0/24,
 198.51.100.0/24 and 2001:db8::/32.

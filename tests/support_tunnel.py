@@ -87,7 +87,7 @@ def build_lab(make_ns, n: int, *, mtu: int = 1500) -> list:
 
 def icmp_echo(dst: str, *, timeout: float = 2.0) -> bool:
     """One ICMP/ICMPv6 echo from the calling thread's namespace (the demo's ping; raw socket, root)."""
-    from tunkit.demo import ping
+    from tunkit.app.demo import ping
 
     try:
         return bool(ping(dst, count=1, timeout=timeout))

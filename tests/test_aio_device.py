@@ -1,4 +1,4 @@
-"""asyncio TUN I/O (tunkit.device_aio): reads and writes through the device layer, closing wakes waiters."""
+"""asyncio TUN I/O (tunkit.tun.aio): reads and writes through the device layer, closing wakes waiters."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def run(coro):
 
 
 def _tun():
-    from tunkit.device import open_tun
+    from tunkit.tun.device import open_tun
     from tunkit.netlink.client import Rtnl
 
     dev = open_tun("tka%d")
@@ -29,7 +29,7 @@ def _tun():
 
 
 def test_async_read_and_write_move_packets(netns):
-    from tunkit.device_aio import AsyncDevice
+    from tunkit.tun.aio import AsyncDevice
 
     dev = _tun()
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -70,7 +70,7 @@ def test_async_read_and_write_move_packets(netns):
 
 
 def test_close_from_another_thread_ends_every_waiting_read(netns):
-    from tunkit.device_aio import AsyncDevice
+    from tunkit.tun.aio import AsyncDevice
 
     dev = _tun()
 
@@ -95,7 +95,7 @@ def test_close_from_another_thread_ends_every_waiting_read(netns):
 
 
 def test_a_cancelled_read_unregisters_and_leaves_other_readers_waiting(netns):
-    from tunkit.device_aio import AsyncDevice
+    from tunkit.tun.aio import AsyncDevice
 
     dev = _tun()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

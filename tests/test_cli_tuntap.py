@@ -63,7 +63,7 @@ def test_show_text_and_filter(netns, capsys):
 
 
 def test_show_counts_live_queues_as_ip_does(netns, capsys):
-    from tunkit.device import open_tun
+    from tunkit.tun.device import open_tun
 
     with open_tun("tkq", queues=3) as dev:
         dev.queues[1].detach()
@@ -165,7 +165,7 @@ def test_help_teaches_with_examples(capsys, cmd, example):
 
 
 def test_add_create_node_flag_reaches_the_device_layer(monkeypatch):
-    from tunkit import device
+    from tunkit.tun import device
 
     seen = {}
 

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from tunkit.config import (
+from tunkit.app.config import (
     ConfigError,
     KernelRoute,
     advmss_for,
@@ -239,7 +239,7 @@ def test_keys_resolve_relative_to_config_and_per_peer_override(tmp_path):
     text = BASE.replace("insecure = true", 'key_file = "net.key"').replace('name = "b"', 'name = "b"\nkey_file = "b.key"')
     path = tmp_path / "host.toml"
     path.write_text(text)
-    from tunkit.config import load
+    from tunkit.app.config import load
 
     c = load(str(path))
     b, cc = c.peers
@@ -255,7 +255,7 @@ def test_keys_resolve_relative_to_config_and_per_peer_override(tmp_path):
 def test_missing_key_file_says_how_to_make_one(tmp_path):
     path = tmp_path / "h.toml"
     path.write_text(BASE.replace("insecure = true", 'key_file = "nope.key"'))
-    from tunkit.config import load
+    from tunkit.app.config import load
 
     with pytest.raises(ConfigError, match="tunkit genkey nope.key"):
         load(str(path))
@@ -370,7 +370,7 @@ def test_a_key_of_the_wrong_length_names_the_file_and_both_lengths(tmp_path):
 @pytest.mark.parametrize("mode,warned", [(0o600, False), (0o644, False), (0o664, True), (0o646, True)])
 def test_a_config_file_others_can_write_is_warned_about(tmp_path, mode, warned, capsys):
     from tunkit.cli import main
-    from tunkit.config import load
+    from tunkit.app.config import load
 
     path = tmp_path / "h.toml"
     path.write_text(BASE)
@@ -462,7 +462,7 @@ def test_floats_and_quoted_dots_do_not_count_as_nesting():
     c = cfg('[[routes]]\nroute = "198.18.5.0/24"\nmtu = 1280\n', base=BASE.replace(
         'name = "tk%d"', 'name = "tk%d"  # a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s'))
     assert c.routes[0].mtu == 1280
-    from tunkit.config import _bracket_depth
+    from tunkit.app.config import _bracket_depth
 
     assert _bracket_depth(json.dumps({"x": [1.5] * 100, "y": "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q"})) == 2
     assert _bracket_depth('a."b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r".s = 1') == 3  # a quoted part is one part
@@ -476,7 +476,7 @@ def test_nesting_inside_strings_and_comments_does_not_count():
 
 
 def test_validate_refuses_deep_data_without_recursion():
-    from tunkit.config import validate
+    from tunkit.app.config import validate
 
     deep: list = []
     for _ in range(100_000):
@@ -485,7 +485,7 @@ def test_validate_refuses_deep_data_without_recursion():
         validate({"device": deep}, file="api")
 
 
-# The set rules (tunkit.spec) as the file reports them: the tunnel refused each of these while check passed.
+# The set rules (tunkit.overlay.spec) as the file reports them: the tunnel refused each of these while check passed.
 _D = '\n[[peers]]\nname = "d"\nendpoint = "{ep}"\nprefixes = ["198.18.0.4/32"]\n'
 SET_RULES = [
     ("one endpoint, two peers", BASE + _D.format(ep="198.51.100.2:4800"), "peers[2].endpoint",
@@ -516,7 +516,7 @@ def test_set_rules_name_the_key(name, text, key, fragment):
 
 def test_the_same_rules_refuse_the_specs_directly():
     """The tunnel's check_config is the config's rule set: what a file is refused for, specs are too."""
-    from tunkit.spec import check_config
+    from tunkit.overlay.spec import check_config
 
     c = cfg()
     assert len(check_config(c.peer_specs, c.route_specs, insecure=True, v6sock=True)) == 2
@@ -561,7 +561,7 @@ def test_reload_plan_names_a_renamed_peer():
 def test_first_overlaps_matches_the_pairwise_oracle():
     import random
 
-    from tunkit.config import first_overlaps
+    from tunkit.app.config import first_overlaps
 
     rng = random.Random(77)
     for _ in range(1500):
@@ -579,7 +579,7 @@ def test_first_overlaps_matches_the_pairwise_oracle():
 
 
 def test_a_fifo_or_directory_is_refused_without_blocking(tmp_path):
-    from tunkit.config import load
+    from tunkit.app.config import load
 
     fifo = tmp_path / "c.toml"
     os.mkfifo(fifo)

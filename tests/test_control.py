@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
-from tunkit import control
-from tunkit.control import AddRoute, ControlError, Reconfigure, RemoveRoute, SetMtu, StatusRequest, WorkerConfig
-from tunkit.tunnel import PeerSpec, RouteSpec, TunnelOptions
+from tunkit.overlay import control
+from tunkit.overlay.control import AddRoute, ControlError, Reconfigure, RemoveRoute, SetMtu, StatusRequest, WorkerConfig
+from tunkit.overlay.tunnel import PeerSpec, RouteSpec, TunnelOptions
 
 NET, IP = ipaddress.ip_network, ipaddress.ip_address
 PEER = PeerSpec("b", ("198.51.100.2", 4800), (NET("198.18.0.2/32"), NET("2001:db8::2/128")), bytes(range(32)), 1380)
@@ -84,7 +84,7 @@ def test_fuzz_decode_raises_only_control_error():
 
 
 def test_a_worker_logs_and_ignores_a_bad_line_and_keeps_applying_good_ones(caplog):
-    from tunkit.node import handle_line
+    from tunkit.overlay.node import handle_line
 
     class FakeTunnel:
         sender = 3
@@ -98,7 +98,7 @@ def test_a_worker_logs_and_ignores_a_bad_line_and_keeps_applying_good_ones(caplo
 
     t = FakeTunnel()
     a, b = socket.socketpair()
-    with a, b, caplog.at_level(logging.ERROR, logger="tunkit.node"):
+    with a, b, caplog.at_level(logging.ERROR, logger="tunkit.overlay.node"):
         handle_line(a, t, b'{"op": "mtu", "mtu": -1}')
         handle_line(a, t, b'{"op": "launch"}')
         assert t.mtu is None

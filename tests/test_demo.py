@@ -125,7 +125,8 @@ def test_demo_runs_and_leaves_nothing_behind(netns):
 
 @pytest.mark.parametrize("problem", ["not running as root", "/dev/net/tun is missing (load the tun module: modprobe tun)"])
 def test_demo_says_why_it_cannot_run(monkeypatch, capsys, problem):
-    from tunkit import demo, netns
+    from tunkit.app import demo
+    from tunkit import netns
 
     monkeypatch.setattr(netns, "namespace_problem", lambda: problem)
     assert demo.run(out=lambda line: None) == 2

@@ -1,4 +1,4 @@
-"""tunkit.device: ifreq layout and argument checks (pure), queue mechanics on socketpairs
+"""tunkit.tun.device: ifreq layout and argument checks (pure), queue mechanics on socketpairs
 (unprivileged), and every TUN/TAP behaviour against the real kernel inside a namespace
 with ``ip -d -j link`` as the oracle."""
 
@@ -20,7 +20,7 @@ import pytest
 
 import support
 import support_device as sd
-from tunkit import device as tdev
+from tunkit.tun import device as tdev
 from tunkit._uapi import (
     IFNAMSIZ,
     SIZEOF_IFREQ,
@@ -32,7 +32,7 @@ from tunkit._uapi import (
     TunFlag,
     TunOffload,
 )
-from tunkit.device import Device, Ifreq, Queue, open_tun
+from tunkit.tun.device import Device, Ifreq, Queue, open_tun
 from tunkit.errors import DeviceClosedError, DeviceError
 
 O = TunOffload
@@ -617,7 +617,7 @@ def test_from_fd_handed_over_by_another_process(netns):
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     code = (
         "import socket\n"
-        "from tunkit.device import open_tun\n"
+        "from tunkit.tun.device import open_tun\n"
         "dev = open_tun('tkx%d', mode='tap', vnet_hdr=True, vnet_hdr_len=12, pi=True)\n"
         f"s = socket.socket(fileno={child.fileno()})\n"
         "socket.send_fds(s, [dev.name.encode()], [dev.fileno()])\n"

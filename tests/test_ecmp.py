@@ -12,7 +12,7 @@ from math import floor
 
 import pytest
 
-from tunkit.ecmp import (
+from tunkit.routing.ecmp import (
     MAX_WEIGHT,
     Gateway,
     GatewaySet,

@@ -77,34 +77,6 @@ RUNTIME_FORBIDDEN = ("socket", "fcntl", "selectors", "ctypes", "subprocess", "se
 
 # new name -> where the module sits before the re-layout
 OLD_LOCATION: dict[str, str] = {}
-# relayout: old-layout begin
-OLD_LOCATION.update({
-    "tunkit.packet.ip": "tunkit.packet",
-    "tunkit.packet.offload": "tunkit.offload",
-    "tunkit.routing.trie": "tunkit.trie",
-    "tunkit.routing.ecmp": "tunkit.ecmp",
-    "tunkit.tun.device": "tunkit.device",
-    "tunkit.tun.batch": "tunkit.batch",
-    "tunkit.overlay.wire": "tunkit.overlay",
-    "tunkit.overlay.udp": "tunkit.udp",
-    "tunkit.overlay.loop": "tunkit.loop",
-    "tunkit.overlay.status": "tunkit.status",
-    "tunkit.overlay.tunnel": "tunkit.tunnel",
-    "tunkit.overlay.node": "tunkit.node",
-    "tunkit.app.config": "tunkit.config",
-    "tunkit.app.up": "tunkit.up",
-    "tunkit.app.demo": "tunkit.demo",
-    "tunkit.overlay.spec": "tunkit.spec",  # modules other branches add
-    "tunkit.tun.aio": "tunkit.device_aio",
-    "tunkit.app.plan": "tunkit.plan",
-    "tunkit.app.keyfile": "tunkit.keyfile",
-    "tunkit.packet.coalesce": "tunkit.coalesce",
-    "tunkit.overlay.auth": "tunkit.overlay_crypto",
-    "tunkit.overlay.options": "tunkit.tunnel_options",
-    "tunkit.overlay.control": "tunkit.control",
-    "tunkit.overlay.uapi_server": "tunkit.uapi_server",
-})
-# relayout: old-layout end
 NEW_NAME = {old: new for new, old in OLD_LOCATION.items()} if (PKG / "trie.py").exists() else {}
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tunkit.loop import PacketLoop
+from tunkit.overlay.loop import PacketLoop
 
 
 @pytest.fixture

@@ -421,8 +421,8 @@ RTM_GETROUTE = 26
 
 @pytest.mark.parametrize("kw", [dict(), dict(mode="tap", vnet_hdr=True, queues=2)], ids=["tun", "tap-mq-vnet"])
 def test_tun_devices_from_the_device_layer_as_rtnl_sees_them(netns, kw):
-    """TUN/TAP links are created by tunkit.device; their IFLA_INFO_DATA decodes to what `ip -d -j` shows."""
-    from tunkit.device import open_tun
+    """TUN/TAP links are created by tunkit.tun.device; their IFLA_INFO_DATA decodes to what `ip -d -j` shows."""
+    from tunkit.tun.device import open_tun
 
     dev = open_tun("tk0", **kw)
     try:

@@ -1,4 +1,4 @@
-"""tunkit.offload: virtio_net_hdr codec, TSO/USO split and coalescing, as tables, round trips and fuzz.
+"""tunkit.packet.offload: virtio_net_hdr codec, TSO/USO split and coalescing, as tables, round trips and fuzz.
 
 The oracles are the independent builders in support_offload (plain struct and a
 word-by-word checksum loop): a super-packet is built the way the kernel hands it
@@ -45,9 +45,9 @@ from support_offload import (
     vnet,
 )
 from tunkit._uapi import VIRTIO_NET_HDR_GSO_ECN, VirtioNetHdrFlag, VirtioNetHdrGso
-from tunkit.coalesce import Coalescer, coalesce
+from tunkit.packet.coalesce import Coalescer, coalesce
 from tunkit.errors import DecodeError
-from tunkit.offload import (
+from tunkit.packet.offload import (
     DATA_VALID_HDR,
     MAX_BYTES,
     MAX_SEGMENTS,
@@ -58,7 +58,7 @@ from tunkit.offload import (
     gso_split,
     split_read,
 )
-from tunkit.packet import transport_checksum_ok
+from tunkit.packet.ip import transport_checksum_ok
 
 NEEDS_CSUM, DATA_VALID = 1, 2
 NONE, TCPV4, UDP_UFO, TCPV6, UDP_L4 = 0, 1, 3, 4, 5

@@ -1,4 +1,4 @@
-"""tunkit.batch on a fake device: split on read, coalesce on write, drops counted, the EINVAL fallback."""
+"""tunkit.tun.batch on a fake device: split on read, coalesce on write, drops counted, the EINVAL fallback."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from support_offload import ACK, PSH, tcp4, tcp_stream, udp_stream
 from tunkit._uapi import TunOffload
-from tunkit.batch import GSO_REFUSAL_LIMIT, OffloadIO
+from tunkit.tun.batch import GSO_REFUSAL_LIMIT, OffloadIO
 from tunkit.errors import DecodeError, DeviceError
-from tunkit.coalesce import coalesce
-from tunkit.offload import DATA_VALID_HDR, ZERO_HDR, VirtioNetHdr, gso_split
+from tunkit.packet.coalesce import coalesce
+from tunkit.packet.offload import DATA_VALID_HDR, ZERO_HDR, VirtioNetHdr, gso_split
 
 
 class FakeQueue:
@@ -144,7 +144,7 @@ def test_udp_coalesced_only_with_uso():
 def test_einval_on_gso_writes_resends_split_and_stops_after_the_limit_logging_once(caplog):
     q = FakeQueue(refuse=lambda data: data[1] != 0)  # any GSO write
     io = _io(FakeDevice(q))
-    with caplog.at_level(logging.WARNING, logger="tunkit.batch"):
+    with caplog.at_level(logging.WARNING, logger="tunkit.tun.batch"):
         for i in range(GSO_REFUSAL_LIMIT + 2):
             assert io.write(tcp_stream(6, 500, seq=1000 + i * 3000)) == 6  # every packet still arrives
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["fk0"]  # said once

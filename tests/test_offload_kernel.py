@@ -28,9 +28,9 @@ import pytest
 import support
 from support_offload import ACK, PSH, SYN, ref_checksum, tcp4, tcp6, udp4, udp6
 from tunkit._uapi import UDP_SEGMENT, TunOffload
-from tunkit.batch import OffloadIO
-from tunkit.device import open_tun
-from tunkit.offload import VirtioNetHdr, gso_split
+from tunkit.tun.batch import OffloadIO
+from tunkit.tun.device import open_tun
+from tunkit.packet.offload import VirtioNetHdr, gso_split
 
 A4, B4 = "198.18.0.1", "198.18.0.2"
 A6, B6 = "2001:db8::1", "2001:db8::2"

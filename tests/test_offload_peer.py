@@ -1,6 +1,6 @@
 """Headers from outside (a peer's overlay message) and the raw-packet helpers of the data path: tables and fuzz.
 
-The oracle for :func:`tunkit.offload.gso_problem` is what the rest of the data
+The oracle for :func:`tunkit.packet.offload.gso_problem` is what the rest of the data
 path does with a header it accepts: :func:`encode_for` packs it, and
 :func:`gso_split` (a plain TUN) or :func:`checksum_partial` turns it into
 packets, never raising and never making more than MAX_GSO_SEGMENTS segments.
@@ -14,9 +14,9 @@ import struct
 import pytest
 
 from support_offload import tcp_stream, udp_stream
-from tunkit.coalesce import coalesce
+from tunkit.packet.coalesce import coalesce
 from tunkit.errors import DecodeError
-from tunkit.offload import (
+from tunkit.packet.offload import (
     MAX_GSO_SEGMENTS,
     MIN_GSO_SIZE,
     VirtioNetHdr,

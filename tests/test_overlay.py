@@ -8,8 +8,8 @@ import random
 import pytest
 
 from tunkit.errors import DecodeError
-from tunkit.offload import VirtioNetHdr
-from tunkit.overlay import (
+from tunkit.packet.offload import VirtioNetHdr
+from tunkit.overlay.wire import (
     HEADER,
     OVERHEAD,
     TAG_LEN,

@@ -1,4 +1,4 @@
-"""tunkit.packet: checksums against a reference loop, header views as tables, fuzzed decoders."""
+"""tunkit.packet.ip: checksums against a reference loop, header views as tables, fuzzed decoders."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from support_offload import (
     udp6,
 )
 from tunkit.errors import DecodeError
-from tunkit.packet import (
+from tunkit.packet.ip import (
     IPV4_HEADER,
     IPV6_HEADER,
     TCP_HEADER,
@@ -123,7 +123,7 @@ def test_csum_fold_and_pseudo_header_sum():
 
 
 def test_fold_plan_cache_is_bounded():
-    from tunkit import packet
+    from tunkit.packet import ip as packet
 
     for n in range(2000, 2000 + 2 * packet._PLAN_CACHE_MAX, 2):
         csum16(bytes(n))
@@ -427,7 +427,7 @@ def test_fuzz_decoders_raise_only_decode_error():
 # -- ICMP errors a router sends (build_too_big, moved here from the tunnel) --------------------------
 def test_too_big_ipv6_gets_packet_too_big():
     from support_tunnel import checksum, ipv6_udp
-    from tunkit.packet import build_too_big
+    from tunkit.packet.ip import build_too_big
 
     big = ipv6_udp("2001:db8::a", "2001:db8::b", 1, 2, bytes(1500))
     me = ipaddress.ip_address("2001:db8::1").packed
@@ -443,7 +443,7 @@ def test_too_big_ipv6_gets_packet_too_big():
 
 def test_too_big_ipv4_gets_frag_needed_and_nothing_for_later_fragments_or_errors():
     from support_tunnel import checksum, ipv4_udp
-    from tunkit.packet import build_too_big
+    from tunkit.packet.ip import build_too_big
 
     big = ipv4_udp("198.18.0.1", "198.18.0.2", 1, 2, bytes(1400))
     icmp = build_too_big(big, 1300, {4: bytes([198, 18, 0, 9])})

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tunkit.trie import PrefixTable, _prefix
+from tunkit.routing.trie import PrefixTable, _prefix
 
 V4 = ipaddress.IPv4Network
 V6 = ipaddress.IPv6Network

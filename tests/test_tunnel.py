@@ -15,11 +15,11 @@ import pytest
 
 from support_tunnel import VNET, FakeQueue, checksum, ipv4_tcp, ipv4_udp, ipv6_udp, pump
 from tunkit.errors import ConfigError
-from tunkit.overlay import OVERHEAD, Sealer
-from tunkit.ecmp import flow_hash_packet as flow_hash
-from tunkit.tunnel import PeerSpec, RouteSpec, Tunnel, TunnelOptions
-from tunkit.offload import split_read
-from tunkit.udp import UdpBatcher
+from tunkit.overlay.wire import OVERHEAD, Sealer
+from tunkit.routing.ecmp import flow_hash_packet as flow_hash
+from tunkit.overlay.tunnel import PeerSpec, RouteSpec, Tunnel, TunnelOptions
+from tunkit.packet.offload import split_read
+from tunkit.overlay.udp import UdpBatcher
 
 KEY = bytes(range(32))
 BAD_KEY = bytes(32)
@@ -138,7 +138,7 @@ def test_ecmp_spreads_flows_and_keeps_each_flow_on_one_gateway(hosts):
 
 
 def test_weighted_ecmp_bounds_follow_the_weights():
-    from tunkit.tunnel import GatewayGroup
+    from tunkit.overlay.tunnel import GatewayGroup
 
     assert GatewayGroup(["x", "y", "z"], [1, 1, 1], 1300).bounds == (715827882, 1431655764, 2147483647)
     assert GatewayGroup(["x", "y"], [10, 5], 1300).bounds == (1431655764, 2147483647)
@@ -393,14 +393,14 @@ def test_super_packet_travels_whole_with_its_gso_metadata(hosts, size):
 
 
 def test_super_packet_to_a_plain_tun_is_split_into_real_packets(hosts):
-    from tunkit.packet import transport_checksum_ok
+    from tunkit.packet.ip import transport_checksum_ok
 
     a, = hosts("a", vnet=True)
     b, = hosts("b", vnet=False)
     _wire(a, b)
     sp = bytearray(ipv4_tcp(ADDR["a"], ADDR["b"], 40000, 5201, bytes(range(250)) * 12))  # 3000 bytes of payload
     struct.pack_into("!H", sp, 36, 0)  # the kernel leaves the pseudo-header sum here with NEEDS_CSUM
-    from tunkit.packet import pseudo_header_sum
+    from tunkit.packet.ip import pseudo_header_sum
 
     struct.pack_into("!H", sp, 36, pseudo_header_sum(bytes(sp[12:16]), bytes(sp[16:20]), 6, len(sp) - 20))
     send(a, bytes(sp), dst=b, vnet=VNET.pack(1, 1, 40, 1000, 20, 16))
@@ -429,7 +429,7 @@ def test_sealer_counter_is_time_seeded(hosts):
 
 
 def test_train_without_gso_goes_one_datagram_per_call(refused):
-    from tunkit.overlay import split_train
+    from tunkit.overlay.wire import split_train
 
     rx, fake, b = refused
     s = Sealer(KEY, session=1, start_counter=1)
@@ -528,7 +528,7 @@ def test_packets_of_one_read_are_coalesced_into_a_super_packet(hosts):
 
 
 def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
-    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+    from tunkit.packet.ip import pseudo_header_sum, transport_checksum_ok
 
     a, b = hosts("a", "b", vnet=True)
     _wire(a, b, insecure=True)
@@ -547,7 +547,7 @@ def test_insecure_super_packet_is_written_back_with_gso_metadata(hosts):
 
 def _partial_tcp_super_packet(payload: bytes, src=ADDR["a"], dst=ADDR["b"]):
     """A TCP super-packet as the kernel hands it over (pseudo-header sum in the field), the full one, its header."""
-    from tunkit.packet import pseudo_header_sum
+    from tunkit.packet.ip import pseudo_header_sum
 
     full = ipv4_tcp(src, dst, 40000, 5201, payload, flags=0x10)
     partial = bytearray(full)
@@ -581,7 +581,7 @@ def test_insecure_partial_checksums_leave_super_packets_unfinished_on_the_wire(h
 
 @pytest.mark.parametrize("partial_checksums", [False, True])
 def test_insecure_super_packet_into_a_plain_tun_is_split_with_real_checksums(hosts, partial_checksums):
-    from tunkit.packet import transport_checksum_ok
+    from tunkit.packet.ip import transport_checksum_ok
 
     (a,) = hosts("a", vnet=True)
     (b,) = hosts("b", vnet=False)
@@ -597,7 +597,7 @@ def test_insecure_super_packet_into_a_plain_tun_is_split_with_real_checksums(hos
 
 def test_insecure_udp_super_packet_keeps_its_datagram_boundaries(hosts):
     """Raw IP cannot carry gso_size: the sender splits a USO super-packet into its datagrams."""
-    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+    from tunkit.packet.ip import pseudo_header_sum, transport_checksum_ok
 
     a, b = hosts("a", "b", vnet=True)
     _wire(a, b, insecure=True, partial_checksums=True)
@@ -626,7 +626,7 @@ def test_partial_checksums_is_an_insecure_mode_setting(hosts):
 
 
 def test_datagrams_with_partial_checksums_are_merged(hosts):
-    from tunkit.packet import pseudo_header_sum, transport_checksum_ok
+    from tunkit.packet.ip import pseudo_header_sum, transport_checksum_ok
 
     a, b = hosts("a", "b", vnet=True)
     _wire(a, b, uso=True)
@@ -649,7 +649,7 @@ def test_datagrams_with_partial_checksums_are_merged(hosts):
 
 def test_authenticated_partial_checksum_packets_are_trusted_not_finished(hosts):
     """The MAC vouches for them: a lone one is written under its own NEEDS_CSUM header, unchanged."""
-    from tunkit.packet import pseudo_header_sum
+    from tunkit.packet.ip import pseudo_header_sum
 
     a, b = hosts("a", "b", vnet=True)
     _wire(a, b, uso=True)
@@ -671,8 +671,8 @@ def test_authenticated_partial_checksum_packets_are_trusted_not_finished(hosts):
 def test_specs_from_an_example_config_build_a_tunnel(hosts):
     import pathlib
 
-    from tunkit.config import load
-    from tunkit.tunnel import specs_from_config
+    from tunkit.app.config import load
+    from tunkit.overlay.tunnel import specs_from_config
 
     cfg = load(str(pathlib.Path(__file__).resolve().parent.parent / "examples" / "ecmp" / "gateway.toml"))
     peers, routes = specs_from_config(cfg)
@@ -708,7 +708,7 @@ REFUSED_SETS = [
 
 @pytest.mark.parametrize("name,peers,routes,v6", REFUSED_SETS, ids=[c[0] for c in REFUSED_SETS])
 def test_pre_check_refuses_what_the_tunnel_refuses(name, peers, routes, v6):
-    from tunkit.tunnel import check_config
+    from tunkit.overlay.tunnel import check_config
 
     with pytest.raises(ConfigError):
         check_config(peers, routes, v6sock=v6)
@@ -786,7 +786,7 @@ def test_tunnel_options_are_validated_once_with_the_value_and_its_range(kw, matc
 
 
 def test_tunnel_options_round_trip_through_json():
-    from tunkit.trie import PrefixTable
+    from tunkit.routing.trie import PrefixTable
 
     o = TunnelOptions(insecure=True, mtu=1400, addresses=["198.18.0.1", "2001:db8::1"], session=7, start_counter=9,
                       partial_checksums=True, table_factory=PrefixTable, vnet_hdr=True, uso=True)

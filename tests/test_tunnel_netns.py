@@ -20,9 +20,9 @@ import pytest
 
 import support
 from support_tunnel import build_lab, icmp_echo, overlay4, overlay6, underlay4, underlay6
-from tunkit.node import TunnelNode
-from tunkit.status import query
-from tunkit.tunnel import PeerSpec, RouteSpec
+from tunkit.overlay.node import TunnelNode
+from tunkit.overlay.status import query
+from tunkit.overlay.tunnel import PeerSpec, RouteSpec
 
 KEY = bytes(range(32))
 PORT = 4800
@@ -419,7 +419,7 @@ def test_out_of_range_gso_fields_from_a_key_holder_are_dropped_by_name_while_tra
     struct.error packing the virtio header; gso_size 0 on a plain TUN: range() step 0; gso_size 1: 173 ms of
     CPU per message).  Each is sealed with the right key, so only the field check stands in the way."""
     from support_tunnel import ipv4_tcp
-    from tunkit.offload import VirtioNetHdr
+    from tunkit.packet.offload import VirtioNetHdr
 
     nss = lab(2)
     hosts = _mesh(lab, nss, offloads=offloads)

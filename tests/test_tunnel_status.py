@@ -8,8 +8,8 @@ import stat
 import threading
 
 from tunkit.cli import main
-from tunkit.loop import PacketLoop
-from tunkit.status import StatusServer, merge, query
+from tunkit.overlay.loop import PacketLoop
+from tunkit.overlay.status import StatusServer, merge, query
 
 W0 = {
     "sender": 0, "mode": "authenticated", "device": "tk0",
@@ -86,7 +86,7 @@ def test_stale_socket_file_is_replaced(tmp_path):
 
 
 def test_status_server_warns_about_a_directory_others_may_write(tmp_path, caplog):
-    from tunkit.status import StatusServer
+    from tunkit.overlay.status import StatusServer
 
     d = tmp_path / "open"
     d.mkdir()

@@ -26,7 +26,7 @@ def test_snippet_prints_what_the_doc_says(code, expected):
 
 
 def test_doc_names_every_limit_with_its_value():
-    from tunkit import uapi_server as srv
+    from tunkit.overlay import uapi_server as srv
     from tunkit.wireguard import settings, uapi
 
     text = DOC.read_text()

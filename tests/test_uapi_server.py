@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tunkit.crypto import LibCrypto
-from tunkit.uapi_server import UapiInUse, UapiServer, serve
+from tunkit.overlay.uapi_server import UapiInUse, UapiServer, serve
 from tunkit.wireguard import Engine
 from tunkit.wireguard import uapi as u
 

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
-from tunkit.uapi_server import UapiServer, request, serve
+from tunkit.overlay.uapi_server import UapiServer, request, serve
 from tunkit.wireguard import Engine, format_key
 
 pytestmark = pytest.mark.privileged

@@ -227,7 +227,7 @@ def test_up_with_invalid_config_applies_nothing(netns, tmp_path, capsys):
 
 
 def test_up_refuses_a_taken_device_name_and_leaves_it(netns, tmp_path, capsys):
-    from tunkit.device import open_tun
+    from tunkit.tun.device import open_tun
 
     cfg = tmp_path / "h.toml"
     cfg.write_text('[device]\nname = "tk0"\n[network]\naddresses = ["198.18.0.1/16"]\ninsecure = true\n'
@@ -336,8 +336,8 @@ class _Injected(RuntimeError):
 def test_a_failure_while_applying_rolls_the_kernel_back(where, netns, tmp_path, monkeypatch, caplog):
     """Every kind of kernel change in one reload, then a failure part-way: routes, addresses, MTU and
     txqueuelen are as before, the running configuration is kept, and the reload reports False."""
-    from tunkit.config import load
-    from tunkit.up import Host
+    from tunkit.app.config import load
+    from tunkit.app.up import Host
 
     d = tmp_path / "two-hosts"
     shutil.copytree(ROOT / "examples" / "two-hosts", d)

@@ -168,7 +168,7 @@ def test_stripped_is_what_wg_quick_strip_prints(tmp_path):
 
 
 def test_wg_setconf_of_the_stripped_file_gives_the_engine_what_to_interface_config_says(netns, tmp_path):
-    from tunkit.uapi_server import UapiServer, serve
+    from tunkit.overlay.uapi_server import UapiServer, serve
 
     name = f"wgq{os.getpid() % 100000}"
     text = REAL_WORLD.replace("vpn.example.com", "192.0.2.80")  # no resolver inside the test

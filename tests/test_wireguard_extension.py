@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from test_wireguard_engine import A4, A6, ADDR_A, ADDR_B, B4, B6, CRYPTO, KEY_B, Link, ip4, ip6
-from tunkit.offload import ZERO_HDR, VirtioNetHdr, gso_split
+from tunkit.packet.offload import ZERO_HDR, VirtioNetHdr, gso_split
 from tunkit.wireguard import Engine
 from tunkit.wireguard import extension as ext
 from tunkit.wireguard import train as tr

@@ -10,8 +10,8 @@ import json
 import subprocess
 import sys
 
-from tunkit.node import TunnelNode
-from tunkit.tunnel import PeerSpec
+from tunkit.overlay.node import TunnelNode
+from tunkit.overlay.tunnel import PeerSpec
 
 cfg = json.loads(sys.argv[1])
 peers = [

@@ -21,16 +21,16 @@ _LAZY = {
     "DeviceError": "tunkit.errors",
     "DeviceClosedError": "tunkit.errors",
     "ConfigError": "tunkit.errors",
-    "open_tun": "tunkit.device",
-    "Device": "tunkit.device",
-    "Queue": "tunkit.device",
-    "OffloadIO": "tunkit.batch",
+    "open_tun": "tunkit.tun.device",
+    "Device": "tunkit.tun.device",
+    "Queue": "tunkit.tun.device",
+    "OffloadIO": "tunkit.tun.batch",
     "Rtnl": "tunkit.netlink.client",
-    "PrefixTable": "tunkit.trie",
-    "GatewaySet": "tunkit.ecmp",
+    "PrefixTable": "tunkit.routing.trie",
+    "GatewaySet": "tunkit.routing.ecmp",
     "NetNS": "tunkit.netns",
-    "TunnelNode": "tunkit.node",
-    "load_config": "tunkit.config",
+    "TunnelNode": "tunkit.overlay.node",
+    "load_config": "tunkit.app.config",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -41,10 +41,10 @@ __all__ = ["__version__", *_LAZY]
 # tests/test_public_api.py checks that these names and modules equal _LAZY's.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from tunkit.batch import OffloadIO as OffloadIO
-    from tunkit.config import load_config as load_config
-    from tunkit.device import Device as Device, Queue as Queue, open_tun as open_tun
-    from tunkit.ecmp import GatewaySet as GatewaySet
+    from tunkit.tun.batch import OffloadIO as OffloadIO
+    from tunkit.app.config import load_config as load_config
+    from tunkit.tun.device import Device as Device, Queue as Queue, open_tun as open_tun
+    from tunkit.routing.ecmp import GatewaySet as GatewaySet
     from tunkit.errors import (
         ConfigError as ConfigError,
         DecodeError as DecodeError,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     )
     from tunkit.netlink.client import Rtnl as Rtnl
     from tunkit.netns import NetNS as NetNS
-    from tunkit.node import TunnelNode as TunnelNode
-    from tunkit.trie import PrefixTable as PrefixTable
+    from tunkit.overlay.node import TunnelNode as TunnelNode
+    from tunkit.routing.trie import PrefixTable as PrefixTable
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -20,6 +20,6 @@ def register(sub) -> None:
 
 
 def cmd_demo(args) -> int:
-    from tunkit import demo
+    from tunkit.app import demo
 
     return demo.run()

@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 
 def cmd_check(args) -> int:
-    from tunkit.config import kernel_routes, load, to_json
+    from tunkit.app.config import kernel_routes, load, to_json
 
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     for w in cfg.warnings:
@@ -61,7 +61,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_genkey(args) -> int:
-    from tunkit.config import generate_key_file
+    from tunkit.app.config import generate_key_file
 
     try:
         generate_key_file(args.path)

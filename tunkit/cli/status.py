@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 def instance_paths(device: str | None, socket: str | None) -> list[str]:
     """The status sockets named by ``--socket``, DEVICE, or every one in /run/tunkit (CliError: none)."""
-    from tunkit.status import DEFAULT_DIR, socket_path
+    from tunkit.overlay.status import DEFAULT_DIR, socket_path
 
     if socket:
         return [socket]
@@ -49,7 +49,7 @@ def ask_instances(device: str | None, socket: str | None) -> list[dict]:
 
     Raises CliError (exit 1: none found; exit 2: one did not answer).
     """
-    from tunkit.status import query
+    from tunkit.overlay.status import query
 
     docs = []
     for path in instance_paths(device, socket):

@@ -4,7 +4,7 @@ Mirrors ``ip tuntap`` (devices made here are persistent, as there), but
 ``show`` also works inside a network namespace entered with ``setns`` or
 ``nsenter --net``, where ``ip tuntap show`` fails because ``/sys`` shows the
 host: tunkit asks rtnetlink, whose ``IFLA_TUN_*`` attributes describe the
-caller's namespace (see :func:`tunkit.device.list_tun_devices`).
+caller's namespace (see :func:`tunkit.tun.device.list_tun_devices`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ examples:
 """
 
 
-MODES = ("tap", "tun")  # tunkit.device.MODES; spelled out so --help does not import the device layer
+MODES = ("tap", "tun")  # tunkit.tun.device.MODES; spelled out so --help does not import the device layer
 
 
 def register(sub) -> None:
@@ -111,7 +111,7 @@ def resolve_id(value: str | None, kind: str) -> int | None:
 
 
 def _add(args) -> int:
-    from tunkit import device
+    from tunkit.tun import device
 
     owner, group = resolve_id(args.user, "user"), resolve_id(args.group, "group")  # before the device exists
     dev = device.open_tun(
@@ -126,7 +126,7 @@ def _add(args) -> int:
 
 
 def _del(args) -> int:
-    from tunkit import device
+    from tunkit.tun import device
 
     device.delete(args.name, mode=args.mode)
     return EXIT_OK
@@ -185,7 +185,7 @@ def info_text(link: "LinkMessage") -> str:
 
 
 def _show(args) -> int:
-    from tunkit import device
+    from tunkit.tun import device
 
     links = device.list_tun_devices()
     if args.name is not None:

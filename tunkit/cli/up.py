@@ -62,15 +62,15 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    from tunkit.config import load
-    from tunkit.up import Host
+    from tunkit.app.config import load
+    from tunkit.app.up import Host
 
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
     for w in cfg.warnings:
-        logging.getLogger("tunkit.up").warning("%s", w)
+        logging.getLogger("tunkit.app.up").warning("%s", w)
     host = Host(cfg, status_path=args.status_socket)
     try:
         host.start()
@@ -84,7 +84,7 @@ def cmd_up(args) -> int:
 
 def cmd_reload(args) -> int:
     from tunkit.cli.status import instance_paths
-    from tunkit.status import UntrustedSocket, trusted_query
+    from tunkit.overlay.status import UntrustedSocket, trusted_query
 
     paths = instance_paths(args.device, args.socket)
     if len(paths) != 1:

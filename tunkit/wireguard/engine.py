@@ -21,7 +21,7 @@ import struct
 from collections import deque
 from typing import Any, NamedTuple
 
-from tunkit.trie import PrefixTable
+from tunkit.routing.trie import PrefixTable
 from tunkit.wireguard import messages as m
 from tunkit.wireguard.constants import (KEEPALIVE_TIMEOUT, LAST_MINUTE_HANDSHAKE, REJECT_AFTER_MESSAGES,
                                         REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,

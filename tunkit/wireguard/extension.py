@@ -23,7 +23,7 @@ from collections import deque
 from typing import NamedTuple
 
 from tunkit.errors import DecodeError
-from tunkit.offload import ZERO_HDR, VirtioNetHdr, gso_split
+from tunkit.packet.offload import ZERO_HDR, VirtioNetHdr, gso_split
 from tunkit.wireguard.constants import (KEEPALIVE_TIMEOUT, LAST_MINUTE_HANDSHAKE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
                                         REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT)
 from tunkit.wireguard.peer import Keypair, Peer
@@ -156,7 +156,7 @@ class ExtensionMixin:
         plain packet with a complete checksum).  With the extension
         negotiated on the current session, the packet is sealed once, in
         place, and spread into a train; otherwise it is segmented
-        (``tunkit.offload.gso_split``) and each segment sealed as a standard
+        (``tunkit.packet.offload.gso_split``) and each segment sealed as a standard
         transport message, all of one padded size.  Either way the datagrams
         are ``buf[offset:offset+batch.size]``, ready for one UDP_SEGMENT send
         of ``batch.segment`` (a send carries at most 65,507 bytes on IPv4 and 64

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from tunkit._uapi import VIRTIO_NET_HDR_GSO_ECN, VirtioNetHdrFlag, VirtioNetHdrGso
 from tunkit.errors import DecodeError
-from tunkit.offload import VirtioNetHdr, gso_check
+from tunkit.packet.offload import VirtioNetHdr, gso_check
 from tunkit.wireguard.constants import REJECT_AFTER_MESSAGES
 from tunkit.wireguard.replay import WINDOW_SIZE
 
@@ -171,7 +171,7 @@ def check_meta(hdr: VirtioNetHdr, pkt) -> VirtioNetHdr:
     unknown flags, NEEDS_CSUM with DATA_VALID, an unknown gso type or ECN on
     non-TCP; for a GSO record: no NEEDS_CSUM, gso_size below MIN_GSO_SIZE or
     more than MAX_GSO_SEGMENTS segments, and everything
-    :func:`tunkit.offload.gso_check` rejects (IP version, lengths, protocol,
+    :func:`tunkit.packet.offload.gso_check` rejects (IP version, lengths, protocol,
     csum_start/csum_offset not the L4 checksum); for a non-GSO record:
     gso_size not 0, hdr_len past the packet, a checksum field outside the
     packet or not at a TCP/UDP checksum offset.

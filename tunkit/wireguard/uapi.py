@@ -1,6 +1,6 @@
 """WireGuard's cross-platform configuration protocol (UAPI, what ``wg`` speaks): framing, get and set; pure, no I/O.
 
-Three pieces, all without sockets (``tunkit.uapi_server`` is the I/O layer):
+Three pieces, all without sockets (``tunkit.overlay.uapi_server`` is the I/O layer):
 
 * :class:`UapiConnection`, a sans-I/O state machine for one client: bytes in
   (:meth:`~UapiConnection.receive_data`), requests out, every size bounded

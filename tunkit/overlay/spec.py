@@ -1,13 +1,13 @@
 """Typed peer and route specs the tunnel consumes, and the one set of rules a peer/route set obeys; pure (no I/O).
 
-:class:`PeerSpec` and :class:`RouteSpec` are what :class:`tunkit.tunnel.Tunnel`
-runs on.  A configuration file is validated into them by :mod:`tunkit.config`
+:class:`PeerSpec` and :class:`RouteSpec` are what :class:`tunkit.overlay.tunnel.Tunnel`
+runs on.  A configuration file is validated into them by :mod:`tunkit.app.config`
 (``tunkit check``, ``tunkit up`` and every reload); an API user builds them
 directly.  Either way the rules on a peer/route *set* are written once, here,
 in :func:`problems`:
 
 * a peer's name is 1-64 characters of ``A-Z a-z 0-9 _ . -`` and unique;
-* with authentication on, every peer has a key of :data:`~tunkit.overlay.KEY_LEN` (32) bytes,
+* with authentication on, every peer has a key of :data:`~tunkit.overlay.wire.KEY_LEN` (32) bytes,
   what ``tunkit genkey`` makes (a 45-byte key is a key file's base64 text read raw);
 * an endpoint is an IP address and a port 1..65535, reachable from the
   socket's family (no IPv6 endpoint on an IPv4 socket), and no two peers
@@ -15,7 +15,7 @@ in :func:`problems`:
   ``2001:db8::1``, or ``198.51.100.2`` and ``::ffff:198.51.100.2``, are one);
 * every peer owns at least one prefix (prefixes of different peers may
   overlap here: the longest match routes; a configuration file refuses
-  overlaps, see :mod:`tunkit.config`);
+  overlaps, see :mod:`tunkit.app.config`);
 * every gateway of a route lies in some peer's prefixes, weights are
   1..2^31-1, and the gateways of one route are different peers: three
   gateway addresses inside one peer's prefix would all reach that one peer,
@@ -36,10 +36,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunkit.ecmp import MAX_WEIGHT
+from tunkit.routing.ecmp import MAX_WEIGHT
 from tunkit.errors import ConfigError
-from tunkit.overlay import KEY_LEN
-from tunkit.trie import PrefixTable
+from tunkit.overlay.wire import KEY_LEN
+from tunkit.routing.trie import PrefixTable
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -134,7 +134,7 @@ def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, ins
                 what = (f"a {len(spec.key)}-byte key" if isinstance(spec.key, (bytes, bytearray))
                         else f"a key of type {type(spec.key).__name__}")
                 out.append((("peers", i, "key"), f"peer {spec.name}: {what}; keys are {KEY_LEN} bytes (a key file "
-                                                 "holds base64: read it with tunkit.config.read_key_file)"))
+                                                 "holds base64: read it with tunkit.app.config.read_key_file)"))
         addr = None
         try:
             addr = sockaddr(spec.endpoint, v6sock)
@@ -195,7 +195,7 @@ def check_config(peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (), *,
                  v6sock: bool = False, table_factory: Callable[[], Any] | None = None) -> list:
     """Raise :class:`~tunkit.errors.ConfigError` listing every broken rule; else each peer's socket address.
 
-    The same rules :mod:`tunkit.config` applies to a file (it calls
+    The same rules :mod:`tunkit.app.config` applies to a file (it calls
     :func:`problems`), for callers that build specs themselves.
     """
     found, addrs = problems(list(peers), list(routes), insecure=insecure, v6sock=v6sock, table_factory=table_factory)

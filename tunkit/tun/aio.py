@@ -1,6 +1,6 @@
 """AsyncQueue and AsyncDevice: asyncio reads and writes of TUN/TAP packets; does I/O.
 
-The packet I/O is :class:`tunkit.device.Queue`'s own: an async read calls
+The packet I/O is :class:`tunkit.tun.device.Queue`'s own: an async read calls
 ``Queue.read(timeout=0)`` (the non-blocking read), and only when nothing is
 queued waits for the descriptor with ``loop.add_reader``; an async write
 calls ``Queue.write`` once the descriptor polls writable (``loop.add_writer``
@@ -25,7 +25,7 @@ import asyncio
 import select
 from typing import Iterable
 
-from tunkit.device import Device, Queue
+from tunkit.tun.device import Device, Queue
 from tunkit.errors import DeviceClosedError
 
 __all__ = ["AsyncDevice", "AsyncQueue"]

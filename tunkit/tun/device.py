@@ -4,7 +4,7 @@ Thin layer: ``ifreq`` structs built with :mod:`ctypes`, ioctls issued with
 :func:`fcntl.ioctl`, packets moved with :func:`os.read`/:func:`os.write` on
 non-blocking descriptors.  Nothing here parses packets.
 
-    from tunkit.device import open_tun
+    from tunkit.tun.device import open_tun
 
     with open_tun("tk%d", queues=2) as dev:     # name template: dev.name is e.g. "tk0"
         dev.mtu = 1400
@@ -449,7 +449,7 @@ class Queue:
     @contextlib.contextmanager
     def held(self):
         """``(fd, wake_fd)`` kept open for the ``with`` body, for an event loop's readiness
-        registration (:mod:`tunkit.device_aio`): :meth:`close` from any thread makes
+        registration (:mod:`tunkit.tun.aio`): :meth:`close` from any thread makes
         ``wake_fd`` readable, and both are closed only after the body ends."""
         fd = self._enter()
         try:

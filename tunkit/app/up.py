@@ -1,16 +1,16 @@
 """``tunkit up``: run one host of the overlay from a configuration file; does I/O.
 
-:class:`Host` turns a validated :class:`~tunkit.config.Config` into a running
-overlay: it creates the TUN device (through :class:`~tunkit.node.TunnelNode`),
+:class:`Host` turns a validated :class:`~tunkit.app.config.Config` into a running
+overlay: it creates the TUN device (through :class:`~tunkit.overlay.node.TunnelNode`),
 configures it over rtnetlink (address-generation mode off, txqueuelen,
-addresses reconciled, the routes of :func:`~tunkit.config.kernel_routes`
+addresses reconciled, the routes of :func:`~tunkit.app.config.kernel_routes`
 with MTU/advmss/metric), runs the tunnel, and on exit removes what it added:
 its routes and addresses go with the device, which the kernel deletes when
 the last queue closes.
 
 Reload (SIGHUP, ``tunkit reload``): the file is read again and validated by
 the same rules as ``tunkit check`` and ``tunkit up``, and the whole change is
-planned (:func:`~tunkit.config.plan_reload`) before anything is touched.  An
+planned (:func:`~tunkit.app.config.plan_reload`) before anything is touched.  An
 invalid file or a plan that would not apply keeps the running configuration
 and the log says why.  Otherwise only the difference is applied: routes
 removed are deleted first, MTU and txqueuelen set, addresses reconciled,
@@ -28,9 +28,9 @@ import errno
 import logging
 import os
 
-from tunkit.config import Config, ConfigError, KernelRoute, kernel_routes, load, plan_reload
+from tunkit.app.config import Config, ConfigError, KernelRoute, kernel_routes, load, plan_reload
 
-log = logging.getLogger("tunkit.up")
+log = logging.getLogger("tunkit.app.up")
 
 
 def worker_count(cfg: Config) -> int:
@@ -52,7 +52,7 @@ class Host:
     # -- bring-up ------------------------------------------------------------------------
     def start(self) -> None:
         from tunkit.netlink.client import Rtnl
-        from tunkit.node import TunnelNode
+        from tunkit.overlay.node import TunnelNode
 
         cfg = self.cfg
         self.node = TunnelNode(
@@ -72,7 +72,7 @@ class Host:
             self.node.start()  # device created with its MTU, up
             name = self.node.device_name
             if self.status_path is None:
-                from tunkit.status import DEFAULT_DIR, socket_path
+                from tunkit.overlay.status import DEFAULT_DIR, socket_path
 
                 self.status_path = socket_path(name, self.status_dir or DEFAULT_DIR)
             self.node.status_path = self.status_path
@@ -150,7 +150,7 @@ class Host:
         """Apply ``new`` over the running configuration (the file is not read).
 
         The plan is computed and validated completely first
-        (:func:`~tunkit.config.plan_reload` raises ConfigError for anything
+        (:func:`~tunkit.app.config.plan_reload` raises ConfigError for anything
         the tunnel would refuse), so a refused configuration touches nothing.
         Then kernel state changes (routes removed, MTU, txqueuelen, addresses,
         routes added or replaced) and the tunnel takes the new peers last.  If

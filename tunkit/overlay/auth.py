@@ -1,6 +1,6 @@
 """The overlay's message authentication (HMAC-SHA256-128) and RFC 6479 replay window; pure, no I/O.
 
-The two primitives :mod:`tunkit.overlay` seals and opens messages with
+The two primitives :mod:`tunkit.overlay.wire` seals and opens messages with
 (re-exported there): :class:`Mac` hashes the key's pads once so a tag costs
 two hash-state copies plus the bytes, and :class:`ReplayWindow` accepts each
 counter once within a bounded window.

@@ -2,7 +2,7 @@
 
 :class:`TunnelNode` opens the TUN device (multi-queue when ``workers > 1``,
 in virtio_net_hdr mode with TSO/USO offloads when the kernel has them), sets
-its MTU and brings it up, and runs one :class:`~tunkit.tunnel.Tunnel` per
+its MTU and brings it up, and runs one :class:`~tunkit.overlay.tunnel.Tunnel` per
 queue:
 
 * ``workers == 1``: in the calling thread (any thread; signal handlers only
@@ -39,15 +39,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from tunkit import control
-from tunkit.control import AddRoute, ControlError, Reconfigure, RemoveRoute, SetMtu, StatusRequest, WorkerConfig
+from tunkit.overlay import control
+from tunkit.overlay.control import AddRoute, ControlError, Reconfigure, RemoveRoute, SetMtu, StatusRequest, WorkerConfig
 from tunkit.errors import ConfigError
-from tunkit.loop import PacketLoop
-from tunkit.status import StatusServer, merge
-from tunkit.tunnel import DEFAULT_MTU, PeerSpec, RouteSpec, Tunnel, TunnelOptions
-from tunkit.udp import open_udp
+from tunkit.overlay.loop import PacketLoop
+from tunkit.overlay.status import StatusServer, merge
+from tunkit.overlay.tunnel import DEFAULT_MTU, PeerSpec, RouteSpec, Tunnel, TunnelOptions
+from tunkit.overlay.udp import open_udp
 
-log = logging.getLogger("tunkit.node")
+log = logging.getLogger("tunkit.overlay.node")
 
 # Largest super-packet the kernel may hand us, so that a train (header per datagram, packet, tag)
 # fits the 65,507 bytes of one UDP send: 46 datagrams x 36 header bytes + 16 tag bytes + 63,000.
@@ -105,7 +105,7 @@ class TunnelNode:
 
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
-        from tunkit.device import open_tun  # noqa: PLC0415 (lazy: ctypes only when a device is made)
+        from tunkit.tun.device import open_tun  # noqa: PLC0415 (lazy: ctypes only when a device is made)
 
         self.device = open_tun(
             self.device_name, queues=self.workers, multi_queue=self.workers > 1, vnet_hdr=self.offloads,
@@ -185,7 +185,7 @@ class TunnelNode:
         if self.tunnel is not None:
             self.tunnel.reconfigure(peers, routes, mtu=mtu)
         else:  # check in a scratch tunnel-less way: the same rules run in every worker
-            from tunkit.tunnel import check_config  # noqa: PLC0415
+            from tunkit.overlay.tunnel import check_config  # noqa: PLC0415
 
             check_config(peers, routes, insecure=self.insecure, v6sock=":" in self.listen[0],
                          table_factory=self.options.table_factory)
@@ -279,7 +279,7 @@ class TunnelNode:
             qfd = self.device.queues[i].fileno()
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "tunkit.node", "--worker", str(child_end.fileno()), str(qfd)],
+                    [sys.executable, "-m", "tunkit.overlay.node", "--worker", str(child_end.fileno()), str(qfd)],
                     pass_fds=(child_end.fileno(), qfd), env=env, stdin=subprocess.DEVNULL,
                 )
             finally:
@@ -418,7 +418,7 @@ class _QueueFd:
 
 
 def worker_main(ctl_fd: int, queue_fd: int) -> int:
-    """Body of a worker process (``python -m tunkit.node --worker CTL_FD QUEUE_FD``)."""
+    """Body of a worker process (``python -m tunkit.overlay.node --worker CTL_FD QUEUE_FD``)."""
     ctl = socket.socket(fileno=ctl_fd)
     buf = bytearray()
     while (nl := buf.find(b"\n")) < 0:
@@ -494,5 +494,5 @@ def handle_line(ctl: socket.socket, tunnel: Tunnel, line: bytes) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         sys.exit(worker_main(int(sys.argv[2]), int(sys.argv[3])))
-    print("usage: python -m tunkit.node --worker CTL_FD QUEUE_FD (started by TunnelNode)", file=sys.stderr)
+    print("usage: python -m tunkit.overlay.node --worker CTL_FD QUEUE_FD (started by TunnelNode)", file=sys.stderr)
     sys.exit(1)

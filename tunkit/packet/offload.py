@@ -20,10 +20,10 @@ A non-GSO packet with NEEDS_CSUM gets its checksum finished.  ``hdr_len`` is
 never trusted (in the kernel's forward path it can be the whole first
 packet); the header length is recomputed from the parsed headers.
 
-Write path: :class:`tunkit.coalesce.Coalescer` merges packets into
+Write path: :class:`tunkit.packet.coalesce.Coalescer` merges packets into
 super-packets (GRO), and :func:`encode_for` builds the header a packet or
 super-packet is written with (``hdr_len`` recomputed from the headers).
-:mod:`tunkit.batch` is the one module that reads and writes a TUN with these.
+:mod:`tunkit.tun.batch` is the one module that reads and writes a TUN with these.
 
 Headers from outside (a peer's overlay message): :func:`gso_problem` checks
 every field against the packet's real length and headers, and bounds the work
@@ -52,7 +52,7 @@ from tunkit._uapi import (
     VirtioNetHdrGso,
 )
 from tunkit.errors import DecodeError
-from tunkit.packet import (
+from tunkit.packet.ip import (
     IPV4_ADDRS_OFFSET,
     IPV4_CHECKSUM_OFFSET,
     IPV4_DF,

@@ -6,13 +6,13 @@ or raises :class:`~tunkit.errors.ConfigError` listing *every* problem, each
 naming the file, the key path (``unsafe_routes[2].via[0].weight``) and the bad
 value.  Validation is one function per section (``_device_section``,
 ``_network_section``, ...) for what a file spells, then the rules on the
-peer/route set, which are :func:`tunkit.spec.problems`, the very ones the
+peer/route set, which are :func:`tunkit.overlay.spec.problems`, the very ones the
 tunnel runs: ``tunkit check``, ``tunkit up`` and a reload cannot disagree.
 ``Config.peer_specs``/``route_specs`` are what the tunnel consumes.
 
 Nothing is applied by this module.  Neighbours (re-exported here):
-:mod:`tunkit.plan` (the kernel routes a config implies, and the reload diff;
-pure) and :mod:`tunkit.keyfile` (key files and file-permission rules).
+:mod:`tunkit.app.plan` (the kernel routes a config implies, and the reload diff;
+pure) and :mod:`tunkit.app.keyfile` (key files and file-permission rules).
 (About 880 lines: the schema below, its typed result and one validator per
 section, with the file's error wording, are kept together so that a new key
 is added in one place; the rules shared with the tunnel, the plan and key
@@ -22,8 +22,8 @@ Adding a key: write it in the schema below and in the README's reference,
 read it in its section's validator (``_<section>_section``) with the
 ``_Checker`` getters (type and range named in the message), carry it in the
 section's dataclass, show it in :func:`to_json`, and if it cannot change while
-running add it to :func:`tunkit.plan.plan_reload`'s fixed list.  A rule that
-relates peers or routes to each other goes in :func:`tunkit.spec.problems`,
+running add it to :func:`tunkit.app.plan.plan_reload`'s fixed list.  A rule that
+relates peers or routes to each other goes in :func:`tunkit.overlay.spec.problems`,
 so that the tunnel enforces it too.
 
 Schema (every key optional unless marked required)::
@@ -76,15 +76,15 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
 
-from tunkit.ecmp import Gateway
+from tunkit.routing.ecmp import Gateway
 from tunkit.errors import ConfigError
-from tunkit.overlay import DEFAULT_MTU
+from tunkit.overlay.wire import DEFAULT_MTU
 from tunkit.ifname import validate_name
-from tunkit.keyfile import KEY_BYTES, file_warnings, generate_key_file, read_key_file  # noqa: F401 (re-exported)
-from tunkit.plan import KernelRoute, ReloadPlan, advmss_for, kernel_routes, plan_reload  # noqa: F401 (re-exported)
-from tunkit.spec import PeerSpec, RouteSpec
-from tunkit.spec import problems as spec_problems
-from tunkit.spec import render as render_where
+from tunkit.app.keyfile import KEY_BYTES, file_warnings, generate_key_file, read_key_file  # noqa: F401 (re-exported)
+from tunkit.app.plan import KernelRoute, ReloadPlan, advmss_for, kernel_routes, plan_reload  # noqa: F401 (re-exported)
+from tunkit.overlay.spec import PeerSpec, RouteSpec
+from tunkit.overlay.spec import problems as spec_problems
+from tunkit.overlay.spec import render as render_where
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -610,7 +610,7 @@ def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
 
 
 def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_reader, paths: _Paths) -> list[Peer]:
-    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.spec),
+    """``[[peers]]``: each entry's own fields; the rules between peers are the set rules (tunkit.overlay.spec),
     except that prefixes may not overlap, a file's rule (each inner source belongs to exactly one peer)."""
     raw_peers = c.array(top, "", "peers", required=True)
     if "peers" in top and isinstance(top["peers"], list) and not raw_peers:
@@ -748,7 +748,7 @@ def _logging_section(c: _Checker, top: dict) -> str:
 
 
 def _peer_set_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
-    """The rules between peers and routes: :func:`tunkit.spec.problems`, the same ones the tunnel runs."""
+    """The rules between peers and routes: :func:`tunkit.overlay.spec.problems`, the same ones the tunnel runs."""
     peers = list(cfg.peer_specs)
     for i in paths.key_failed:  # already reported at the key file: check the rest as if it had been read
         peers[i] = replace(peers[i], key=bytes(KEY_BYTES))
@@ -781,7 +781,7 @@ def _via(c: _Checker, where: str, r: dict, networks: list) -> list[tuple[IPAddre
     """The gateways of one unsafe route: (address, weight as written, key path of the gateway).
 
     Checked here: the shape, and that each gateway is an address inside the
-    overlay.  Weights and which peer each gateway is are set rules (tunkit.spec).
+    overlay.  Weights and which peer each gateway is are set rules (tunkit.overlay.spec).
     """
     if "via" not in r:
         c.bad(where, "is required: a gateway address or a list of {gateway, weight}")

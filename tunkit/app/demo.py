@@ -49,7 +49,7 @@ def preflight() -> None:
 
 def section_device(out: Out) -> None:
     """Section 1: one TUN device, end to end, in a namespace of its own."""
-    from tunkit.device import list_tun_devices, open_tun
+    from tunkit.tun.device import list_tun_devices, open_tun
     from tunkit.netlink import Rtnl
     from tunkit.netns import NetNS, assert_not_root_netns
 
@@ -108,7 +108,7 @@ ICMP_ECHO = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequenc
 
 def ping(dst: str, *, count: int = 3, timeout: float = 1.0) -> list[float]:
     """ICMP/ICMPv6 echo from the calling thread's namespace (raw socket: root); round-trip times in ms."""
-    from tunkit.packet import internet_checksum
+    from tunkit.packet.ip import internet_checksum
 
     v6 = ":" in dst
     fam, proto, req_type, rep_type = (
@@ -181,7 +181,7 @@ def tcp_transfer(server_ns, client_ns, dst: str, nbytes: int, seconds: float = 1
 
 def section_overlay(out: Out) -> None:
     """Section 2: two tunkit hosts and the overlay between them."""
-    from tunkit.config import generate_key_file
+    from tunkit.app.config import generate_key_file
     from tunkit.netlink import Rtnl
     from tunkit.netns import NetNS
 

@@ -24,8 +24,8 @@ import json
 from typing import NamedTuple
 
 from tunkit.errors import ConfigError, DecodeError
-from tunkit.spec import PeerSpec, RouteSpec
-from tunkit.tunnel_options import TunnelOptions
+from tunkit.overlay.spec import PeerSpec, RouteSpec
+from tunkit.overlay.options import TunnelOptions
 
 __all__ = [
     "ControlError", "WorkerConfig", "Reconfigure", "SetMtu", "AddRoute", "RemoveRoute", "StatusRequest",

@@ -29,7 +29,7 @@ from tunkit._uapi import SO_RCVBUFFORCE, SO_SNDBUFFORCE, SOL_UDP, UDP_GRO, UDP_M
 _U16 = struct.Struct("=H")  # UDP_SEGMENT cmsg payload: u16 gso_size (native order)
 _INT = struct.Struct("=i")  # UDP_GRO cmsg payload: int gso_size (native order)
 MAX_UDP_PAYLOAD = {socket.AF_INET: 65535 - 20 - 8, socket.AF_INET6: 65535 - 8}
-log = logging.getLogger("tunkit.udp")
+log = logging.getLogger("tunkit.overlay.udp")
 _GSO_REFUSED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
 
 

@@ -30,7 +30,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from .errors import DecodeError
+from tunkit.errors import DecodeError
 
 __all__ = [
     "MAX_WEIGHT",

@@ -1,6 +1,6 @@
-"""Settings of a :class:`tunkit.tunnel.Tunnel`, validated once and shared by a node's workers; pure, no I/O.
+"""Settings of a :class:`tunkit.overlay.tunnel.Tunnel`, validated once and shared by a node's workers; pure, no I/O.
 
-One frozen :class:`TunnelOptions` is built by :class:`tunkit.node.TunnelNode`
+One frozen :class:`TunnelOptions` is built by :class:`tunkit.overlay.node.TunnelNode`
 (or a test), checked in ``__post_init__`` (a
 :class:`~tunkit.errors.ConfigError` naming the option, its value and its
 range), and carried to worker processes as JSON (:meth:`TunnelOptions.to_json`).
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tunkit.errors import ConfigError
-from tunkit.overlay import DEFAULT_MTU
+from tunkit.overlay.wire import DEFAULT_MTU
 
 __all__ = ["TunnelOptions", "DEFAULT_BATCH", "UNDERLAY_MTU"]
 

@@ -1,15 +1,15 @@
 """The overlay data path: TUN queue <-> authenticated IP-over-UDP between peers; does I/O.
 
 One :class:`Tunnel` serves one TUN queue and one UDP socket (a worker).  It
-is driven by a :class:`~tunkit.loop.PacketLoop` through two handlers:
+is driven by a :class:`~tunkit.overlay.loop.PacketLoop` through two handlers:
 
 * **outbound** (:meth:`Tunnel.on_tun_readable`): read up to ``batch``
   packets, route each by its destination with a longest-prefix match (a
   peer's own prefixes, or an ``unsafe_routes`` network spread over several
   gateways by a flow hash), answer packets too big for the route with ICMP
   "fragmentation needed" / ICMPv6 "packet too big" written back into the TUN,
-  seal them (:mod:`tunkit.overlay`) and queue them on a
-  :class:`~tunkit.udp.UdpBatcher`, which sends runs of equal-sized datagrams
+  seal them (:mod:`tunkit.overlay.wire`) and queue them on a
+  :class:`~tunkit.overlay.udp.UdpBatcher`, which sends runs of equal-sized datagrams
   to one peer with a single ``UDP_SEGMENT`` ``sendmsg``.
 * **inbound** (:meth:`Tunnel.on_udp_readable`): read datagrams (``UDP_GRO``
   batches split by size), accept them only from a configured peer endpoint,
@@ -21,17 +21,17 @@ Every refused packet is counted by reason (:attr:`Tunnel.drops`, and per
 peer); per peer there are rx/tx packet and byte counters.
 :meth:`Tunnel.status` returns all of it as a JSON-able dict.
 
-TUN I/O goes through one :class:`tunkit.batch.OffloadIO` (the tunnel never
+TUN I/O goes through one :class:`tunkit.tun.batch.OffloadIO` (the tunnel never
 touches the queue's descriptor or a virtio_net_hdr's bytes); the queue is
-anything that module takes (a :class:`tunkit.device.Queue`, an inherited
+anything that module takes (a :class:`tunkit.tun.device.Queue`, an inherited
 descriptor, a datagram socketpair in tests).  With ``vnet_hdr`` a TSO/USO
 super-packet travels as *one* overlay message (a train of datagrams, one
 ``UDP_SEGMENT`` send), and the receiving tunnel writes it back as a
 super-packet: no per-segment Python work at either end.  Every GSO field a
-peer sends is checked against the packet (:func:`tunkit.offload.gso_problem`)
+peer sends is checked against the packet (:func:`tunkit.packet.offload.gso_problem`)
 before use; a message that fails is dropped under the field's name.
 
-Settings come as one :class:`~tunkit.tunnel_options.TunnelOptions`,
+Settings come as one :class:`~tunkit.overlay.options.TunnelOptions`,
 validated once and shared by a node's workers.
 """
 
@@ -43,16 +43,16 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 
 from tunkit._uapi import VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_LEN, VirtioNetHdrFlag, VirtioNetHdrGso
-from tunkit.batch import OffloadIO
-from tunkit.ecmp import GatewaySet, flow_hash_packet
+from tunkit.tun.batch import OffloadIO
+from tunkit.routing.ecmp import GatewaySet, flow_hash_packet
 from tunkit.errors import ConfigError, DecodeError
-from tunkit.offload import VirtioNetHdr, checksum_partial, gso_problem, gso_split, l4_header_len, regso
-from tunkit.overlay import DEFAULT_MAX_AGE_MS, DEFAULT_MTU, OVERHEAD, Opener, OverlayError, Sealer
-from tunkit.packet import IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN, build_too_big
-from tunkit.spec import PeerSpec, RouteSpec, check_config
-from tunkit.trie import PrefixTable
-from tunkit.tunnel_options import DEFAULT_BATCH, UNDERLAY_MTU, TunnelOptions
-from tunkit.udp import UdpBatcher, enable_gro, recv_batch
+from tunkit.packet.offload import VirtioNetHdr, checksum_partial, gso_problem, gso_split, l4_header_len, regso
+from tunkit.overlay.wire import DEFAULT_MAX_AGE_MS, DEFAULT_MTU, OVERHEAD, Opener, OverlayError, Sealer
+from tunkit.packet.ip import IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN, build_too_big
+from tunkit.overlay.spec import PeerSpec, RouteSpec, check_config
+from tunkit.routing.trie import PrefixTable
+from tunkit.overlay.options import DEFAULT_BATCH, UNDERLAY_MTU, TunnelOptions
+from tunkit.overlay.udp import UdpBatcher, enable_gro, recv_batch
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,10 +63,10 @@ _GSO_UDP_L4 = int(VirtioNetHdrGso.UDP_L4)
 
 
 # ---------------------------------------------------------------------------
-# Configuration objects: the typed specs and their one validation live in tunkit.spec
+# Configuration objects: the typed specs and their one validation live in tunkit.overlay.spec
 # ---------------------------------------------------------------------------
 def specs_from_config(cfg) -> tuple[list[PeerSpec], list[RouteSpec]]:
-    """Peers and routes of a :class:`tunkit.config.Config`: the specs its validation checked."""
+    """Peers and routes of a :class:`tunkit.app.config.Config`: the specs its validation checked."""
     return list(cfg.peer_specs), list(cfg.route_specs)
 
 
@@ -108,8 +108,8 @@ class PeerState:
 class GatewayGroup:
     """An ``unsafe_routes`` destination: gateway peers with weights, one chosen per flow.
 
-    :class:`tunkit.ecmp.GatewaySet` does the hash-threshold choice (bounds
-    bit-exact with the kernel and nebula) over :func:`tunkit.ecmp.flow_hash_packet`
+    :class:`tunkit.routing.ecmp.GatewaySet` does the hash-threshold choice (bounds
+    bit-exact with the kernel and nebula) over :func:`tunkit.routing.ecmp.flow_hash_packet`
     (addresses, protocol and ports where present), so a flow keeps its gateway.
     """
 
@@ -152,7 +152,7 @@ def default_table_factory():
 # The tunnel
 # ---------------------------------------------------------------------------
 class Tunnel:
-    """The data path of one worker: one TUN queue (through :class:`~tunkit.batch.OffloadIO`), one UDP socket."""
+    """The data path of one worker: one TUN queue (through :class:`~tunkit.tun.batch.OffloadIO`), one UDP socket."""
 
     def __init__(self, queue, sock: socket.socket, peers: Iterable[PeerSpec], routes: Iterable[RouteSpec] = (),
                  options: TunnelOptions | None = None, *, sender: int = 0) -> None:
@@ -396,7 +396,7 @@ class Tunnel:
         """Insecure mode: raw IP carries no GSO metadata, so the (super-)packet goes whole and the underlay
         fragments it.  Its checksum is finished here, for foo-over-UDP receivers; a super-packet may keep
         the partial one with partial_checksums, because a tunkit receiver rebuilds the metadata and the
-        checksum field of anything longer than its MTU from the headers (:func:`~tunkit.offload.regso`)."""
+        checksum field of anything longer than its MTU from the headers (:func:`~tunkit.packet.offload.regso`)."""
         n = len(pkt)
         try:
             if hdr is None:

@@ -1,25 +1,25 @@
 """The one TUN packet path: offload-aware reads and coalescing writes on one queue; does I/O.
 
-Every data path (the overlay :class:`tunkit.tunnel.Tunnel`, tools, tests)
+Every data path (the overlay :class:`tunkit.overlay.tunnel.Tunnel`, tools, tests)
 moves packets through an :class:`OffloadIO`; nothing above it reads or
 writes a TUN descriptor or sees a ``virtio_net_hdr``'s bytes.  The arithmetic
-is :mod:`tunkit.offload` (header codec, split) and :mod:`tunkit.coalesce`
+is :mod:`tunkit.packet.offload` (header codec, split) and :mod:`tunkit.packet.coalesce`
 (GRO); this module only moves bytes and applies one policy::
 
-    from tunkit.batch import OffloadIO
-    from tunkit.device import open_tun
+    from tunkit.tun.batch import OffloadIO
+    from tunkit.tun.device import open_tun
 
     dev = open_tun("tk%d", vnet_hdr=True)        # offloads negotiated by the device layer
     io = OffloadIO(dev)                           # queue 0; OffloadIO(dev, queue=i) for others
     packets = io.read_batch(timeout=1.0)          # wire-sized IP packets, super-packets split
     io.write(packets)                             # coalesced into super-packets again
 
-The hot path (what :class:`~tunkit.tunnel.Tunnel` uses) allocates no
+The hot path (what :class:`~tunkit.overlay.tunnel.Tunnel` uses) allocates no
 buffers: :meth:`OffloadIO.read_each` reads up to ``batch`` packets into
 preallocated buffers and calls ``handler(packet_view, header)`` for each,
-``header`` being a :class:`~tunkit.offload.VirtioNetHdr` (one object per
+``header`` being a :class:`~tunkit.packet.offload.VirtioNetHdr` (one object per
 packet shape, checked once) or None for a plain packet; a super-packet stays
-whole (:func:`tunkit.offload.gso_split` cuts it where a caller needs MTU-sized
+whole (:func:`tunkit.packet.offload.gso_split` cuts it where a caller needs MTU-sized
 packets).  :meth:`OffloadIO.add` queues a packet for coalescing and
 :meth:`OffloadIO.flush` writes the results; :meth:`OffloadIO.write_one`
 writes one packet or super-packet given as buffers (gathered by ``writev``).
@@ -36,7 +36,7 @@ One policy for what the kernel refuses, one set of counters
   writes) is split and its segments written one by one (``gso_refused``);
   after :data:`GSO_REFUSAL_LIMIT` refusals with no GSO write accepted in
   between, coalescing and GSO writes stop for the queue and a warning is
-  logged once (logger ``tunkit.batch``);
+  logged once (logger ``tunkit.tun.batch``);
 * a plain packet refused with EINVAL is dropped (``rejected``); EIO, ENOBUFS,
   EAGAIN, EBADF, EFAULT drop it too (``write_errors``); anything else raises
   :class:`~tunkit.errors.DeviceError`.
@@ -51,9 +51,9 @@ import select
 from dataclasses import asdict, dataclass
 
 from tunkit._uapi import VIRTIO_NET_HDR_LEN, TunOffload, VirtioNetHdrFlag
-from tunkit.coalesce import Coalescer
+from tunkit.packet.coalesce import Coalescer
 from tunkit.errors import DecodeError, DeviceError
-from tunkit.offload import (
+from tunkit.packet.offload import (
     DATA_VALID_HDR,
     VIRTIO_NET_HDR,
     ZERO_HDR,
@@ -66,7 +66,7 @@ from tunkit.offload import (
 
 __all__ = ["OffloadIO", "TunStats", "OffloadStats", "GSO_REFUSAL_LIMIT"]
 
-log = logging.getLogger("tunkit.batch")
+log = logging.getLogger("tunkit.tun.batch")
 
 _USO = TunOffload.USO4 | TunOffload.USO6
 GSO_REFUSAL_LIMIT = 8  # EINVAL on this many GSO writes in a row: the kernel will not take them
@@ -104,10 +104,10 @@ OffloadStats = TunStats  # the name before the tunnel used this module too
 class OffloadIO:
     """Read and write IP packets on one TUN queue, handling its virtio_net_hdr and offloads.
 
-    ``source`` is a :class:`tunkit.device.Device` (``queue`` picks one of its
+    ``source`` is a :class:`tunkit.tun.device.Device` (``queue`` picks one of its
     queues; header length and offloads come from the device), or a queue:
     anything with ``fileno()`` whose descriptor is non-blocking and moves one
-    packet per read/write (a :class:`tunkit.device.Queue`, an inherited
+    packet per read/write (a :class:`tunkit.tun.device.Queue`, an inherited
     descriptor, a datagram socketpair in tests); then pass ``vnet_hdr_len``
     (0: no header) and ``uso``.
 
@@ -158,7 +158,7 @@ class OffloadIO:
         """Read what is queued (at most ``batch`` packets) and call ``handler(packet, header)`` for each.
 
         ``packet`` is a memoryview into a buffer reused by the next call;
-        ``header`` a checked :class:`~tunkit.offload.VirtioNetHdr` or None.
+        ``header`` a checked :class:`~tunkit.packet.offload.VirtioNetHdr` or None.
         Returns the number of reads.  Never blocks.
         """
         fd, readv, hl, stats = self._fd, self._readv, self.hdr_len, self.stats
@@ -266,7 +266,7 @@ class OffloadIO:
 
         ``hdr``: None (the checksum is complete), or the packet's own
         NEEDS_CSUM header (partial checksum, trusted; see
-        :class:`~tunkit.coalesce.Coalescer`).  Keep ``pkt`` unchanged until
+        :class:`~tunkit.packet.coalesce.Coalescer`).  Keep ``pkt`` unchanged until
         the flush.  False if it was written at once and dropped.
         """
         if self.coalescing:
@@ -298,7 +298,7 @@ class OffloadIO:
         """Write one packet or super-packet given as buffers, after what :meth:`add` queued.
 
         ``hdr`` must be checked (read by this module, or passed
-        :func:`tunkit.offload.gso_problem`).  Without a vnet header (or once
+        :func:`tunkit.packet.offload.gso_problem`).  Without a vnet header (or once
         GSO writes stopped) a super-packet is split, and without a vnet header
         a partial checksum is finished, before writing.  False if it was
         dropped (counted).

@@ -1,9 +1,9 @@
 """GRO in user space: merge packets bound for a TUN into super-packets (virtio_net_hdr GSO); pure, no I/O.
 
-The write-path half of :mod:`tunkit.offload` (which has the header codec and
+The write-path half of :mod:`tunkit.packet.offload` (which has the header codec and
 the read-path split): :class:`Coalescer` takes IP packets one by one and
 returns ``[(VirtioNetHdr, bufs)]`` ready for ``os.writev(fd, [hdr.encode(),
-*bufs])``; :mod:`tunkit.batch` is the one caller that writes them.  The rules
+*bufs])``; :mod:`tunkit.tun.batch` is the one caller that writes them.  The rules
 (see the class) are nebula's stricter ones, so that the kernel's segmentation
 of a super-packet reproduces the input packets exactly.
 """
@@ -11,8 +11,8 @@ of a super-packet reproduces the input packets exactly.
 from __future__ import annotations
 
 from tunkit._uapi import IPPROTO_TCP, IPPROTO_UDP, VirtioNetHdrFlag, VirtioNetHdrGso
-from tunkit.offload import DATA_VALID_HDR, MAX_BYTES, MAX_SEGMENTS, ZERO_HDR, VirtioNetHdr
-from tunkit.packet import (
+from tunkit.packet.offload import DATA_VALID_HDR, MAX_BYTES, MAX_SEGMENTS, ZERO_HDR, VirtioNetHdr
+from tunkit.packet.ip import (
     IPV4_ADDRS_OFFSET,
     IPV4_CHECKSUM_OFFSET,
     IPV4_DF,

@@ -61,7 +61,7 @@ raise :class:`OverlayError` (a :class:`~tunkit.errors.DecodeError`), whose
 (Why this module is over 600 lines: the header layout, the sealer and the
 opener with its bounded train store are one security boundary that shares
 the layout's private offsets; they are read and reviewed together.  The MAC
-and the replay window live in :mod:`tunkit.overlay_crypto`.)
+and the replay window live in :mod:`tunkit.overlay.auth`.)
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from tunkit.errors import DecodeError
-from tunkit.offload import VirtioNetHdr
-from tunkit.overlay_crypto import DEFAULT_WINDOW, KEY_LEN, TAG_LEN, Mac, ReplayWindow
+from tunkit.packet.offload import VirtioNetHdr
+from tunkit.overlay.auth import DEFAULT_WINDOW, KEY_LEN, TAG_LEN, Mac, ReplayWindow
 
 VERSION = 1
 

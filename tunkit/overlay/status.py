@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 
 DEFAULT_DIR = "/run/tunkit"
 
-log = logging.getLogger("tunkit.status")
+log = logging.getLogger("tunkit.overlay.status")
 
 
 def socket_path(device: str, directory: str = DEFAULT_DIR) -> str:

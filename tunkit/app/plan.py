@@ -1,7 +1,7 @@
 """What the kernel should carry for a configuration, and what a reload changes; pure (no I/O).
 
 :func:`kernel_routes` is the route set ``tunkit up`` installs; :func:`plan_reload`
-compares a running :class:`~tunkit.config.Config` with a new one and returns a
+compares a running :class:`~tunkit.app.config.Config` with a new one and returns a
 :class:`ReloadPlan`, after checking that the configuration it would run
 (the new file, with the settings that cannot change live kept) passes the
 tunnel's rules, so that a plan always applies.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Union
 from tunkit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tunkit.config import Config
+    from tunkit.app.config import Config
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]

@@ -11,7 +11,7 @@ import base64
 import os
 import stat
 
-from tunkit.overlay import KEY_LEN
+from tunkit.overlay.wire import KEY_LEN
 
 KEY_BYTES = KEY_LEN  # the overlay's pre-shared key length
 
