@@ -1,4 +1,4 @@
-"""tunkit.tun.device: ifreq layout and argument checks (pure), queue mechanics on socketpairs
+"""tunkit.tun (device, queue, clone, ifreq): ifreq layout and argument checks (pure), queue mechanics on socketpairs
 (unprivileged), and every TUN/TAP behaviour against the real kernel inside a namespace
 with ``ip -d -j link`` as the oracle."""
 
@@ -21,10 +21,13 @@ import pytest
 import support
 import support_device as sd
 from tunkit.tun import device as tdev
+from tunkit.tun import ifreq as tifreq
 from tunkit._uapi import (
     IFNAMSIZ,
+    SIOCGIFMTU,
     SIZEOF_IFREQ,
     SIZEOF_IFREQ_32BIT,
+    TUNGETVNETHDRSZ,
     TUNSETIFF,
     TUNSETOFFLOAD,
     TUNSETVNETHDRSZ,
@@ -330,14 +333,14 @@ def test_pi_mode_is_reported_and_carries_tun_pi(netns):
 
 def test_fds_are_cloexec_and_nonblocking_only_after_tunsetiff(netns, monkeypatch):
     blocking_at_setiff = []
-    real = tdev._ioctl
+    real = tifreq.ioctl
 
     def spy(fd, request, arg):
         if request == TUNSETIFF:
             blocking_at_setiff.append(os.get_blocking(fd))
         return real(fd, request, arg)
 
-    monkeypatch.setattr(tdev, "_ioctl", spy)
+    monkeypatch.setattr(tifreq, "ioctl", spy)
     with open_tun("tk0", queues=3) as dev:
         assert blocking_at_setiff == [True, True, True]  # the golang/go#30426 lesson
         for q in dev.queues:
@@ -430,7 +433,7 @@ def test_multi_queue_add_remove_detach_attach(netns):
     with open_tun("tk%d", queues=3) as dev:
         assert dev.multi_queue and len(dev.queues) == 3
         assert _numqueues(dev.name) == (3, 0)
-        assert {tdev._tun_getiff(q.fileno(), None)[0] for q in dev.queues} == {dev.name}
+        assert {tifreq.tun_getiff(q.fileno(), None)[0] for q in dev.queues} == {dev.name}
         new = dev.add_queues(2)
         assert len(new) == 2 and dev.queues[-2:] == new
         assert _numqueues(dev.name) == (5, 0)
@@ -672,11 +675,11 @@ def test_vnet_hdr_negotiation_records_the_accepted_mask(netns):
 
 
 class RefusingIoctl:
-    """Wraps tdev._ioctl: TUNSETOFFLOAD with a refused mask fails EINVAL; records what was set."""
+    """Wraps tifreq.ioctl: TUNSETOFFLOAD with a refused mask fails EINVAL; records what was set."""
 
     def __init__(self, refuse):
         self.refuse = refuse
-        self.real = tdev._ioctl
+        self.real = tifreq.ioctl
         self.offloads: list[tuple[int, int]] = []
 
     def __call__(self, fd, request, arg):
@@ -693,7 +696,7 @@ class RefusingIoctl:
 ])
 def test_offload_ladder_steps_down_and_replays_on_every_queue(netns, monkeypatch, refuse, want):
     spy = RefusingIoctl(refuse)
-    monkeypatch.setattr(tdev, "_ioctl", spy)
+    monkeypatch.setattr(tifreq, "ioctl", spy)
     with open_tun("tk0", vnet_hdr=True, queues=2) as dev:
         new = dev.add_queues(2)
         assert dev.offloads == want and dev.vnet_hdr
@@ -703,7 +706,7 @@ def test_offload_ladder_steps_down_and_replays_on_every_queue(netns, monkeypatch
 
 
 def test_offload_ladder_all_refused_reopens_without_vnet_hdr(netns, monkeypatch):
-    monkeypatch.setattr(tdev, "_ioctl", RefusingIoctl(lambda m: True))
+    monkeypatch.setattr(tifreq, "ioctl", RefusingIoctl(lambda m: True))
     before = sd.open_fds()
     with open_tun("tk%d", vnet_hdr=True, queues=2) as dev:
         assert (dev.vnet_hdr, dev.offloads, dev.vnet_hdr_len) == (False, O(0), 0)
@@ -715,7 +718,7 @@ def test_offload_ladder_all_refused_reopens_without_vnet_hdr(netns, monkeypatch)
 
 def test_explicit_offload_mask_is_tried_first(netns, monkeypatch):
     spy = RefusingIoctl(lambda m: False)
-    monkeypatch.setattr(tdev, "_ioctl", spy)
+    monkeypatch.setattr(tifreq, "ioctl", spy)
     with open_tun("tk0", vnet_hdr=True, offloads=O.CSUM) as dev:
         assert dev.offloads == O.CSUM and [m for _, m in spy.offloads] == [int(O.CSUM)]
 
@@ -723,7 +726,7 @@ def test_explicit_offload_mask_is_tried_first(netns, monkeypatch):
 def test_vnet_hdr_len_set_and_bad_size_releases_fds(netns):
     with open_tun("tk0", vnet_hdr=True, vnet_hdr_len=12, queues=2) as dev:
         assert dev.vnet_hdr_len == 12
-        assert all(tdev._get_int(q.fileno(), tdev.TUNGETVNETHDRSZ) == 12 for q in dev.queues)
+        assert all(tifreq.get_int(q.fileno(), TUNGETVNETHDRSZ) == 12 for q in dev.queues)
     before = sd.open_fds()
     with pytest.raises(DeviceError, match="vnet header size to 8") as exc:
         open_tun("tk0", vnet_hdr=True, vnet_hdr_len=8)
@@ -732,7 +735,7 @@ def test_vnet_hdr_len_set_and_bad_size_releases_fds(netns):
 
 
 def test_failure_after_persist_leaves_nothing(netns, monkeypatch):
-    real = tdev._ioctl
+    real = tifreq.ioctl
 
     def fail_extra_queue(fd, request, arg):
         if request == TUNSETVNETHDRSZ and fail_extra_queue.calls == 1:
@@ -742,7 +745,7 @@ def test_failure_after_persist_leaves_nothing(netns, monkeypatch):
         return real(fd, request, arg)
 
     fail_extra_queue.calls = 0
-    monkeypatch.setattr(tdev, "_ioctl", fail_extra_queue)
+    monkeypatch.setattr(tifreq, "ioctl", fail_extra_queue)
     before = sd.open_fds()
     with pytest.raises(DeviceError) as exc:
         open_tun("tk0", vnet_hdr=True, queues=3, persist=True)
@@ -812,7 +815,7 @@ def test_properties_work_from_a_thread_in_another_namespace(netns, netns_factory
         def elsewhere():
             with other.entered():
                 with pytest.raises(DeviceError):  # a socket made here does not see tk0 ...
-                    tdev._interface_probe("tk0", tdev.SIOCGIFMTU, "get MTU")
+                    tifreq.interface_probe("tk0", SIOCGIFMTU, "get MTU")
                 out.append(dev.mtu)  # ... the device's own control socket does
 
         t = threading.Thread(target=elsewhere)

@@ -45,7 +45,7 @@ LAYERS = {
     "tunkit.netlink.aio": IO,  # asyncio client (rtnlb branch)
     "tunkit.crypto": IO,  # the libcrypto binding (ctypes): the one native library besides libc
     "tunkit.wireguard": PURE,  # sans-IO protocol engine: bytes in, bytes and timers out
-    "tunkit.tun": IO,  # device (TUN/TAP, queues), batch (the offload-aware packet path)
+    "tunkit.tun": IO,  # ifreq (structs, ioctls), clone (/dev/net/tun), queue (raw packet I/O), device, batch (offload-aware path), aio
     "tunkit.netns": IO,
     "tunkit.overlay": IO,  # udp, loop, status
     "tunkit.overlay.wire": PURE,
@@ -266,11 +266,11 @@ def _module_of(path: pathlib.Path) -> str:
 
 
 def test_only_the_tun_io_module_reads_or_writes_a_tun_descriptor_or_packs_a_virtio_header():
-    """Issue 11: one TUN packet path.  Only tunkit.tun.batch (the TUN I/O module) and the device layer's
-    raw byte I/O (Queue.read/write, which interpret nothing) call os.read/readv/write/writev on a
+    """Issue 11: one TUN packet path.  Only tunkit.tun.batch (the TUN I/O module) and the queue's
+    raw byte I/O (tunkit.tun.queue: Queue.read/write, which interpret nothing) call os.read/readv/write/writev on a
     descriptor (the key-file module reads and writes files); only tunkit.tun.batch and the codec
     tunkit.packet.offload touch the virtio_net_hdr layout."""
-    allowed_io = {"tunkit.tun.batch", "tunkit.tun.device", "tunkit.app.keyfile"}
+    allowed_io = {"tunkit.tun.batch", "tunkit.tun.queue", "tunkit.app.keyfile"}
     allowed_vnet = {"tunkit.tun.batch", "tunkit.packet.offload"}
     bad = []
     for path in sorted(PKG.rglob("*.py")):
@@ -287,7 +287,7 @@ def test_only_the_tun_io_module_reads_or_writes_a_tun_descriptor_or_packs_a_virt
 
 def test_cli_parser_does_not_load_the_io_layers():
     """Building the whole CLI (what --help and every command do first) stays cheap."""
-    heavy = [actual(m) for m in ("tunkit.tun.device", "tunkit.netlink.client", "tunkit.netlink.socket", "tunkit.overlay.tunnel",
+    heavy = [actual(m) for m in ("tunkit.tun.device", "tunkit.tun.queue", "tunkit.tun.ifreq", "tunkit.netlink.client", "tunkit.netlink.socket", "tunkit.overlay.tunnel",
                                  "tunkit.overlay.node", "tunkit.app.config", "tunkit.packet.offload", "tunkit.routing.trie")]
     heavy += ["ctypes", "socket", "selectors"]
     code = (

@@ -12,7 +12,7 @@ import pytest
 from support_offload import ACK, PSH, tcp4, tcp_stream, udp_stream
 from tunkit._uapi import TunOffload
 from tunkit.tun.batch import GSO_REFUSAL_LIMIT, OffloadIO
-from tunkit.errors import DecodeError, DeviceError
+from tunkit.errors import DeviceError
 from tunkit.packet.coalesce import coalesce
 from tunkit.packet.offload import DATA_VALID_HDR, ZERO_HDR, VirtioNetHdr, gso_split
 

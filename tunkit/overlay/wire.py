@@ -75,7 +75,8 @@ from typing import NamedTuple
 
 from tunkit.errors import DecodeError
 from tunkit.packet.offload import VirtioNetHdr
-from tunkit.overlay.auth import DEFAULT_WINDOW, KEY_LEN, TAG_LEN, Mac, ReplayWindow
+from tunkit.overlay.auth import DEFAULT_WINDOW, TAG_LEN, Mac, ReplayWindow
+from tunkit.overlay.auth import KEY_LEN as KEY_LEN  # re-exported: spec and keyfile take the key length from here
 
 VERSION = 1
 

@@ -140,7 +140,7 @@ class Coalescer:
         max_segments: int = MAX_SEGMENTS,
         max_bytes: int = MAX_BYTES,
     ) -> None:
-        if not 1 <= max_segments:
+        if max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {max_segments}")
         if not 1 <= max_bytes <= MAX_BYTES:
             raise ValueError(f"max_bytes must be in 1..{MAX_BYTES}, got {max_bytes}")

@@ -53,32 +53,23 @@ from tunkit._uapi import (
 )
 from tunkit.errors import DecodeError
 from tunkit.packet.ip import (
-    IPV4_ADDRS_OFFSET,
-    IPV4_CHECKSUM_OFFSET,
-    IPV4_DF,
     IPV4_FRAG_MASK,
     IPV4_HEADER,
     IPV4_MIN_HEADER_LEN,
-    IPV4_TOTAL_LENGTH_OFFSET,
-    IPV6_ADDRS_OFFSET,
     IPV6_HEADER,
     IPV6_HEADER_LEN,
-    IPV6_PAYLOAD_LENGTH_OFFSET,
     TCP_CHECKSUM_OFFSET,
-    TCP_FLAGS_OFFSET,
     TCP_HEADER,
     TCP_MIN_HEADER_LEN,
     U16,
     UDP_CHECKSUM_OFFSET,
     UDP_HEADER,
     UDP_HEADER_LEN,
-    UDP_LENGTH_OFFSET,
     IPv4Header,
     IPv6Header,
     TcpFlag,
     csum16,
     csum_fold,
-    ipv4_header_checksum,
     pseudo_header_sum,
 )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import select
-from typing import Iterable
+from collections.abc import Iterable
 
 from tunkit.tun.device import Device, Queue
 from tunkit.errors import DeviceClosedError
