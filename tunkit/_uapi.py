@@ -8,6 +8,13 @@ never typed in as hex per architecture.
 
 Sections are grouped by header.  Add new constants to the section of the
 header they come from, with that header named in the section banner.
+
+(Why this module is over 600 lines: it is a flat table of constants, one
+section per kernel header, with no logic beyond :func:`_IOC`.  One module
+keeps "where does tunkit get ``RTA_*``/``TUN*``/``IFLA_*`` from" a single
+answer, and lets every codec import kernel facts without importing other
+codecs; splitting it per header would add a dozen tiny modules that always
+change together with the codec that needs them.)
 """
 
 from __future__ import annotations

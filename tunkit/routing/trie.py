@@ -54,6 +54,13 @@ copied.
 Values may be any object except ``None`` (``lookup`` returns ``None`` for
 "no route").  Not thread-safe for concurrent writers; readers on a snapshot
 need no lock.
+
+(Why this module is over 600 lines: it is one data structure.  The lookup,
+the leaf-pushed write path and the copy-on-write ownership rules above are
+one invariant that every method relies on, and the layout notes that explain
+it take a tenth of the file; they are read and changed together.  The
+address and prefix parsing at the bottom (about 90 lines) is the only part
+that could stand alone; it is private to this table's API and stays beside it.)
 """
 
 from __future__ import annotations
