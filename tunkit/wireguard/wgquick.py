@@ -157,6 +157,66 @@ def _allowed(value: str, where) -> list:
     return out
 
 
+def _canonical_key(section: str, key: str, lk: str, file: str) -> tuple[dict, str]:
+    """The key table a line of ``section`` belongs to and the key's canonical spelling; unknown keys raise."""
+    table = _QUICK_KEYS if section == "interface" and lk in _QUICK_KEYS else (
+        _WG_INTERFACE if section == "interface" else _WG_PEER)
+    canonical = table.get(lk)
+    if canonical is None:
+        known = ", ".join(list(_WG_INTERFACE.values()) + list(_QUICK_KEYS.values())) if section == "interface" \
+            else ", ".join(_WG_PEER.values())
+        raise ConfigError(f"unknown key {key!r} (one of {known})", file=file, key=f"[{section.capitalize()}] {key}")
+    return table, canonical
+
+
+def _peer_key(p: dict, canonical: str, value: str, where) -> None:
+    """One ``[Peer]`` line into the peer's fields."""
+    if canonical == "PublicKey":
+        p["public_key"] = _key(value, where, canonical)
+    elif canonical == "PresharedKey":
+        p["preshared_key"] = _key(value, where, canonical)
+    elif canonical == "AllowedIPs":
+        p["allowed_ips"] += _allowed(value, where)
+    elif canonical == "Endpoint":
+        p["endpoint"] = _endpoint(value, where)
+    else:
+        p["persistent_keepalive"] = _number(value, where, 65535, off=True)
+
+
+def _interface_key(iface: dict, canonical: str, value: str, where) -> None:
+    """One ``[Interface]`` line (a wg key or a wg-quick one) into the interface's fields."""
+    if canonical == "PrivateKey":
+        iface["private_key"] = _key(value, where, canonical)
+    elif canonical == "ListenPort":
+        iface["listen_port"] = _number(value, where, 65535)
+    elif canonical == "FwMark":
+        iface["fwmark"] = _number(value, where, 0xFFFFFFFF, off=True, hex_ok=True)
+    elif canonical == "MTU":
+        iface["mtu"] = _number(value, where, 65535)
+    elif canonical == "Table":
+        if not value:
+            raise ConfigError("empty Table (auto, off, or a routing table)", **where)
+        iface["table"] = value
+    elif canonical == "SaveConfig":
+        if value not in ("true", "false"):
+            raise ConfigError(f"{value!r} is neither true nor false", **where)
+        iface["save_config"] = value == "true"
+    elif canonical in ("PreUp", "PostUp", "PreDown", "PostDown"):
+        iface[{"PreUp": "pre_up", "PostUp": "post_up", "PreDown": "pre_down", "PostDown": "post_down"}[canonical]
+              ].append(value)
+    else:  # Address, DNS: comma and/or space separated, as wg-quick splits ${value//,/ }
+        for item in value.replace(",", " ").split():
+            try:
+                if canonical == "Address":
+                    iface["addresses"].append(ipaddress.ip_interface(item))
+                else:
+                    iface["dns"].append(ipaddress.ip_address(item))
+            except ValueError:
+                if canonical == "Address":
+                    raise ConfigError(f"{item!r} is not an address (ADDRESS or ADDRESS/BITS)", **where) from None
+                iface["dns_search"].append(item)
+
+
 def parse(text: str, path: str = "<config>") -> QuickConfig:
     """Read a wg-quick file; raises :class:`ConfigError` naming ``path:line`` and ``[Section] Key``."""
     section = None
@@ -190,61 +250,15 @@ def parse(text: str, path: str = "<config>") -> QuickConfig:
         lk = key.lower()
         if section is None or not eq:
             raise ConfigError(f"{line!r} is not 'Key = Value' inside [Interface] or [Peer]", file=where["file"])
-        table = _QUICK_KEYS if section == "interface" and lk in _QUICK_KEYS else (
-            _WG_INTERFACE if section == "interface" else _WG_PEER)
-        canonical = table.get(lk)
-        if canonical is None:
-            known = ", ".join(list(_WG_INTERFACE.values()) + list(_QUICK_KEYS.values())) if section == "interface" \
-                else ", ".join(_WG_PEER.values())
-            raise ConfigError(f"unknown key {key!r} (one of {known})", file=where["file"],
-                              key=f"[{section.capitalize()}] {key}")
+        table, canonical = _canonical_key(section, key, lk, where["file"])
         where["key"] = f"[{section.capitalize()}] {canonical}"
         keys[canonical] = None
         if table is not _QUICK_KEYS:
             stripped.append(raw)
         if section == "peer":
-            p = peers[-1]
-            if canonical == "PublicKey":
-                p["public_key"] = _key(value, where, canonical)
-            elif canonical == "PresharedKey":
-                p["preshared_key"] = _key(value, where, canonical)
-            elif canonical == "AllowedIPs":
-                p["allowed_ips"] += _allowed(value, where)
-            elif canonical == "Endpoint":
-                p["endpoint"] = _endpoint(value, where)
-            else:
-                p["persistent_keepalive"] = _number(value, where, 65535, off=True)
-            continue
-        if canonical == "PrivateKey":
-            iface["private_key"] = _key(value, where, canonical)
-        elif canonical == "ListenPort":
-            iface["listen_port"] = _number(value, where, 65535)
-        elif canonical == "FwMark":
-            iface["fwmark"] = _number(value, where, 0xFFFFFFFF, off=True, hex_ok=True)
-        elif canonical == "MTU":
-            iface["mtu"] = _number(value, where, 65535)
-        elif canonical == "Table":
-            if not value:
-                raise ConfigError("empty Table (auto, off, or a routing table)", **where)
-            iface["table"] = value
-        elif canonical == "SaveConfig":
-            if value not in ("true", "false"):
-                raise ConfigError(f"{value!r} is neither true nor false", **where)
-            iface["save_config"] = value == "true"
-        elif canonical in ("PreUp", "PostUp", "PreDown", "PostDown"):
-            iface[{"PreUp": "pre_up", "PostUp": "post_up", "PreDown": "pre_down", "PostDown": "post_down"}[canonical]
-                  ].append(value)
-        else:  # Address, DNS: comma and/or space separated, as wg-quick splits ${value//,/ }
-            for item in value.replace(",", " ").split():
-                try:
-                    if canonical == "Address":
-                        iface["addresses"].append(ipaddress.ip_interface(item))
-                    else:
-                        iface["dns"].append(ipaddress.ip_address(item))
-                except ValueError:
-                    if canonical == "Address":
-                        raise ConfigError(f"{item!r} is not an address (ADDRESS or ADDRESS/BITS)", **where) from None
-                    iface["dns_search"].append(item)
+            _peer_key(peers[-1], canonical, value, where)
+        else:
+            _interface_key(iface, canonical, value, where)
     if not seen_interface:
         raise ConfigError("no [Interface] section", file=path)
     out = []
