@@ -2,9 +2,21 @@
 
 The names below are loaded on first attribute access (PEP 562), so
 ``import tunkit`` stays cheap for the CLI; type checkers see them as real
-imports (the ``if TYPE_CHECKING:`` block).  The packages and their layers
-(pure codecs, thin I/O, orchestration; lower never imports higher) are
-described in ARCHITECTURE.md and enforced by tests/test_layering.py.
+imports (the ``if TYPE_CHECKING:`` block).
+
+The packages and their layers (lower never imports higher; ARCHITECTURE.md
+has the map, tests/test_layering.py enforces it):
+
+* pure (codecs and decisions): ``_uapi``, ``errors``, ``ifname``,
+  ``packet`` (ip, offload, coalesce), ``routing`` (trie, ecmp), the
+  ``netlink`` codecs, ``wireguard`` (the sans-IO engine), ``overlay.wire``,
+  ``overlay.auth``, ``overlay.spec``, ``app.plan``;
+* I/O (thin wrappers over one kernel interface): ``tun`` (ifreq, clone,
+  queue, device, batch, aio), ``netlink.{socket,client,objects,aio}``,
+  ``netns``, ``crypto`` (libcrypto through ctypes),
+  ``overlay.{udp,loop,status,uapi_server}``, ``app.keyfile``;
+* orchestration: ``overlay.{tunnel,node,options,control}``, ``app``
+  (config, up, demo), ``cli``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,12 @@
 Layout (lower layers never import higher ones):
 
 * pure, no I/O: ``message`` (nlmsghdr, acks), ``attr`` (attributes),
-  ``rtnl`` (link/address/route messages), ``events`` (sans-IO Monitor);
+  ``fields`` (the field tables every message codec is made of),
+  ``rtnl`` (link/address/route messages), ``rule``, ``neigh``, ``nexthop``,
+  ``linkkinds`` (FIB rules, neighbours, nexthop objects, link-kind data),
+  ``defaults`` (iproute2's route defaults), ``events`` (sans-IO Monitor);
 * thin I/O: ``socket`` (NetlinkSocket), ``client`` (Rtnl, RtnlMonitor),
+  ``objects`` (Rtnl's rule/neigh/nexthop/link-kind calls),
   ``aio`` (AsyncRtnl, AsyncMonitor: the same calls awaited under asyncio).
 
 Names are loaded on first use (PEP 562), so ``import tunkit.netlink`` costs

@@ -1,4 +1,4 @@
-"""The tunkit overlay wire format: header codec, MAC, replay window and freshness rules; pure, no I/O.
+"""The tunkit overlay wire format: header codec, sealing and opening, trains and freshness rules; pure, no I/O.
 
 A message is one IP packet (or a whole TSO/USO super-packet, see ``gso_*``
 below) followed by a 16-byte tag.  A message that fits one datagram travels

@@ -1,4 +1,4 @@
-"""TUN offloads: the virtio_net_hdr codec, TSO/USO segmentation and GRO-style coalescing; pure, no I/O.
+"""TUN offloads: the virtio_net_hdr codec, TSO/USO segmentation, checks of GSO fields and re-GSO; pure, no I/O.
 
 A TUN device opened with ``IFF_VNET_HDR`` prefixes every packet with a
 10-byte ``struct virtio_net_hdr`` (linux/virtio_net.h, host byte order).
