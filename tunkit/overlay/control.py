@@ -40,7 +40,7 @@ class ControlError(DecodeError):
 
 
 class WorkerConfig(NamedTuple):
-    index: int  # the worker's queue index, also its overlay sender index
+    index: int  # type: ignore[assignment]  # the worker's queue index (shadows tuple.index on purpose), also its overlay sender index
     listen: tuple[str, int]  # the UDP address every worker binds (SO_REUSEPORT)
     options: TunnelOptions
     peers: tuple[PeerSpec, ...]

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 _WAKE_STOP = b"\0"  # not a signal number: set_wakeup_fd writes signal numbers 1..64
 _WAKE_TIMER = b"\xff"  # neither: a timer was added from another thread
@@ -62,7 +63,7 @@ class PacketLoop:
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._signal_handlers: dict[int, Callable[[], object]] = {}
-        self._saved_signals: dict[int, object] = {}
+        self._saved_signals: dict[int, Any] = {}  # signum -> the handler signal.signal returned
         self._saved_wakeup_fd: int | None = None
         self._stopping = False
         self._running = False

@@ -21,7 +21,7 @@ import errno
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import chain
 
 from tunkit._uapi import SO_RCVBUFFORCE, SO_SNDBUFFORCE, SOL_UDP, UDP_GRO, UDP_MAX_SEGMENTS, UDP_SEGMENT
@@ -226,6 +226,7 @@ def recv_batch(
     mv = memoryview(buf)
     count = 0
     anc = socket.CMSG_SPACE(_INT.size) if gro else 0
+    ancdata: Sequence[tuple[int, int, bytes]]
     for _ in range(max_reads):
         try:
             if gro:

@@ -181,7 +181,7 @@ class Coalescer:
                 return self._verbatim(pkt, hdr, seal_all=True)
             l3 = IPV4_MIN_HEADER_LEN
             v6 = False
-            ipshape = (tos, frag, ttl)
+            ipshape: tuple[int, ...] = (tos, frag, ttl)
             addr_off = IPV4_ADDRS_OFFSET
             if frag & IPV4_DF:
                 ident = None
@@ -297,7 +297,7 @@ class Coalescer:
         """Return ``[(VirtioNetHdr, bufs)]`` for everything added since the last flush, and reset."""
         slots, self._slots = self._slots, []
         self._open.clear()
-        out = []
+        out: list = []
         append = out.append
         for s in slots:
             if type(s) is tuple:

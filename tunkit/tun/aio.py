@@ -92,11 +92,12 @@ class AsyncQueue:
         """Return once a write will not block (TUN descriptors almost always poll writable)."""
         while True:
             fd = self.queue.fileno()  # raises DeviceClosedError once closed
-            if self._poll_fd != fd:
-                self._poll = select.poll()
-                self._poll.register(fd, select.POLLOUT)
+            poll = self._poll
+            if poll is None or self._poll_fd != fd:
+                poll = self._poll = select.poll()
+                poll.register(fd, select.POLLOUT)
                 self._poll_fd = fd
-            if self._poll.poll(0):  # writable, or an error the write itself will report
+            if poll.poll(0):  # writable, or an error the write itself will report
                 return
             await self._wait(True)
 

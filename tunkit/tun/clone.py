@@ -132,7 +132,7 @@ def _set_iff(fd: int, raw_name: bytes, flags: TunFlag, label: str | None, *, cre
     return req.ifr_name.decode()
 
 
-def _setiff_error(err: int, label: str | None, flags: TunFlag, creating: bool) -> DeviceError:
+def _setiff_error(err: int | None, label: str | None, flags: TunFlag, creating: bool) -> DeviceError:
     mode = "tap" if flags & TunFlag.TAP else "tun"
     if err == errno.EPERM:
         what = "creating" if creating else "attaching to"

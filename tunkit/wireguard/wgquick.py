@@ -19,6 +19,7 @@ import base64
 import binascii
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from tunkit.errors import ConfigError
 from tunkit.wireguard.keys import clamp
@@ -231,7 +232,8 @@ def parse(text: str, path: str = "<config>") -> QuickConfig:
         if not line:
             stripped.append(raw)
             continue
-        where = {"file": f"{path}:{lineno}", "key": None}
+        file = f"{path}:{lineno}"
+        where: dict[str, str | None] = {"file": file, "key": None}
         if line.startswith("["):
             name = line.lower()
             if name == "[interface]":
@@ -250,7 +252,7 @@ def parse(text: str, path: str = "<config>") -> QuickConfig:
         lk = key.lower()
         if section is None or not eq:
             raise ConfigError(f"{line!r} is not 'Key = Value' inside [Interface] or [Peer]", file=where["file"])
-        table, canonical = _canonical_key(section, key, lk, where["file"])
+        table, canonical = _canonical_key(section, key, lk, file)
         where["key"] = f"[{section.capitalize()}] {canonical}"
         keys[canonical] = None
         if table is not _QUICK_KEYS:
@@ -284,7 +286,7 @@ def to_interface_config(cfg: QuickConfig, public_of, *, resolve=None, base: Inte
     name is a ConfigError).  ``public_of(private_key)`` is X25519.
     """
     i = cfg.interface
-    lines = [("replace_peers", True)]
+    lines: list[tuple[str, Any]] = [("replace_peers", True)]
     if i.private_key is not None:  # wg passes it on and the implementation clamps it; zero removes the key
         lines.append(("private_key", clamp(i.private_key) if any(i.private_key) else None))
     if i.listen_port is not None:
