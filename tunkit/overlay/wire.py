@@ -275,15 +275,17 @@ class Sealer:
         heads[_FRAG_INDEX::hs] = _INDEXES[:count]
         hv = memoryview(heads)
         full = n // chunk  # datagrams that hold packet bytes only
-        out = [[hv[h : h + hs], mv[p : p + chunk]] for h, p in zip(range(0, full * hs, hs), range(0, n - chunk + 1, chunk))]
+        out: list[list[bytes | memoryview]] = [
+            [hv[h : h + hs], mv[p : p + chunk]] for h, p in zip(range(0, full * hs, hs), range(0, n - chunk + 1, chunk))
+        ]
         for i in range(full, count):
-            hdr = hv[i * hs : (i + 1) * hs]
+            head = hv[i * hs : (i + 1) * hs]
             start = i * chunk
             end = start + chunk
             if start < n:  # the packet's tail, then as much of the tag as belongs here
-                out.append([hdr, mv[start:n], tag[: end - n]])
+                out.append([head, mv[start:n], tag[: end - n]])
             else:
-                out.append([hdr, tag[start - n : end - n]])
+                out.append([head, tag[start - n : end - n]])
         return out, HEADER.size + chunk
 
 
@@ -520,6 +522,7 @@ class Opener:
                 return self._finish_train(t), None
             except OverlayError as e:  # a forged candidate: the others still may verify
                 err = e
+        assert err is not None  # takers is never empty: every candidate failed
         raise err
 
     def _finish_train(self, t: _Train) -> Opened:
@@ -588,6 +591,7 @@ class Opener:
         if mtype != 2:
             raise OverlayError(DropReason.TYPE, f"message type {mtype} where a fragment was expected")
         _check_frag(mtype, index, count)
+        t: _Train | None
         if index == 0:
             fields = (key_id, sender, session, counter, ts, _gso_of(gtype, gflags, gsize, cstart, coff))
             t = self._start_train(first, fields, count, now_ms)
