@@ -297,3 +297,92 @@ def test_attack_datagrams_are_dropped_and_counted_while_a_transfer_continues(lab
                                                          "replayed_transport", "ext_disabled"))
     assert 0 < counted <= attack, (counted, attack, drops)
     assert lab.ping(lab.tkns, WG4), "the session survived the attack"
+
+
+# ---------------------------------------------------------------- tunkit <-> tunkit, both from wg-quick files
+
+class QuickSide:
+    """``tunkit up NAME.conf`` minus the signal handling: a WgQuickHost in a thread inside ``ns``."""
+
+    def __init__(self, ns, path: str) -> None:
+        from tunkit.app.config import load_wgquick
+        from tunkit.app.up import WgQuickHost
+
+        self.ns = ns
+        self.host = WgQuickHost(load_wgquick(path))   # the validation `tunkit check` runs
+        self.error: BaseException | None = None
+        ready = threading.Event()
+
+        def main():
+            try:
+                with ns.entered():
+                    self.host.start()
+                    ready.set()
+                    self.host.run()
+            except BaseException as e:  # reported to the test thread
+                self.error = e
+                ready.set()
+            finally:
+                self.host.close()
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+        assert ready.wait(30)
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self.host.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+def test_two_tunkit_hosts_from_unchanged_wg_quick_files(netns_factory, tmp_path):
+    a, b = netns_factory("qa"), netns_factory("qb")
+    holder = b.popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        a.run(["ip", "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", str(holder.pid)])
+    finally:
+        holder.kill()
+        holder.wait()
+    a.run(["ip", "addr", "add", f"{WG_UNDERLAY}/24", "dev", "veth-a"])
+    a.run(["ip", "link", "set", "veth-a", "up"])
+    b.run(["ip", "addr", "add", f"{TK_UNDERLAY}/24", "dev", "veth-b"])
+    b.run(["ip", "link", "set", "veth-b", "up"])
+    ka, kb, psk = generate_private_key(), generate_private_key(), os.urandom(32)
+    n = next(_seq)
+    names = [f"wqa{os.getpid() % 100000}x{n}"[:15], f"wqb{os.getpid() % 100000}x{n}"[:15]]
+    files = []
+    for i, (me, other, addr, inner, other_inner) in enumerate((
+            (ka, kb, None, (WG4, WG6), (TK4, TK6)),                    # a: no endpoint, b must initiate
+            (kb, ka, f"{WG_UNDERLAY}:{WG_PORT}", (TK4, TK6), (WG4, WG6)))):
+        text = (f"[Interface]\n# host {'ab'[i]}\nPrivateKey = {format_key(me)}\n"
+                f"Address = {inner[0]}/24, {inner[1]}/64\nListenPort = {WG_PORT if i == 0 else TK_PORT}\n"
+                f"MTU = 1420\nDNS = 192.0.2.53\n\n[Peer]\nPublicKey = {format_key(public_key(other))}\n"
+                f"PresharedKey = {format_key(psk)}\nAllowedIPs = {other_inner[0]}/32\nAllowedIPs = {other_inner[1]}\n"
+                + (f"Endpoint = {addr}\nPersistentKeepalive = 25\n" if addr else ""))
+        path = tmp_path / f"{names[i]}.conf"
+        path.write_text(text)
+        path.chmod(0o600)
+        files.append(str(path))
+    sides = []
+    try:
+        for ns, f in zip((a, b), files):
+            sides.append(QuickSide(ns, f))
+        lab = Lab.__new__(Lab)
+        assert lab.ping(b, WG4) and lab.ping(a, TK4) and lab.ping(a, TK6) and lab.ping(b, WG6)
+        for client, server, addr in ((a, b, TK4), (b, a, WG6)):
+            sent, got = tcp_transfer(client, server, addr, 5003, 2 << 20)
+            assert sent == got
+        for side in sides:
+            st = side.host.status()
+            assert st["peers"][0]["latest_handshake"] and st["peers"][0]["rx_bytes"] > (2 << 20)
+            assert {k: v for k, v in st["drops"].items() if k != "no_route"} == {}, st["drops"]
+        assert sides[1].host.status()["peers"][0]["persistent_keepalive"] == 25
+        # `wg show` reads tunkit's UAPI socket: b initiated, a learned b's endpoint from it
+        dump = subprocess.run(["wg", "show", names[0], "dump"], check=True, capture_output=True,
+                              text=True, timeout=10).stdout.splitlines()[1].split("\t")
+        assert dump[2] == f"{TK_UNDERLAY}:{TK_PORT}" and dump[1] == format_key(psk)
+    finally:
+        for side in sides:
+            side.stop()

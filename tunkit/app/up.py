@@ -240,3 +240,57 @@ class Host:
         if self.rt is not None:
             self.rt.close()
             self.rt = None
+
+
+class WgQuickHost:
+    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process.
+
+    ``start()`` makes the interface (:class:`tunkit.overlay.wg.WgInterface`: the
+    TUN device with the file's MTU, the UDP socket on ListenPort, the engine,
+    the UAPI socket ``uapi_dir/NAME.sock`` so ``wg`` works), gives it the
+    file's addresses and, with Table = auto, a route to the device for every
+    allowed IP (as wg-quick does); ``run()`` blocks; ``close()`` removes the
+    device (its addresses and routes go with it) and the socket.
+    """
+
+    def __init__(self, wq, *, uapi_dir: str | None = None) -> None:
+        self.wq = wq
+        self.uapi_dir = uapi_dir
+        self.iface = None
+
+    def start(self) -> None:
+        from tunkit.netlink.client import Rtnl
+        from tunkit.overlay.uapi_server import SOCKET_DIR
+        from tunkit.overlay.wg import WgInterface
+
+        wq = self.wq
+        self.iface = WgInterface(wq.name, wq.interface, mtu=wq.mtu,
+                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR)
+        try:
+            with Rtnl() as rt:
+                rt.set_link(wq.name, addr_gen_mode="none")
+                rt.reconcile_addresses(wq.name, wq.addresses)
+                rt.set_link(wq.name, up=True)
+                for net in wq.routes:
+                    rt.replace_route(net, dev=wq.name)
+            log.info("%s up (WireGuard, %s): %s; %d peer(s), %d route(s), mtu %d, port %d", wq.name, wq.file,
+                     " ".join(map(str, wq.addresses)), len(wq.interface.peers), len(wq.routes), wq.mtu,
+                     self.iface.path.port)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self) -> None:
+        self.iface.run()
+
+    def stop(self) -> None:
+        if self.iface is not None:
+            self.iface.stop()
+
+    def status(self) -> dict:
+        return self.iface.status()
+
+    def close(self) -> None:
+        if self.iface is not None:
+            self.iface.close()
+            self.iface = None
