@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -304,12 +305,12 @@ def test_attack_datagrams_are_dropped_and_counted_while_a_transfer_continues(lab
 class QuickSide:
     """``tunkit up NAME.conf`` minus the signal handling: a WgQuickHost in a thread inside ``ns``."""
 
-    def __init__(self, ns, path: str) -> None:
+    def __init__(self, ns, path: str, status_path: str) -> None:
         from tunkit.app.config import load_wgquick
         from tunkit.app.up import WgQuickHost
 
         self.ns = ns
-        self.host = WgQuickHost(load_wgquick(path))   # the validation `tunkit check` runs
+        self.host = WgQuickHost(load_wgquick(path), status_path=status_path)   # the validation `tunkit check` runs
         self.error: BaseException | None = None
         ready = threading.Event()
 
@@ -330,6 +331,14 @@ class QuickSide:
         assert ready.wait(30)
         if self.error is not None:
             raise self.error
+
+    def reload(self) -> bool:
+        """What SIGHUP does, in the loop thread."""
+        got = []
+        done = threading.Event()
+        self.host.iface.loop.call_later(0, lambda: (got.append(self.host.reload()), done.set()))
+        assert done.wait(10)
+        return got[0]
 
     def stop(self) -> None:
         self.host.stop()
@@ -367,8 +376,8 @@ def test_two_tunkit_hosts_from_unchanged_wg_quick_files(netns_factory, tmp_path)
         files.append(str(path))
     sides = []
     try:
-        for ns, f in zip((a, b), files):
-            sides.append(QuickSide(ns, f))
+        for i, (ns, f) in enumerate(zip((a, b), files)):
+            sides.append(QuickSide(ns, f, str(tmp_path / f"status-{i}-{os.getpid()}.sock")))
         lab = Lab.__new__(Lab)
         assert lab.ping(b, WG4) and lab.ping(a, TK4) and lab.ping(a, TK6) and lab.ping(b, WG6)
         for client, server, addr in ((a, b, TK4), (b, a, WG6)):
@@ -383,6 +392,26 @@ def test_two_tunkit_hosts_from_unchanged_wg_quick_files(netns_factory, tmp_path)
         dump = subprocess.run(["wg", "show", names[0], "dump"], check=True, capture_output=True,
                               text=True, timeout=10).stdout.splitlines()[1].split("\t")
         assert dump[2] == f"{TK_UNDERLAY}:{TK_PORT}" and dump[1] == format_key(psk)
+        # `tunkit status`: the status socket, as `wg show` prints it
+        from tunkit.cli.status import format_text
+        from tunkit.overlay.status import query
+
+        doc = query(sides[1].host.status_path)
+        assert doc["mode"] == "wireguard" and doc["peers"][0]["endpoint"] == f"{WG_UNDERLAY}:{WG_PORT}"
+        text = format_text(doc)
+        assert f"peer: {format_key(public_key(ka))}" in text and "persistent keepalive: every 25 seconds" in text
+        assert "latest handshake: " in text and "never" not in text and "MiB received" in text
+        # reload (SIGHUP): a refused file keeps everything, a good one applies live like wg syncconf
+        good = pathlib.Path(files[1]).read_text()
+        pathlib.Path(files[1]).write_text(good.replace("PersistentKeepalive = 25", "PersistentKeepalive = 300000"))
+        assert not sides[1].reload()
+        assert sides[1].host.status()["peers"][0]["persistent_keepalive"] == 25
+        pathlib.Path(files[1]).write_text(good.replace("PersistentKeepalive = 25", "PersistentKeepalive = 15"))
+        session = next(iter(sides[1].host.iface.engine.peers.values())).current
+        assert sides[1].reload()
+        peer_b = next(iter(sides[1].host.iface.engine.peers.values()))
+        assert peer_b.persistent_keepalive == 15 and peer_b.current is session   # the session stayed
+        assert lab.ping(b, WG4)
     finally:
         for side in sides:
             side.stop()
@@ -465,3 +494,45 @@ def test_wg_set_listen_port_and_fwmark_go_through_the_prepare_hook(lab):
     assert lab.ping(lab.tkns, WG4), lab.drops()
     assert lab.dump(lab.wg_if)["endpoint"] == f"{TK_UNDERLAY}:51999"
     assert lab.ping(lab.wg, TK4)
+
+
+def test_tunkit_up_runs_a_wg_quick_file_and_stops_cleanly_on_sigterm(netns_factory, tmp_path):
+    import signal
+    import sys
+
+    ns = netns_factory("up")
+    name = f"wqu{os.getpid() % 100000}x{next(_seq)}"[:15]
+    conf = tmp_path / f"{name}.conf"
+    peer = format_key(public_key(generate_private_key()))
+    conf.write_text(f"[Interface]\nPrivateKey = {format_key(generate_private_key())}\nAddress = {TK4}/24\n"
+                    f"ListenPort = {TK_PORT}\nDNS = 192.0.2.53\n\n[Peer]\nPublicKey = {peer}\n"
+                    f"AllowedIPs = {WG4}/32, 198.51.100.0/24\nEndpoint = 192.0.2.1:51820\n")
+    conf.chmod(0o600)
+    status = str(tmp_path / f"{name}-status.sock")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = ns.popen([sys.executable, "-m", "tunkit", "up", str(conf), "--status-socket", status],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(status):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no status socket"
+            time.sleep(0.05)
+        out = subprocess.run([sys.executable, "-m", "tunkit", "status", "--socket", status], capture_output=True,
+                             text=True, timeout=30, cwd=root)
+        assert out.returncode == 0 and f"peer: {peer}" in out.stdout and "198.51.100.0/24" in out.stdout
+        routes = ns.run(["ip", "-j", "route", "show", "dev", name]).stdout
+        assert "198.51.100.0/24" in str(routes) and WG4 in str(routes)
+        wg = ns.run(["wg", "show", name, "endpoints"]).stdout
+        assert "192.0.2.1:51820" in str(wg)
+        proc.send_signal(signal.SIGHUP)   # reload: the same file applied again (the loop takes signals in order)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "DNS ignored" in err and "reloaded" in err
+        assert name not in str(ns.run(["ip", "-j", "link", "show"]).stdout)   # the device went with it
+        assert not os.path.exists(f"{SOCKET_DIR}/{name}.sock") and not os.path.exists(status)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -22,7 +22,9 @@ changes made so far.  A reload never stops the process.
 A wg-quick file (NAME.conf, unchanged) runs in WireGuard mode instead: the
 interface NAME with the file's keys, peers, addresses and MTU, a route per
 allowed IP (Table = auto), and the UAPI socket /var/run/wireguard/NAME.sock,
-so 'wg show NAME' works.  Keys tunkit does not do are named: DNS is ignored
+so 'wg show NAME' works.  SIGHUP ('tunkit reload NAME') re-reads the file and
+applies keys and peers live, like 'wg syncconf' (all or nothing; addresses,
+MTU and routes apply at the next start).  Keys tunkit does not do are named: DNS is ignored
 with a warning; PreUp/PostUp/PreDown/PostDown, SaveConfig = true, a table
 number and a /0 AllowedIPs with Table = auto are refused (exit 1).
 
@@ -105,11 +107,9 @@ def _up_wgquick(args) -> int:
     log = logging.getLogger("tunkit.app.up")
     for w in (*wq.warnings, *wq.ignored):
         log.warning("%s", w)
-    host = WgQuickHost(wq)
+    host = WgQuickHost(wq, status_path=args.status_socket)
     try:
-        host.start()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            host.iface.loop.add_signal_handler(sig, host.stop)
+        host.start(signals=True)
         host.run()
     except KeyboardInterrupt:
         pass

@@ -371,7 +371,8 @@ class WgInterface:
         self.loop.stop()
 
     def status(self) -> dict:
-        return {"interface": self.name, **self.path.status()}
+        """The status document (``tunkit status -j``): ``device``, ``mode`` "wireguard", and :meth:`WgPath.status`."""
+        return {"device": self.name, "mode": "wireguard", "workers": 1, **self.path.status()}
 
     def close(self) -> None:
         if self.uapi is not None:
