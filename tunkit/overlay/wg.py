@@ -13,9 +13,10 @@ layers below it, in one :class:`tunkit.overlay.loop.PacketLoop`:
   :class:`tunkit.overlay.udp.UdpBatcher`, which sends each run of equal-sized
   datagrams to one peer as one ``UDP_SEGMENT`` send;
 * inbound: :func:`tunkit.overlay.udp.recv_batch` reads with ``UDP_GRO`` (one
-  read, several datagrams), each datagram goes to ``Engine.receive`` (decrypted
-  in place), and delivered packets are queued on the ``OffloadIO``, which
-  coalesces them into super-packets and writes them after each read;
+  read, several datagrams) into one buffer per read (up to ``batch`` reads a
+  round), each datagram goes to ``Engine.receive`` (decrypted in place), and
+  delivered packets are queued on the ``OffloadIO``, which coalesces them
+  into super-packets, across reads, and writes them at the end of the round;
 * timers: the engine's ``next_deadline()`` is one loop timer, which calls
   ``tick``; whatever the engine queued (handshakes, keepalives, staged
   packets) leaves after every event;
@@ -87,11 +88,15 @@ class WgPath:
         self._arena = bytearray(ARENA_BYTES)
         self._mv = memoryview(self._arena)
         self._used = 0
-        self._rbuf = bytearray(_RECV_BYTES)
+        # one receive buffer per read of a round: the packets of every read stay valid until the one
+        # flush at the end, so the OffloadIO can merge a flow across reads (single datagrams, no GRO)
+        self._rbufs = [bytearray(_RECV_BYTES) for _ in range(batch)]
         self._now = clock()
         self._to_sock: dict = {}
         self._from_sock: dict = {}
         self._pending_sock: socket.socket | None = None
+        self.udp_reads = 0       # recvmsg calls that returned data
+        self.udp_datagrams = 0   # datagrams they held (more than udp_reads: UDP_GRO merged some)
         self._install_socket(sock)
 
     # -- sockets -----------------------------------------------------------------------
@@ -266,8 +271,13 @@ class WgPath:
     # -- inbound: UDP -> TUN ---------------------------------------------------------------
     def on_udp_readable(self) -> None:
         self._now = self.clock()
-        recv_batch(self.sock, self._rbuf, self._inbound, max_reads=self.batch, gro=self.udp_gro,
-                   after_read=self.io.flush)
+        sock, inbound, gro = self.sock, self._inbound, self.udp_gro
+        try:
+            for buf in self._rbufs:
+                if not recv_batch(sock, buf, inbound, max_reads=1, gro=gro):
+                    break  # drained (or an ICMP error read): the loop calls again while readable
+        finally:
+            self.io.flush()
         self._after_event()
 
     def _inbound(self, block, addr, seg: int) -> None:
@@ -277,6 +287,8 @@ class WgPath:
             addr = self._peer_addr(addr)
         receive, add, now = self.engine.receive, self.io.add, self._now
         n = len(block)
+        self.udp_reads += 1
+        self.udp_datagrams += -(-n // seg) if seg else 1
         off = 0
         while off < n:
             p = receive(block[off:off + seg], addr, now)
@@ -312,7 +324,8 @@ class WgPath:
             "drops": drops,
             "tun": self.io.status(),
             "udp": {"gro": self.udp_gro, "gso": self.batcher.gso, "syscalls": self.batcher.syscalls,
-                    "gso_sends": self.batcher.gso_sends, "gso_fallbacks": self.batcher.gso_fallbacks},
+                    "gso_sends": self.batcher.gso_sends, "gso_fallbacks": self.batcher.gso_fallbacks,
+                    "reads": self.udp_reads, "datagrams": self.udp_datagrams},
         }
 
 
