@@ -17,6 +17,7 @@ import os
 import pathlib
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -24,9 +25,9 @@ import time
 import pytest
 
 from support_tunnel import icmp_echo
-from tunkit.crypto import generate_private_key, public_key
+from tunkit.crypto import LibCrypto, generate_private_key, public_key
 from tunkit.overlay.uapi_server import SOCKET_DIR
-from tunkit.wireguard import format_key
+from tunkit.wireguard import Engine, format_key
 from tunkit.wireguard.settings import InterfaceConfig, PeerConfig
 
 pytestmark = pytest.mark.privileged
@@ -243,20 +244,26 @@ def test_tunkit_and_wireguard_go_ping_and_carry_tcp_both_ways(lab, initiator):
     assert {k: v for k, v in st["drops"].items() if k != "no_route"} == {}, st["drops"]
 
 
-def test_attack_datagrams_are_dropped_and_counted_while_a_transfer_continues(lab):
+def test_attacks_are_dropped_and_counted_by_reason_while_a_transfer_continues(lab):
+    """Garbage, truncated, replayed and tampered transport messages during a TCP transfer; then a replayed
+    initiation, a stranger's static key, an unknown receiver index, an inner source outside the allowed IPs."""
     lab.start_wireguard_go(endpoint=True)
     tk = lab.start_tunkit(endpoint=True)
     recorded: list[bytes] = []
     real = tk.engine.receive
 
-    def recording(data, addr, now):  # keep a copy of real transport messages to replay later
+    initiations: list[bytes] = []
+
+    def recording(data, addr, now):  # keep copies of real messages to replay later
         if len(data) > 32 and data[0] == 4 and len(recorded) < 64:
             recorded.append(bytes(data))
+        elif len(data) == 148 and data[0] == 1:
+            initiations.append(bytes(data))
         return real(data, addr, now)
 
     tk.engine.receive = recording
-    assert lab.ping(lab.tkns, WG4), lab.drops()
-    assert recorded, "no transport message seen"
+    assert lab.ping(lab.wg, TK4), lab.drops()   # wireguard-go initiates: its initiation is recorded
+    assert recorded and initiations, "no transport message or initiation seen"
     with lab.wg.entered():
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     result = {}
@@ -284,6 +291,25 @@ def test_attack_datagrams_are_dropped_and_counted_while_a_transfer_continues(lab
             sent["forged"] += 1
             if i % 50 == 0:
                 time.sleep(0.01)
+        # a replayed initiation (its timestamp is not newer), one from a static key that is no peer of
+        # ours, a transport message for an index we never gave out
+        attacker.sendto(initiations[0], target)
+        stranger = Engine(generate_private_key(), LibCrypto(), wall_offset=time.time() - time.monotonic())
+        us = stranger.add_peer(public_key(lab.tk_key), endpoint=target)
+        assert stranger.initiate(us, time.monotonic())
+        for datagram, _ in stranger.pop_datagrams():
+            attacker.sendto(bytes(datagram), target)
+        attacker.sendto(struct.pack("<IIQ", 4, 0xDEADBEEF, 7) + bytes(48), target)
+        sent["handshakes"] = 3
+        # an inner source outside wireguard-go's allowed IPs, sealed by wireguard-go itself
+        with lab.wg.entered():
+            raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        with raw:
+            spoofed = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0x4000, 64, 17, 0,
+                                            socket.inet_aton("198.18.0.99"), socket.inet_aton(TK4)))
+            spoofed += struct.pack("!HHHH", 9, 9, 8, 0)
+            for _ in range(3):
+                raw.sendto(bytes(spoofed), (TK4, 0))
     th.join(60)
     hashes = result.get("hashes")
     assert hashes is not None and hashes[0] == hashes[1], f"the transfer broke; drops {lab.drops()}"
@@ -291,11 +317,19 @@ def test_attack_datagrams_are_dropped_and_counted_while_a_transfer_continues(lab
     assert drops.get("replayed_transport", 0) >= 1, drops
     assert drops.get("decrypt", 0) >= 1, drops
     assert drops.get("malformed", 0) >= 1, drops
+    deadline = time.monotonic() + 10   # the last ones may still be in flight
+    while time.monotonic() < deadline and not all(lab.drops().get(k) for k in (
+            "replayed_initiation", "unknown_peer", "unknown_receiver", "disallowed_source")):
+        time.sleep(0.05)
+    drops = lab.drops()
+    for reason in ("replayed_initiation", "unknown_peer", "unknown_receiver", "disallowed_source"):
+        assert drops.get(reason, 0) >= 1, (reason, drops)
     # every attack datagram that arrived is in exactly one counter (garbage can also look like an
     # unknown index or a handshake with a bad mac1); the kernel may drop some under load, never more
     attack = sum(sent.values())
     counted = sum(v for k, v in drops.items() if k in ("malformed", "mac1", "unknown_receiver", "decrypt",
-                                                         "replayed_transport", "ext_disabled"))
+                                                         "replayed_transport", "ext_disabled", "unknown_peer",
+                                                         "replayed_initiation", "handshake_invalid"))
     assert 0 < counted <= attack, (counted, attack, drops)
     assert lab.ping(lab.tkns, WG4), "the session survived the attack"
 
