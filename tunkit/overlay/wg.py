@@ -281,9 +281,7 @@ class WgPath:
         self._after_event()
 
     def _inbound(self, block, addr, seg: int) -> None:
-        if len(addr) != 2:
-            addr = self._peer_addr(addr)
-        elif self.v6:
+        if self.v6 or len(addr) != 2:  # an IPv6 socket's 4-tuple, or a mapped IPv4 address: as (host, port)
             addr = self._peer_addr(addr)
         receive, add, now = self.engine.receive, self.io.add, self._now
         n = len(block)
