@@ -56,6 +56,7 @@ LAYERS = {
     "tunkit.overlay.spec": PURE,  # typed peer/route specs and their rules (tunkit/spec.py on the cfghard branch)
     "tunkit.overlay.tunnel": ORCH,
     "tunkit.overlay.node": ORCH,
+    "tunkit.overlay.wg": ORCH,  # the WireGuard data path: engine + OffloadIO + UDP socket + timers + UAPI socket
     "tunkit.app": ORCH,  # config, up, demo
     "tunkit.app.plan": PURE,  # the kernel routes a configuration implies and the reload diff
     "tunkit.app.keyfile": IO,  # reads key files, checking their owner and mode

@@ -340,11 +340,8 @@ def _port(p: str, text: str) -> int:
     return int(p)
 
 
-def load(path: str) -> Config:
-    """Read, parse and validate a configuration file; raises ConfigError (ValueError).
-
-    ``Config.warnings`` lists what is allowed but unsafe (a file others can write).
-    """
+def _read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """A configuration file's bytes (at most MAX_FILE_BYTES) and its stat; ConfigError if it cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not hang a reload
     except OSError as e:
@@ -361,6 +358,101 @@ def load(path: str) -> Config:
         os.close(fd)
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(f"larger than {MAX_FILE_BYTES} bytes; not a tunkit configuration", file=path)
+    return raw, st
+
+
+def is_wgquick(path: str) -> bool:
+    """Whether ``path`` names a wg-quick file (``NAME.conf``), which ``tunkit up``/``check`` run in WireGuard mode."""
+    return path.endswith(".conf")
+
+
+@dataclass(frozen=True)
+class WgQuickFile:
+    """A wg-quick file checked for ``tunkit up``: the interface name (the file's stem, as wg-quick takes it),
+    the engine configuration, MTU, addresses, the routes Table = auto implies, and what is ignored."""
+
+    file: str
+    name: str
+    interface: object      # tunkit.wireguard.settings.InterfaceConfig
+    mtu: int
+    addresses: tuple
+    routes: tuple          # allowed IPs to route to the device (empty with Table = off)
+    ignored: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def resolve_endpoint(host: str, port: int) -> tuple[str, int]:
+    """A wg-quick Endpoint host name to its first address (as wg does, once, at start-up); ConfigError if none."""
+    import socket
+
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as e:
+        raise ConfigError(f"{host}: cannot resolve: {e.strerror}", key="[Peer] Endpoint") from None
+    return info[0][4][0], port
+
+
+def load_wgquick(path: str, *, resolve=resolve_endpoint) -> WgQuickFile:
+    """Read and validate a wg-quick file for ``tunkit up`` (the one validation ``check``, ``up`` share).
+
+    ConfigError (naming the file and key) for anything wg-quick would refuse,
+    for a key tunkit refuses (hooks, SaveConfig = true, a table number: all
+    of them are listed), for a default route with Table = auto (wg-quick's
+    fwmark policy routing is not done: set Table = off and route yourself),
+    and for what the engine's ``settings.validate`` refuses.
+    """
+    from tunkit.crypto import public_key
+    from tunkit.wireguard import settings, wgquick
+
+    raw, st = _read_file(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.start})", file=path) from None
+    q = wgquick.parse(text, path)
+    ignored, refused = wgquick.support_report(q)
+    name = os.path.basename(path)[: -len(".conf")]
+    try:
+        validate_name(name, template=False)
+    except ValueError as e:
+        refused.append(f"{path}: the interface name {name!r} (the file name without .conf) is not valid: {e}")
+    if q.interface.private_key is None:
+        refused.append(f"{path}: [Interface] PrivateKey missing: tunkit up needs the interface's key")
+    routes = []
+    if q.interface.table != "off":
+        for p in q.peers:
+            for net in p.allowed_ips:
+                if net.prefixlen == 0:
+                    refused.append(f"{path}:{p.line}: [Peer] AllowedIPs = {net} with Table = auto needs wg-quick's "
+                                   "fwmark policy routing, which tunkit up does not do; set Table = off and "
+                                   "route it yourself")
+                elif net not in routes:
+                    routes.append(net)
+    if refused:
+        raise ConfigError("; ".join(refused), file=path)
+    try:
+        cfg = wgquick.to_interface_config(q, public_key, resolve=resolve)
+    except ConfigError as e:
+        if e.file is None:  # from the resolver: name the file
+            raise ConfigError(e.message, file=path, key=e.key) from None
+        raise
+    try:
+        settings.validate(cfg, public_key(cfg.private_key) if cfg.private_key else None)
+    except ValueError as e:
+        raise ConfigError(str(e), file=path) from None
+    mtu = q.interface.mtu or 1420
+    if not 1280 <= mtu <= 65535 - 80:
+        raise ConfigError(f"{mtu} is outside 1280..65455", file=path, key="[Interface] MTU")
+    return WgQuickFile(path, name, cfg, mtu, tuple(q.interface.addresses), tuple(routes), tuple(ignored),
+                       tuple(file_warnings(path, st)))
+
+
+def load(path: str) -> Config:
+    """Read, parse and validate a configuration file; raises ConfigError (ValueError).
+
+    ``Config.warnings`` lists what is allowed but unsafe (a file others can write).
+    """
+    raw, st = _read_file(path)
     cfg = loads(raw, file=path)
     warnings = file_warnings(path, st)
     return replace(cfg, warnings=tuple(warnings)) if warnings else cfg

@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 
 from tunkit.app.config import Config, ConfigError, KernelRoute, kernel_routes, load, plan_reload
 
@@ -240,3 +241,106 @@ class Host:
         if self.rt is not None:
             self.rt.close()
             self.rt = None
+
+
+class WgQuickHost:
+    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process.
+
+    ``start()`` makes the interface (:class:`tunkit.overlay.wg.WgInterface`: the
+    TUN device with the file's MTU, the UDP socket on ListenPort, the engine,
+    the UAPI socket ``uapi_dir/NAME.sock`` so ``wg`` works), gives it the
+    file's addresses and, with Table = auto, a route to the device for every
+    allowed IP (as wg-quick does); ``run()`` blocks; ``close()`` removes the
+    device (its addresses and routes go with it) and the socket.
+    """
+
+    def __init__(self, wq, *, uapi_dir: str | None = None, status_path: str | None = None) -> None:
+        self.wq = wq
+        self.uapi_dir = uapi_dir
+        self.status_path = status_path
+        self.iface = None
+        self.status_server = None
+        self.reloads = 0
+
+    def start(self, *, signals: bool = False) -> None:
+        """Bring it up; ``signals`` (main thread only): SIGINT/SIGTERM stop, SIGHUP reloads, installed before
+        the status socket exists (so a ``tunkit reload`` can never meet the default action of SIGHUP)."""
+        from tunkit.netlink.client import Rtnl
+        from tunkit.overlay.uapi_server import SOCKET_DIR
+        from tunkit.overlay.wg import WgInterface
+
+        wq = self.wq
+        self.iface = WgInterface(wq.name, wq.interface, mtu=wq.mtu,
+                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR)
+        try:
+            with Rtnl() as rt:
+                rt.set_link(wq.name, addr_gen_mode="none")
+                rt.reconcile_addresses(wq.name, wq.addresses)
+                rt.set_link(wq.name, up=True)
+                for net in wq.routes:
+                    rt.replace_route(net, dev=wq.name)
+            if signals:
+                import signal
+
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self.iface.loop.add_signal_handler(sig, self.stop)
+                self.iface.loop.add_signal_handler(signal.SIGHUP, self.reload)  # tunkit reload: like wg syncconf
+            from tunkit.overlay.status import DEFAULT_DIR, StatusServer, socket_path
+
+            self.status_path = self.status_path or socket_path(wq.name, DEFAULT_DIR)
+            self.status_server = StatusServer(self.status_path, self.iface.status)
+            self.iface.loop.add_reader(self.status_server, self.status_server.on_readable)
+            log.info("%s up (WireGuard, %s): %s; %d peer(s), %d route(s), mtu %d, port %d", wq.name, wq.file,
+                     " ".join(map(str, wq.addresses)), len(wq.interface.peers), len(wq.routes), wq.mtu,
+                     self.iface.path.port)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self) -> None:
+        self.iface.run()
+
+    def stop(self) -> None:
+        if self.iface is not None:
+            self.iface.stop()
+
+    def status(self) -> dict:
+        return self.iface.status()
+
+    def reload(self) -> bool:
+        """Re-read the file and apply its keys and peers live, like ``wg syncconf`` (in the loop thread).
+
+        Validated as ``tunkit check`` does, then one ``Engine.apply``: all or
+        nothing, peers that stay keep their sessions.  Address, MTU or route
+        changes are logged and not applied (restart for those).  False (and
+        the running configuration stays) if the file is refused.
+        """
+        from tunkit.app.config import load_wgquick
+
+        try:
+            new = load_wgquick(self.wq.file)
+            if new.name != self.wq.name:
+                raise ConfigError(f"the interface name changed from {self.wq.name} to {new.name}", file=new.file)
+            self.iface.engine.apply(new.interface, now=time.monotonic(), prepare=self.iface.path.prepare)
+        except (ValueError, OSError) as e:
+            log.error("%s: reload refused, the running configuration stays: %s", self.wq.file, e)
+            return False
+        self.iface.path.applied()
+        kept = [what for what, a, b in (("Address", new.addresses, self.wq.addresses), ("MTU", new.mtu, self.wq.mtu),
+                                        ("routes", new.routes, self.wq.routes)) if a != b]
+        if kept:
+            log.warning("%s: reload: %s changed; they apply at the next start", self.wq.file, ", ".join(kept))
+        from dataclasses import replace
+
+        self.wq = replace(new, addresses=self.wq.addresses, mtu=self.wq.mtu, routes=self.wq.routes)  # what runs
+        self.reloads += 1
+        log.info("%s: reloaded: %d peer(s)", self.wq.file, len(new.interface.peers))
+        return True
+
+    def close(self) -> None:
+        if self.status_server is not None:
+            self.status_server.close()
+            self.status_server = None
+        if self.iface is not None:
+            self.iface.close()
+            self.iface = None

@@ -44,6 +44,8 @@ COMMAND_WORDS: dict[str, str] = {
     "tuntap": "tuntap",
     "check": "keys",
     "genkey": "keys",
+    "genpsk": "keys",
+    "pubkey": "keys",
     "link": "ip",
     "addr": "ip",
     "route": "ip",

@@ -1,4 +1,4 @@
-"""``tunkit check`` and ``tunkit genkey``: validate a configuration, make key files; does I/O."""
+"""``tunkit check``, ``genkey``, ``genpsk``, ``pubkey``: validate a configuration, make keys; does I/O."""
 
 from __future__ import annotations
 
@@ -18,10 +18,20 @@ Exit status 0 if the file is valid, 1 if not.
 
 GENKEY_EPILOG = """\
 examples:
-  tunkit genkey /etc/tunkit/net.key     # then: key_file = "net.key" in [network] or a [[peers]] entry
+  tunkit genkey > wg0.key                     # a WireGuard private key, as 'wg genkey' prints it
+  tunkit genkey | tee wg0.key | tunkit pubkey  # and its public key
+  tunkit genkey --psk /etc/tunkit/net.key     # a pre-shared key file for tunkit's HMAC mode
 
-The key is 32 random bytes in base64, written with mode 0600.  An existing file
-is never overwritten.  Copy the same file to every host that shares the key.
+Without --psk: a new X25519 private key (clamped, 32 bytes) in wg's base64 on
+standard output; keep it secret (umask 077).  With --psk FILE: 32 random
+bytes in base64 written to FILE with mode 0600, for key_file = "net.key" in a
+TOML configuration; an existing file is never overwritten.  'tunkit genkey
+FILE' (the old form) still writes such a pre-shared key file, with a note.
+"""
+
+PUBKEY_EPILOG = """\
+examples:
+  tunkit pubkey < wg0.key                     # as 'wg pubkey': private key in, public key out
 """
 
 
@@ -31,14 +41,30 @@ def register(sub) -> None:
     add_json_flags(p)
     p.set_defaults(func=cmd_check)
 
-    p = subparser(sub, "genkey", "write a new pre-shared key file (mode 0600)", epilog=GENKEY_EPILOG)
-    p.add_argument("path", metavar="FILE", help="where to write the key; must not exist")
+    p = subparser(sub, "genkey", "print a new WireGuard private key (--psk FILE: an HMAC-mode key file)",
+                  epilog=GENKEY_EPILOG)
+    p.add_argument("path", nargs="?", metavar="FILE", help=argparse_suppress())
+    p.add_argument("--psk", metavar="FILE", dest="psk", help="write a pre-shared key file for HMAC mode (mode 0600)")
     p.set_defaults(func=cmd_genkey)
+
+    p = subparser(sub, "genpsk", "print a new WireGuard preshared key (as 'wg genpsk')")
+    p.set_defaults(func=cmd_genpsk)
+
+    p = subparser(sub, "pubkey", "read a WireGuard private key on stdin, print its public key", epilog=PUBKEY_EPILOG)
+    p.set_defaults(func=cmd_pubkey)
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
 
 
 def cmd_check(args) -> int:
-    from tunkit.app.config import kernel_routes, load, to_json
+    from tunkit.app.config import is_wgquick, kernel_routes, load, to_json
 
+    if is_wgquick(args.config):
+        return _check_wgquick(args)
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     for w in cfg.warnings:
         print(f"tunkit: warning: {w}", file=sys.stderr)
@@ -61,15 +87,80 @@ def cmd_check(args) -> int:
 
 
 def cmd_genkey(args) -> int:
+    path = args.psk or args.path
+    if path is None:
+        from tunkit.crypto import generate_private_key
+        from tunkit.wireguard import format_key
+
+        print(format_key(generate_private_key()))
+        return EXIT_OK
     from tunkit.app.config import generate_key_file
 
+    if args.psk and args.path:
+        print("tunkit: genkey takes --psk FILE or nothing, not both", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        generate_key_file(args.path)
+        generate_key_file(path)
     except FileExistsError:
-        print(f"tunkit: {args.path} exists; refusing to overwrite a key", file=sys.stderr)
+        print(f"tunkit: {path} exists; refusing to overwrite a key", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
-        print(f"tunkit: {args.path}: {e.strerror}", file=sys.stderr)
+        print(f"tunkit: {path}: {e.strerror}", file=sys.stderr)
         return EXIT_SYSTEM
-    print(f"wrote {args.path} (mode 0600)")
+    print(f"wrote {path} (mode 0600)")
+    if args.path:
+        print(f"tunkit: note: that is an HMAC-mode pre-shared key (the same as 'tunkit genkey --psk {path}'); "
+              "for a WireGuard private key run 'tunkit genkey > FILE'", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_genpsk(args) -> int:
+    import os
+
+    from tunkit.wireguard import format_key
+
+    print(format_key(os.urandom(32)))
+    return EXIT_OK
+
+
+def cmd_pubkey(args) -> int:
+    from tunkit.crypto import public_key
+    from tunkit.wireguard import KeyFormatError, format_key, parse_key
+
+    text = sys.stdin.read(4096).strip()
+    try:
+        key = parse_key(text)
+    except KeyFormatError as e:
+        print(f"tunkit: pubkey: standard input: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_key(public_key(key)))
+    return EXIT_OK
+
+
+def _check_wgquick(args) -> int:
+    from tunkit.app.config import load_wgquick
+    from tunkit.wireguard import format_key
+
+    wq = load_wgquick(args.config)  # a ConfigError exits 1 through tunkit.cli.main
+    for w in (*wq.warnings, *wq.ignored):
+        print(f"tunkit: warning: {w}", file=sys.stderr)
+    cfg = wq.interface
+    if args.json:
+        emit_json({"file": wq.file, "mode": "wireguard", "interface": wq.name, "mtu": wq.mtu,
+                   "addresses": [str(a) for a in wq.addresses], "listen_port": cfg.listen_port,
+                   "fwmark": cfg.fwmark, "routes": [str(r) for r in wq.routes], "ignored": list(wq.ignored),
+                   "peers": [{"public_key": format_key(p.public_key), "preshared_key": p.preshared_key is not None,
+                              "endpoint": None if p.endpoint is None else f"{p.endpoint[0]}:{p.endpoint[1]}",
+                              "persistent_keepalive": p.persistent_keepalive,
+                              "allowed_ips": [str(n) for n in p.allowed_ips]} for p in cfg.peers]},
+                  pretty=args.pretty)
+        return EXIT_OK
+    print(f"{wq.file}: valid (WireGuard mode, encrypted)")
+    print(f"  interface {wq.name} mtu {wq.mtu} listen port {cfg.listen_port or 'any'}; "
+          f"addresses {' '.join(map(str, wq.addresses)) or 'none'}")
+    for p in cfg.peers:
+        ep = "no endpoint (it must initiate)" if p.endpoint is None else f"at {p.endpoint[0]}:{p.endpoint[1]}"
+        print(f"  peer {format_key(p.public_key)} {ep}: {' '.join(map(str, p.allowed_ips))}")
+    for r in wq.routes:
+        print(f"  route {r} dev {wq.name}")
     return EXIT_OK

@@ -19,8 +19,18 @@ as 'tunkit check' does and applies only the difference; an invalid file keeps
 the running configuration, and a failure while applying undoes the kernel
 changes made so far.  A reload never stops the process.
 
+A wg-quick file (NAME.conf, unchanged) runs in WireGuard mode instead: the
+interface NAME with the file's keys, peers, addresses and MTU, a route per
+allowed IP (Table = auto), and the UAPI socket /var/run/wireguard/NAME.sock,
+so 'wg show NAME' works.  SIGHUP ('tunkit reload NAME') re-reads the file and
+applies keys and peers live, like 'wg syncconf' (all or nothing; addresses,
+MTU and routes apply at the next start).  Keys tunkit does not do are named: DNS is ignored
+with a warning; PreUp/PostUp/PreDown/PostDown, SaveConfig = true, a table
+number and a /0 AllowedIPs with Table = auto are refused (exit 1).
+
 examples:
   tunkit up /etc/tunkit/host-a.toml
+  tunkit up wg0.conf                     # WireGuard mode (peers may be wireguard-go, the kernel, phones)
   tunkit up host-a.toml --status-socket /tmp/tk.sock -v
   tunkit check host-a.toml && tunkit up host-a.toml
 
@@ -49,7 +59,8 @@ examples:
 
 def register(sub) -> None:
     p = subparser(sub, "up", "run one host of the overlay from a configuration file", epilog=UP_EPILOG)
-    p.add_argument("config", metavar="CONFIG", help="TOML (or JSON) configuration file")
+    p.add_argument("config", metavar="CONFIG",
+                   help="TOML (or JSON) configuration file, or a wg-quick file NAME.conf (WireGuard mode)")
     p.add_argument("--status-socket", metavar="PATH",
                    help="unix socket for 'tunkit status' and 'tunkit reload' (default /run/tunkit/DEVICE.sock)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (overrides logging.level)")
@@ -62,9 +73,11 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    from tunkit.app.config import load
+    from tunkit.app.config import is_wgquick, load
     from tunkit.app.up import Host
 
+    if is_wgquick(args.config):
+        return _up_wgquick(args)
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,6 +91,29 @@ def cmd_up(args) -> int:
     except KeyboardInterrupt:  # Ctrl-C is how a foreground 'tunkit up' stops: a clean exit
         pass
     finally:  # an OSError (exit 2) is reported by tunkit.cli.main, after the clean-up
+        host.close()
+    return EXIT_OK
+
+
+def _up_wgquick(args) -> int:
+    """``tunkit up NAME.conf``: a wg-quick file, WireGuard mode (see docs/wireguard.md)."""
+    from tunkit.app.config import load_wgquick
+    from tunkit.app.up import WgQuickHost
+
+    wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tunkit").setLevel(level)
+    log = logging.getLogger("tunkit.app.up")
+    for w in (*wq.warnings, *wq.ignored):
+        log.warning("%s", w)
+    host = WgQuickHost(wq, status_path=args.status_socket)
+    try:
+        host.start(signals=True)
+        host.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
         host.close()
     return EXIT_OK
 
