@@ -39,8 +39,9 @@ class Host:
     """A TunnelNode running in a thread inside namespace ``ns``."""
 
     def __init__(self, ns, i, tmp_path, peers, routes=(), *, v6=False, workers=1, insecure=False, mtu=1400,
-                 system_routes=False, tunnel_options=None, offloads=True):
+                 system_routes=False, tunnel_options=None, offloads=True, before_run=None):
         self.ns, self.i = ns, i
+        self.before_run = before_run  # called with the device name after start(), before run()
         self.status_path = str(tmp_path / f"h{i}-{time.monotonic_ns()}.sock")
         self.kw = dict(
             device=f"tk{i}", peers=peers, routes=routes, listen=("::" if v6 else "0.0.0.0", PORT), mtu=mtu,
@@ -69,6 +70,8 @@ class Host:
                 # a plain fork from this thread, already inside the namespace: no preexec_fn with threads around
                 run_here(["ip", "addr", "add", f"{overlay4(self.i)}/24", "dev", dev])
                 run_here(["ip", "addr", "add", f"{overlay6(self.i)}/64", "dev", dev, "nodad"])
+                if self.before_run is not None:
+                    self.before_run(dev)
                 self._ready.set()
                 self.node.run()
         except BaseException as e:  # reported to the test thread by start()/stop()
@@ -304,7 +307,7 @@ def test_killing_and_restarting_one_side_recovers(lab, tmp_path):
     assert ha.status()["drops"].get("replay", 0) == 0
 
 
-def _wait_for(pred, timeout=5.0):
+def _wait_for(pred, timeout=15.0):  # generous: returns as soon as pred holds
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
@@ -327,6 +330,25 @@ def test_mtu_change_and_link_state_reach_the_workers(lab, workers):
     run_in(a, ["ip", "addr", "replace", f"{overlay4(0)}/24", "dev", "tk0"])
     assert _wait_for(lambda: ha.status()["link_up"] is True)
     assert _ping(a, overlay4(1)) and tcp_round_trip(a, nss[1], overlay4(1), 5006, 256 << 10)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_mtu_change_before_the_loop_runs_is_not_missed(lab, workers):
+    """The node subscribes to link events, then reads the device: a change made between start() and
+    run() (while workers start) reaches every worker instead of being lost."""
+    nss = lab(2)
+    peers = [peer_spec(1, key=KEY)]
+    ha = lab.run(nss[0], 0, peers, workers=workers,
+                 before_run=lambda dev: run_here(["ip", "link", "set", "dev", dev, "mtu", "1200"]))
+
+    def follows():
+        try:
+            st = ha.status()
+        except OSError:  # the status socket appears once run() has started
+            return False
+        return st["mtu"] == 1200 and st["worker_mtu"] == [1200]
+
+    assert _wait_for(follows, timeout=20)
 
 
 def test_kernel_routes_into_the_overlay_are_mirrored(lab):

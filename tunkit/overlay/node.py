@@ -219,7 +219,14 @@ class TunnelNode:
         self._rtnl = Rtnl()
         self._monitor = RtnlMonitor(self._rtnl, ["link", "route"] if self.system_routes else ["link"])
         loop.add_reader(self._monitor, self._on_netlink)
+        # subscribed first, then read: a change made before the subscription (while workers started)
+        # is seen here, one made after it arrives as an event
         self.link_up = self.device.is_up
+        mtu = self.device.mtu
+        if mtu != self.mtu:
+            log.info("%s: MTU %d -> %d", self.device_name, self.mtu, mtu)
+            self.mtu = mtu
+            self._broadcast(SetMtu(mtu))
         if self.system_routes:
             for r in self._rtnl.routes():
                 self._mirror(r, True)
@@ -303,6 +310,7 @@ class TunnelNode:
         docs = []
         for _pid, s in self._children:
             try:
+                _drain(s)  # a reply that came after an earlier timeout must not answer this request
                 s.sendall(control.encode(StatusRequest()))
                 s.settimeout(timeout)
                 buf = b""
@@ -496,3 +504,15 @@ if __name__ == "__main__":
         sys.exit(worker_main(int(sys.argv[2]), int(sys.argv[3])))
     print("usage: python -m tunkit.overlay.node --worker CTL_FD QUEUE_FD (started by TunnelNode)", file=sys.stderr)
     sys.exit(1)
+
+
+def _drain(s: socket.socket) -> None:
+    """Discard what is already waiting on a worker's control socket (stale status replies)."""
+    s.setblocking(False)
+    try:
+        while s.recv(65536):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    finally:
+        s.setblocking(True)
