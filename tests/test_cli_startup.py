@@ -47,7 +47,8 @@ def test_one_command_parser_parses_as_the_full_one():
 
 
 def test_link_show_path_does_not_import_what_it_does_not_need():
-    """`tunkit link show -j` (parser, client, dump, JSON) loads no other command, no events, no device layer."""
+    """`tunkit link show -j` (parser, client, dump, JSON) loads no other command, no events, no device layer,
+    no rule/neighbour/nexthop/link-kind codec, and neither dataclasses (with inspect) nor platform."""
     code = (
         "import io, sys, contextlib\n"
         "import tunkit.cli as cli\n"
@@ -59,7 +60,9 @@ def test_link_show_path_does_not_import_what_it_does_not_need():
         "heavy = ('tunkit.tun.device', 'tunkit.netlink.events', 'tunkit.netlink.aio', 'tunkit.netns', 'tunkit.overlay.tunnel',\n"
         "         'tunkit.overlay.node', 'tunkit.app.config', 'tunkit.packet.offload', 'tunkit.routing.trie', 'tunkit.cli.up', 'tunkit.cli.demo',\n"
         "         'tunkit.cli.tuntap', 'tunkit.cli.keys', 'tunkit.cli.status', 'tunkit.cli.netns', 'logging',\n"
-        "         'signal', 'shutil', 'socket', 'selectors', 'ctypes', 'subprocess', 'asyncio', 'threading')\n"
+        "         'signal', 'shutil', 'socket', 'selectors', 'ctypes', 'subprocess', 'asyncio', 'threading',\n"
+        "         'dataclasses', 'inspect', 'platform', 'tunkit.netlink.rule', 'tunkit.netlink.neigh',\n"
+        "         'tunkit.netlink.nexthop', 'tunkit.netlink.linkkinds', 'tunkit.cli.rule', 'tunkit.cli.neigh')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

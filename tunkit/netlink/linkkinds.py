@@ -17,10 +17,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass, make_dataclass
 from typing import Any, Union
 
 from tunkit.netlink.fields import ADDR, BE16, BOOL8, BYTES, FLAG, U8, U16, U32, U64, Codec, Field, Table, bind, struct_kind
+from tunkit.netlink.record import make_record, record
 
 __all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
 
@@ -77,7 +77,7 @@ PORT_RANGE = struct.Struct("!HH")
 _BE32 = struct.Struct("!I")  # IFLA_VXLAN_LABEL
 
 
-@dataclass(frozen=True)
+@record
 class VxlanInfo(Codec):
     """A vxlan link's IFLA_INFO_DATA: ``id`` (VNI), ``group`` (remote or multicast group, v4 or v6),
     ``local``, underlying ``link`` index, ``port`` (destination), ``port_range``, ``ttl``, ``tos``,
@@ -142,7 +142,7 @@ bind(VxlanInfo, Table(VxlanInfo, IflaVxlan, [
 ], what="IFLA_INFO_DATA (vxlan)"))
 
 
-@dataclass(frozen=True)
+@record
 class MacvlanInfo(Codec):
     """A macvlan link's IFLA_INFO_DATA: ``mode`` (MACVLAN_MODES), ``flags``, broadcast queue lengths."""
 
@@ -179,7 +179,7 @@ VLAN_FLAGS = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class VlanInfo(Codec):
     """A vlan link's IFLA_INFO_DATA: ``id`` (1..4094), ``protocol`` (0x8100 or 0x88a8), ``flags`` as (flags, mask)."""
 
@@ -202,7 +202,7 @@ class IflaVrf(enum.IntEnum):
     TABLE = 1
 
 
-@dataclass(frozen=True)
+@record
 class VrfInfo(Codec):
     """A vrf link's IFLA_INFO_DATA: the routing ``table`` it binds."""
 
@@ -245,7 +245,7 @@ BOND_MODES = {"balance-rr": 0, "active-backup": 1, "balance-xor": 2, "broadcast"
               "balance-tlb": 5, "balance-alb": 6}
 
 
-@dataclass(frozen=True)
+@record
 class BondInfo(Codec):
     """A bond link's IFLA_INFO_DATA: ``mode`` (BOND_MODES), MII monitoring, ARP monitoring, hashing and LACP."""
 
@@ -356,15 +356,14 @@ _BR_SPECIAL = {"vlan_protocol": BE16, "root_id": struct_kind(BRIDGE_ID, lambda p
                "multi_boolopt": struct_kind(BOOLOPT_MULTI, lambda v, m: (v, m), lambda v: (v[0], v[1]))}
 _BR_FIELDS = [t for t in IflaBr if t != IflaBr.PAD]
 
-BridgeInfo = make_dataclass(
+BridgeInfo = make_record(
     "BridgeInfo",
-    [(t.name.lower(), "Any", None) for t in _BR_FIELDS] + [("unknown", tuple, ())],
+    [(t.name.lower(), "Any", None) for t in _BR_FIELDS] + [("unknown", "tuple", ())],
     bases=(Codec,),
-    frozen=True,
+    module=__name__,
     namespace={"__doc__": "A bridge's IFLA_INFO_DATA (IFLA_BR_*): STP timers and ids, VLAN filtering, multicast "
                           "settings; ids and timers as the kernel sends them (timers in clock ticks, USER_HZ 100/s)."},
 )
-BridgeInfo.__module__ = __name__
 bind(BridgeInfo, Table(BridgeInfo, IflaBr, [
     Field(t, n, _BR_SPECIAL.get(n) or (U8 if n in _BR_U8 else U16 if n in _BR_U16 else U64 if n in _BR_U64 else U32))
     for t in _BR_FIELDS for n in (t.name.lower(),)
