@@ -31,7 +31,6 @@ import _socket  # inet_pton/inet_ntop for _ipv4_prefix (the C module: socket.py 
 import errno
 import ipaddress
 import select
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar, Union
 
 from tunkit._uapi import (
@@ -59,7 +58,8 @@ from tunkit.errors import NetlinkError
 from tunkit.ifname import validate_name
 from tunkit.netlink.defaults import route_defaults
 from tunkit.netlink.fields import construct
-from tunkit.netlink.objects import LinkKindsMixin, ObjectsMixin  # rules, neighbours, nexthops; link kinds
+from tunkit.netlink.objects import LinkKindsMixin, ObjectsMixin, _ipv4_prefix  # rules, neighbours, nexthops; link kinds
+from tunkit.netlink.record import replace
 from tunkit.netlink.rtnl import (
     IFINFOMSG,
     VERB_FLAGS,
@@ -103,28 +103,6 @@ ADDR_GEN_MODES = {
     "stable_secret": In6AddrGenMode.STABLE_PRIVACY,
     "random": In6AddrGenMode.RANDOM,
 }
-
-
-def _ipv4_prefix(text: str) -> ipaddress.IPv4Network | None:
-    """``a.b.c.d[/n]`` written as ipaddress accepts it (canonical dotted decimal, n in 0..32 as
-    at most two ASCII digits, no host bits) as an IPv4Network, else None, and ipaddress decides
-    with its own errors.  Bulk route building from text spent half its time in ``ip_network``;
-    this takes a third of that."""
-    addr, slash, plen = text.partition("/")
-    if not slash:
-        plen = "32"
-    elif not (plen.isdigit() and plen.isascii() and len(plen) <= 2):
-        return None
-    try:
-        packed = _socket.inet_pton(AF_INET, addr)
-    except (OSError, ValueError):  # not a dotted quad (or embedded NUL, non-ASCII): ipaddress decides
-        return None
-    if _socket.inet_ntop(AF_INET, packed) != addr:  # only the canonical spelling, exactly as ipaddress accepts
-        return None
-    value, n = int.from_bytes(packed, "big"), int(plen)
-    if n > 32 or value & ((1 << (32 - n)) - 1):
-        return None
-    return ipaddress.IPv4Network((value, n))
 
 
 def _interface(address: AddressLike):
