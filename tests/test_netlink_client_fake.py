@@ -317,7 +317,7 @@ def test_request_ack_fast_path_gives_what_the_general_path_gives():
     echo = lambda m: [enc(16, 0, m.seq, 4242, b"\1" * 16) + ack(m)]  # noqa: E731
     assert [bytes(r.payload) for r in run(echo)] == [b"\1" * 16]
     with pytest.raises(NetlinkError) as ei:
-        run(lambda m: [ack(m, -errno.EEXIST)])
+        run(lambda m: [ack(m, errno.EEXIST)])
     assert ei.value.errno == errno.EEXIST
     with pytest.raises(DecodeError):
         run(lambda m: [enc(2, 0x100, m.seq, 4242, b"\0" * 8)])  # too short for nlmsgerr: parse_ack refuses
