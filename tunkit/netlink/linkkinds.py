@@ -1,13 +1,14 @@
-"""Kind-specific link data (IFLA_INFO_DATA) for bridge, vxlan, macvlan, vlan, vrf and bond links; pure, no I/O.
+"""Kind-specific link data (IFLA_INFO_DATA) for bridge, vxlan, macvlan, ipvlan, vlan, vrf and bond links; pure, no I/O.
 
 :class:`VxlanInfo` (IFLA_VXLAN_*), :class:`MacvlanInfo` (IFLA_MACVLAN_*),
-:class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*),
+:class:`IpvlanInfo` (IFLA_IPVLAN_*), :class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*),
 :class:`BondInfo` (IFLA_BOND_*) and :class:`BridgeInfo` (IFLA_BR_*) are
 field tables like every rtnetlink message; :data:`tunkit.netlink.rtnl.INFO_DATA`
 loads this module the first time a link of one of these kinds is decoded, so
 a ``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  (This
-kernel has no vlan, vrf or bond drivers: those three are tested from codec
-tables both ways, and the kernel's refusal is checked.)  A bridge needs no
+kernel has no vlan, vrf, bond, ipvlan or wireguard drivers: those are tested from codec
+tables both ways, and the kernel's refusal is checked.  A wireguard link carries no
+IFLA_INFO_DATA at all: its keys and peers travel over the wireguard generic-netlink family.)  A bridge needs no
 data to be created.  Same rules: absent is None,
 ``decode(encode(m)) == m``, unknown attributes kept.
 """
@@ -22,7 +23,8 @@ from typing import Any, Union
 from tunkit.netlink.fields import ADDR, BE16, BOOL8, BYTES, FLAG, U8, U16, U32, U64, Codec, Field, Table, bind, struct_kind
 from tunkit.netlink.record import make_record, record
 
-__all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
+__all__ = ["BOND_MODES", "IPVLAN_FLAGS", "IPVLAN_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "IpvlanInfo",
+           "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -159,6 +161,33 @@ bind(MacvlanInfo, Table(MacvlanInfo, IflaMacvlan, [
     Field(IflaMacvlan.BC_QUEUE_LEN, "bc_queue_len", U32),
     Field(IflaMacvlan.BC_QUEUE_LEN_USED, "bc_queue_len_used", U32),
 ], what="IFLA_INFO_DATA (macvlan)"))
+
+
+class IflaIpvlan(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of an ipvlan link (linux/if_link.h), ``IFLA_IPVLAN_*``."""
+
+    MODE = 1  # u16: IPVLAN_MODE_L2 0, IPVLAN_MODE_L3 1, IPVLAN_MODE_L3S 2
+    FLAGS = 2  # u16: IPVLAN_F_PRIVATE 0x01, IPVLAN_F_VEPA 0x02 (neither: bridge)
+
+
+# ip's words (iplink_ipvlan.c) -> IPVLAN_MODE_* / IPVLAN_F_*
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+IPVLAN_FLAGS = {"bridge": 0, "private": 0x01, "vepa": 0x02}
+
+
+@record
+class IpvlanInfo(Codec):
+    """An ipvlan link's IFLA_INFO_DATA: ``mode`` (IPVLAN_MODES; the kernel's default is l3) and ``flags``."""
+
+    mode: int | None = None
+    flags: int | None = None
+    unknown: tuple = ()
+
+
+bind(IpvlanInfo, Table(IpvlanInfo, IflaIpvlan, [
+    Field(IflaIpvlan.MODE, "mode", U16),
+    Field(IflaIpvlan.FLAGS, "flags", U16),
+], what="IFLA_INFO_DATA (ipvlan)"))
 
 
 class IflaVlan(enum.IntEnum):
@@ -370,5 +399,5 @@ bind(BridgeInfo, Table(BridgeInfo, IflaBr, [
 ], what="IFLA_INFO_DATA (bridge)"))
 
 # IFLA_INFO_KIND -> data class, for rtnl.INFO_DATA
-KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo,
+KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "ipvlan": IpvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo,
          "bridge": BridgeInfo}

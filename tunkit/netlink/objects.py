@@ -34,7 +34,8 @@ _HOMES = {
     "nexthop": ("RTM_DELNEXTHOP", "RTM_GETNEXTHOP", "RTM_NEWNEXTHOP", "NexthopGroupMember", "NexthopMessage",
                 "ResilientGroup"),
     "rule": ("FIB_RULE_INVERT", "RTM_DELRULE", "RTM_GETRULE", "RTM_NEWRULE", "FrAct", "RuleMessage"),
-    "linkkinds": ("BOND_MODES", "MACVLAN_MODES", "BondInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"),
+    "linkkinds": ("BOND_MODES", "IPVLAN_FLAGS", "IPVLAN_MODES", "MACVLAN_MODES", "BondInfo", "IpvlanInfo", "MacvlanInfo",
+                  "VlanInfo", "VrfInfo", "VxlanInfo"),
 }
 
 
@@ -430,6 +431,27 @@ class LinkKindsMixin:
         msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
                           linkinfo=LinkInfo(kind="macvlan", data=M.MacvlanInfo(mode=mode)))
         self.add_link(msg, obj=f"{name} link {link} type macvlan")
+
+    def add_ipvlan(self, name: str, link, *, mode: str | int | None = None, flags: str | int | None = None,
+                   mtu: int | None = None) -> None:
+        """Create an ipvlan on ``link`` (``ip link add link DEV name NAME type ipvlan [mode l2|l3|l3s]
+        [bridge|private|vepa]``); what is not given is not sent (the kernel's default: l3, bridge)."""
+        for value, table, what in ((mode, M.IPVLAN_MODES, "mode"), (flags, M.IPVLAN_FLAGS, "flag")):
+            if isinstance(value, str) and value not in table:
+                raise ValueError(f"ipvlan {name}: {what} {value!r}: want one of {', '.join(table)}")
+            if isinstance(value, int) and value not in table.values():
+                raise ValueError(f"ipvlan {name}: {what} {value!r}: want one of {sorted(set(table.values()))}")
+        mode = M.IPVLAN_MODES[mode] if isinstance(mode, str) else mode
+        flags = M.IPVLAN_FLAGS[flags] if isinstance(flags, str) else flags
+        msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
+                          linkinfo=LinkInfo(kind="ipvlan", data=M.IpvlanInfo(mode=mode, flags=flags)))
+        self.add_link(msg, obj=f"{name} link {link} type ipvlan")
+
+    def add_wireguard(self, name: str, *, mtu: int | None = None) -> None:
+        """Create a kernel WireGuard link (``ip link add NAME type wireguard``): IFLA_INFO_KIND only;
+        keys and peers are set over the wireguard generic-netlink family (``wg``), not here."""
+        self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="wireguard")),
+                      obj=f"{name} type wireguard")
 
     def add_vlan(self, name: str, link, vid: int, *, protocol: str | int = "802.1Q", mtu: int | None = None) -> None:
         """Create a vlan on ``link`` (``ip link add link DEV name NAME type vlan id VID [protocol 802.1ad]``)."""

@@ -201,11 +201,11 @@ _PEER = custom(lambda peer: peer.encode(), lambda view, ctx, label: LinkMessage.
 _bind(VethInfo, Table(VethInfo, None, [Field(VETH_INFO_PEER, "peer", _PEER)], what="IFLA_INFO_DATA (veth)"))
 
 class _KindData(dict):
-    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan, macvlan, vlan,
-    vrf and bond come from linkkinds.py, imported the first time a link of theirs is decoded."""
+    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan, macvlan, ipvlan, vlan,
+    vrf, bond and bridge come from linkkinds.py, imported the first time a link of theirs is decoded."""
 
     def get(self, kind, default=None):
-        if kind in ("vxlan", "macvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
+        if kind in ("vxlan", "macvlan", "ipvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
             from tunkit.netlink import linkkinds
 
             self.update(linkkinds.KINDS)
