@@ -59,7 +59,8 @@ M = _Lazy()
 __all__ = ["LinkKindsMixin", "ObjectsMixin", "parse_lladdr"]
 
 _FAMILIES = (AF_UNSPEC, AF_INET, AF_INET6)
-_FLAGS = {verb: int(f) for verb, f in VERB_FLAGS.items()}  # plain ints: NlmFlag arithmetic costs per request
+_FLAGS = {verb: int(f) for verb, f in VERB_FLAGS.items()}
+_NUD_PERMANENT = 0x80  # NUD_PERMANENT (linux/neighbour.h; neigh.Nud.PERMANENT, which loads with neigh.py)  # plain ints: NlmFlag arithmetic costs per request
 
 
 def _family_check(family: int, op: str) -> int:
@@ -263,15 +264,16 @@ class ObjectsMixin:
         if dev is None:
             raise ValueError(f"neigh {addr}: a device ('dev DEV') is required")
         flags = (M.Ntf.PROXY if proxy else 0) | (M.Ntf.ROUTER if router else 0) | (M.Ntf.EXT_LEARNED if extern_learn else 0)
-        return M.NeighMessage(family=AF_INET6 if addr.version == 6 else AF_INET, index=self.index(dev),
-                            state=int(M.Nud.PERMANENT if state is None else state), flags=int(flags), dst=addr,
-                            lladdr=parse_lladdr(lladdr) if lladdr is not None else None, protocol=protocol)
+        values = {"family": AF_INET6 if addr.version == 6 else AF_INET, "index": self.index(dev),
+                  "state": _NUD_PERMANENT if state is None else int(state), "flags": int(flags), "dst": addr,
+                  "lladdr": parse_lladdr(lladdr) if lladdr is not None else None, "protocol": protocol}
+        return construct(M.NeighMessage, values)  # family set (the only __post_init__ rule): equals NeighMessage(**values)
 
     def _neigh(self, verb: str, dst, kw: dict) -> None:
         msg = dst if isinstance(dst, M.NeighMessage) else self.neigh_message(dst, **kw)
         msg_type = M.RTM_DELNEIGH if verb == "delete" else M.RTM_NEWNEIGH
         op = "neigh del" if verb == "delete" else f"neigh {verb}"
-        self.sock.request(msg_type, _FLAGS[verb], msg.encode(), op=op, obj=str(msg.dst))
+        self.sock.request(msg_type, _FLAGS[verb], msg.encode(), op=op, obj=msg.dst)  # str()'d only in an error
 
     def add_neigh(self, dst, **kw) -> None:
         """Add a neighbour entry (EEXIST if there is one): :meth:`neigh_message` keywords."""

@@ -227,8 +227,10 @@ class NetlinkSocket(Closing):
         return m.seq == seq
 
     # -- one request -------------------------------------------------------
-    def request(self, msg_type: int, flags: int, payload: bytes, *, op: str = "", obj: str = "") -> list[Message]:
+    def request(self, msg_type: int, flags: int, payload: bytes, *, op: str = "", obj="") -> list[Message]:
         """Send one request; return its reply messages (payloads copied).
+
+        ``obj`` names the object in an error: text, or a value turned into text only if there is one.
 
         With ``NLM_F_ACK`` this waits for the ack; otherwise for the first
         non-multipart reply (or the end of a multipart one).  An error ack
@@ -258,8 +260,11 @@ class NetlinkSocket(Closing):
             view = self.recv()
 
     @staticmethod
-    def error(ack: Ack, op: str, obj: str, seq: int | None = None) -> NetlinkError:
-        return NetlinkError(ack.errno, op=op, obj=obj, message=ack.message, offset=ack.offset, seq=seq)
+    def error(ack: Ack, op: str, obj, seq: int | None = None) -> NetlinkError:
+        """The error of an error ack; ``obj`` is text or a value whose ``str()`` names the object (an address:
+        a request path that succeeds never pays for formatting it)."""
+        return NetlinkError(ack.errno, op=op, obj=obj if obj.__class__ is str else str(obj), message=ack.message,
+                            offset=ack.offset, seq=seq)
 
     # -- dumps ------------------------------------------------------------
     def dump(
