@@ -321,3 +321,11 @@ def test_request_ack_fast_path_gives_what_the_general_path_gives():
     assert ei.value.errno == errno.EEXIST
     with pytest.raises(DecodeError):
         run(lambda m: [enc(2, 0x100, m.seq, 4242, b"\0" * 8)])  # too short for nlmsgerr: parse_ack refuses
+
+
+def test_link_dump_request_is_the_empty_link_message():
+    from tunkit.netlink import client
+
+    assert client._LINK_DUMP == LinkMessage().encode()
+    s = fake_socket(lambda m: [done(m)])
+    assert Rtnl(s).links() == [] and bytes(s._sock.sent[0].payload) == LinkMessage().encode()
