@@ -27,7 +27,6 @@ operation, and one :class:`Rtnl` may be shared by several threads; see
 
 from __future__ import annotations
 
-import _socket  # inet_pton/inet_ntop for _ipv4_prefix (the C module: socket.py costs start-up time)
 import errno
 import ipaddress
 import select
@@ -46,7 +45,6 @@ from tunkit._uapi import (
     RT_SCOPE_NAMES,
     RT_TABLE_NAMES,
     RTEXT_FILTER_SKIP_STATS,
-    RTPROT_BOOT,
     RTPROT_NAMES,
     IfFlag,
     In6AddrGenMode,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from typing import Any, Union
+from typing import Union
 
 from tunkit.netlink.fields import ADDR, BE16, BOOL8, BYTES, FLAG, U8, U16, U32, U64, Codec, Field, Table, bind, struct_kind
 from tunkit.netlink.record import make_record, record

@@ -252,7 +252,7 @@ class ObjectsMixin:
         (state PERMANENT unless told; ``state`` is a :class:`M.Nud` or its name)."""
         try:
             addr = dst if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else (
-                isinstance(dst, str) and _ipv4_address(dst) or ipaddress.ip_address(dst))
+                (isinstance(dst, str) and _ipv4_address(dst)) or ipaddress.ip_address(dst))
         except ValueError as e:
             raise ValueError(f"neigh: {e}") from None
         if isinstance(state, str):

@@ -22,6 +22,8 @@ dataclasses functions.
 
 from __future__ import annotations
 
+from typing import dataclass_transform  # typing is loaded anyway (NamedTuple in attr/fields/message)
+
 __all__ = ["FrozenInstanceError", "fields", "make_record", "record", "replace"]
 
 _MISSING = object()
@@ -58,7 +60,7 @@ def _own_fields(cls) -> tuple[list[str], dict, dict]:
                     names.append(n)
             defaults.update(base.__record_defaults__)
             types.update(base.__record_types__)
-    for name, ann in cls.__dict__.get("__annotations__", {}).items():
+    for name, ann in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063 (inspect is what this avoids)
         text = (ann if isinstance(ann, str) else repr(ann)).strip("'\" ")
         if text.startswith(("ClassVar", "typing.ClassVar")):  # a class attribute, not a field
             continue
@@ -89,6 +91,7 @@ def _frozen_delattr(self, name):
 _GENERATED = ("__init__", "__repr__", "__eq__", "__hash__")
 
 
+@dataclass_transform(frozen_default=True)  # type checkers see the generated __init__ and frozenness (PEP 681)
 def record(cls):
     """Make ``cls`` a frozen record (see the module docstring); returns ``cls``.
 
@@ -100,7 +103,7 @@ def record(cls):
     for n in names:
         if n in defaults and defaults[n].__class__ in (list, dict, set):
             raise ValueError(f"mutable default {defaults[n].__class__} for field {n} is not allowed")
-    cls.__match_args__ = tuple(names)
+    cls.__match_args__ = tuple(names)  # type: ignore[misc]  # set on a class being made, as dataclasses does
     cls.__record_fields__ = tuple(names)
     cls.__record_defaults__ = defaults
     cls.__record_types__ = types
