@@ -304,3 +304,28 @@ def test_bad_link_and_address_values_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call(Rtnl(s))
     assert not [m for m in s._sock.sent if m.type in (RTM.NEWLINK, RTM.NEWADDR)]
+
+
+def test_request_ack_fast_path_gives_what_the_general_path_gives():
+    """One success ack: []; replies before the ack (echo), error acks, short acks: the general path decides."""
+    from tunkit.netlink.message import encode_message as enc
+
+    def run(handler, flags=0x5):
+        return fake_socket(handler).request(16, flags, b"\0" * 16, op="t")
+
+    assert run(lambda m: [ack(m)]) == []
+    echo = lambda m: [enc(16, 0, m.seq, 4242, b"\1" * 16) + ack(m)]  # noqa: E731
+    assert [bytes(r.payload) for r in run(echo)] == [b"\1" * 16]
+    with pytest.raises(NetlinkError) as ei:
+        run(lambda m: [ack(m, errno.EEXIST)])
+    assert ei.value.errno == errno.EEXIST
+    with pytest.raises(DecodeError):
+        run(lambda m: [enc(2, 0x100, m.seq, 4242, b"\0" * 8)])  # too short for nlmsgerr: parse_ack refuses
+
+
+def test_link_dump_request_is_the_empty_link_message():
+    from tunkit.netlink import client
+
+    assert client._LINK_DUMP == LinkMessage().encode()
+    s = fake_socket(lambda m: [done(m)])
+    assert Rtnl(s).links() == [] and bytes(s._sock.sent[0].payload) == LinkMessage().encode()

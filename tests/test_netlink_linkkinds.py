@@ -6,6 +6,7 @@ absent here); tun/tap are covered by test_cli_tuntap.py.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 from contextlib import redirect_stderr, redirect_stdout
@@ -15,7 +16,9 @@ import pytest
 import support
 from support_netlink import H, ip4, ip6
 from tunkit.cli import main as cli_main
-from tunkit.netlink.linkkinds import BondInfo, MacvlanInfo, VlanInfo, VrfInfo, VxlanInfo
+from tunkit.errors import NetlinkError
+from tunkit.netlink.client import Rtnl
+from tunkit.netlink.linkkinds import BondInfo, IpvlanInfo, MacvlanInfo, VlanInfo, VrfInfo, VxlanInfo
 from tunkit.netlink.rtnl import LinkInfo, LinkMessage
 
 LINKS = [  # (name, ip link add words after the name, tunkit link add words after the name)
@@ -194,6 +197,54 @@ ABSENT_CASES = [
 ]
 
 
+ABSENT_CASES += [
+    ("ipvlan mode l2 private", LinkInfo(kind="ipvlan", data=IpvlanInfo(mode=0, flags=1)),
+     H("""
+        0b00 0100 6970766c 616e0000  # IFLA_INFO_KIND "ipvlan\\0"
+        1400 0280            # IFLA_INFO_DATA | NLA_F_NESTED
+        0600 0100 0000 0000  #   IFLA_IPVLAN_MODE l2 (u16)
+        0600 0200 0100 0000  #   IFLA_IPVLAN_FLAGS IPVLAN_F_PRIVATE (u16)
+     """)),
+    ("ipvlan mode l3s", LinkInfo(kind="ipvlan", data=IpvlanInfo(mode=2)),
+     H("""
+        0b00 0100 6970766c 616e0000  # IFLA_INFO_KIND "ipvlan\\0"
+        0c00 0280            # IFLA_INFO_DATA | NLA_F_NESTED
+        0600 0100 0200 0000  #   IFLA_IPVLAN_MODE l3s
+     """)),
+    ("wireguard", LinkInfo(kind="wireguard"),
+     H("""
+        0e00 0100 77697265 67756172 64000000  # IFLA_INFO_KIND "wireguard\\0"; no IFLA_INFO_DATA
+     """)),
+]
+
+# What iproute2 6.x sent for `ip link add i0 link tk0 type ipvlan mode l2 private` and `ip link add w0 type
+# wireguard` on this machine (strace -xx of its sendmsg; IFLA_LINKINFO only): the kind without its NUL and
+# IFLA_INFO_DATA without NLA_F_NESTED.  tunkit decodes them to the objects above.
+IPROUTE2_LINKINFO = [
+    (H("0a00 0100 6970766c 616e0000  1400 0200  0600 0100 0000 0000  0600 0200 0100 0000"),
+     LinkInfo(kind="ipvlan", data=IpvlanInfo(mode=0, flags=1))),
+    (H("0d00 0100 77697265 67756172 64000000"), LinkInfo(kind="wireguard")),
+]
+
+
+@pytest.mark.parametrize("wire,obj", IPROUTE2_LINKINFO, ids=["ipvlan", "wireguard"])
+def test_iproute2_bytes_for_absent_kinds_decode(wire, obj):
+    assert LinkInfo.decode(wire) == obj
+
+
+@pytest.mark.parametrize("data,want", [
+    (IpvlanInfo(mode=0, flags=1), {"mode": "l2", "private": True}),
+    (IpvlanInfo(mode=1, flags=2), {"mode": "l3", "vepa": True}),
+    (IpvlanInfo(mode=2, flags=0), {"mode": "l3s", "bridge": True}),
+    (IpvlanInfo(mode=7), {"mode": "unknown"}),
+    (IpvlanInfo(), {}),
+])
+def test_ipvlan_info_data_json_as_iplink_ipvlan_prints_it(data, want):
+    from tunkit.cli.linkkinds import info_data_json
+
+    assert info_data_json(LinkInfo(kind="ipvlan", data=data), {}) == want
+
+
 @pytest.mark.parametrize("name,obj,wire", ABSENT_CASES, ids=[c[0] for c in ABSENT_CASES])
 def test_absent_kinds_codec_both_ways(name, obj, wire):
     assert obj.encode().hex(" ") == wire.hex(" ")
@@ -204,11 +255,13 @@ def test_absent_kinds_codec_both_ways(name, obj, wire):
     ["link", "add", "v0", "link", "tk0", "type", "vlan", "id", "5"],
     ["link", "add", "r0", "type", "vrf", "table", "10"],
     ["link", "add", "b0", "type", "bond", "mode", "802.3ad"],
+    ["link", "add", "i0", "link", "tk0", "type", "ipvlan", "mode", "l2", "private"],
+    ["link", "add", "w0", "type", "wireguard"],
 ])
 def test_absent_kinds_are_refused_by_this_kernel_with_its_message(netns, argv):
     support.ip("link", "add", "tk0", "type", "veth", "peer", "name", "tk1")
     kind = argv[argv.index("type") + 1]
-    ip_ok = __import__("subprocess").run(["ip", "link", "add", "x0", *(["link", "tk0"] if kind == "vlan" else []),
+    ip_ok = __import__("subprocess").run(["ip", "link", "add", "x0", *(["link", "tk0"] if kind in ("vlan", "ipvlan") else []),
                                           "type", kind, *argv[argv.index("type") + 2:]], capture_output=True).returncode == 0
     if ip_ok:  # a kernel with the driver: tunkit must succeed too, and ip must see the same kind
         support.ip("link", "del", "x0")
@@ -219,11 +272,39 @@ def test_absent_kinds_are_refused_by_this_kernel_with_its_message(netns, argv):
         assert code == 2 and "link add" in err and ("not supported" in err.lower() or "unknown device type" in err.lower()), err
 
 
+@pytest.mark.parametrize("make,text", [
+    (lambda rt: rt.add_ipvlan("i0", "tk0", mode="l2", flags="private"), "link add i0 link tk0 type ipvlan"),
+    (lambda rt: rt.add_wireguard("w0"), "link add w0 type wireguard"),
+])
+def test_ipvlan_and_wireguard_api_refusal_names_the_link_and_the_kernels_reason(netns, make, text):
+    """This kernel has neither driver (`ip link add` says "Unknown device type"): the API's error names the
+    request and carries the kernel's ext-ack text; a kernel with the driver must show the link to ip."""
+    import subprocess
+
+    support.ip("link", "add", "tk0", "type", "veth", "peer", "name", "tk1")
+    kind = text.split()[-1]
+    probe = subprocess.run(["ip", "link", "add", "x0", *(["link", "tk0"] if kind == "ipvlan" else []), "type", kind],
+                           capture_output=True, text=True)
+    with Rtnl() as rt:
+        if probe.returncode == 0:
+            support.ip("link", "del", "x0")
+            make(rt)
+            assert support.ip_json("-d", "link", "show", text.split()[2])[0]["linkinfo"]["info_kind"] == kind
+            return
+        assert "Unknown device type" in probe.stderr
+        with pytest.raises(NetlinkError) as ei:
+            make(rt)
+        assert ei.value.errno == errno.EOPNOTSUPP and str(ei.value) == f"{text}: Operation not supported (Unknown device type)"
+
+
 @pytest.mark.parametrize("argv,message", [
     (["link", "add", "v0", "link", "tk0", "type", "vlan", "id", "4096"], "id '4096': want 0..4095"),
     (["link", "add", "v0", "type", "vlan", "id", "5"], "needs 'link DEV'"),
     (["link", "add", "r0", "type", "vrf"], "needs 'table T'"),
     (["link", "add", "b0", "type", "bond", "mode", "fastest"], "mode 'fastest'"),
+    (["link", "add", "i0", "link", "tk0", "type", "ipvlan", "mode", "l4"], "mode 'l4': want one of l2, l3, l3s"),
+    (["link", "add", "i0", "type", "ipvlan", "mode", "l2"], "needs 'link DEV'"),
+    (["link", "add", "w0", "type", "wireguard", "id", "1"], "unknown argument 'id' for type wireguard"),
 ])
 def test_absent_kind_usage_errors_exit_1(netns, argv, message):
     support.ip("link", "add", "tk0", "type", "veth", "peer", "name", "tk1")

@@ -247,6 +247,10 @@ def test_neighbour_replace_delete_and_flush(netns):
         with pytest.raises(NetlinkError) as e:
             rt.add_neigh("192.0.2.2", lladdr="02:00:00:00:00:02", dev="tk0")
         assert e.value.errno == errno.EEXIST and "neigh add 192.0.2.2" in str(e.value)
+        assert e.value.obj == "192.0.2.2" and e.value.op == "neigh add"  # text, though the request passed the address
+        with pytest.raises(NetlinkError) as e:
+            rt.delete_neigh("2001:db8::00a", dev="tk0")
+        assert e.value.errno == errno.ENOENT and e.value.obj == "2001:db8::a" and "neigh del 2001:db8::a" in str(e.value)
         assert run_cli("neigh", "replace", "192.0.2.2", "lladdr", "02:00:00:00:00:22", "dev", "tk0", "nud", "stale")[0] == 0
         assert ip_neigh(None) == [{"dst": "192.0.2.2", "dev": "tk0", "lladdr": "02:00:00:00:00:22", "state": ["STALE"]}]
         rt.add_neigh("192.0.2.3", lladdr="02:00:00:00:00:03", dev="tk0")  # PERMANENT: flush keeps it

@@ -20,7 +20,7 @@ change together with the codec that needs them.)
 from __future__ import annotations
 
 import enum
-import platform
+from posix import uname as _uname  # platform.machine() is os.uname().machine on Linux; platform.py costs ~1.5 ms at start-up
 import struct
 
 # ---------------------------------------------------------------------------
@@ -68,7 +68,7 @@ _IOC_SIZESHIFT = _IOC_TYPESHIFT + _IOC_TYPEBITS
 
 def ioc_encoding(machine: str | None = None) -> IocEncoding:
     """Return the ioctl encoding for ``machine`` (default: this host)."""
-    m = (platform.machine() if machine is None else machine).lower()
+    m = (_uname().machine if machine is None else machine).lower()
     for prefix, enc in _IOC_BY_MACHINE_PREFIX:
         if m.startswith(prefix):
             return enc
@@ -745,7 +745,7 @@ AF_INET6 = 10  # linux/socket.h
 AF_NETLINK = 16  # linux/socket.h
 # asm-generic/socket.h; alpha, parisc and sparc number these from 0x1000, mips differs for SNDBUFFORCE.
 # Python 3.11's socket module lacks them, so they are kept here.
-_MACHINE = platform.machine().lower()
+_MACHINE = _uname().machine.lower()
 _SOCKET_H_1000 = _MACHINE.startswith(("alpha", "parisc", "sparc"))
 SO_SNDBUFFORCE = 0x100A if _SOCKET_H_1000 else 31 if _MACHINE.startswith("mips") else 32  # asm-generic/socket.h
 SO_RCVBUFFORCE = 0x100B if _SOCKET_H_1000 else 33  # asm-generic/socket.h

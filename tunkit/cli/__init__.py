@@ -77,18 +77,39 @@ class _Sink:
 
 class _OnlyCommand:
     """A subparsers action that builds the parser of one command word; the others get a sink,
-    so a module registering several commands (ip: link, addr, route, monitor) builds one."""
+    so a module registering several commands (ip: link, addr, route, monitor) builds one.
 
-    def __init__(self, sub, word: str) -> None:
-        self._sub, self._word = sub, word
+    With ``subword`` (the word after the command, e.g. ``show`` of ``link show``), the subparsers
+    that command's parser adds are filtered the same way, one level down.  ``state`` records
+    whether such subparsers were made and whether ``subword`` was among them: if it was not
+    (``link foo``, ``link`` alone), :func:`main` builds the command's whole parser, so errors and
+    help list every subcommand as before."""
+
+    def __init__(self, sub, word: str, subword: str | None = None, state: dict | None = None) -> None:
+        self._sub, self._word, self._subword, self._state = sub, word, subword, state
 
     def add_parser(self, name: str, **kw):
-        return self._sub.add_parser(name, **kw) if name == self._word else _Sink()
+        if name != self._word:
+            return _Sink()
+        if self._state is not None:
+            self._state["matched"] = True
+        p = self._sub.add_parser(name, **kw)
+        if self._subword is not None:
+            subword, state = self._subword, self._state
+
+            def add_subparsers(**skw):
+                inner = state.setdefault("sub", {})  # its "matched": subword was one of the subcommands
+                return _OnlyCommand(argparse.ArgumentParser.add_subparsers(p, **skw), subword, None, inner)
+
+            p.add_subparsers = add_subparsers  # only this parser's: its subcommands are built one at a time
+        return p
 
 
-def build_parser(modules: list[str] | None = None, *, command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(modules: list[str] | None = None, *, command: str | None = None,
+                 subcommand: str | None = None, state: dict | None = None) -> argparse.ArgumentParser:
     """The CLI parser with the commands of ``modules`` (default: every module, in --help order);
-    with ``command``, only that command's parser is built (what ``main`` does to start fast)."""
+    with ``command``, only that command's parser is built, and with ``subcommand`` only that one of
+    its subcommands (what ``main`` does to start fast; ``state`` tells it whether that held)."""
     parser = UsageParser(  # usage errors exit 1 here and in every subcommand (argparse's default is 2)
         prog="tunkit",
         description="Linux TUN/TAP devices, rtnetlink configuration and an overlay tunnel, in pure Python.",
@@ -101,7 +122,7 @@ def build_parser(modules: list[str] | None = None, *, command: str | None = None
         help="print JSON instead of text, like 'ip -j' (also accepted after the command)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    target = sub if command is None else _OnlyCommand(sub, command)
+    target = sub if command is None else _OnlyCommand(sub, command, subcommand, {} if state is None else state)
     for name in COMMAND_MODULES if modules is None else modules:
         __import__(f"tunkit.cli.{name}")  # (importlib.import_module would import the importlib package)
         sys.modules[f"tunkit.cli.{name}"].register(target)
@@ -117,11 +138,33 @@ def command_word(argv: list[str]) -> str | None:
     return None
 
 
+def subcommand_word(argv: list[str], word: str) -> str | None:
+    """The word after the command word ``word`` unless it is an option (then None: build them all)."""
+    i = next(i for i, arg in enumerate(argv) if arg not in _GLOBAL_FLAGS)  # the command word's place
+    nxt = argv[i + 1] if i + 1 < len(argv) else None
+    return None if nxt is None or nxt.startswith("-") else nxt
+
+
+def command_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser ``main`` uses for ``argv``: everything, one command's, or one subcommand's."""
+    word = command_word(argv)
+    if word is None:
+        return build_parser()
+    modules = [COMMAND_WORDS[word]]
+    sub = subcommand_word(argv, word)
+    if sub is None:
+        return build_parser(modules, command=word)
+    state: dict = {}
+    parser = build_parser(modules, command=word, subcommand=sub, state=state)
+    if "sub" in state and not state["sub"].get("matched"):
+        return build_parser(modules, command=word)  # not one of its subcommands: let argparse say so, listing all
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    word = command_word(argv)
-    parser = build_parser() if word is None else build_parser([COMMAND_WORDS[word]], command=word)
+    parser = command_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version (0) or a usage error (1, see UsageParser)

@@ -528,7 +528,7 @@ def cmd_link_add(args) -> int:
         elif kind == "dummy":
             rt.add_dummy(args.name, mtu=mtu)
         else:
-            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy, bridge, vxlan, macvlan, vlan, vrf, bond; "
+            raise CliError(f"link add: type {kind!r} is not supported (veth, dummy, bridge, vxlan, macvlan, ipvlan, vlan, vrf, bond, wireguard; "
                            "TUN/TAP: 'tunkit tuntap')")
     return 0
 
@@ -1074,7 +1074,8 @@ def _register(sub) -> None:
     q = _subparser(lsub, "add", "create a link: NAME type veth peer name PEER | NAME type dummy|bridge | "
                                 "NAME type vxlan id VNI [remote A] [local A] [dev D] [dstport P] | "
                                 "NAME link DEV type macvlan mode MODE | NAME link DEV type vlan id VID | "
-                                "NAME type vrf table T | NAME type bond mode MODE", epilog=LINK_EPILOG)
+                                "NAME link DEV type ipvlan [mode l2|l3|l3s] [bridge|private|vepa] | "
+                                "NAME type vrf table T | NAME type bond mode MODE | NAME type wireguard", epilog=LINK_EPILOG)
     q.add_argument("name")
     q.add_argument("words", nargs=argparse.REMAINDER)
     q.set_defaults(func=cmd_link_add)

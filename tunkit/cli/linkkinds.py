@@ -12,7 +12,7 @@ from typing import Any
 
 from tunkit.cli._common import CliError, parse_int
 
-KINDS = ("bridge", "vxlan", "macvlan", "vlan", "vrf", "bond")
+KINDS = ("bridge", "vxlan", "macvlan", "ipvlan", "vlan", "vrf", "bond", "wireguard")
 _DF_NAMES = {0: "unset", 1: "set", 2: "inherit"}
 _MODE_NAMES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 
@@ -53,6 +53,10 @@ def cmd_link_add(args, rtnl) -> int:
             kw[flags[w][0]] = flags[w][1]
             i += 1
             continue
+        if w in ("bridge", "private", "vepa") and kind == "ipvlan":
+            kw["flags"] = w
+            i += 1
+            continue
         v = _take(words, i, w)
         if w == "link":
             lower = v
@@ -75,7 +79,7 @@ def cmd_link_add(args, rtnl) -> int:
             kw["tos"] = _num(v if v.startswith("0x") else "0x" + v, "tos", 255)
         elif kind == "vxlan" and w == "ageing":
             kw["ageing"] = _num(v, "ageing", 0xFFFFFFFF)
-        elif kind in ("macvlan", "bond") and w == "mode":
+        elif kind in ("macvlan", "bond", "ipvlan") and w == "mode":
             kw["mode"] = v
         elif kind == "vlan" and w == "id":
             kw["vid"] = _num(v, "id", 4095)
@@ -102,6 +106,8 @@ def cmd_link_add(args, rtnl) -> int:
                 rt.add_vrf(args.name, kw["table"])
             elif kind == "bond":
                 rt.add_bond(args.name, **kw)
+            elif kind == "wireguard":
+                rt.add_wireguard(args.name, **kw)
             else:
                 if lower is None:
                     raise CliError(f"link add: type {kind} needs 'link DEV'")
@@ -109,6 +115,8 @@ def cmd_link_add(args, rtnl) -> int:
                     if "vid" not in kw:
                         raise CliError("link add: type vlan needs 'id VID'")
                     rt.add_vlan(args.name, lower, kw.pop("vid"), **kw)
+                elif kind == "ipvlan":
+                    rt.add_ipvlan(args.name, lower, **kw)
                 else:
                     rt.add_macvlan(args.name, lower, **kw)
         except ValueError as e:
@@ -162,12 +170,20 @@ def apply_set(rt, dev: str, extra: dict[str, Any]) -> None:
 
 
 def info_data_json(linkinfo, names: dict[int, str]) -> dict[str, Any] | None:
-    """``info_data`` of a vxlan or macvlan link as ``ip -d -j`` prints it (iplink_vxlan.c, iplink_macvlan.c)."""
-    from tunkit.netlink.linkkinds import BridgeInfo, MacvlanInfo, VxlanInfo
+    """``info_data`` of a vxlan, macvlan, ipvlan or bridge link as ``ip -d -j`` prints it (iplink_vxlan.c,
+    iplink_macvlan.c, iplink_ipvlan.c, iplink_bridge.c)."""
+    from tunkit.netlink.linkkinds import BridgeInfo, IpvlanInfo, MacvlanInfo, VxlanInfo
 
     d = linkinfo.data
     if isinstance(d, BridgeInfo):
         return _bridge_json(d)
+    if isinstance(d, IpvlanInfo):  # iplink_ipvlan.c: "mode" as a word, then one of private/vepa/bridge as true
+        out = {}
+        if d.mode is not None:
+            out["mode"] = {0: "l2", 1: "l3", 2: "l3s"}.get(d.mode, "unknown")
+        if d.flags is not None:
+            out["private" if d.flags & 1 else "vepa" if d.flags & 2 else "bridge"] = True
+        return out
     if isinstance(d, MacvlanInfo):
         out: dict[str, Any] = {}
         if d.mode is not None:

@@ -20,11 +20,11 @@ side lives in :class:`tunkit.netlink.client.RtnlMonitor`.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Union
 
 from tunkit._uapi import RTM, IfFlag
 from tunkit.netlink.message import parse_messages
+from tunkit.netlink.record import record, replace
 from tunkit.netlink.rtnl import AddressMessage, LinkMessage, RouteMessage, decode_message
 
 if TYPE_CHECKING:  # imported when a notification of theirs arrives (decode_message), not before
@@ -42,7 +42,7 @@ ADDED, CHANGED, REMOVED = "added", "changed", "removed"
 _LINK_TRACKED = ("ifname", "up", "running", "lower_up", "mtu", "operstate", "txqlen", "address")
 
 
-@dataclass(frozen=True)
+@record
 class LinkEvent:
     """A link was added, changed or removed; ``changed`` names the fields that differ
     from the last known state (empty for added/removed)."""
@@ -78,7 +78,7 @@ class LinkEvent:
         )
 
 
-@dataclass(frozen=True)
+@record
 class AddressEvent:
     """An address was added to or removed from link ``index``."""
 
@@ -88,7 +88,7 @@ class AddressEvent:
     message: AddressMessage
 
 
-@dataclass(frozen=True)
+@record
 class RouteEvent:
     """A route was added or removed (``route`` is the kernel's description of it)."""
 
@@ -96,7 +96,7 @@ class RouteEvent:
     route: RouteMessage
 
 
-@dataclass(frozen=True)
+@record
 class Resync:
     """Notifications were lost (``reason``, e.g. ``"ENOBUFS"``); state was re-read
     from full dumps and the events that follow are the differences found."""
@@ -109,7 +109,7 @@ class Resync:
     rules: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class NeighEvent:
     """A neighbour entry was added, changed (state, lladdr, flags) or removed."""
 
@@ -117,7 +117,7 @@ class NeighEvent:
     neigh: NeighMessage
 
 
-@dataclass(frozen=True)
+@record
 class RuleEvent:
     """A FIB rule was added or removed."""
 

@@ -1,6 +1,6 @@
 """Field tables for rtnetlink messages: one table drives encode and decode; pure, no I/O.
 
-A message class (a frozen dataclass) declares a :class:`Table`: its fixed
+A message class (a frozen record, :mod:`tunkit.netlink.record`) declares a :class:`Table`: its fixed
 header (one ``struct.Struct``) and one :class:`Field` per attribute, in the
 order they are encoded.  ``Table.encode(obj)`` and ``Table.decode(payload)``
 are the only attribute loops in the rtnetlink codecs (links, addresses,
@@ -20,7 +20,7 @@ A field's :class:`Kind` packs a value into a whole attribute (header,
 payload, padding) and unpacks one from a payload slice.  Adding an
 attribute to a message is one ``Field`` line.
 
-Speed tricks live in one place, :func:`construct` (a frozen dataclass
+Speed tricks live in one place, :func:`construct` (a frozen record
 built without ``__init__``) and :func:`network` (an ``ipaddress`` network
 built without re-parsing): both are probed or tested against the normal
 constructors (tests/test_netlink_codec.py).
@@ -364,9 +364,9 @@ class Table:
         self.fields = fields
         self._enc = [(f.name, int(f.type), f.kind.pack, attr_label(f.type, names), f.kind.what) for f in fields]
         self._dec = {int(f.type): (f.kind.code, f.name, f.kind.unpack, attr_label(f.type, names)) for f in fields}
-        defaults = getattr(cls, "__dataclass_fields__", {})
+        defaults = getattr(cls, "__record_defaults__", {})
         for f in fields:  # absent means None: d.get() below relies on it
-            if f.name not in defaults or defaults[f.name].default is not None:
+            if f.name not in defaults or defaults[f.name] is not None:
                 raise TypeError(f"{cls.__name__}.{f.name}: an attribute field needs the default None")
 
     # -- encode ------------------------------------------------------------

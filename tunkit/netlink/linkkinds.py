@@ -1,13 +1,14 @@
-"""Kind-specific link data (IFLA_INFO_DATA) for bridge, vxlan, macvlan, vlan, vrf and bond links; pure, no I/O.
+"""Kind-specific link data (IFLA_INFO_DATA) for bridge, vxlan, macvlan, ipvlan, vlan, vrf and bond links; pure, no I/O.
 
 :class:`VxlanInfo` (IFLA_VXLAN_*), :class:`MacvlanInfo` (IFLA_MACVLAN_*),
-:class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*),
+:class:`IpvlanInfo` (IFLA_IPVLAN_*), :class:`VlanInfo` (IFLA_VLAN_*), :class:`VrfInfo` (IFLA_VRF_*),
 :class:`BondInfo` (IFLA_BOND_*) and :class:`BridgeInfo` (IFLA_BR_*) are
 field tables like every rtnetlink message; :data:`tunkit.netlink.rtnl.INFO_DATA`
 loads this module the first time a link of one of these kinds is decoded, so
 a ``LinkInfo(kind="vxlan")`` decodes its data into a ``VxlanInfo``.  (This
-kernel has no vlan, vrf or bond drivers: those three are tested from codec
-tables both ways, and the kernel's refusal is checked.)  A bridge needs no
+kernel has no vlan, vrf, bond, ipvlan or wireguard drivers: those are tested from codec
+tables both ways, and the kernel's refusal is checked.  A wireguard link carries no
+IFLA_INFO_DATA at all: its keys and peers travel over the wireguard generic-netlink family.)  A bridge needs no
 data to be created.  Same rules: absent is None,
 ``decode(encode(m)) == m``, unknown attributes kept.
 """
@@ -17,12 +18,13 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass, make_dataclass
-from typing import Any, Union
+from typing import Union
 
 from tunkit.netlink.fields import ADDR, BE16, BOOL8, BYTES, FLAG, U8, U16, U32, U64, Codec, Field, Table, bind, struct_kind
+from tunkit.netlink.record import make_record, record
 
-__all__ = ["BOND_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
+__all__ = ["BOND_MODES", "IPVLAN_FLAGS", "IPVLAN_MODES", "KINDS", "MACVLAN_MODES", "BondInfo", "BridgeInfo", "IpvlanInfo",
+           "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"]
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -77,7 +79,7 @@ PORT_RANGE = struct.Struct("!HH")
 _BE32 = struct.Struct("!I")  # IFLA_VXLAN_LABEL
 
 
-@dataclass(frozen=True)
+@record
 class VxlanInfo(Codec):
     """A vxlan link's IFLA_INFO_DATA: ``id`` (VNI), ``group`` (remote or multicast group, v4 or v6),
     ``local``, underlying ``link`` index, ``port`` (destination), ``port_range``, ``ttl``, ``tos``,
@@ -142,7 +144,7 @@ bind(VxlanInfo, Table(VxlanInfo, IflaVxlan, [
 ], what="IFLA_INFO_DATA (vxlan)"))
 
 
-@dataclass(frozen=True)
+@record
 class MacvlanInfo(Codec):
     """A macvlan link's IFLA_INFO_DATA: ``mode`` (MACVLAN_MODES), ``flags``, broadcast queue lengths."""
 
@@ -159,6 +161,33 @@ bind(MacvlanInfo, Table(MacvlanInfo, IflaMacvlan, [
     Field(IflaMacvlan.BC_QUEUE_LEN, "bc_queue_len", U32),
     Field(IflaMacvlan.BC_QUEUE_LEN_USED, "bc_queue_len_used", U32),
 ], what="IFLA_INFO_DATA (macvlan)"))
+
+
+class IflaIpvlan(enum.IntEnum):
+    """Nested in IFLA_INFO_DATA of an ipvlan link (linux/if_link.h), ``IFLA_IPVLAN_*``."""
+
+    MODE = 1  # u16: IPVLAN_MODE_L2 0, IPVLAN_MODE_L3 1, IPVLAN_MODE_L3S 2
+    FLAGS = 2  # u16: IPVLAN_F_PRIVATE 0x01, IPVLAN_F_VEPA 0x02 (neither: bridge)
+
+
+# ip's words (iplink_ipvlan.c) -> IPVLAN_MODE_* / IPVLAN_F_*
+IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
+IPVLAN_FLAGS = {"bridge": 0, "private": 0x01, "vepa": 0x02}
+
+
+@record
+class IpvlanInfo(Codec):
+    """An ipvlan link's IFLA_INFO_DATA: ``mode`` (IPVLAN_MODES; the kernel's default is l3) and ``flags``."""
+
+    mode: int | None = None
+    flags: int | None = None
+    unknown: tuple = ()
+
+
+bind(IpvlanInfo, Table(IpvlanInfo, IflaIpvlan, [
+    Field(IflaIpvlan.MODE, "mode", U16),
+    Field(IflaIpvlan.FLAGS, "flags", U16),
+], what="IFLA_INFO_DATA (ipvlan)"))
 
 
 class IflaVlan(enum.IntEnum):
@@ -179,7 +208,7 @@ VLAN_FLAGS = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class VlanInfo(Codec):
     """A vlan link's IFLA_INFO_DATA: ``id`` (1..4094), ``protocol`` (0x8100 or 0x88a8), ``flags`` as (flags, mask)."""
 
@@ -202,7 +231,7 @@ class IflaVrf(enum.IntEnum):
     TABLE = 1
 
 
-@dataclass(frozen=True)
+@record
 class VrfInfo(Codec):
     """A vrf link's IFLA_INFO_DATA: the routing ``table`` it binds."""
 
@@ -245,7 +274,7 @@ BOND_MODES = {"balance-rr": 0, "active-backup": 1, "balance-xor": 2, "broadcast"
               "balance-tlb": 5, "balance-alb": 6}
 
 
-@dataclass(frozen=True)
+@record
 class BondInfo(Codec):
     """A bond link's IFLA_INFO_DATA: ``mode`` (BOND_MODES), MII monitoring, ARP monitoring, hashing and LACP."""
 
@@ -356,20 +385,19 @@ _BR_SPECIAL = {"vlan_protocol": BE16, "root_id": struct_kind(BRIDGE_ID, lambda p
                "multi_boolopt": struct_kind(BOOLOPT_MULTI, lambda v, m: (v, m), lambda v: (v[0], v[1]))}
 _BR_FIELDS = [t for t in IflaBr if t != IflaBr.PAD]
 
-BridgeInfo = make_dataclass(
+BridgeInfo = make_record(
     "BridgeInfo",
-    [(t.name.lower(), "Any", None) for t in _BR_FIELDS] + [("unknown", tuple, ())],
+    [(t.name.lower(), "Any", None) for t in _BR_FIELDS] + [("unknown", "tuple", ())],
     bases=(Codec,),
-    frozen=True,
+    module=__name__,
     namespace={"__doc__": "A bridge's IFLA_INFO_DATA (IFLA_BR_*): STP timers and ids, VLAN filtering, multicast "
                           "settings; ids and timers as the kernel sends them (timers in clock ticks, USER_HZ 100/s)."},
 )
-BridgeInfo.__module__ = __name__
 bind(BridgeInfo, Table(BridgeInfo, IflaBr, [
     Field(t, n, _BR_SPECIAL.get(n) or (U8 if n in _BR_U8 else U16 if n in _BR_U16 else U64 if n in _BR_U64 else U32))
     for t in _BR_FIELDS for n in (t.name.lower(),)
 ], what="IFLA_INFO_DATA (bridge)"))
 
 # IFLA_INFO_KIND -> data class, for rtnl.INFO_DATA
-KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo,
+KINDS = {"vxlan": VxlanInfo, "macvlan": MacvlanInfo, "ipvlan": IpvlanInfo, "vlan": VlanInfo, "vrf": VrfInfo, "bond": BondInfo,
          "bridge": BridgeInfo}

@@ -62,6 +62,9 @@ HEADER = struct.Struct(
 # struct nlmsgerr: int error (negative errno, 0 for an ack) + the request's nlmsghdr
 _ERRNO = struct.Struct("=i")  # error: -errno, or 0 for an ack
 _ERR_HEADER = struct.Struct("=iIHHII")  # error, then the echoed request's nlmsghdr fields
+# plain ints for parse_ack, which runs once per request (IntFlag/IntEnum operators cost ~1 us each)
+_DONE, _ERROR = int(NlmsgType.DONE), int(NlmsgType.ERROR)
+_ACK_TLVS, _CAPPED = int(NlmFlag.ACK_TLVS), int(NlmFlag.CAPPED)
 _NLA = struct.Struct("=HH")  # struct nlattr: nla_len, nla_type (ext-ack TLVs)
 _U32 = struct.Struct("=I")
 
@@ -135,21 +138,21 @@ def parse_ack(msg: Message) -> Ack:
     request payload too unless ``NLM_F_CAPPED`` says it was left out.
     """
     p = msg.payload
-    if msg.type == NlmsgType.DONE:
+    if msg.type == _DONE:
         if len(p) < 4:  # old kernels send an empty DONE: success
             return Ack(0, None, None, None, None)
         (err,) = _ERRNO.unpack_from(p, 0)
-        message, offset = _parse_ext_ack(p, 4) if msg.flags & NlmFlag.ACK_TLVS else (None, None)
+        message, offset = _parse_ext_ack(p, 4) if msg.flags & _ACK_TLVS else (None, None)
         return Ack(-err, None, None, message, offset)
-    if msg.type != NlmsgType.ERROR:
+    if msg.type != _ERROR:
         raise DecodeError(f"netlink message type {msg.type} is not NLMSG_ERROR or NLMSG_DONE")
     if len(p) < _ERR_HEADER.size:
         raise DecodeError(f"NLMSG_ERROR: want at least {_ERR_HEADER.size} bytes, got {len(p)}")
     err, req_len, req_type, _req_flags, req_seq, _req_pid = _ERR_HEADER.unpack_from(p, 0)
     message = offset = None
-    if msg.flags & NlmFlag.ACK_TLVS:
+    if msg.flags & _ACK_TLVS:
         start = _ERR_HEADER.size
-        if not msg.flags & NlmFlag.CAPPED:  # the request's payload is echoed before the TLVs
+        if not msg.flags & _CAPPED:  # the request's payload is echoed before the TLVs
             start = 4 + nlmsg_align(req_len)
         message, offset = _parse_ext_ack(p, start)
     return Ack(-err, req_seq, req_type, message, offset)

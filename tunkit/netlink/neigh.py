@@ -16,11 +16,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
 from typing import Union
 
 from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC
 from tunkit.netlink.fields import ADDR, BE16, BYTES, S32, U8, U16, U32, Codec, Field, Table, bind, struct_kind
+from tunkit.netlink.record import record
 
 __all__ = ["NDA", "RTM_DELNEIGH", "RTM_GETNEIGH", "RTM_NEWNEIGH", "NdaCacheInfo", "NeighMessage", "Ntf", "Nud"]
 
@@ -101,7 +101,7 @@ NDA_CACHEINFO = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class NdaCacheInfo:
     """NDA_CACHEINFO: ticks (USER_HZ, 100 a second) since the entry was confirmed, used, updated."""
 
@@ -111,7 +111,7 @@ class NdaCacheInfo:
     refcnt: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class NeighMessage(Codec):
     """A neighbour entry (see the module docstring); ``family`` defaults from ``dst``."""
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
 from typing import Union
 
 from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC
 from tunkit.errors import DecodeError
 from tunkit.netlink.fields import ADDR, FLAG, U16, U32, U64, Codec, Field, Table, bind, custom, nested
+from tunkit.netlink.record import record
 
 __all__ = ["NHA", "RTM_DELNEXTHOP", "RTM_GETNEXTHOP", "RTM_NEWNEXTHOP", "NexthopGroupMember", "NexthopMessage",
            "ResilientGroup"]
@@ -68,7 +68,7 @@ NEXTHOP_GRP = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class NexthopGroupMember:
     """One member of a nexthop group: nexthop ``id`` with ``weight`` 1..256."""
 
@@ -101,7 +101,7 @@ class NhaResGroup(enum.IntEnum):
     UNBALANCED_TIME = 4
 
 
-@dataclass(frozen=True)
+@record
 class ResilientGroup(Codec):
     """NHA_RES_GROUP of a resilient group: bucket count and timers (clock ticks, USER_HZ 100/s)."""
 
@@ -120,7 +120,7 @@ bind(ResilientGroup, Table(ResilientGroup, NhaResGroup, [
 ], what="NHA_RES_GROUP"))
 
 
-@dataclass(frozen=True)
+@record
 class NexthopMessage(Codec):
     """A nexthop object (see the module docstring); ``family`` defaults from ``gateway``."""
 

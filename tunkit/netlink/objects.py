@@ -18,13 +18,14 @@ Requests carry iproute2's defaults (``ip rule add`` looks up table main,
 
 from __future__ import annotations
 
+import _socket  # inet_pton/inet_ntop for _ipv4_prefix (the C module: socket.py costs start-up time)
 import errno
 import ipaddress
 from typing import Any, Sequence
 
 from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE_MAIN
 from tunkit.errors import NetlinkError
-from tunkit.netlink.fields import construct
+from tunkit.netlink.fields import construct, network
 from tunkit.netlink.rtnl import VERB_FLAGS, LinkInfo, LinkMessage, decode_message
 
 # The object modules load on first use (an Rtnl that only lists links never imports them).
@@ -33,7 +34,8 @@ _HOMES = {
     "nexthop": ("RTM_DELNEXTHOP", "RTM_GETNEXTHOP", "RTM_NEWNEXTHOP", "NexthopGroupMember", "NexthopMessage",
                 "ResilientGroup"),
     "rule": ("FIB_RULE_INVERT", "RTM_DELRULE", "RTM_GETRULE", "RTM_NEWRULE", "FrAct", "RuleMessage"),
-    "linkkinds": ("BOND_MODES", "MACVLAN_MODES", "BondInfo", "MacvlanInfo", "VlanInfo", "VrfInfo", "VxlanInfo"),
+    "linkkinds": ("BOND_MODES", "IPVLAN_FLAGS", "IPVLAN_MODES", "MACVLAN_MODES", "BondInfo", "IpvlanInfo", "MacvlanInfo",
+                  "VlanInfo", "VrfInfo", "VxlanInfo"),
 }
 
 
@@ -57,6 +59,8 @@ M = _Lazy()
 __all__ = ["LinkKindsMixin", "ObjectsMixin", "parse_lladdr"]
 
 _FAMILIES = (AF_UNSPEC, AF_INET, AF_INET6)
+_FLAGS = {verb: int(f) for verb, f in VERB_FLAGS.items()}
+_NUD_PERMANENT = 0x80  # NUD_PERMANENT (linux/neighbour.h; neigh.Nud.PERMANENT, which loads with neigh.py)  # plain ints: NlmFlag arithmetic costs per request
 
 
 def _family_check(family: int, op: str) -> int:
@@ -70,10 +74,50 @@ def parse_lladdr(value) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     text = str(value)
+    if len(text) == 17 and text[2::3] == ":::::":  # the common 6-byte spelling, without the checks' generators
+        digits = text.replace(":", "")
+        if len(digits) == 12 and digits.isascii() and digits.isalnum():
+            try:
+                return bytes.fromhex(digits)
+            except ValueError:  # not hex: the general path names the problem
+                pass
     parts = text.split(":")
     if not text or not all(len(p) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
         raise ValueError(f"lladdr {text!r}: want hex bytes separated by ':', e.g. 02:00:00:00:00:02")
     return bytes(int(p, 16) for p in parts)
+
+
+def _ipv4_prefix(text: str) -> ipaddress.IPv4Network | None:
+    """``a.b.c.d[/n]`` written as ipaddress accepts it (canonical dotted decimal, n in 0..32 as
+    at most two ASCII digits, no host bits) as an IPv4Network, else None, and ipaddress decides
+    with its own errors.  Bulk route building from text spent half its time in ``ip_network``;
+    this takes a third of that (rules and routes use it: bench/bench_netlink.py)."""
+    addr, slash, plen = text.partition("/")
+    if not slash:
+        plen = "32"
+    elif not (plen.isdigit() and plen.isascii() and len(plen) <= 2):
+        return None
+    try:
+        packed = _socket.inet_pton(AF_INET, addr)
+    except (OSError, ValueError):  # not a dotted quad (or embedded NUL, non-ASCII): ipaddress decides
+        return None
+    if _socket.inet_ntop(AF_INET, packed) != addr:  # only the canonical spelling, exactly as ipaddress accepts
+        return None
+    value, n = int.from_bytes(packed, "big"), int(plen)
+    if n > 32 or value & ((1 << (32 - n)) - 1):
+        return None
+    return network(4, value, n)
+
+
+def _ipv4_address(text: str) -> ipaddress.IPv4Address | None:
+    """``a.b.c.d`` in canonical dotted decimal as an IPv4Address (from its integer: no re-parse), else None."""
+    try:
+        packed = _socket.inet_pton(AF_INET, text)
+    except (OSError, ValueError, TypeError):
+        return None
+    if _socket.inet_ntop(AF_INET, packed) != text:
+        return None
+    return ipaddress.IPv4Address(int.from_bytes(packed, "big"))
 
 
 def _prefix(value, what: str):
@@ -81,6 +125,10 @@ def _prefix(value, what: str):
         return None
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return value
+    if isinstance(value, str):
+        net = _ipv4_prefix(value)
+        if net is not None:
+            return net
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError as e:
@@ -156,13 +204,13 @@ class ObjectsMixin:
                   "l3mdev": 1 if l3mdev else None, "uid_range": _range(uid_range, "uidrange", 0xFFFFFFFF),
                   "protocol": protocol, "ip_proto": ip_proto, "sport_range": _range(sport, "sport", 0xFFFF),
                   "dport_range": _range(dport, "dport", 0xFFFF)}
-        return M.RuleMessage(**values)
+        return construct(M.RuleMessage, values)  # every field given, family set: equals RuleMessage(**values)
 
     def _rule(self, verb: str, msg: M.RuleMessage) -> None:
         msg_type = M.RTM_DELRULE if verb == "delete" else M.RTM_NEWRULE
         op = "rule del" if verb == "delete" else f"rule {verb}"
         obj = f"priority {msg.priority}" if msg.priority is not None else ""
-        self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=obj)
+        self.sock.request(msg_type, _FLAGS[verb], msg.encode(), op=op, obj=obj)
 
     def add_rule(self, msg: M.RuleMessage | None = None, **kw) -> None:
         """Add a FIB rule: a :class:`M.RuleMessage`, or :meth:`rule_message` keywords."""
@@ -203,7 +251,8 @@ class ObjectsMixin:
         """A :class:`M.NeighMessage` as ``ip neigh add ADDR [lladdr L] dev D [nud S] [router] [proxy]`` builds it
         (state PERMANENT unless told; ``state`` is a :class:`M.Nud` or its name)."""
         try:
-            addr = dst if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(dst)
+            addr = dst if isinstance(dst, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else (
+                (isinstance(dst, str) and _ipv4_address(dst)) or ipaddress.ip_address(dst))
         except ValueError as e:
             raise ValueError(f"neigh: {e}") from None
         if isinstance(state, str):
@@ -215,15 +264,16 @@ class ObjectsMixin:
         if dev is None:
             raise ValueError(f"neigh {addr}: a device ('dev DEV') is required")
         flags = (M.Ntf.PROXY if proxy else 0) | (M.Ntf.ROUTER if router else 0) | (M.Ntf.EXT_LEARNED if extern_learn else 0)
-        return M.NeighMessage(family=AF_INET6 if addr.version == 6 else AF_INET, index=self.index(dev),
-                            state=int(M.Nud.PERMANENT if state is None else state), flags=int(flags), dst=addr,
-                            lladdr=parse_lladdr(lladdr) if lladdr is not None else None, protocol=protocol)
+        values = {"family": AF_INET6 if addr.version == 6 else AF_INET, "index": self.index(dev),
+                  "state": _NUD_PERMANENT if state is None else int(state), "flags": int(flags), "dst": addr,
+                  "lladdr": parse_lladdr(lladdr) if lladdr is not None else None, "protocol": protocol}
+        return construct(M.NeighMessage, values)  # family set (the only __post_init__ rule): equals NeighMessage(**values)
 
     def _neigh(self, verb: str, dst, kw: dict) -> None:
         msg = dst if isinstance(dst, M.NeighMessage) else self.neigh_message(dst, **kw)
         msg_type = M.RTM_DELNEIGH if verb == "delete" else M.RTM_NEWNEIGH
         op = "neigh del" if verb == "delete" else f"neigh {verb}"
-        self.sock.request(msg_type, VERB_FLAGS[verb], msg.encode(), op=op, obj=str(msg.dst))
+        self.sock.request(msg_type, _FLAGS[verb], msg.encode(), op=op, obj=msg.dst)  # str()'d only in an error
 
     def add_neigh(self, dst, **kw) -> None:
         """Add a neighbour entry (EEXIST if there is one): :meth:`neigh_message` keywords."""
@@ -383,6 +433,27 @@ class LinkKindsMixin:
         msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
                           linkinfo=LinkInfo(kind="macvlan", data=M.MacvlanInfo(mode=mode)))
         self.add_link(msg, obj=f"{name} link {link} type macvlan")
+
+    def add_ipvlan(self, name: str, link, *, mode: str | int | None = None, flags: str | int | None = None,
+                   mtu: int | None = None) -> None:
+        """Create an ipvlan on ``link`` (``ip link add link DEV name NAME type ipvlan [mode l2|l3|l3s]
+        [bridge|private|vepa]``); what is not given is not sent (the kernel's default: l3, bridge)."""
+        for value, table, what in ((mode, M.IPVLAN_MODES, "mode"), (flags, M.IPVLAN_FLAGS, "flag")):
+            if isinstance(value, str) and value not in table:
+                raise ValueError(f"ipvlan {name}: {what} {value!r}: want one of {', '.join(table)}")
+            if isinstance(value, int) and value not in table.values():
+                raise ValueError(f"ipvlan {name}: {what} {value!r}: want one of {sorted(set(table.values()))}")
+        mode = M.IPVLAN_MODES[mode] if isinstance(mode, str) else mode
+        flags = M.IPVLAN_FLAGS[flags] if isinstance(flags, str) else flags
+        msg = LinkMessage(ifname=name, link=self.index(link), mtu=mtu,
+                          linkinfo=LinkInfo(kind="ipvlan", data=M.IpvlanInfo(mode=mode, flags=flags)))
+        self.add_link(msg, obj=f"{name} link {link} type ipvlan")
+
+    def add_wireguard(self, name: str, *, mtu: int | None = None) -> None:
+        """Create a kernel WireGuard link (``ip link add NAME type wireguard``): IFLA_INFO_KIND only;
+        keys and peers are set over the wireguard generic-netlink family (``wg``), not here."""
+        self.add_link(LinkMessage(ifname=name, mtu=mtu, linkinfo=LinkInfo(kind="wireguard")),
+                      obj=f"{name} type wireguard")
 
     def add_vlan(self, name: str, link, vid: int, *, protocol: str | int = "802.1Q", mtu: int | None = None) -> None:
         """Create a vlan on ``link`` (``ip link add link DEV name NAME type vlan id VID [protocol 802.1ad]``)."""

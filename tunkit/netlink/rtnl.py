@@ -1,6 +1,6 @@
 """rtnetlink message types: links, addresses, routes (IPv4 and IPv6); pure, no I/O.
 
-Each message is a frozen dataclass of its fixed header fields plus its
+Each message is a frozen record (:mod:`tunkit.netlink.record`) of its fixed header fields plus its
 attributes, with ``encode() -> bytes`` (the netlink payload, without the
 nlmsghdr) and ``decode(payload)``:
 
@@ -14,7 +14,7 @@ nlmsghdr) and ``decode(payload)``:
   weights, pref, expires).
 
 (This module is about 750 lines: three message families, links with their kind data, addresses and
-routes with metrics and nexthops, each a dataclass plus its table.  Rules, neighbours, nexthop
+routes with metrics and nexthops, each a record class plus its table.  Rules, neighbours, nexthop
 objects and further link kinds live in rule.py, neigh.py, nexthop.py and linkkinds.py.)
 
 Every message is described by one field table (:mod:`tunkit.netlink.fields`)
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass, make_dataclass
 from typing import Any, Union
 
 from tunkit._uapi import (
@@ -74,6 +73,7 @@ from tunkit.netlink.fields import (
     struct_kind,
     unpack_address,
 )
+from tunkit.netlink.record import make_record, record
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -136,13 +136,12 @@ IFINFOMSG = struct.Struct(
     "I"  # ifi_change: IFF_* change mask, for set requests
 )
 
-LinkStats64 = make_dataclass(
+LinkStats64 = make_record(
     "LinkStats64",
     [(name, "int | None", None) for name in RTNL_LINK_STATS64_FIELDS],
-    frozen=True,
     namespace={"__doc__": "``struct rtnl_link_stats64`` (IFLA_STATS64); fields a kernel did not send are None."},
+    module=__name__,
 )
-LinkStats64.__module__ = __name__
 
 
 def _encode_stats64(stats) -> bytes:
@@ -162,7 +161,7 @@ def _decode_stats64(view, ctx, label):
     return construct(LinkStats64, dict(zip(RTNL_LINK_STATS64_FIELDS, struct.unpack_from(f"={count}Q", view, 0))))
 
 
-@dataclass(frozen=True)
+@record
 class TunInfo(_Codec):
     """IFLA_INFO_DATA of a ``tun`` link (IFLA_TUN_*)."""
 
@@ -190,7 +189,7 @@ _bind(TunInfo, Table(TunInfo, IflaTun, [
 ], what="IFLA_INFO_DATA (tun)"))
 
 
-@dataclass(frozen=True)
+@record
 class VethInfo(_Codec):
     """IFLA_INFO_DATA of a ``veth`` link: the peer to create (VETH_INFO_PEER)."""
 
@@ -202,11 +201,11 @@ _PEER = custom(lambda peer: peer.encode(), lambda view, ctx, label: LinkMessage.
 _bind(VethInfo, Table(VethInfo, None, [Field(VETH_INFO_PEER, "peer", _PEER)], what="IFLA_INFO_DATA (veth)"))
 
 class _KindData(dict):
-    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan, macvlan, vlan,
-    vrf and bond come from linkkinds.py, imported the first time a link of theirs is decoded."""
+    """IFLA_INFO_KIND -> the class of its IFLA_INFO_DATA (others stay bytes); vxlan, macvlan, ipvlan, vlan,
+    vrf, bond and bridge come from linkkinds.py, imported the first time a link of theirs is decoded."""
 
     def get(self, kind, default=None):
-        if kind in ("vxlan", "macvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
+        if kind in ("vxlan", "macvlan", "ipvlan", "vlan", "vrf", "bond", "bridge") and not dict.__contains__(self, kind):
             from tunkit.netlink import linkkinds
 
             self.update(linkkinds.KINDS)
@@ -216,7 +215,7 @@ class _KindData(dict):
 INFO_DATA: dict[str, type] = _KindData(tun=TunInfo, veth=VethInfo)
 
 
-@dataclass(frozen=True)
+@record
 class LinkInfo(_Codec):
     """IFLA_LINKINFO: the link ``kind`` and its kind-specific ``data``.
 
@@ -259,12 +258,12 @@ _bind(LinkInfo, Table(LinkInfo, IflaInfo, [
 ], post=_linkinfo_post, what="IFLA_LINKINFO"))
 
 
-@dataclass(frozen=True)
+@record
 class _Inet6Spec:
     addr_gen_mode: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class _AfSpec:
     inet6: _Inet6Spec | None = None
 
@@ -279,7 +278,7 @@ _ADDR_GEN_MODE = custom(
 )
 
 
-@dataclass(frozen=True)
+@record
 class LinkMessage(_Codec):
     """A link (RTM_NEWLINK/DELLINK/GETLINK/SETLINK): ifinfomsg + IFLA_* attributes."""
 
@@ -399,7 +398,7 @@ IFA_CACHEINFO = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class AddrCacheInfo:
     """IFA_CACHEINFO: lifetimes in seconds (0xFFFFFFFF = forever) and timestamps."""
 
@@ -409,7 +408,7 @@ class AddrCacheInfo:
     tstamp: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class AddressMessage(_Codec):
     """An address (RTM_NEWADDR/DELADDR/GETADDR): ifaddrmsg + IFA_* attributes."""
 
@@ -513,7 +512,7 @@ RTA_CACHEINFO = struct.Struct(
 )
 
 
-@dataclass(frozen=True)
+@record
 class RouteCacheInfo:
     """RTA_CACHEINFO (struct rta_cacheinfo); ``expires`` is in clock ticks (USER_HZ, 100/s)."""
 
@@ -527,7 +526,7 @@ class RouteCacheInfo:
     tsage: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class RouteMetrics(_Codec):
     """RTA_METRICS: nested RTAX_* values (all u32 but ``cc_algo``, a string).
 
@@ -569,7 +568,7 @@ _bind(RouteMetrics, Table(RouteMetrics, RTAX, [
 METRIC_NAMES = tuple(f.name for f in RouteMetrics._TABLE.fields)  # RTAX order, as the kernel lists them
 
 
-@dataclass(frozen=True)
+@record
 class NextHop:
     """One nexthop of a multipath route (struct rtnexthop + its RTA_* attributes).
 
@@ -634,7 +633,7 @@ def _decode_multipath(view, ctx, label) -> tuple[NextHop, ...]:
     return tuple(hops)
 
 
-@dataclass(frozen=True)
+@record
 class RouteMessage(_Codec):
     """A route (RTM_NEWROUTE/DELROUTE/GETROUTE): rtmsg + RTA_* attributes.
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
-from dataclasses import dataclass
 from typing import Union
 
 from tunkit._uapi import AF_INET, AF_INET6, AF_UNSPEC
 from tunkit.netlink.fields import NET, STR, U8, U32, Codec, Field, Table, bind, struct_kind
+from tunkit.netlink.record import record
 
 __all__ = ["FIB_RULE_INVERT", "FRA", "RTM_DELRULE", "RTM_GETRULE", "RTM_NEWRULE", "FrAct", "RuleMessage"]
 
@@ -96,7 +96,7 @@ PORT_RANGE = struct.Struct("=HH")
 _BE64 = struct.Struct("!Q")
 
 
-@dataclass(frozen=True)
+@record
 class RuleMessage(Codec):
     """A FIB rule (see the module docstring); ``family`` defaults from ``src``/``dst``."""
 
