@@ -11,6 +11,11 @@ device that does not exist (``route add: device "tk9" does not exist``, as
 ``0x`` hex within the field's range (``weight`` 1..256; ``mtu``, ``table``,
 ``metric``, lifetimes 0..4294967295), and a refusal names the value and
 the range.
+
+Why one module of over 1,000 lines: it is iproute2's grammar and its output for links,
+addresses, routes and the monitor, one parser and one formatter per word, and the words share one
+vocabulary of names (tables, protocols, scopes, flags) and one JSON shape; the newer object kinds
+(rules, neighbours, nexthops, link kinds) live in their own modules beside it.
 """
 
 from __future__ import annotations

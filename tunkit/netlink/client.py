@@ -23,6 +23,11 @@ Link names are never cached (a name means the device carrying it at the
 time of the request), a missing one raises :class:`LinkNotFound` naming the
 operation, and one :class:`Rtnl` may be shared by several threads; see
 :class:`Rtnl`.
+
+Why one module of over 600 lines: :class:`Rtnl` is the one synchronous client every other
+interface is built on (the CLI, ``AsyncRtnl`` replays its methods, ``objects`` adds its mixins);
+its link, address and route calls share the name lookup, the per-verb flags and the request
+helpers, and splitting the class by object kind would scatter those across files.
 """
 
 from __future__ import annotations

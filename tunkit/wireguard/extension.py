@@ -14,6 +14,10 @@ True)`` pins a peer so that it never receives an extension message at all.
         tun.write(sp.meta, sp.packet)          # meta None: a standard transport message's packet
 
 Wire format and security argument: docs/wireguard-extension.md.
+
+Why one module of over 600 lines: the offer, the train sealer and the bounded reassembly are
+one mechanism with one security argument (docs/wireguard-extension.md); the wire layouts live in
+:mod:`tunkit.wireguard.train`.
 """
 
 from __future__ import annotations
