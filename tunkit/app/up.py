@@ -244,7 +244,8 @@ class Host:
 
 
 class WgQuickHost:
-    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process.
+    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process;
+    also ``tunkit up FILE.toml`` in WireGuard mode (:func:`tunkit.app.config.wireguard_file`, the same shape).
 
     ``start()`` makes the interface (:class:`tunkit.overlay.wg.WgInterface`: the
     TUN device with the file's MTU, the UDP socket on ListenPort, the engine,
@@ -271,7 +272,8 @@ class WgQuickHost:
 
         wq = self.wq
         self.iface = WgInterface(wq.name, wq.interface, mtu=wq.mtu,
-                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR)
+                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR,
+                                 listen_host=wq.listen_host, offloads=wq.offloads)
         try:
             with Rtnl() as rt:
                 rt.set_link(wq.name, addr_gen_mode="none")
@@ -315,10 +317,10 @@ class WgQuickHost:
         changes are logged and not applied (restart for those).  False (and
         the running configuration stays) if the file is refused.
         """
-        from tunkit.app.config import load_wgquick
+        from tunkit.app.config import load_wireguard
 
         try:
-            new = load_wgquick(self.wq.file)
+            new = load_wireguard(self.wq.file)  # a TOML file that left WireGuard mode: ConfigError
             if new.name != self.wq.name:
                 raise ConfigError(f"the interface name changed from {self.wq.name} to {new.name}", file=new.file)
             self.iface.engine.apply(new.interface, now=time.monotonic(), prepare=self.iface.path.prepare)

@@ -19,6 +19,8 @@ as 'tunkit check' does and applies only the difference; an invalid file keeps
 the running configuration, and a failure while applying undoes the kernel
 changes made so far.  A reload never stops the process.
 
+A TOML file with network.private_key_file runs in WireGuard mode too (peers
+with public_key; same interface, UAPI socket and reload as a wg-quick file).
 A wg-quick file (NAME.conf, unchanged) runs in WireGuard mode instead: the
 interface NAME with the file's keys, peers, addresses and MTU, a route per
 allowed IP (Table = auto), and the UAPI socket /var/run/wireguard/NAME.sock,
@@ -79,6 +81,10 @@ def cmd_up(args) -> int:
     if is_wgquick(args.config):
         return _up_wgquick(args)
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    if cfg.mode == "wireguard":
+        from tunkit.app.config import wireguard_file
+
+        return _up_wgquick(args, wireguard_file(cfg))
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
@@ -95,12 +101,14 @@ def cmd_up(args) -> int:
     return EXIT_OK
 
 
-def _up_wgquick(args) -> int:
-    """``tunkit up NAME.conf``: a wg-quick file, WireGuard mode (see docs/wireguard.md)."""
+def _up_wgquick(args, wq=None) -> int:
+    """``tunkit up NAME.conf`` (a wg-quick file) or a TOML file in WireGuard mode (``wq`` given): one code path
+    (see docs/wireguard.md)."""
     from tunkit.app.config import load_wgquick
     from tunkit.app.up import WgQuickHost
 
-    wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    if wq is None:
+        wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
