@@ -65,6 +65,8 @@ def register(sub) -> None:
                    help="TOML (or JSON) configuration file, or a wg-quick file NAME.conf (WireGuard mode)")
     p.add_argument("--status-socket", metavar="PATH",
                    help="unix socket for 'tunkit status' and 'tunkit reload' (default /run/tunkit/DEVICE.sock)")
+    p.add_argument("--uapi-dir", metavar="DIR",
+                   help="WireGuard mode: directory of the UAPI socket NAME.sock (default /var/run/wireguard)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (overrides logging.level)")
     p.set_defaults(func=cmd_up)
 
@@ -115,7 +117,7 @@ def _up_wgquick(args, wq=None) -> int:
     log = logging.getLogger("tunkit.app.up")
     for w in (*wq.warnings, *wq.ignored):
         log.warning("%s", w)
-    host = WgQuickHost(wq, status_path=args.status_socket)
+    host = WgQuickHost(wq, status_path=args.status_socket, uapi_dir=getattr(args, "uapi_dir", None))
     try:
         host.start(signals=True)
         host.run()
