@@ -870,7 +870,9 @@ def _peer_entry(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, k
                 "key_file": None, "key_failed": False, **wg}
     key = _load_key(c, f"{path}.key_file", key_file, base_dir, key_reader) if key_file else None
     if not net.insecure and key_file is None and net.key_file is None:
-        c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
+        c.bad(f"{path}.key_file", "no key: set network.private_key_file and each peer's public_key (WireGuard mode, "
+              "encrypted), or network.key_file or this peer's key_file (HMAC mode: authenticated, not encrypted), "
+              "or network.insecure = true")
     failed = bool((key_file and key is None) or (not key_file and net.key_file and net.key is None))
     return {"path": path, "name": pname, "endpoint": endpoint, "prefixes": prefixes, "key": key,
             "key_file": key_file, "key_failed": failed, **wg}
