@@ -278,3 +278,20 @@ def test_two_tunkit_hosts_from_toml_files_ping_carry_tcp_and_reload_live(netns_f
     finally:
         for side in sides:
             side.stop()
+
+
+def test_an_hmac_host_refuses_a_reload_into_wireguard_mode_and_keeps_running(tmp_path, caplog):
+    from tunkit.app.up import Host
+
+    _write(tmp_path / "net.key", format_key(os.urandom(32)) + "\n")
+    path = _write(tmp_path / "h.toml", '[device]\nname = "wgt0"\n[network]\naddresses = ["198.18.0.1/16"]\n'
+                  'key_file = "net.key"\n[[peers]]\nname = "b"\nendpoint = "198.51.100.2:4800"\n'
+                  'prefixes = ["198.18.0.2/32"]\n')
+    host = Host(load(path))  # not started: a refused reload touches neither the kernel nor the tunnel
+    _write(tmp_path / "a.key", format_key(generate_private_key()) + "\n")
+    pathlib.Path(path).write_text(pathlib.Path(path).read_text().replace(
+        'key_file = "net.key"', 'private_key_file = "a.key"').replace(
+        'endpoint = "198.51.100.2:4800"', f'public_key = "{PEER_PUB}"'))
+    assert load(path).mode == "wireguard"
+    assert host.reload() is False and host.cfg.mode == "hmac" and host.reloads == 0
+    assert "a mode change needs a restart" in caplog.text

@@ -814,9 +814,8 @@ def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_rea
         e["prefixes"] = [(x, w) for x, w in e["prefixes"] if w != where]
     peers: list[Peer] = []
     for e in entries:
-        if e["name"] is not None and (e["endpoint"] is not None or (net.wireguard and "endpoint" not in
-                                                                     raw_peers[int(e["path"][6:-1])])) \
-                and e["prefixes"] and not e["wg_failed"]:
+        if e["name"] is not None and (e["endpoint"] is not None or e["initiates"]) and e["prefixes"] \
+                and not e["wg_failed"]:
             if e["key_failed"]:
                 paths.key_failed.add(len(peers))
             peers.append(Peer(e["name"], e["endpoint"], tuple(x for x, _ in e["prefixes"]), e["key"], e["key_file"],
@@ -884,7 +883,7 @@ def _peer_wireguard(c: _Checker, path: str, p: dict, net: _Network, base_dir: st
     from tunkit.wireguard.keys import parse_key
 
     out = {"public_key": None, "preshared_key": None, "preshared_key_file": None, "persistent_keepalive": 0,
-           "wg_failed": False}
+           "wg_failed": False, "initiates": net.wireguard and "endpoint" not in p}  # no endpoint: it initiates
     if not net.wireguard:
         for k in ("public_key", "preshared_key_file", "persistent_keepalive"):
             if k in p:

@@ -159,6 +159,9 @@ class Host:
         routes, addresses, MTU and txqueuelen restored) and the exception is
         raised; the tunnel keeps its old peers.
         """
+        if "wireguard" in (new.mode, self.cfg.mode) and new.mode != self.cfg.mode:
+            raise ConfigError(f"the new file runs in {new.mode} mode and this host in {self.cfg.mode} mode; "
+                              "a mode change needs a restart", file=new.file, key="network")
         plan = plan_reload(self.cfg, new)  # ConfigError: nothing touched
         for msg in plan.cannot_change_live:
             log.warning("reload: %s", msg)

@@ -86,7 +86,7 @@ def cmd_up(args) -> int:
     if cfg.mode == "wireguard":
         from tunkit.app.config import wireguard_file
 
-        return _up_wgquick(args, wireguard_file(cfg))
+        return _up_wgquick(args, wireguard_file(cfg), getattr(logging, cfg.log_level.upper()))
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
@@ -103,7 +103,7 @@ def cmd_up(args) -> int:
     return EXIT_OK
 
 
-def _up_wgquick(args, wq=None) -> int:
+def _up_wgquick(args, wq=None, level: int = logging.INFO) -> int:
     """``tunkit up NAME.conf`` (a wg-quick file) or a TOML file in WireGuard mode (``wq`` given): one code path
     (see docs/wireguard.md)."""
     from tunkit.app.config import load_wgquick
@@ -111,7 +111,7 @@ def _up_wgquick(args, wq=None) -> int:
 
     if wq is None:
         wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
-    level = logging.DEBUG if args.verbose else logging.INFO
+    level = logging.DEBUG if args.verbose else level
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
     log = logging.getLogger("tunkit.app.up")
