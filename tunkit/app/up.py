@@ -332,12 +332,14 @@ class WgQuickHost:
             return False
         self.iface.path.applied()
         kept = [what for what, a, b in (("Address", new.addresses, self.wq.addresses), ("MTU", new.mtu, self.wq.mtu),
-                                        ("routes", new.routes, self.wq.routes)) if a != b]
+                                        ("routes", new.routes, self.wq.routes),
+                                        ("listen address", new.listen_host, self.wq.listen_host)) if a != b]
         if kept:
             log.warning("%s: reload: %s changed; they apply at the next start", self.wq.file, ", ".join(kept))
         from dataclasses import replace
 
-        self.wq = replace(new, addresses=self.wq.addresses, mtu=self.wq.mtu, routes=self.wq.routes)  # what runs
+        self.wq = replace(new, addresses=self.wq.addresses, mtu=self.wq.mtu, routes=self.wq.routes,
+                          listen_host=self.wq.listen_host)  # what runs
         self.reloads += 1
         log.info("%s: reloaded: %d peer(s)", self.wq.file, len(new.interface.peers))
         return True
