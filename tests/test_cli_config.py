@@ -25,7 +25,7 @@ def examples(tmp_path):
     shutil.copytree(ROOT / "examples", dst)
     for cfg in dst.rglob("*.toml"):
         for line in cfg.read_text().splitlines():
-            if line.strip().startswith("key_file"):
+            if line.strip().startswith(("key_file", "private_key_file", "preshared_key_file")):
                 key = cfg.parent / line.split("=", 1)[1].strip().strip('"')
                 if not key.exists():
                     assert main(["genkey", str(key)]) == 0

@@ -59,6 +59,8 @@ EXPECT = {
                        re.escape("wg0.conf:5:[Interface] MTU: 'big' is not a number")],
     "docs/wireguard.md#0": ["44", "None", "True True True", re.escape("64 ('192.0.2.1', 51820)"),
                             re.escape("b'world'"), "None 1", re.escape("['handshake_complete']")],
+    "docs/wireguard.md#1": ["wireguard", "None 25", re.escape("['192.0.2.0/24']"),
+                            re.escape("a.toml:peers[0].persistent_keepalive: 70000 is out of range 0..65535")],
 }
 
 CANNOT_RUN: dict[str, str] = {}  # snippet id -> why it cannot run as a test

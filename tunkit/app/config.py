@@ -38,7 +38,10 @@ Schema (every key optional unless marked required)::
     [network]
     addresses = ["198.18.0.1/16", "2001:db8:1::1/64"]   # required: this host's overlay addresses
     listen = "0.0.0.0:4800"  # UDP underlay address:port; "[::]:4800" reaches IPv6 and IPv4 endpoints
-    key_file = "net.key"     # pre-shared key for every peer (relative to this file)
+    key_file = "net.key"     # HMAC mode: pre-shared key for every peer (relative to this file);
+                             # authenticates but does not encrypt
+    private_key_file = "a.key"   # WireGuard mode (encrypted): this host's private key, wg's base64
+                             # ('tunkit genkey'), mode 0600; needs device.name without %d
     insecure = false         # true: raw IP in UDP, no authentication (trusted underlays only)
     partial_checksums = false  # insecure only: TCP super-packets keep the kernel's partial checksum
                              # (faster; every peer must be tunkit, a foo-over-UDP receiver drops them)
@@ -46,9 +49,14 @@ Schema (every key optional unless marked required)::
 
     [[peers]]                # required, at least one
     name = "b"               # required, unique
-    endpoint = "198.51.100.2:4800"   # required: underlay address:port
-    prefixes = ["198.18.0.2/32"]     # required: overlay prefixes the peer owns (allowed sources)
-    key_file = "b.key"       # overrides network.key_file for this peer
+    endpoint = "198.51.100.2:4800"   # underlay address:port; required except in WireGuard mode
+                             # (without one the peer may only initiate to us)
+    prefixes = ["198.18.0.2/32"]     # required: overlay prefixes the peer owns (allowed sources;
+                             # WireGuard's allowed IPs)
+    key_file = "b.key"       # HMAC mode: overrides network.key_file for this peer
+    public_key = "base64="   # WireGuard mode, required: the peer's public key ('tunkit pubkey')
+    preshared_key_file = "ab.psk"    # WireGuard mode: optional pre-shared key ('tunkit genpsk'), mode 0600
+    persistent_keepalive = 25        # WireGuard mode: seconds, 0..65535 (0 = off)
 
     [[routes]]               # MTU overrides inside the overlay (nebula's tun.routes)
     route = "198.18.5.0/24"  # required, inside one of network.addresses' networks
@@ -67,6 +75,7 @@ Schema (every key optional unless marked required)::
 
 from __future__ import annotations
 
+import base64
 import bisect
 import ipaddress
 import json
@@ -97,6 +106,7 @@ MAX_METRIC = 2**31 - 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SECTIONS = ("device", "network", "peers", "routes", "unsafe_routes", "logging")
 MAX_DEPTH = 16  # tables and arrays nested; the schema needs 5 (unsafe_routes -> entry -> via -> gateway)
+WG_OVERHEAD = 80  # outer IPv6 + UDP + WireGuard transport header and tag: the device MTU plus this fits a datagram
 MAX_FILE_BYTES = 4 << 20  # a configuration larger than this is not one
 
 
@@ -147,10 +157,14 @@ class UnsafeRoute:
 @dataclass(frozen=True)
 class Peer:
     name: str
-    endpoint: Endpoint
+    endpoint: Endpoint | None  # None only in WireGuard mode (the peer initiates)
     prefixes: tuple[IPNetwork, ...]
     key: bytes | None = field(default=None, repr=False)  # None: network key (or insecure)
     key_file: str | None = None
+    public_key: bytes | None = None  # WireGuard mode
+    preshared_key: bytes | None = field(default=None, repr=False)
+    preshared_key_file: str | None = None
+    persistent_keepalive: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,8 @@ class Config:
     unsafe_routes: tuple[UnsafeRoute, ...] = ()
     key: bytes | None = field(default=None, repr=False)
     key_file: str | None = None
+    private_key: bytes | None = field(default=None, repr=False)  # WireGuard mode (clamped)
+    private_key_file: str | None = None
     insecure: bool = False
     partial_checksums: bool = False
     use_system_route_table: bool = False
@@ -171,8 +187,27 @@ class Config:
     warnings: tuple[str, ...] = ()  # allowed but unsafe (e.g. a file others can write); logged by check and up
 
     @property
+    def mode(self) -> str:
+        """``"wireguard"`` (encrypted), ``"hmac"`` (authenticated, not encrypted) or ``"insecure"`` (raw IP)."""
+        if self.private_key_file is not None:
+            return "wireguard"
+        return "insecure" if self.insecure else "hmac"
+
+    def interface_config(self):
+        """WireGuard mode: the :class:`tunkit.wireguard.settings.InterfaceConfig` the engine runs (what a
+        wg-quick file becomes too); validated by :func:`validate` with the engine's own rules."""
+        from tunkit.wireguard.settings import InterfaceConfig, PeerConfig
+
+        return InterfaceConfig(private_key=self.private_key, listen_port=self.listen.port, peers=tuple(
+            PeerConfig(p.public_key, p.preshared_key,
+                       (str(p.endpoint.address), p.endpoint.port) if p.endpoint is not None else None,
+                       p.persistent_keepalive, p.prefixes) for p in self.peers))
+
+    @property
     def peer_specs(self) -> tuple[PeerSpec, ...]:
-        """The peers as the tunnel runs them (key resolved, endpoint as (address, port))."""
+        """The peers as the tunnel runs them (key resolved, endpoint as (address, port)); HMAC/insecure modes."""
+        if self.mode == "wireguard":
+            raise ValueError("a WireGuard-mode configuration runs as Config.interface_config(), not peer specs")
         return tuple(PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port), p.prefixes, self.peer_key(p))
                      for p in self.peers)
 
@@ -379,6 +414,28 @@ class WgQuickFile:
     routes: tuple          # allowed IPs to route to the device (empty with Table = off)
     ignored: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    listen_host: str | None = None  # None: dual-stack '::' (wg-quick); a TOML file's network.listen address
+    offloads: bool = True
+
+
+def wireguard_file(cfg: Config) -> WgQuickFile:
+    """A WireGuard-mode TOML configuration as the interface ``tunkit up`` runs: the same :class:`WgQuickFile` a
+    wg-quick file gives, so both run one code path (:class:`tunkit.app.up.WgQuickHost`).  Nothing is checked
+    here: :func:`validate` ran every rule.  Routes: each peer prefix outside this host's overlay networks (those
+    inside are reached through the addresses' own routes)."""
+    if cfg.mode != "wireguard":
+        raise ConfigError(f"runs in {cfg.mode} mode, not WireGuard mode (set network.private_key_file)",
+                          file=cfg.file, key="network")
+    routes = [pfx for p in cfg.peers for pfx in p.prefixes
+              if not any(pfx.version == n.version and pfx.subnet_of(n) for n in cfg.networks)]
+    return WgQuickFile(cfg.file, cfg.device.name, cfg.interface_config(), cfg.device.mtu, cfg.addresses,
+                       tuple(routes), (), cfg.warnings, str(cfg.listen.address), cfg.device.offloads)
+
+
+def load_wireguard(path: str) -> WgQuickFile:
+    """The WireGuard interface a file describes: a wg-quick file, or a TOML file in WireGuard mode (ConfigError
+    for a TOML file in another mode); what ``tunkit up`` and every reload of such a host read."""
+    return load_wgquick(path) if is_wgquick(path) else wireguard_file(load(path))
 
 
 def resolve_endpoint(host: str, port: int) -> tuple[str, int]:
@@ -554,6 +611,12 @@ class _Network:
     use_system_route_table: bool
     key_file: str | None
     key: bytes | None
+    private_key_file: str | None = None
+    private_key: bytes | None = None
+
+    @property
+    def wireguard(self) -> bool:
+        return self.private_key_file is not None
 
     @property
     def networks(self) -> list[IPNetwork]:
@@ -606,6 +669,11 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
     peers = _peers_section(c, top, net, base_dir, key_reader, paths)
     routes = _routes_section(c, top, net.networks)
     unsafe = _unsafe_routes_section(c, top, net.networks, paths)
+    if net.wireguard:
+        for section, items in (("routes", routes), ("unsafe_routes", unsafe)):
+            if items:
+                c.bad(section, f"{len(items)} entr{'y' if len(items) == 1 else 'ies'}: not supported in WireGuard "
+                      "mode (network.private_key_file); route networks behind a peer by adding them to its prefixes")
     level = _logging_section(c, top)
     cfg = Config(
         file=file,
@@ -617,6 +685,8 @@ def validate(data: Any, *, file: str = "<config>", key_reader: Callable[[str], b
         unsafe_routes=tuple(unsafe),
         key=net.key,
         key_file=net.key_file,
+        private_key=net.private_key,
+        private_key_file=net.private_key_file,
         insecure=net.insecure,
         partial_checksums=net.partial_checksums,
         use_system_route_table=net.use_system_route_table,
@@ -646,7 +716,8 @@ def _device_section(c: _Checker, d: dict) -> DeviceConfig:
 
 def _network_section(c: _Checker, top: dict, device: DeviceConfig, base_dir: str, key_reader) -> _Network:
     n = c.table(top.get("network", {}), "network")
-    c.known(n, "network", ("addresses", "listen", "key_file", "insecure", "partial_checksums", "use_system_route_table"))
+    c.known(n, "network", ("addresses", "listen", "key_file", "private_key_file", "insecure", "partial_checksums",
+                           "use_system_route_table"))
     if "network" not in top:
         c.bad("network", "is required (at least network.addresses)")
     addresses = _addresses(c, n, required="network" in top)
@@ -666,8 +737,33 @@ def _network_section(c: _Checker, top: dict, device: DeviceConfig, base_dir: str
               "carry the kernel's partial checksum)")
     key_file = c.string(n, "network", "key_file")
     key = _load_key(c, "network.key_file", key_file, base_dir, key_reader) if key_file else None
-    return _Network(tuple(addresses), listen, insecure, bool(partial),
-                    c.boolean(n, "network", "use_system_route_table", False), key_file, key)
+    private_key_file = c.string(n, "network", "private_key_file")
+    private_key = None
+    system_table = c.boolean(n, "network", "use_system_route_table", False)
+    if private_key_file is not None:  # WireGuard mode: what it cannot combine with, each named
+        private_key = _load_key(c, "network.private_key_file", private_key_file, base_dir, key_reader,
+                                make="tunkit genkey > {path} && chmod 600 {path}")
+        if private_key is not None:
+            from tunkit.wireguard.keys import clamp
+
+            private_key = clamp(private_key)  # as wg does with a PrivateKey
+        for key_, set_ in (("key_file", key_file is not None), ("insecure", insecure), ("partial_checksums", partial),
+                           ("use_system_route_table", system_table)):
+            if set_:
+                c.bad(f"network.{key_}", f"{_show(n[key_])} cannot be combined with network.private_key_file "
+                      "(WireGuard mode, encrypted): remove one of them")
+        if device.mtu > MAX_MTU - WG_OVERHEAD:
+            c.bad("device.mtu", f"{device.mtu} is above {MAX_MTU - WG_OVERHEAD} in WireGuard mode "
+                  f"({WG_OVERHEAD} bytes of UDP and WireGuard headers must fit in 65535)")
+        if "%" in device.name:
+            c.bad("device.name", f"{device.name!r} is a template; WireGuard mode needs a fixed name (set "
+                  "device.name, e.g. \"wg0\"; its UAPI socket is /var/run/wireguard/NAME.sock)")
+        for key_, bad in (("workers", device.workers != 1), ("txqueuelen", device.txqueuelen is not None)):
+            if bad:
+                c.bad(f"device.{key_}", f"{getattr(device, key_)}: not supported in WireGuard mode (one process, "
+                      "the kernel's default queue length): leave it out")
+    return _Network(tuple(addresses), listen, insecure, bool(partial), system_table, key_file, key,
+                    private_key_file, private_key)
 
 
 def _addresses(c: _Checker, n: dict, required: bool) -> list[IPInterface]:
@@ -718,20 +814,24 @@ def _peers_section(c: _Checker, top: dict, net: _Network, base_dir: str, key_rea
         e["prefixes"] = [(x, w) for x, w in e["prefixes"] if w != where]
     peers: list[Peer] = []
     for e in entries:
-        if e["name"] is not None and e["endpoint"] is not None and e["prefixes"]:
+        if e["name"] is not None and (e["endpoint"] is not None or e["initiates"]) and e["prefixes"] \
+                and not e["wg_failed"]:
             if e["key_failed"]:
                 paths.key_failed.add(len(peers))
-            peers.append(Peer(e["name"], e["endpoint"], tuple(x for x, _ in e["prefixes"]), e["key"], e["key_file"]))
+            peers.append(Peer(e["name"], e["endpoint"], tuple(x for x, _ in e["prefixes"]), e["key"], e["key_file"],
+                              e["public_key"], e["preshared_key"], e["preshared_key_file"],
+                              e["persistent_keepalive"]))
             paths.peers.append({"": e["path"], "prefixes": [w for _, w in e["prefixes"]]})
     return peers
 
 
 def _peer_entry(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, key_reader) -> dict:
     """One ``[[peers]]`` entry's fields, each checked on its own."""
-    c.known(p, path, ("name", "endpoint", "prefixes", "key_file"))
+    c.known(p, path, ("name", "endpoint", "prefixes", "key_file", "public_key", "preshared_key_file",
+                      "persistent_keepalive"))
     pname = c.string(p, path, "name", required=True)
     endpoint = None
-    etext = c.string(p, path, "endpoint", required=True)
+    etext = c.string(p, path, "endpoint", required=not net.wireguard)
     if etext is not None:
         try:
             endpoint = parse_endpoint(etext)
@@ -752,16 +852,58 @@ def _peer_entry(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, k
         if mine is not None:
             c.bad(where, f"{pfx} contains this host's own address {mine}")
             continue
+        if net.wireguard and pfx.prefixlen == 0:
+            c.bad(where, f"{pfx}: a default route through WireGuard needs policy routing, which tunkit up does "
+                  "not do; list the networks behind the peer")
+            continue
         prefixes.append((pfx, where))
     if "prefixes" in p and isinstance(p["prefixes"], list) and not p["prefixes"]:
         c.bad(f"{path}.prefixes", "must list at least one prefix (the peer's overlay address)")
     key_file = c.string(p, path, "key_file")
+    wg = _peer_wireguard(c, path, p, net, base_dir, key_reader)
+    if net.wireguard:
+        if key_file is not None:
+            c.bad(f"{path}.key_file", f"{key_file!r}: HMAC mode's key; in WireGuard mode (network.private_key_file) "
+                  "a peer has public_key (and optionally preshared_key_file)")
+        return {"path": path, "name": pname, "endpoint": endpoint, "prefixes": prefixes, "key": None,
+                "key_file": None, "key_failed": False, **wg}
     key = _load_key(c, f"{path}.key_file", key_file, base_dir, key_reader) if key_file else None
     if not net.insecure and key_file is None and net.key_file is None:
-        c.bad(f"{path}.key_file", "no key: set network.key_file or this peer's key_file (or network.insecure = true)")
+        c.bad(f"{path}.key_file", "no key: set network.private_key_file and each peer's public_key (WireGuard mode, "
+              "encrypted), or network.key_file or this peer's key_file (HMAC mode: authenticated, not encrypted), "
+              "or network.insecure = true")
     failed = bool((key_file and key is None) or (not key_file and net.key_file and net.key is None))
     return {"path": path, "name": pname, "endpoint": endpoint, "prefixes": prefixes, "key": key,
-            "key_file": key_file, "key_failed": failed}
+            "key_file": key_file, "key_failed": failed, **wg}
+
+
+def _peer_wireguard(c: _Checker, path: str, p: dict, net: _Network, base_dir: str, key_reader) -> dict:
+    """A peer's WireGuard keys (``public_key``, ``preshared_key_file``, ``persistent_keepalive``): each checked
+    on its own; outside WireGuard mode each is refused, naming the key that turns the mode on."""
+    from tunkit.wireguard.keys import parse_key
+
+    out = {"public_key": None, "preshared_key": None, "preshared_key_file": None, "persistent_keepalive": 0,
+           "wg_failed": False, "initiates": net.wireguard and "endpoint" not in p}  # no endpoint: it initiates
+    if not net.wireguard:
+        for k in ("public_key", "preshared_key_file", "persistent_keepalive"):
+            if k in p:
+                c.bad(f"{path}.{k}", f"{_show(p[k])}: a WireGuard key; it needs network.private_key_file "
+                      "(WireGuard mode), and then network.key_file and the peers' key_file go")
+        return out
+    text = c.string(p, path, "public_key", required=True)
+    if text is not None:
+        try:
+            out["public_key"] = parse_key(text, "public key")
+        except ValueError as e:
+            c.bad(f"{path}.public_key", str(e))
+    psk_file = c.string(p, path, "preshared_key_file")
+    if psk_file is not None:
+        out["preshared_key_file"] = psk_file
+        out["preshared_key"] = _load_key(c, f"{path}.preshared_key_file", psk_file, base_dir, key_reader,
+                                         make="tunkit genpsk > {path} && chmod 600 {path}")
+    out["persistent_keepalive"] = c.integer(p, path, "persistent_keepalive", 0, 65535, default=0)
+    out["wg_failed"] = out["public_key"] is None or (psk_file is not None and out["preshared_key"] is None)
+    return out
 
 
 def first_overlaps(nets: list[IPNetwork]) -> dict[int, int]:
@@ -840,7 +982,17 @@ def _logging_section(c: _Checker, top: dict) -> str:
 
 
 def _peer_set_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
-    """The rules between peers and routes: :func:`tunkit.overlay.spec.problems`, the same ones the tunnel runs."""
+    """The rules between peers and routes: :func:`tunkit.overlay.spec.problems`, the same ones the tunnel runs;
+    in WireGuard mode also the engine's own (:func:`_wireguard_rules`)."""
+    if cfg.mode == "wireguard":
+        specs = [PeerSpec(p.name, (str(p.endpoint.address), p.endpoint.port) if p.endpoint else None, p.prefixes)
+                 for p in cfg.peers]
+        found, _ = spec_problems(specs, (), wireguard=True, v6sock=cfg.listen.address.version == 6)
+        for where, message in found:
+            c.bad_once(paths.key_path(where), message)
+        if cfg.private_key is not None and not c.problems:
+            _wireguard_rules(c, cfg, paths)
+        return
     peers = list(cfg.peer_specs)
     for i in paths.key_failed:  # already reported at the key file: check the rest as if it had been read
         peers[i] = replace(peers[i], key=bytes(KEY_BYTES))
@@ -848,6 +1000,41 @@ def _peer_set_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
     found, _ = spec_problems(peers, routes, insecure=cfg.insecure, v6sock=cfg.listen.address.version == 6)
     for where, message in found:
         c.bad_once(paths.key_path(where), message)
+
+
+def _wireguard_rules(c: _Checker, cfg: Config, paths: _Paths) -> None:
+    """The engine's rules on the configuration it will run, run here: ``settings.validate`` (the first peer it
+    refuses found by bisection, to name its key path) and each peer key's static-static DH (a low-order point is
+    refused), exactly what ``Engine.apply`` runs at ``tunkit up`` and every reload."""
+    from tunkit.wireguard import settings
+
+    ic = cfg.interface_config()
+    try:
+        from tunkit.crypto import LibCrypto
+        from tunkit.wireguard.noise import Local, Remote
+
+        local = Local(LibCrypto(), cfg.private_key)
+    except (OSError, RuntimeError) as e:  # no usable libcrypto: WireGuard mode cannot run here
+        c.bad("network.private_key_file", f"WireGuard mode needs libcrypto: {e}")
+        return
+    try:
+        settings.validate(ic, local.public)
+    except ValueError as e:
+        lo, hi = 0, len(ic.peers)  # peers[:hi] fails; find the shortest failing prefix of the list
+        while lo < hi:
+            mid = (lo + hi) // 2
+            try:
+                settings.validate(replace(ic, peers=ic.peers[: mid + 1]), local.public)
+                lo = mid + 1
+            except ValueError:
+                hi = mid
+        c.bad(paths.peers[lo][""] if lo < len(paths.peers) else "peers", str(e))
+        return
+    for i, p in enumerate(ic.peers):
+        try:
+            Remote(local, p.public_key, p.preshared_key)
+        except ValueError as e:
+            c.bad(f"{paths.peers[i]['']}.public_key", str(e))
 
 
 def _network(c: _Checker, where: str, value: Any, required: bool = False) -> IPNetwork | None:
@@ -917,12 +1104,13 @@ def _via(c: _Checker, where: str, r: dict, networks: list) -> list[tuple[IPAddre
     return gws if ok and gws else None
 
 
-def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callable[[str], bytes]) -> bytes | None:
+def _load_key(c: _Checker, where: str, path: str, base_dir: str, reader: Callable[[str], bytes],
+              make: str = "tunkit genkey {path}") -> bytes | None:
     full = path if os.path.isabs(path) else os.path.join(base_dir, path)
     try:
         return reader(full)
     except FileNotFoundError:
-        c.bad(where, f"{full}: no such file (make one with 'tunkit genkey {path}')")
+        c.bad(where, f"{full}: no such file (make one with '{make.format(path=path)}')")
     except ValueError as e:
         c.bad(where, str(e))
     except OSError as e:
@@ -942,16 +1130,21 @@ def to_json(cfg: Config) -> dict:
             "workers": cfg.device.workers,
             "offloads": cfg.device.offloads,
         },
+        "mode": cfg.mode,
         "network": {
             "addresses": [str(a) for a in cfg.addresses],
             "listen": str(cfg.listen),
             "key_file": cfg.key_file,
+            "private_key_file": cfg.private_key_file,
             "insecure": cfg.insecure,
             "partial_checksums": cfg.partial_checksums,
             "use_system_route_table": cfg.use_system_route_table,
         },
         "peers": [
-            {"name": p.name, "endpoint": str(p.endpoint), "prefixes": [str(x) for x in p.prefixes], "key_file": p.key_file}
+            {"name": p.name, "endpoint": str(p.endpoint) if p.endpoint else None,
+             "prefixes": [str(x) for x in p.prefixes], "key_file": p.key_file,
+             **({"public_key": base64.b64encode(p.public_key).decode(), "preshared_key_file": p.preshared_key_file,
+                 "persistent_keepalive": p.persistent_keepalive} if cfg.mode == "wireguard" else {})}
             for p in cfg.peers
         ],
         "routes": [{"route": str(r.route), "mtu": r.mtu} for r in cfg.routes],

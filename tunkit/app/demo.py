@@ -11,7 +11,7 @@ Sections, each printing what it does and what the kernel reports:
 1. a TUN device: created with offloads negotiated, shown, a datagram sent by
    the kernel read back from it, removed;
 2. the overlay: two hosts (namespaces joined by a veth underlay) each run
-   ``tunkit up`` with a generated key; ping in both directions, IPv4 and
+   ``tunkit up`` in WireGuard mode (a generated key pair each); ping in both directions, IPv4 and
    IPv6, a TCP transfer with its throughput, the counters, then both hosts
    stopped and everything removed.
 """
@@ -92,16 +92,24 @@ def section_device(out: Out) -> None:
 HOST_CONFIG = """\
 [device]
 name = "tunkit0"
-mtu = 1400
+mtu = 1420
 [network]
 addresses = ["198.18.0.{me}/24", "2001:db8:100::{me}/64"]
 listen = "198.51.100.{me}:4800"
-key_file = "net.key"
+private_key_file = "host-{me}.key"
 [[peers]]
 name = "host-{peer}"
+public_key = "{peer_public}"
 endpoint = "198.51.100.{peer}:4800"
 prefixes = ["198.18.0.{peer}/32", "2001:db8:100::{peer}/128"]
 """
+
+
+def _write_secret(path: str, text: str) -> None:
+    """A key file as 'tunkit genkey > FILE; chmod 600 FILE' leaves it (mode 0600 from the start)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 ICMP_ECHO = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 
@@ -181,8 +189,9 @@ def tcp_transfer(server_ns, client_ns, dst: str, nbytes: int, seconds: float = 1
 
 def section_overlay(out: Out) -> None:
     """Section 2: two tunkit hosts and the overlay between them."""
-    from tunkit.app.config import generate_key_file
+    from tunkit.crypto import generate_private_key, public_key
     from tunkit.netlink import Rtnl
+    from tunkit.wireguard import format_key
     from tunkit.netns import NetNS
 
     out("2. The overlay: two hosts, each running 'tunkit up'")
@@ -199,16 +208,19 @@ def section_overlay(out: Out) -> None:
             rt.set_link("under2", up=True)
         out(f"   underlay: host-1 198.51.100.1 <-veth-> host-2 198.51.100.2 (namespaces, net inodes "
             f"{hosts[1].inode} and {hosts[2].inode})")
-        generate_key_file(os.path.join(tmp, "net.key"))
+        keys = {i: generate_private_key() for i in (1, 2)}  # what 'tunkit genkey' prints
+        names = {i: format_key(public_key(keys[3 - i])) for i in (1, 2)}  # public keys, by the host of the peer
+        for i in (1, 2):
+            _write_secret(os.path.join(tmp, f"host-{i}.key"), format_key(keys[i]) + "\n")
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         for me, peer in ((1, 2), (2, 1)):
             cfg = os.path.join(tmp, f"host-{me}.toml")
             with open(cfg, "w") as f:
-                f.write(HOST_CONFIG.format(me=me, peer=peer))
+                f.write(HOST_CONFIG.format(me=me, peer=peer, peer_public=names[me]))
             log = open(os.path.join(tmp, f"host-{me}.log"), "w")
-            procs.append(hosts[me].popen(
-                [sys.executable, "-m", "tunkit", "up", cfg, "--status-socket", os.path.join(tmp, f"host-{me}.sock")],
-                env=env, stdout=log, stderr=log))
+            procs.append(hosts[me].popen(  # the UAPI socket in the run's directory: two hosts share no path
+                [sys.executable, "-m", "tunkit", "up", cfg, "--status-socket", os.path.join(tmp, f"host-{me}.sock"),
+                 "--uapi-dir", os.path.join(tmp, f"wg-{me}")], env=env, stdout=log, stderr=log))
         deadline = time.monotonic() + 10
         while not all(os.path.exists(os.path.join(tmp, f"host-{i}.sock")) for i in (1, 2)):
             dead = [p for p in procs if p.poll() is not None]
@@ -216,7 +228,8 @@ def section_overlay(out: Out) -> None:
                 logs = "".join(open(os.path.join(tmp, f"host-{i}.log")).read() for i in (1, 2))
                 raise DemoError(f"a tunkit host did not start:\n{logs}")
             time.sleep(0.05)
-        out("   both hosts up: tunkit0 with 198.18.0.N/24 and 2001:db8:100::N/64, authenticated (shared key)")
+        out("   both hosts up: tunkit0 with 198.18.0.N/24 and 2001:db8:100::N/64, WireGuard mode (encrypted: "
+            "a key pair each, Noise handshake, ChaCha20-Poly1305)")
 
         for src, dst in ((1, "198.18.0.2"), (2, "198.18.0.1"), (1, "2001:db8:100::2")):
             with hosts[src].entered():
@@ -237,8 +250,9 @@ def section_overlay(out: Out) -> None:
                 capture_output=True, text=True, env=env, timeout=10, check=True)
         doc = json.loads(status.stdout)[0]
         for p in doc["peers"]:
-            out(f"   counters on host-1, peer {p['name']}: tx {p['tx_packets']} packets {p['tx_bytes']} bytes, "
-                f"rx {p['rx_packets']} packets {p['rx_bytes']} bytes")
+            name = "host-2" if p["public_key"] == names[1] else p["public_key"]
+            out(f"   counters on host-1, peer {name} (public key {p['public_key']}): tx {p['tx_bytes']} bytes, "
+                f"rx {p['rx_bytes']} bytes, {p['handshakes']} handshake(s)")
         drops = doc.get("drops") or {}
         out(f"   drops on host-1: {', '.join(f'{k} {v}' for k, v in drops.items()) or 'none'}")
 

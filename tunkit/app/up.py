@@ -159,6 +159,9 @@ class Host:
         routes, addresses, MTU and txqueuelen restored) and the exception is
         raised; the tunnel keeps its old peers.
         """
+        if "wireguard" in (new.mode, self.cfg.mode) and new.mode != self.cfg.mode:
+            raise ConfigError(f"the new file runs in {new.mode} mode and this host in {self.cfg.mode} mode; "
+                              "a mode change needs a restart", file=new.file, key="network")
         plan = plan_reload(self.cfg, new)  # ConfigError: nothing touched
         for msg in plan.cannot_change_live:
             log.warning("reload: %s", msg)
@@ -244,7 +247,8 @@ class Host:
 
 
 class WgQuickHost:
-    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process.
+    """``tunkit up NAME.conf``: an unchanged wg-quick file as a WireGuard interface served by this process;
+    also ``tunkit up FILE.toml`` in WireGuard mode (:func:`tunkit.app.config.wireguard_file`, the same shape).
 
     ``start()`` makes the interface (:class:`tunkit.overlay.wg.WgInterface`: the
     TUN device with the file's MTU, the UDP socket on ListenPort, the engine,
@@ -271,7 +275,8 @@ class WgQuickHost:
 
         wq = self.wq
         self.iface = WgInterface(wq.name, wq.interface, mtu=wq.mtu,
-                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR)
+                                 uapi_dir=self.uapi_dir if self.uapi_dir is not None else SOCKET_DIR,
+                                 listen_host=wq.listen_host, offloads=wq.offloads)
         try:
             with Rtnl() as rt:
                 rt.set_link(wq.name, addr_gen_mode="none")
@@ -315,10 +320,10 @@ class WgQuickHost:
         changes are logged and not applied (restart for those).  False (and
         the running configuration stays) if the file is refused.
         """
-        from tunkit.app.config import load_wgquick
+        from tunkit.app.config import load_wireguard
 
         try:
-            new = load_wgquick(self.wq.file)
+            new = load_wireguard(self.wq.file)  # a TOML file that left WireGuard mode: ConfigError
             if new.name != self.wq.name:
                 raise ConfigError(f"the interface name changed from {self.wq.name} to {new.name}", file=new.file)
             self.iface.engine.apply(new.interface, now=time.monotonic(), prepare=self.iface.path.prepare)
@@ -327,12 +332,14 @@ class WgQuickHost:
             return False
         self.iface.path.applied()
         kept = [what for what, a, b in (("Address", new.addresses, self.wq.addresses), ("MTU", new.mtu, self.wq.mtu),
-                                        ("routes", new.routes, self.wq.routes)) if a != b]
+                                        ("routes", new.routes, self.wq.routes),
+                                        ("listen address", new.listen_host, self.wq.listen_host)) if a != b]
         if kept:
             log.warning("%s: reload: %s changed; they apply at the next start", self.wq.file, ", ".join(kept))
         from dataclasses import replace
 
-        self.wq = replace(new, addresses=self.wq.addresses, mtu=self.wq.mtu, routes=self.wq.routes)  # what runs
+        self.wq = replace(new, addresses=self.wq.addresses, mtu=self.wq.mtu, routes=self.wq.routes,
+                          listen_host=self.wq.listen_host)  # what runs
         self.reloads += 1
         log.info("%s: reloaded: %d peer(s)", self.wq.file, len(new.interface.peers))
         return True

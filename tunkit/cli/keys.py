@@ -68,16 +68,28 @@ def cmd_check(args) -> int:
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
     for w in cfg.warnings:
         print(f"tunkit: warning: {w}", file=sys.stderr)
+    if cfg.mode == "wireguard":
+        from tunkit.app.config import wireguard_file
+
+        wireguard_file(cfg)  # what 'tunkit up' runs, built the same way
     if args.json:
         emit_json(to_json(cfg), pretty=args.pretty)
         return EXIT_OK
     pc = "; partial checksums: tunkit peers only" if cfg.partial_checksums else ""
-    mode = f"insecure (no authentication{pc})" if cfg.insecure else "authenticated"
+    mode = {"wireguard": "WireGuard mode (encrypted)", "insecure": f"insecure (no authentication{pc})",
+            "hmac": "HMAC mode (authenticated, not encrypted)"}[cfg.mode]
     print(f"{cfg.file}: valid")
+    print(f"  mode: {mode}")
+    if cfg.mode == "hmac":
+        print("  note: HMAC mode authenticates but does not encrypt: anyone on the underlay can read the traffic. "
+              "To encrypt, switch to WireGuard mode: set network.private_key_file (tunkit genkey > FILE; chmod 600 "
+              "FILE), give each peer public_key (tunkit pubkey < FILE on the peer) and optionally "
+              "preshared_key_file, and remove network.key_file and the peers' key_file")
     print(f"  device {cfg.device.name} mtu {cfg.device_mtu} workers {cfg.device.workers or 'auto'}")
-    print(f"  addresses {' '.join(map(str, cfg.addresses))}; listen {cfg.listen}; {mode}")
+    print(f"  addresses {' '.join(map(str, cfg.addresses))}; listen {cfg.listen}")
     for p in cfg.peers:
-        print(f"  peer {p.name} at {p.endpoint}: {' '.join(map(str, p.prefixes))}")
+        at = f"at {p.endpoint}" if p.endpoint is not None else "(no endpoint: it initiates)"
+        print(f"  peer {p.name} {at}: {' '.join(map(str, p.prefixes))}")
     for r in kernel_routes(cfg):
         extra = "".join(
             f" {k} {v}" for k, v in (("metric", r.metric), ("mtu", r.mtu), ("advmss", r.advmss), ("src", r.src)) if v is not None

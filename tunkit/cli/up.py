@@ -19,6 +19,8 @@ as 'tunkit check' does and applies only the difference; an invalid file keeps
 the running configuration, and a failure while applying undoes the kernel
 changes made so far.  A reload never stops the process.
 
+A TOML file with network.private_key_file runs in WireGuard mode too (peers
+with public_key; same interface, UAPI socket and reload as a wg-quick file).
 A wg-quick file (NAME.conf, unchanged) runs in WireGuard mode instead: the
 interface NAME with the file's keys, peers, addresses and MTU, a route per
 allowed IP (Table = auto), and the UAPI socket /var/run/wireguard/NAME.sock,
@@ -63,6 +65,8 @@ def register(sub) -> None:
                    help="TOML (or JSON) configuration file, or a wg-quick file NAME.conf (WireGuard mode)")
     p.add_argument("--status-socket", metavar="PATH",
                    help="unix socket for 'tunkit status' and 'tunkit reload' (default /run/tunkit/DEVICE.sock)")
+    p.add_argument("--uapi-dir", metavar="DIR",
+                   help="WireGuard mode: directory of the UAPI socket NAME.sock (default /var/run/wireguard)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level (overrides logging.level)")
     p.set_defaults(func=cmd_up)
 
@@ -79,6 +83,10 @@ def cmd_up(args) -> int:
     if is_wgquick(args.config):
         return _up_wgquick(args)
     cfg = load(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    if cfg.mode == "wireguard":
+        from tunkit.app.config import wireguard_file
+
+        return _up_wgquick(args, wireguard_file(cfg), getattr(logging, cfg.log_level.upper()))
     level = logging.DEBUG if args.verbose else getattr(logging, cfg.log_level.upper())
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
@@ -95,19 +103,21 @@ def cmd_up(args) -> int:
     return EXIT_OK
 
 
-def _up_wgquick(args) -> int:
-    """``tunkit up NAME.conf``: a wg-quick file, WireGuard mode (see docs/wireguard.md)."""
+def _up_wgquick(args, wq=None, level: int = logging.INFO) -> int:
+    """``tunkit up NAME.conf`` (a wg-quick file) or a TOML file in WireGuard mode (``wq`` given): one code path
+    (see docs/wireguard.md)."""
     from tunkit.app.config import load_wgquick
     from tunkit.app.up import WgQuickHost
 
-    wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
-    level = logging.DEBUG if args.verbose else logging.INFO
+    if wq is None:
+        wq = load_wgquick(args.config)  # a ConfigError (ValueError) exits 1 through tunkit.cli.main
+    level = logging.DEBUG if args.verbose else level
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tunkit").setLevel(level)
     log = logging.getLogger("tunkit.app.up")
     for w in (*wq.warnings, *wq.ignored):
         log.warning("%s", w)
-    host = WgQuickHost(wq, status_path=args.status_socket)
+    host = WgQuickHost(wq, status_path=args.status_socket, uapi_dir=getattr(args, "uapi_dir", None))
     try:
         host.start(signals=True)
         host.run()

@@ -106,8 +106,13 @@ def fmt_endpoint(ep: tuple[str, int]) -> str:
 
 
 def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, insecure: bool = False,
-             v6sock: bool = False, table_factory: Callable[[], Any] | None = None) -> tuple[list[Problem], list]:
+             v6sock: bool = False, table_factory: Callable[[], Any] | None = None,
+             wireguard: bool = False) -> tuple[list[Problem], list]:
     """Every rule on a peer/route set: ``(problems, socket addresses)``; pure.
+
+    ``wireguard``: the set of a WireGuard-mode configuration: keys are not
+    checked here (the engine's ``settings.validate`` checks public keys) and a
+    peer's endpoint may be ``None`` (it may only initiate to us).
 
     ``problems`` is a list of ``(where, message)``; the socket addresses (one
     per peer, ``None`` where the endpoint is bad) are normalised for the
@@ -125,7 +130,7 @@ def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, ins
             out.append((("peers", i, "name"), f"{spec.name!r} is already the name of peers[{names[spec.name]}]"))
         else:
             names[spec.name] = i
-        if not insecure:
+        if not insecure and not wireguard:
             if not spec.key:
                 out.append((("peers", i, "key"), f"peer {spec.name}: no key (authentication is on; set a key "
                                                  "or insecure mode)"))
@@ -137,7 +142,8 @@ def problems(peers: Sequence[PeerSpec], routes: Sequence[RouteSpec] = (), *, ins
                                                  "holds base64: read it with tunkit.app.config.read_key_file)"))
         addr = None
         try:
-            addr = sockaddr(spec.endpoint, v6sock)
+            if spec.endpoint is not None or not wireguard:
+                addr = sockaddr(spec.endpoint, v6sock)
         except (TypeError, ValueError) as e:
             out.append((("peers", i, "endpoint"), str(e)))
         if addr is not None:
