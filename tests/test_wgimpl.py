@@ -138,6 +138,8 @@ Endpoint = {WG_UNDERLAY}:{WG_PORT}
     assert showconf.split("\n\n")[1].splitlines() == [
         "[Peer]", f"PublicKey = {wg_pub}", f"AllowedIPs = {WG4}/32", f"Endpoint = {WG_UNDERLAY}:{WG_PORT}"]
 
+    compare_with_wireguard_go(lab, name, showconf)
+
     # the peer removed with wg: its traffic stops at once
     lab.tkns.run(["wg", "set", name, "peer", wg_pub, "remove"])
     assert lab.tkns.run(["wg", "show", name, "peers"]).stdout.strip() == ""
@@ -151,6 +153,46 @@ Endpoint = {WG_UNDERLAY}:{WG_PORT}
     assert not os.path.exists(sock)
     log = up.stdout
     assert f"({name})" in log and "UAPI listener started" in log  # LOG_LEVEL=verbose: the daemon logged to wg-quick's stdout
+
+
+def compare_with_wireguard_go(lab, name: str, showconf: str) -> None:
+    """A wireguard-go interface in the same namespace given tunkit's showconf (another port): wg prints the same."""
+    from test_uapi_wg import normalise
+
+    go = unique("tkg")
+    port = TK_PORT + 100
+    conf = lab.tmp / "go.conf"
+    conf.write_text(showconf.replace(f"ListenPort = {TK_PORT}", f"ListenPort = {port}"))
+    conf.chmod(0o600)
+    proc = lab.tkns.popen(["wireguard-go", "-f", go], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**os.environ, "LOG_LEVEL": "silent"})
+    try:
+        wait_for(lambda: os.path.exists(f"{SOCKET_DIR}/{go}.sock") or proc.poll() is not None, "wireguard-go's socket")
+        lab.tkns.run(["wg", "setconf", go, str(conf)])
+        for view in (("show", "IFACE"), ("show", "IFACE", "dump"), ("showconf", "IFACE")):
+            args = [a.replace("IFACE", go) for a in view]
+            want = normalise(view, lab.tkns.run(["wg", *args]).stdout, go).replace(str(port), str(TK_PORT))
+            args = [a.replace("IFACE", name) for a in view]
+            got = normalise(view, lab.tkns.run(["wg", *args]).stdout, name)
+            assert got == want, f"wg {' '.join(view)}:\n--- wireguard-go\n{want}\n--- tunkit\n{got}"
+        # wg show all dump (every socket in the shared directory): our two interfaces' lines match
+        lines = lab.tkns.run(["wg", "show", "all", "dump"]).stdout.splitlines()
+
+        def mine(n):
+            return [ln.split("\t") for ln in lines if ln.split("\t")[0] == n]
+
+        def stable(rows, n):
+            return [[f.replace(n, "IFACE").replace(str(port), str(TK_PORT)) for f in (r[:5] if len(r) == 5 else r[:5] + r[8:])]
+                    for r in rows]
+
+        assert stable(mine(name), name) == stable(mine(go), go) and len(mine(name)) == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        try:
+            os.unlink(f"{SOCKET_DIR}/{go}.sock")
+        except FileNotFoundError:
+            pass
 
 
 @pytest.mark.privileged
