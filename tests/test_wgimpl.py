@@ -155,6 +155,44 @@ Endpoint = {WG_UNDERLAY}:{WG_PORT}
     assert f"({name})" in log and "UAPI listener started" in log  # LOG_LEVEL=verbose: the daemon logged to wg-quick's stdout
 
 
+@pytest.mark.privileged
+def test_wg_quick_default_route_uses_the_fwmark_and_policy_rules_inside_the_namespace(lab):
+    """``AllowedIPs = 0.0.0.0/0``: wg-quick sets fwmark 51820 (tunkit marks its UDP socket) and routes all else in."""
+    if shutil.which("nft") is None and shutil.which("iptables-restore") is None:
+        pytest.fail("nft is missing: scripts/test.sh installs nftables (wg-quick's default-route path needs it)")
+    lab.start_wireguard_go(endpoint=False)
+    name = lab.quick_if
+    conf = lab.tmp / f"{name}.conf"
+    conf.write_text(f"""[Interface]
+Address = {TK4}/24
+ListenPort = {TK_PORT}
+PrivateKey = {format_key(lab.tk_key)}
+
+[Peer]
+PublicKey = {format_key(public_key(lab.wg_key))}
+AllowedIPs = 0.0.0.0/0
+Endpoint = {WG_UNDERLAY}:{WG_PORT}
+""")
+    conf.chmod(0o600)
+    wg_quick(lab, "up", str(conf))
+    assert lab.tkns.run(["wg", "show", name, "fwmark"]).stdout.strip() == "0xca6c"
+    rules = json.loads(lab.tkns.run(["ip", "-j", "-4", "rule", "show"]).stdout)
+    assert {"not": None, "fwmark": "0xca6c", "table": "51820"}.items() <= next(
+        r for r in rules if r.get("table") == "51820").items(), rules  # not fwmark 51820 lookup 51820
+    assert any(r.get("suppress_prefixlen") == 0 and r.get("table") == "main" for r in rules), rules
+    routes = json.loads(lab.tkns.run(["ip", "-j", "-4", "route", "show", "table", "51820"]).stdout)
+    assert [(r["dst"], r["dev"]) for r in routes] == [("default", name)], routes
+    # the underlay endpoint is still reached (marked datagrams use the main table), everything else goes in
+    assert lab.ping(lab.tkns, WG4), "no ping answer through the default-route tunnel"
+    sent, got = tcp_transfer(lab.tkns, lab.wg, WG4, 5203, 1 << 20)
+    assert sent == got
+    wg_quick(lab, "down", str(conf))
+    assert not link_exists(lab.tkns, name)
+    assert "51820" not in lab.tkns.run(["ip", "-4", "rule", "show"]).stdout
+    wait_for(lambda: not daemon_pids(name), "tunkit-wireguard to exit")
+    assert not os.path.exists(f"{SOCKET_DIR}/{name}.sock")
+
+
 def compare_with_wireguard_go(lab, name: str, showconf: str) -> None:
     """A wireguard-go interface in the same namespace given tunkit's showconf (another port): wg prints the same."""
     from test_uapi_wg import normalise

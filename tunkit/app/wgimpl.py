@@ -157,6 +157,7 @@ def _detach(name: str) -> int:
         parent.close()
         try:
             os.setsid()
+            os.chdir("/")  # hold no directory (a mount) busy
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
             if os.environ.get("LOG_LEVEL") == "silent":
