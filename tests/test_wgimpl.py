@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from test_wg_datapath import TK4, TK_PORT, TK_UNDERLAY, WG4, WG_PORT, WG_UNDERLAY, Lab, tcp_transfer
+from test_wg_datapath import TK4, TK_PORT, WG4, WG_PORT, WG_UNDERLAY, Lab, tcp_transfer
 from tunkit.crypto import generate_private_key, public_key
 from tunkit.overlay.uapi_server import SOCKET_DIR
 from tunkit.wireguard import format_key

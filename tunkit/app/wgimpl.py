@@ -31,6 +31,7 @@ import sys
 __all__ = ["main", "MTU", "LOG_LEVELS"]
 
 MTU = 1420                      # wireguard-go's default (device.DefaultMTU)
+READY_TIMEOUT = 60.0            # seconds the parent waits for the child to serve the socket
 LINK_CHECK_INTERVAL = 0.5       # seconds between checks that the interface still exists
 LOG_LEVELS = {"verbose": logging.DEBUG, "debug": logging.DEBUG, "error": logging.ERROR, "silent": None}
 USAGE = "usage: tunkit-wireguard [-f/--foreground] INTERFACE-NAME\n"
@@ -175,9 +176,17 @@ def _detach(name: str) -> int:
         os._exit(code)
     child.close()
     chunks = []
+    parent.settimeout(READY_TIMEOUT)
     with parent:
-        while b := parent.recv(4096):
-            chunks.append(b)
+        try:
+            while b := parent.recv(4096):
+                chunks.append(b)
+        except TimeoutError:
+            os.kill(pid, signal.SIGKILL)  # our own child, by its pid
+            os.waitpid(pid, 0)
+            print(f"tunkit-wireguard: {name}: the background process did not serve the socket within "
+                  f"{READY_TIMEOUT:.0f} s; killed", file=sys.stderr)
+            return 2
     msg = b"".join(chunks)
     if not msg:  # the child died before reporting
         _, status = os.waitpid(pid, 0)
