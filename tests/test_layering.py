@@ -59,7 +59,8 @@ LAYERS = {
     "tunkit.overlay.wg": ORCH,  # the WireGuard data path: engine + OffloadIO + UDP socket + timers + UAPI socket
     "tunkit.app": ORCH,  # config, up, demo
     "tunkit.app.plan": PURE,  # the kernel routes a configuration implies and the reload diff
-    "tunkit.app.keyfile": IO,  # reads key files, checking their owner and mode
+    "tunkit.app.keyfile": IO,
+    "tunkit.app.wgimpl": ORCH,  # tunkit-wireguard IFNAME: wg-quick's userspace implementation (TUN + UAPI socket, detaches)  # reads key files, checking their owner and mode
     "tunkit.cli": ORCH,
 }
 

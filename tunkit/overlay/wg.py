@@ -59,6 +59,7 @@ _MAX_ADDRS = 4096       # socket-address translations cached (bounded: sources a
 DRIVER_DROPS = (
     "tun_malformed",    # a super-packet from the TUN whose GSO metadata does not fit it
     "send_error",       # a datagram the kernel refused to send (unreachable, buffer full)
+    "no_private_key",   # a packet (either way) while the interface has no private key: nothing is sent
 )
 
 
@@ -190,7 +191,11 @@ class WgPath:
     def _after_event(self) -> None:
         """Send what the engine queued, flush the batch, and move the loop timer to the engine's deadline."""
         add = self.batcher.add
-        for datagram, dest in self.engine.pop_datagrams():
+        datagrams = self.engine.pop_datagrams()
+        if not self.engine.has_private_key:  # as wireguard-go: a device without a key sends nothing
+            self.drops["no_private_key"] += len(datagrams)
+            datagrams = ()
+        for datagram, dest in datagrams:
             add(self._sockaddr(dest), len(datagram), [datagram])
         self.batcher.flush()
         self._used = 0
@@ -228,6 +233,9 @@ class WgPath:
 
     def _outbound(self, pkt, hdr) -> None:
         eng = self.engine
+        if not eng.has_private_key:
+            self.drops["no_private_key"] += 1
+            return
         peer = eng.route(pkt)
         if peer is None:
             eng.drops["no_route"] += 1
@@ -283,6 +291,9 @@ class WgPath:
     def _inbound(self, block, addr, seg: int) -> None:
         if self.v6 or len(addr) != 2:  # an IPv6 socket's 4-tuple, or a mapped IPv4 address: as (host, port)
             addr = self._peer_addr(addr)
+        if not self.engine.has_private_key:
+            self.drops["no_private_key"] += 1
+            return
         receive, add, now = self.engine.receive, self.io.add, self._now
         n = len(block)
         self.udp_reads += 1
