@@ -1061,6 +1061,19 @@ def _subparser(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
     return _usage_errors_exit_1(subparser(sub, name, help, **kw))
 
 
+def _words_without_switch(args, attr: str, *switches: str) -> list[str]:
+    """``args.words`` with the command's own ``switches`` taken out (they may follow the words, as with ip).
+
+    Any of them found sets ``args.<attr>`` true, as if it had come before the words.
+    """
+    words = list(args.words)
+    for switch in switches:
+        while switch in words:
+            words.remove(switch)
+            setattr(args, attr, True)
+    return words
+
+
 def _register_object_command(sub, name: str, help: str, epilog: str, change_func, changes, listings,
                              flag: tuple[str, str, str]) -> None:
     """Register ``tunkit NAME [-4|-6] VERB WORDS...`` as rule, neigh and nexthop share it.

@@ -14,7 +14,7 @@ import ipaddress
 from typing import Any
 
 from tunkit.cli._common import CliError
-from tunkit.cli.ip import Words, _family, _lookup, _mac, _register_object_command, _rtnl, _show, _u
+from tunkit.cli.ip import Words, _family, _lookup, _mac, _register_object_command, _rtnl, _show, _u, _words_without_switch
 
 _NUD_ORDER = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"), (0x10, "PROBE"),
               (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
@@ -85,13 +85,8 @@ def _nud(w: Words, word: str) -> int:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-s", "stats"), ("--stats", "stats")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-s``/``--stats`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "stats", "-s", "--stats")
 
 def cmd_neigh_change(args) -> int:
     u = _u()

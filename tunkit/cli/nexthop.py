@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunkit.cli._common import CliError, parse_int
-from tunkit.cli.ip import _RTNH_FLAG_NAMES, Words, _family, _lookup, _register_object_command, _rtnl, _show, _u
+from tunkit.cli.ip import _RTNH_FLAG_NAMES, Words, _family, _lookup, _register_object_command, _rtnl, _show, _u, _words_without_switch
 
 _USER_HZ = 100
 
@@ -84,13 +84,8 @@ def _group(w: Words, word: str) -> list[tuple[int, int]]:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-d", "details"), ("--details", "details")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-d``/``--details`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "details", "-d", "--details")
 
 def cmd_nexthop_change(args) -> int:
     u = _u()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunkit.cli._common import CliError, parse_int
-from tunkit.cli.ip import Words, _family, _lookup, _register_object_command, _rtnl, _show, _u
+from tunkit.cli.ip import Words, _family, _lookup, _register_object_command, _rtnl, _show, _u, _words_without_switch
 from tunkit.cli.names import dsfield_name, dsfield_value, proto_name, proto_value, realm_text
 
 # fib_rule_hdr.action -> iproute2's word (rtnl_rtntype_n2a for the drop actions)
@@ -210,13 +210,8 @@ def _number(w: Words, word: str, v: str) -> int:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-d", "details"), ("--details", "details")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-d``/``--details`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "details", "-d", "--details")
 
 def cmd_rule_change(args) -> int:
     w = Words(_flags(args), f"rule {args.verb}", args)
