@@ -22,6 +22,7 @@ one run, and the run prints the CPU count it had.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -83,6 +84,23 @@ def bench_macs() -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def bench_lab(n: int = 2):
+    """``n`` hosts on a bridge (support_tunnel.build_lab) in namespaces this benchmark makes; all closed on exit."""
+    made = []
+
+    def make(name):
+        ns = NetNS(name)
+        made.append(ns)
+        return ns
+
+    try:
+        yield build_lab(make, n)
+    finally:
+        for ns in made:
+            ns.close()
+
+
 def ensure_iperf3() -> str | None:
     path = shutil.which("iperf3")
     if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
@@ -341,15 +359,7 @@ def main() -> int:
     if ensure_iperf3() is None:
         print("iperf3 missing and not installable: skipping the throughput part")
         return 0
-    made = []
-
-    def make(name):
-        ns = NetNS(name)
-        made.append(ns)
-        return ns
-
-    try:
-        a, b = build_lab(make, 2)
+    with bench_lab(2) as (a, b):
         if args.only in (None, "vxlan"):
             run_vxlan(a, b, args.seconds, udp=not args.no_udp)
         for mode in ("auth", "insecure", "insecure-pc"):
@@ -358,9 +368,6 @@ def main() -> int:
             for workers in args.workers:
                 run_tunkit(a, b, insecure=mode != "auth", workers=workers, seconds=args.seconds, mtu=args.mtu,
                            udp=not args.no_udp, partial=mode == "insecure-pc")
-    finally:
-        for ns in made:
-            ns.close()
     return 0
 
 

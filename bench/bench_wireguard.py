@@ -32,8 +32,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_tunnel import UDP_RATE, cpu_seconds, ensure_iperf3, iperf, run_vxlan, tcp_gbps, udp_pps  # noqa: E402
-from support_tunnel import build_lab, underlay4  # noqa: E402
+from bench_tunnel import UDP_RATE, bench_lab, cpu_seconds, ensure_iperf3, iperf, run_vxlan, tcp_gbps, udp_pps  # noqa: E402
+from support_tunnel import underlay4  # noqa: E402
 from tunkit.crypto import generate_private_key, public_key  # noqa: E402
 from tunkit.netns import NetNS  # noqa: E402
 from tunkit.wireguard import format_key  # noqa: E402
@@ -134,30 +134,18 @@ def main() -> int:
     if ensure_iperf3() is None:
         print("iperf3 missing and not installable")
         return 0
-    made = []
-
-    def make(name):
-        ns = NetNS(name)
-        made.append(ns)
-        return ns
-
     import tempfile
 
-    with tempfile.TemporaryDirectory() as workdir:
-        try:
-            a, b = build_lab(make, 2)
-            pairs = {"wg-wg": ("wireguard-go", "wireguard-go"), "tk-wg": ("tunkit", "wireguard-go"),
-                     "tk-tk": ("tunkit", "tunkit")}
-            for key, kinds in pairs.items():
-                if args.only in (None, key):
-                    run_pair(a, b, kinds, args.seconds, workdir)
-                if key == "tk-wg" and args.only in (None, key):
-                    run_pair(a, b, ("wireguard-go", "tunkit"), args.seconds, workdir)
-            if args.only in (None, "vxlan"):
-                run_vxlan(a, b, args.seconds)
-        finally:
-            for ns in made:
-                ns.close()
+    with tempfile.TemporaryDirectory() as workdir, bench_lab(2) as (a, b):
+        pairs = {"wg-wg": ("wireguard-go", "wireguard-go"), "tk-wg": ("tunkit", "wireguard-go"),
+                 "tk-tk": ("tunkit", "tunkit")}
+        for key, kinds in pairs.items():
+            if args.only in (None, key):
+                run_pair(a, b, kinds, args.seconds, workdir)
+            if key == "tk-wg" and args.only in (None, key):
+                run_pair(a, b, ("wireguard-go", "tunkit"), args.seconds, workdir)
+        if args.only in (None, "vxlan"):
+            run_vxlan(a, b, args.seconds)
     return 0
 
 

@@ -227,16 +227,23 @@ def test_neighbours_made_by_ip_are_shown_by_tunkit_as_ip_shows_them(netns):
         assert [neigh_json(n, names) for n in rt.neighbours(proxy=True)] == ip_neigh(None, "proxy")
 
 
+def _add_with_ip_and_tunkit(a, b, *groups) -> None:
+    """For each (object, lines): ``ip OBJECT add LINE`` in ``b``, then ``tunkit OBJECT add LINE`` in ``a``, each exit 0."""
+    for obj, lines in groups:
+        for words in lines:
+            support.ip(obj, "add", *words.split(), ns=b)
+    with a.entered():
+        for obj, lines in groups:
+            for words in lines:
+                code, _, err = run_cli(obj, "add", *words.split())
+                assert code == 0, (words, err)
+
+
 def test_neighbours_made_by_tunkit_equal_those_made_by_ip(netns_factory):
     a, b = netns_factory("tunkit"), netns_factory("ip")
     for ns in (a, b):
         veth(ns)
-    for words in NEIGHS:
-        support.ip("neigh", "add", *words.split(), ns=b)
-    with a.entered():
-        for words in NEIGHS:
-            code, _, err = run_cli("neigh", "add", *words.split())
-            assert code == 0, (words, err)
+    _add_with_ip_and_tunkit(a, b, ("neigh", NEIGHS))
     assert _neigh_views(a) == _neigh_views(b)
 
 
@@ -312,17 +319,7 @@ def test_nexthops_made_by_tunkit_equal_those_made_by_ip(netns_factory):
     a, b = netns_factory("tunkit"), netns_factory("ip")
     for ns in (a, b):
         veth(ns)
-    for words in NEXTHOPS:
-        support.ip("nexthop", "add", *words.split(), ns=b)
-    for words in NH_ROUTES:
-        support.ip("route", "add", *words.split(), ns=b)
-    with a.entered():
-        for words in NEXTHOPS:
-            code, _, err = run_cli("nexthop", "add", *words.split())
-            assert code == 0, (words, err)
-        for words in NH_ROUTES:
-            code, _, err = run_cli("route", "add", *words.split())
-            assert code == 0, (words, err)
+    _add_with_ip_and_tunkit(a, b, ("nexthop", NEXTHOPS), ("route", NH_ROUTES))
     for args in (("-d", "nexthop", "show"), ("route", "show")):
         assert support.ip_json(*args, ns=a) == support.ip_json(*args, ns=b)
 

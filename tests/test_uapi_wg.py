@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import time
 
 import pytest
 
+from support_wireguard import require_wireguard_tools, start_wireguard_go, stop_wireguard_go, write_key
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
 from tunkit.overlay.uapi_server import UapiServer, request, serve
 from tunkit.wireguard import Engine, format_key
@@ -30,10 +30,7 @@ RUN_DIR = "/var/run/wireguard"
 
 
 def keyfile(tmp_path, name: str, key: bytes) -> str:
-    p = tmp_path / name
-    p.write_text(format_key(key) + "\n")
-    p.chmod(0o600)
-    return str(p)
+    return write_key(tmp_path / name, key)
 
 
 def stable_get(path: str) -> str:
@@ -55,23 +52,14 @@ class Pair:
 
     def start(self) -> None:
         ns = self.ns
-        for tool in ("wireguard-go", "wg"):
-            if shutil.which(tool) is None:
-                pytest.fail(f"{tool} is missing: scripts/test.sh installs wireguard-go and wireguard-tools")
-        self.proc = ns.popen(["wireguard-go", "-f", self.go], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env={**os.environ, "LOG_LEVEL": "error"})
+        require_wireguard_tools()
+        self.proc = start_wireguard_go(ns, self.go)
         self.engine = Engine(generate_private_key(), LibCrypto(), wall_offset=time.time() - time.monotonic())
         self.engine.has_private_key = False  # as a fresh wireguard-go: no key until wg sets one
         self.server = UapiServer(self.tk, self.engine)
         self.thread = threading.Thread(target=serve, args=(self.server,),
                                        kwargs={"until": self.stop.is_set, "timeout": 120, "tick": 0.05})
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.path(self.go)):
-            if self.proc.poll() is not None:
-                pytest.fail(f"wireguard-go exited: {self.proc.stderr.read().decode(errors='replace')}")
-            assert time.monotonic() < deadline, "wireguard-go made no socket within 10 s"
-            time.sleep(0.02)
 
     @staticmethod
     def path(name: str) -> str:
@@ -84,19 +72,7 @@ class Pair:
             self.thread.join(30)
         if self.server is not None:
             self.server.close()
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stderr.close()
-        for name in (self.go, self.tk):
-            try:
-                os.unlink(self.path(name))
-            except FileNotFoundError:
-                pass
+        stop_wireguard_go(self.proc, self.go, self.tk)
 
     def wg(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.ns.run(["wg", *[a.replace("IFACE", name) for a in args]], check=check)

@@ -15,7 +15,6 @@ import ipaddress
 import itertools
 import os
 import pathlib
-import shutil
 import socket
 import struct
 import subprocess
@@ -25,6 +24,7 @@ import time
 import pytest
 
 from support_tunnel import icmp_echo
+from support_wireguard import address_wg_interface, require_wireguard_tools, start_wireguard_go, stop_wireguard_go, veth_between, write_key
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
 from tunkit.overlay.uapi_server import SOCKET_DIR
 from tunkit.wireguard import Engine, format_key
@@ -91,50 +91,26 @@ class TunkitSide:
 
 class Lab:
     def __init__(self, netns_factory, tmp_path) -> None:
-        for tool in ("wireguard-go", "wg"):
-            if shutil.which(tool) is None:
-                pytest.fail(f"{tool} is missing: scripts/test.sh installs wireguard-go and wireguard-tools")
+        require_wireguard_tools()
         self.tmp = tmp_path
         self.proc = self.tk = None
         self.wg = netns_factory("wg")
         self.tkns = netns_factory("tk")
-        holder = self.tkns.popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            self.wg.run(["ip", "link", "add", "veth-wg", "type", "veth", "peer", "name", "veth-tk",
-                         "netns", str(holder.pid)])
-        finally:
-            holder.kill()
-            holder.wait()
-        self.wg.run(["ip", "addr", "add", f"{WG_UNDERLAY}/24", "dev", "veth-wg"])
-        self.wg.run(["ip", "link", "set", "veth-wg", "up"])
-        self.tkns.run(["ip", "addr", "add", f"{TK_UNDERLAY}/24", "dev", "veth-tk"])
-        self.tkns.run(["ip", "link", "set", "veth-tk", "up"])
+        veth_between(self.wg, self.tkns, "veth-wg", "veth-tk", [WG_UNDERLAY], [TK_UNDERLAY])
         n = next(_seq)
         self.wg_if = f"wgg{os.getpid() % 100000}x{n}"[:15]
         self.tk_if = f"wgt{os.getpid() % 100000}x{n}"[:15]
         self.wg_key, self.tk_key = generate_private_key(), generate_private_key()
 
     def start_wireguard_go(self, *, endpoint: bool) -> None:
-        keyfile = self.tmp / "wg.key"
-        keyfile.write_text(format_key(self.wg_key) + "\n")
-        keyfile.chmod(0o600)
-        self.proc = self.wg.popen(["wireguard-go", "-f", self.wg_if], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env={**os.environ, "LOG_LEVEL": "error"})
-        path = f"{SOCKET_DIR}/{self.wg_if}.sock"
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path):
-            if self.proc.poll() is not None:
-                pytest.fail(f"wireguard-go exited: {self.proc.stderr.read().decode(errors='replace')}")
-            assert time.monotonic() < deadline, f"wireguard-go did not create {path}"
-            time.sleep(0.02)
-        cmd = ["wg", "set", self.wg_if, "private-key", str(keyfile), "listen-port", str(WG_PORT),
+        keyfile = write_key(self.tmp / "wg.key", self.wg_key)
+        self.proc = start_wireguard_go(self.wg, self.wg_if)
+        cmd = ["wg", "set", self.wg_if, "private-key", keyfile, "listen-port", str(WG_PORT),
                "peer", format_key(public_key(self.tk_key)), "allowed-ips", f"{TK4}/32,{TK6}/128"]
         if endpoint:
             cmd += ["endpoint", f"{TK_UNDERLAY}:{TK_PORT}"]
         self.wg.run(cmd)
-        self.wg.run(["ip", "addr", "add", f"{WG4}/24", "dev", self.wg_if])
-        self.wg.run(["ip", "addr", "add", f"{WG6}/64", "dev", self.wg_if, "nodad"])
-        self.wg.run(["ip", "link", "set", self.wg_if, "mtu", "1420", "up"])
+        address_wg_interface(self.wg, self.wg_if, WG4, WG6)
 
     def start_tunkit(self, *, endpoint: bool) -> TunkitSide:
         peer = PeerConfig(public_key(self.wg_key), endpoint=(WG_UNDERLAY, WG_PORT) if endpoint else None,
@@ -146,18 +122,7 @@ class Lab:
     def close(self) -> None:
         if self.tk is not None:
             self.tk.stop()
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stderr.close()
-        try:
-            os.unlink(f"{SOCKET_DIR}/{self.wg_if}.sock")
-        except FileNotFoundError:
-            pass
+        stop_wireguard_go(self.proc, self.wg_if)
 
     def ping(self, ns, dst: str, tries: int = 5) -> bool:
         with ns.entered():
@@ -382,16 +347,7 @@ class QuickSide:
 
 def test_two_tunkit_hosts_from_unchanged_wg_quick_files(netns_factory, tmp_path):
     a, b = netns_factory("qa"), netns_factory("qb")
-    holder = b.popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        a.run(["ip", "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", str(holder.pid)])
-    finally:
-        holder.kill()
-        holder.wait()
-    a.run(["ip", "addr", "add", f"{WG_UNDERLAY}/24", "dev", "veth-a"])
-    a.run(["ip", "link", "set", "veth-a", "up"])
-    b.run(["ip", "addr", "add", f"{TK_UNDERLAY}/24", "dev", "veth-b"])
-    b.run(["ip", "link", "set", "veth-b", "up"])
+    veth_between(a, b, "veth-a", "veth-b", [WG_UNDERLAY], [TK_UNDERLAY])
     ka, kb, psk = generate_private_key(), generate_private_key(), os.urandom(32)
     n = next(_seq)
     names = [f"wqa{os.getpid() % 100000}x{n}"[:15], f"wqb{os.getpid() % 100000}x{n}"[:15]]

@@ -11,14 +11,13 @@ from __future__ import annotations
 import itertools
 import os
 import select
-import shutil
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
 
+from support_wireguard import address_wg_interface, require_wireguard_tools, start_wireguard_go, stop_wireguard_go, veth_between, write_key
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
 from tunkit.wireguard import Engine, format_key
 
@@ -119,42 +118,22 @@ class Lab:
     def __init__(self) -> None:
         self.proc = None
         self.socks = {}
-        self.sock_path = None
+        self.ifname = None
 
     def start(self, netns_factory, tmp_path) -> None:
-        for tool in ("wireguard-go", "wg"):
-            if shutil.which(tool) is None:
-                pytest.fail(f"{tool} is missing: scripts/test.sh installs wireguard-go and wireguard-tools")
+        require_wireguard_tools()
         self.wg = netns_factory("wg")
         self.tk = netns_factory("tk")
-        holder = self.tk.popen(["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            self.wg.run(["ip", "link", "add", "veth-wg", "type", "veth", "peer", "name", "veth-tk",
-                         "netns", str(holder.pid)])
-        finally:
-            holder.kill()
-            holder.wait()
-        self.wg.run(["ip", "addr", "add", f"{WG_UNDERLAY}/24", "dev", "veth-wg"])
-        self.wg.run(["ip", "link", "set", "veth-wg", "up"])
-        for a in (TK_UNDERLAY, TK_UNDERLAY2):
-            self.tk.run(["ip", "addr", "add", f"{a}/24", "dev", "veth-tk"])
-        self.tk.run(["ip", "link", "set", "veth-tk", "up"])
+        veth_between(self.wg, self.tk, "veth-wg", "veth-tk", [WG_UNDERLAY], [TK_UNDERLAY, TK_UNDERLAY2])
         self.ifname = f"wgt{os.getpid() % 100000}x{next(_seq)}"[:15]
-        self.sock_path = f"/var/run/wireguard/{self.ifname}.sock"
         self.wg_key = generate_private_key()
         self.tk_key = generate_private_key()
-        keyfile = tmp_path / "wg.key"
-        keyfile.write_text(format_key(self.wg_key) + "\n")
-        keyfile.chmod(0o600)
-        self.proc = self.wg.popen(["wireguard-go", "-f", self.ifname], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env={**os.environ, "LOG_LEVEL": "error"})
-        self._wait_for_socket()
-        self.wg.run(["wg", "set", self.ifname, "private-key", str(keyfile), "listen-port", str(WG_PORT),
+        keyfile = write_key(tmp_path / "wg.key", self.wg_key)
+        self.proc = start_wireguard_go(self.wg, self.ifname)
+        self.wg.run(["wg", "set", self.ifname, "private-key", keyfile, "listen-port", str(WG_PORT),
                      "peer", format_key(public_key(self.tk_key)), "allowed-ips", f"{TK4}/32,{TK6}/128",
                      "endpoint", f"{TK_UNDERLAY}:{self.tk_port_hint}"])
-        self.wg.run(["ip", "addr", "add", f"{WG4}/24", "dev", self.ifname])
-        self.wg.run(["ip", "addr", "add", f"{WG6}/64", "dev", self.ifname, "nodad"])
-        self.wg.run(["ip", "link", "set", self.ifname, "mtu", "1420", "up"])
+        address_wg_interface(self.wg, self.ifname, WG4, WG6)
         with self.tk.entered():
             for a in (TK_UNDERLAY, TK_UNDERLAY2):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -169,33 +148,11 @@ class Lab:
 
     tk_port_hint = 51821
 
-    def _wait_for_socket(self) -> None:
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock_path):
-            if self.proc.poll() is not None:
-                pytest.fail(f"wireguard-go exited: {self.proc.stderr.read().decode(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"wireguard-go did not create {self.sock_path} within 10 s")
-            time.sleep(0.02)
-
     def close(self) -> None:
         """Undo whatever start() got to: sockets, the wireguard-go process, its UAPI socket."""
         for s in self.socks.values():
             s.close()
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            self.proc.stderr.close()
-        if self.sock_path is not None:
-            try:
-                os.unlink(self.sock_path)
-            except FileNotFoundError:
-                pass
+        stop_wireguard_go(self.proc, self.ifname)
 
     # -- driving the engine ------------------------------------------------
     def flush(self) -> None:

@@ -1061,6 +1061,44 @@ def _subparser(sub, name: str, help: str, **kw) -> argparse.ArgumentParser:
     return _usage_errors_exit_1(subparser(sub, name, help, **kw))
 
 
+def _words_without_switch(args, attr: str, *switches: str) -> list[str]:
+    """``args.words`` with the command's own ``switches`` taken out (they may follow the words, as with ip).
+
+    Any of them found sets ``args.<attr>`` true, as if it had come before the words.
+    """
+    words = list(args.words)
+    for switch in switches:
+        while switch in words:
+            words.remove(switch)
+            setattr(args, attr, True)
+    return words
+
+
+def _register_object_command(sub, name: str, help: str, epilog: str, change_func, changes, listings,
+                             flag: tuple[str, str, str]) -> None:
+    """Register ``tunkit NAME [-4|-6] VERB WORDS...`` as rule, neigh and nexthop share it.
+
+    ``changes`` are (verb, help) pairs run by ``change_func`` with ``verb`` set; ``listings`` are
+    (name, func, help) triples that take ``-j``/``-p`` and the extra switch ``flag`` (short, long,
+    help); a bare ``tunkit NAME`` runs the first listing with no words.
+    """
+    p = _subparser(sub, name, help, epilog=epilog)
+    _family_flags(p)
+    s = p.add_subparsers(dest=f"{name}_cmd", metavar="COMMAND")
+    for verb, help_ in changes:
+        q = _subparser(s, verb, help_, epilog=epilog)
+        q.add_argument("words", nargs=argparse.REMAINDER, help=f"as with 'ip {name}'")
+        q.set_defaults(func=change_func, verb=verb)
+    short, long, flag_help = flag
+    for cmd, func, help_ in listings:
+        q = _subparser(s, cmd, help_, epilog=epilog)
+        q.add_argument("words", nargs=argparse.REMAINDER)
+        q.add_argument(short, long, action="store_true", help=flag_help)
+        add_json_flags(q)
+        q.set_defaults(func=func)
+    p.set_defaults(func=listings[0][1], words=[], json=False, pretty=False, **{long.lstrip("-").replace("-", "_"): False})
+
+
 def _register(sub) -> None:
     # link
     p = _subparser(sub, "link", "show and change network links (like 'ip link')", epilog=LINK_EPILOG)

@@ -10,12 +10,11 @@ entries unless ``nud`` names them.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 from typing import Any
 
-from tunkit.cli._common import CliError, add_json_flags
-from tunkit.cli.ip import Words, _family, _family_flags, _lookup, _mac, _rtnl, _show, _subparser, _u
+from tunkit.cli._common import CliError
+from tunkit.cli.ip import Words, _family, _lookup, _mac, _register_object_command, _rtnl, _show, _u, _words_without_switch
 
 _NUD_ORDER = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"), (0x10, "PROBE"),
               (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
@@ -86,13 +85,8 @@ def _nud(w: Words, word: str) -> int:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-s", "stats"), ("--stats", "stats")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-s``/``--stats`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "stats", "-s", "--stats")
 
 def cmd_neigh_change(args) -> int:
     u = _u()
@@ -209,20 +203,11 @@ examples:
 
 
 def register(sub) -> None:
-    p = _subparser(sub, "neigh", "show and change ARP/NDP neighbour entries (like 'ip neigh')", epilog=NEIGH_EPILOG)
-    _family_flags(p)
-    nsub = p.add_subparsers(dest="neigh_cmd", metavar="COMMAND")
-    for verb, help_ in (("add", "add an entry: ADDR lladdr LLADDR dev DEV [nud STATE] [router] | proxy ADDR dev DEV"),
-                        ("replace", "add or overwrite an entry"), ("change", "change an existing entry"),
-                        ("del", "delete an entry: ADDR dev DEV | proxy ADDR dev DEV")):
-        q = _subparser(nsub, verb, help_, epilog=NEIGH_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER, help="as with 'ip neigh'")
-        q.set_defaults(func=cmd_neigh_change, verb=verb)
-    for name, func, help_ in (("show", cmd_neigh_show, "list entries: [dev DEV] [nud STATE|all] [proxy] [to PREFIX]"),
-                              ("flush", cmd_neigh_flush, "delete entries matching a selector")):
-        q = _subparser(nsub, name, help_, epilog=NEIGH_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER)
-        q.add_argument("-s", "--stats", action="store_true", help="with used/confirmed/updated seconds and probes")
-        add_json_flags(q)
-        q.set_defaults(func=func)
-    p.set_defaults(func=cmd_neigh_show, words=[], json=False, pretty=False, stats=False)
+    _register_object_command(
+        sub, "neigh", "show and change ARP/NDP neighbour entries (like 'ip neigh')", NEIGH_EPILOG, cmd_neigh_change,
+        (("add", "add an entry: ADDR lladdr LLADDR dev DEV [nud STATE] [router] | proxy ADDR dev DEV"),
+         ("replace", "add or overwrite an entry"), ("change", "change an existing entry"),
+         ("del", "delete an entry: ADDR dev DEV | proxy ADDR dev DEV")),
+        (("show", cmd_neigh_show, "list entries: [dev DEV] [nud STATE|all] [proxy] [to PREFIX]"),
+         ("flush", cmd_neigh_flush, "delete entries matching a selector")),
+        ("-s", "--stats", "with used/confirmed/updated seconds and probes"))

@@ -8,11 +8,10 @@ nexthop show`` prints.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from tunkit.cli._common import CliError, add_json_flags, parse_int
-from tunkit.cli.ip import _RTNH_FLAG_NAMES, Words, _family, _family_flags, _lookup, _rtnl, _show, _subparser, _u
+from tunkit.cli._common import CliError, parse_int
+from tunkit.cli.ip import _RTNH_FLAG_NAMES, Words, _family, _lookup, _register_object_command, _rtnl, _show, _u, _words_without_switch
 
 _USER_HZ = 100
 
@@ -85,13 +84,8 @@ def _group(w: Words, word: str) -> list[tuple[int, int]]:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-d", "details"), ("--details", "details")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-d``/``--details`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "details", "-d", "--details")
 
 def cmd_nexthop_change(args) -> int:
     u = _u()
@@ -190,21 +184,12 @@ examples:
 
 
 def register(sub) -> None:
-    p = _subparser(sub, "nexthop", "show and change nexthop objects and groups (like 'ip nexthop')",
-                   epilog=NEXTHOP_EPILOG)
-    _family_flags(p)
-    nsub = p.add_subparsers(dest="nexthop_cmd", metavar="COMMAND")
-    for verb, help_ in (("add", "add: id ID [via ADDR] [dev DEV] [onlink] | id ID blackhole | id ID group ID[,W]/..."),
-                        ("replace", "add or replace a nexthop object"), ("del", "delete: id ID")):
-        q = _subparser(nsub, verb, help_, epilog=NEXTHOP_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER, help="as with 'ip nexthop'")
-        q.set_defaults(func=cmd_nexthop_change, verb=verb)
-    for name, func, help_ in (("show", cmd_nexthop_show, "list nexthop objects: [id ID] [dev DEV] [groups]"),
-                              ("list", cmd_nexthop_show, "the same as show"),
-                              ("flush", cmd_nexthop_flush, "delete nexthop objects: [dev DEV] [groups]")):
-        q = _subparser(nsub, name, help_, epilog=NEXTHOP_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER)
-        q.add_argument("-d", "--details", action="store_true", help="with scope and protocol")
-        add_json_flags(q)
-        q.set_defaults(func=func)
-    p.set_defaults(func=cmd_nexthop_show, words=[], json=False, pretty=False, details=False)
+    _register_object_command(
+        sub, "nexthop", "show and change nexthop objects and groups (like 'ip nexthop')", NEXTHOP_EPILOG,
+        cmd_nexthop_change,
+        (("add", "add: id ID [via ADDR] [dev DEV] [onlink] | id ID blackhole | id ID group ID[,W]/..."),
+         ("replace", "add or replace a nexthop object"), ("del", "delete: id ID")),
+        (("show", cmd_nexthop_show, "list nexthop objects: [id ID] [dev DEV] [groups]"),
+         ("list", cmd_nexthop_show, "the same as show"),
+         ("flush", cmd_nexthop_flush, "delete nexthop objects: [dev DEV] [groups]")),
+        ("-d", "--details", "with scope and protocol"))

@@ -9,11 +9,10 @@ pref 100``, ``tunkit rule add fwmark 0x10/0xff iif tk0 lookup 200``,
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from tunkit.cli._common import CliError, add_json_flags, parse_int
-from tunkit.cli.ip import Words, _family, _family_flags, _lookup, _rtnl, _show, _subparser, _u
+from tunkit.cli._common import CliError, parse_int
+from tunkit.cli.ip import Words, _family, _lookup, _register_object_command, _rtnl, _show, _u, _words_without_switch
 from tunkit.cli.names import dsfield_name, dsfield_value, proto_name, proto_value, realm_text
 
 # fib_rule_hdr.action -> iproute2's word (rtnl_rtntype_n2a for the drop actions)
@@ -211,13 +210,8 @@ def _number(w: Words, word: str, v: str) -> int:
 
 
 def _flags(args) -> list[str]:
-    """The words with this command's own flags taken out (they may follow the words, as with ip)."""
-    words = list(args.words)
-    for flag, attr in (("-d", "details"), ("--details", "details")):
-        while flag in words:
-            words.remove(flag)
-            setattr(args, attr, True)
-    return words
+    """The words with ``-d``/``--details`` taken out (they may follow the words, as with ip)."""
+    return _words_without_switch(args, "details", "-d", "--details")
 
 def cmd_rule_change(args) -> int:
     w = Words(_flags(args), f"rule {args.verb}", args)
@@ -300,21 +294,12 @@ examples:
 
 
 def register(sub) -> None:
-    p = _subparser(sub, "rule", "show and change FIB rules (like 'ip rule')", epilog=RULE_EPILOG)
-    _family_flags(p)
-    rsub = p.add_subparsers(dest="rule_cmd", metavar="COMMAND")
-    for verb, help_ in (("add", "add a rule: [not] [from P] [to P] [fwmark M[/K]] [iif D] [oif D] ... "
-                                "[table T | goto N | nop | blackhole | unreachable | prohibit] [pref N]"),
-                        ("del", "delete the first rule matching the selector")):
-        q = _subparser(rsub, verb, help_, epilog=RULE_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER, help="as with 'ip rule'")
-        q.set_defaults(func=cmd_rule_change, verb=verb)
-    for name, func, help_ in (("show", cmd_rule_show, "list rules, optionally only those matching a selector"),
-                              ("list", cmd_rule_show, "the same as show"),
-                              ("flush", cmd_rule_flush, "delete the rules matching a selector (all but priority 0)")):
-        q = _subparser(rsub, name, help_, epilog=RULE_EPILOG)
-        q.add_argument("words", nargs=argparse.REMAINDER)
-        q.add_argument("-d", "--details", action="store_true", help="also the protocol of every rule")
-        add_json_flags(q)
-        q.set_defaults(func=func)
-    p.set_defaults(func=cmd_rule_show, words=[], json=False, pretty=False, details=False)
+    _register_object_command(
+        sub, "rule", "show and change FIB rules (like 'ip rule')", RULE_EPILOG, cmd_rule_change,
+        (("add", "add a rule: [not] [from P] [to P] [fwmark M[/K]] [iif D] [oif D] ... "
+                 "[table T | goto N | nop | blackhole | unreachable | prohibit] [pref N]"),
+         ("del", "delete the first rule matching the selector")),
+        (("show", cmd_rule_show, "list rules, optionally only those matching a selector"),
+         ("list", cmd_rule_show, "the same as show"),
+         ("flush", cmd_rule_flush, "delete the rules matching a selector (all but priority 0)")),
+        ("-d", "--details", "also the protocol of every rule"))

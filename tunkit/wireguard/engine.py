@@ -459,6 +459,16 @@ class Engine(ExtensionMixin, HandshakeMixin):
         if not kp.replay.check(counter):
             return self._drop("replayed_transport")
         peer = kp.peer
+        self._transport_authenticated(peer, kp, addr, n, now, data=size != 0)
+        if size == 0:
+            return None  # keepalive
+        return self._inner(buf, size, peer)
+
+    def _transport_authenticated(self, peer: Peer, kp: Keypair, addr, n: int, now: float, data: bool) -> None:
+        """What any authenticated transport (or extension) message does: confirm ``next``, timers, roaming.
+
+        ``data``: it carried a packet (not a keepalive or a control message), so a keepalive is owed.
+        """
         if kp is peer.next:
             self._forget(peer.previous)
             peer.previous, peer.current, peer.next = peer.current, kp, None
@@ -470,13 +480,11 @@ class Engine(ExtensionMixin, HandshakeMixin):
             peer.sent_last_minute_handshake = True
             self._initiate(peer, now)
         self._authenticated_from(peer, addr, n, now)
-        if size == 0:
-            return None  # keepalive
-        if peer.t_keepalive is None:
-            self._arm(peer, "t_keepalive", now + KEEPALIVE_TIMEOUT)
-        else:
-            peer.need_another_keepalive = True
-        return self._inner(buf, size, peer)
+        if data:
+            if peer.t_keepalive is None:
+                self._arm(peer, "t_keepalive", now + KEEPALIVE_TIMEOUT)
+            else:
+                peer.need_another_keepalive = True
 
     def _inner(self, buf, size: int, peer: Peer):
         version = buf[16] >> 4

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from tunkit.errors import DecodeError
 from tunkit.packet.offload import ZERO_HDR, VirtioNetHdr, gso_split
-from tunkit.wireguard.constants import (KEEPALIVE_TIMEOUT, LAST_MINUTE_HANDSHAKE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
+from tunkit.wireguard.constants import (KEEPALIVE_TIMEOUT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
                                         REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT)
 from tunkit.wireguard.peer import Keypair, Peer
 from tunkit.wireguard.train import (CONTROL_BODY, CONTROL_HEADER, CONTROL_SIZE, EXT_TYPES, FLAG_ACK, FLAG_TRAINS,
@@ -493,30 +493,11 @@ class ExtensionMixin:
             ext = kp.ext = _KpExt()
         if ok and flags & FLAG_TRAINS:
             ext.remote = True   # before a rotation below sends our own offer, so that it carries the ACK
-        self._ext_authenticated(peer, kp, addr, n, now, data=False)
+        self._transport_authenticated(peer, kp, addr, n, now, data=False)
         if not ok:
             return self._drop("malformed")   # authenticated, but a layout we do not speak: stay plain
         if not flags & FLAG_ACK and not ext.ack_sent and kp is peer.current:
             self._ext_offer(peer, kp, now)
-
-    def _ext_authenticated(self, peer: Peer, kp: Keypair, addr, n: int, now: float, data: bool) -> None:
-        """What any authenticated message does (as in _receive_transport): confirm ``next``, timers, roaming."""
-        if kp is peer.next:
-            self._forget(peer.previous)
-            peer.previous, peer.current, peer.next = peer.current, kp, None
-            self._handshake_complete(peer, now)
-            self._flush_staged(peer, now)
-        cur = peer.current
-        if (cur is not None and cur.initiator and not peer.sent_last_minute_handshake
-                and now - cur.created > LAST_MINUTE_HANDSHAKE):
-            peer.sent_last_minute_handshake = True
-            self._initiate(peer, now)
-        self._authenticated_from(peer, addr, n, now)
-        if data:
-            if peer.t_keepalive is None:
-                self._arm(peer, "t_keepalive", now + KEEPALIVE_TIMEOUT)
-            else:
-                peer.need_another_keepalive = True
 
     def _train_add(self, peer: Peer, kp: Keypair, counter: int, index: int, shape, data, n: int, now: float):
         """Hold one fragment; the train if it is now complete (taken out of the table), else None."""
@@ -584,7 +565,7 @@ class ExtensionMixin:
         if twins:   # other shapes claiming this counter: forgeries, now certain
             self._xdrop("train_replayed", len(twins))
             self._ext_release(peer, twins)
-        self._ext_authenticated(peer, kp, addr, tr.shape.wire_size, now, data=True)
+        self._transport_authenticated(peer, kp, addr, tr.shape.wire_size, now, data=True)
         self._ext_records(peer, memoryview(body)[:plen], plen, out)
 
     def _ext_records(self, peer: Peer, body, plen: int, out) -> None:
