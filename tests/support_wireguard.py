@@ -86,3 +86,47 @@ def address_wg_interface(ns, ifname: str, addr4: str, addr6: str, mtu: int = 142
     ns.run(["ip", "addr", "add", f"{addr4}/24", "dev", ifname])
     ns.run(["ip", "addr", "add", f"{addr6}/64", "dev", ifname, "nodad"])
     ns.run(["ip", "link", "set", ifname, "mtu", str(mtu), "up"])
+
+
+class HostThread:
+    """``tunkit up`` minus the signal handling: a :class:`tunkit.app.up.WgQuickHost` serving in a
+    thread inside ``ns``.  An error while starting is raised in the test thread; :meth:`reload` runs
+    what SIGHUP runs, in the loop thread."""
+
+    def __init__(self, ns, host) -> None:
+        import threading
+
+        self.ns, self.host = ns, host
+        self.error: BaseException | None = None
+        ready = threading.Event()
+
+        def main():
+            try:
+                with ns.entered():
+                    self.host.start()
+                    ready.set()
+                    self.host.run()
+            except BaseException as e:  # reported to the test thread
+                self.error = e
+                ready.set()
+            finally:
+                self.host.close()
+
+        self.thread = threading.Thread(target=main, daemon=True)
+        self.thread.start()
+        assert ready.wait(30), "host did not start"
+        if self.error is not None:
+            raise self.error
+
+    def reload(self) -> bool:
+        import threading
+
+        got, done = [], threading.Event()
+        self.host.iface.loop.call_later(0, lambda: (got.append(self.host.reload()), done.set()))
+        assert done.wait(10), "reload did not run"
+        return got[0]
+
+    def stop(self) -> None:
+        self.host.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive()

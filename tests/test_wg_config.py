@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import threading
 
 import pytest
 
@@ -12,6 +11,8 @@ from tunkit.app.config import ConfigError, load, load_wireguard, wireguard_file
 from tunkit.cli import main
 from tunkit.crypto import generate_private_key, public_key
 from tunkit.wireguard import format_key
+
+from support_wireguard import HostThread
 
 PEER_PUB = format_key(public_key(generate_private_key()))
 OTHER_PUB = format_key(public_key(generate_private_key()))
@@ -164,44 +165,11 @@ def test_check_on_an_hmac_config_says_it_does_not_encrypt_and_how_to_switch(tmp_
 
 # ---------------------------------------------------------------- two tunkit hosts from TOML files (privileged)
 
-class TomlSide:
-    """``tunkit up FILE.toml`` in WireGuard mode minus the signals: a WgQuickHost in a thread inside ``ns``."""
+def TomlSide(ns, path: str, status_path: str, uapi_dir: str) -> HostThread:
+    """``tunkit up FILE.toml`` in WireGuard mode, in a thread inside ``ns``."""
+    from tunkit.app.up import WgQuickHost
 
-    def __init__(self, ns, path: str, status_path: str, uapi_dir: str) -> None:
-        from tunkit.app.up import WgQuickHost
-
-        self.host = WgQuickHost(wireguard_file(load(path)), status_path=status_path, uapi_dir=uapi_dir)
-        self.error: BaseException | None = None
-        ready = threading.Event()
-
-        def run():
-            try:
-                with ns.entered():
-                    self.host.start()
-                    ready.set()
-                    self.host.run()
-            except BaseException as e:  # reported to the test thread
-                self.error = e
-                ready.set()
-            finally:
-                self.host.close()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(30)
-        if self.error is not None:
-            raise self.error
-
-    def reload(self) -> bool:
-        got, done = [], threading.Event()
-        self.host.iface.loop.call_later(0, lambda: (got.append(self.host.reload()), done.set()))
-        assert done.wait(10)
-        return got[0]
-
-    def stop(self) -> None:
-        self.host.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
+    return HostThread(ns, WgQuickHost(wireguard_file(load(path)), status_path=status_path, uapi_dir=uapi_dir))
 
 
 @pytest.mark.privileged
@@ -230,7 +198,7 @@ def test_two_tunkit_hosts_from_toml_files_ping_carry_tcp_and_reload_live(netns_f
         _write(d / "me.key", format_key(keys[i]) + "\n")
         _write(d / "ab.psk", (tmp_path / "ab.psk").read_text())
         other = format_key(public_key(keys[1 - i]))
-        peer = (f'endpoint = "192.0.2.1:51820"\npersistent_keepalive = 25\n' if i == 1 else "")  # b initiates
+        peer = ('endpoint = "192.0.2.1:51820"\npersistent_keepalive = 25\n' if i == 1 else "")  # b initiates
         files.append(_write(d / "host.toml", (
             f'[device]\nname = "tw{"ab"[i]}{os.getpid() % 100000}"\nmtu = 1420\n'
             f'[network]\naddresses = ["198.18.0.{i + 1}/24", "2001:db8:7::{i + 1}/64"]\n'
@@ -270,7 +238,7 @@ def test_two_tunkit_hosts_from_toml_files_ping_carry_tcp_and_reload_live(netns_f
         assert peer.persistent_keepalive == 15 and peer.current is session  # the session stayed
         # a reload into HMAC mode is refused: the running interface stays
         pathlib.Path(files[1]).write_text(good.replace('private_key_file = "me.key"', "insecure = true")
-                                          .replace(f'preshared_key_file = "ab.psk"\n', "").replace(
+                                          .replace('preshared_key_file = "ab.psk"\n', "").replace(
                                               "persistent_keepalive = 25\n", "").replace(
                                               f'public_key = "{format_key(public_key(keys[0]))}"\n', ""))
         assert not sides[1].reload()

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from support_tunnel import icmp_echo
-from support_wireguard import address_wg_interface, require_wireguard_tools, start_wireguard_go, stop_wireguard_go, veth_between, write_key
+from support_wireguard import HostThread, address_wg_interface, require_wireguard_tools, start_wireguard_go, stop_wireguard_go, veth_between, write_key
 from tunkit.crypto import LibCrypto, generate_private_key, public_key
 from tunkit.overlay.uapi_server import SOCKET_DIR
 from tunkit.wireguard import Engine, format_key
@@ -301,48 +301,12 @@ def test_attacks_are_dropped_and_counted_by_reason_while_a_transfer_continues(la
 
 # ---------------------------------------------------------------- tunkit <-> tunkit, both from wg-quick files
 
-class QuickSide:
-    """``tunkit up NAME.conf`` minus the signal handling: a WgQuickHost in a thread inside ``ns``."""
+def QuickSide(ns, path: str, status_path: str) -> HostThread:
+    """``tunkit up NAME.conf``, in a thread inside ``ns`` (``load_wgquick``: the validation `tunkit check` runs)."""
+    from tunkit.app.config import load_wgquick
+    from tunkit.app.up import WgQuickHost
 
-    def __init__(self, ns, path: str, status_path: str) -> None:
-        from tunkit.app.config import load_wgquick
-        from tunkit.app.up import WgQuickHost
-
-        self.ns = ns
-        self.host = WgQuickHost(load_wgquick(path), status_path=status_path)   # the validation `tunkit check` runs
-        self.error: BaseException | None = None
-        ready = threading.Event()
-
-        def main():
-            try:
-                with ns.entered():
-                    self.host.start()
-                    ready.set()
-                    self.host.run()
-            except BaseException as e:  # reported to the test thread
-                self.error = e
-                ready.set()
-            finally:
-                self.host.close()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        assert ready.wait(30)
-        if self.error is not None:
-            raise self.error
-
-    def reload(self) -> bool:
-        """What SIGHUP does, in the loop thread."""
-        got = []
-        done = threading.Event()
-        self.host.iface.loop.call_later(0, lambda: (got.append(self.host.reload()), done.set()))
-        assert done.wait(10)
-        return got[0]
-
-    def stop(self) -> None:
-        self.host.stop()
-        self.thread.join(15)
-        assert not self.thread.is_alive()
+    return HostThread(ns, WgQuickHost(load_wgquick(path), status_path=status_path))
 
 
 def test_two_tunkit_hosts_from_unchanged_wg_quick_files(netns_factory, tmp_path):
